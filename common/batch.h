@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Record batches (connector -> writer) and their acks (writer -> connector), the payloads of
+ * FRAME_BATCH and FRAME_ACK. All integers little-endian.
+ *
+ * FRAME_BATCH payload:
+ *     u64 batch_id       chosen by the connector, echoed in the ack
+ *     u16 source_len     1..64
+ *     u16 reserved       0
+ *     u32 count          records that follow
+ *     u8  source[source_len]
+ *     count times:
+ *         u32 data_len
+ *         u32 reserved   0
+ *         u64 seq        source-side sequence number, strictly increasing within the source
+ *         u64 ts_us      CLOCK_REALTIME microseconds when the connector received the record
+ *         u8  data[data_len]   one JSON value, UTF-8, no newline
+ *
+ * FRAME_ACK payload (BATCH_ACK_SIZE bytes):
+ *     u64 batch_id
+ *     u64 first_offset   queue offset of the first record stored by this batch (valid if stored > 0)
+ *     u32 stored         records appended to the queue
+ *     u32 duplicates     records dropped because the queue already holds their seq
+ *     i32 error          0, or a negative errno: nothing of the batch was stored, send it again later
+ *     u32 reserved       0
+ *
+ * The builder writes a batch straight into an output Buffer, so a connector appends each record
+ * with one memcpy and no allocation; the parser validates the whole frame once and then walks it
+ * without copying. */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "buffer.h"
+#include "frame.h"
+
+#define BATCH_HEADER_SIZE 16u
+#define BATCH_RECORD_HEADER_SIZE 24u
+#define BATCH_ACK_SIZE 32u
+
+typedef struct BatchBuilder {
+        Buffer *buffer;
+        size_t frame_pos; /* where the frame header sits, relative to the buffer's head */
+        uint32_t count;
+} BatchBuilder;
+
+int batch_begin(BatchBuilder *bb, Buffer *out, uint64_t batch_id, const char *source, size_t source_len);
+int batch_add(BatchBuilder *bb, uint64_t seq, uint64_t ts_us, const void *data, uint32_t len);
+/* Patches count and frame size; returns -EMSGSIZE when the batch grew beyond FRAME_SIZE_MAX. */
+int batch_end(BatchBuilder *bb);
+/* Bytes the batch occupies so far (header included), for deciding when to flush. */
+size_t batch_size(const BatchBuilder *bb);
+
+typedef struct BatchView {
+        uint64_t batch_id;
+        const char *source; /* not NUL-terminated */
+        uint16_t source_len;
+        uint32_t count;
+        const uint8_t *records;
+        size_t records_size;
+} BatchView;
+
+typedef struct BatchRecord {
+        uint64_t seq;
+        uint64_t ts_us;
+        const char *data; /* not NUL-terminated */
+        uint32_t len;
+} BatchRecord;
+
+/* Validates the whole payload (sizes, counts, source name) and fills *ret; -EBADMSG when malformed. */
+int batch_parse(const Frame *f, BatchView *ret);
+/* Iterates: *pos starts at 0. Returns 1 with *ret filled, 0 at the end. Only for a parsed view. */
+int batch_next(const BatchView *v, size_t *pos, BatchRecord *ret);
+
+typedef struct BatchAck {
+        uint64_t batch_id;
+        uint64_t first_offset;
+        uint32_t stored;
+        uint32_t duplicates;
+        int32_t error;
+} BatchAck;
+
+int batch_ack_append(Buffer *out, const BatchAck *ack);
+int batch_ack_parse(const Frame *f, BatchAck *ret);

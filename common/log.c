@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+
+static int max_level = LOG_INFO;
+
+static const char *const level_names[] = {
+        [LOG_EMERG] = "emerg", [LOG_ALERT] = "alert",   [LOG_CRIT] = "crit", [LOG_ERR] = "err",
+        [LOG_WARNING] = "warning", [LOG_NOTICE] = "notice", [LOG_INFO] = "info", [LOG_DEBUG] = "debug",
+};
+
+int log_level_from_string(const char *s) {
+        if (!s)
+                return -EINVAL;
+        for (size_t i = 0; i < ELEMENTSOF(level_names); i++)
+                if (strcasecmp(s, level_names[i]) == 0)
+                        return (int) i;
+        if (strcasecmp(s, "error") == 0)
+                return LOG_ERR;
+        if (strcasecmp(s, "warn") == 0)
+                return LOG_WARNING;
+        if (s[0] >= '0' && s[0] <= '7' && s[1] == '\0')
+                return s[0] - '0';
+        return -EINVAL;
+}
+
+void log_setup(void) {
+        const char *e = getenv("DPIPE_LOG_LEVEL");
+        int l;
+
+        if (isempty(e))
+                return;
+        l = log_level_from_string(e);
+        if (l < 0) {
+                fprintf(stderr, "<4>Unknown DPIPE_LOG_LEVEL=%s, ignoring.\n", e);
+                return;
+        }
+        max_level = l;
+}
+
+void log_set_max_level(int level) {
+        max_level = level;
+}
+
+int log_get_max_level(void) {
+        return max_level;
+}
+
+int log_internal(int level, int error, const char *file, int line, const char *func, const char *format, ...) {
+        char buf[2048];
+        va_list ap;
+        int saved = errno;
+
+        (void) file;
+        (void) line;
+        (void) func;
+
+        /* %m in the format is taken from the error we were given, not from whatever errno is now. */
+        errno = error;
+        va_start(ap, format);
+        vsnprintf(buf, sizeof(buf), format, ap);
+        va_end(ap);
+
+        /* One event, one line: fold any embedded newline so that journald keeps it together. */
+        for (char *p = buf; *p; p++)
+                if (*p == '\n' || *p == '\r')
+                        *p = ' ';
+
+        fprintf(stderr, "<%i>%s\n", level, buf);
+        errno = saved;
+        return -error;
+}

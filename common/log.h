@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Logging: one line per event on stderr, prefixed with the syslog level as "<N>" so that journald
+ * (and systemd's stderr capture) files each line under the right priority. No timestamps of our
+ * own. The threshold comes from $DPIPE_LOG_LEVEL (debug|info|notice|warning|err, or 0-7).
+ *
+ * The *_errno() variants format %m from the error given, and return -abs(error), so that
+ *     return log_error_errno(r, "Failed to open %s: %m", path);
+ * both logs and propagates. Library code in common/ logs at debug level at most. */
+
+#include <stdarg.h>
+#include <syslog.h>
+
+#include "macro.h"
+
+void log_setup(void);                      /* reads $DPIPE_LOG_LEVEL */
+void log_set_max_level(int level);
+int log_get_max_level(void);
+int log_level_from_string(const char *s); /* -EINVAL on unknown names */
+
+/* Optional prefix for every line, e.g. the name of the object the process serves; NULL for none. */
+int log_internal(int level, int error, const char *file, int line, const char *func, const char *format, ...)
+        _printf_(6, 7);
+
+#define log_full_errno(level, error, ...)                                                               \
+        ({                                                                                              \
+                int _level_ = (level), _e_ = (error);                                                   \
+                _e_ = _e_ < 0 ? -_e_ : _e_;                                                             \
+                (log_get_max_level() >= _level_)                                                        \
+                        ? log_internal(_level_, _e_, __FILE__, __LINE__, __func__, __VA_ARGS__)         \
+                        : -_e_;                                                                         \
+        })
+#define log_full(level, ...) (void) log_full_errno((level), 0, __VA_ARGS__)
+
+#define log_debug(...) log_full(LOG_DEBUG, __VA_ARGS__)
+#define log_info(...) log_full(LOG_INFO, __VA_ARGS__)
+#define log_notice(...) log_full(LOG_NOTICE, __VA_ARGS__)
+#define log_warning(...) log_full(LOG_WARNING, __VA_ARGS__)
+#define log_error(...) log_full(LOG_ERR, __VA_ARGS__)
+
+#define log_debug_errno(error, ...) log_full_errno(LOG_DEBUG, error, __VA_ARGS__)
+#define log_info_errno(error, ...) log_full_errno(LOG_INFO, error, __VA_ARGS__)
+#define log_notice_errno(error, ...) log_full_errno(LOG_NOTICE, error, __VA_ARGS__)
+#define log_warning_errno(error, ...) log_full_errno(LOG_WARNING, error, __VA_ARGS__)
+#define log_error_errno(error, ...) log_full_errno(LOG_ERR, error, __VA_ARGS__)
+
+/* For out-of-memory: logs once at err and returns -ENOMEM. */
+#define log_oom() log_full_errno(LOG_ERR, ENOMEM, "Out of memory.")

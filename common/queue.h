@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The message queue: an offset-addressed, append-only log in segment files under
+ * <state-dir>/queue/. dpipe-writer is its only writer; dpiped (and tools) read it with QueueReader.
+ * The on-disk format is documented in docs/queue-format.md.
+ *
+ * Offsets are dense (+1 per record across the whole queue) and never reused: neither a restart nor
+ * retention resets them. */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "macro.h"
+
+typedef struct Queue Queue;
+typedef struct QueueReader QueueReader;
+
+typedef enum QueueSync {
+        QUEUE_SYNC_BATCH,    /* fsync before every ack */
+        QUEUE_SYNC_INTERVAL, /* fsync at most every sync_interval_usec; ack before */
+        QUEUE_SYNC_NONE,     /* leave it to the kernel */
+} QueueSync;
+
+typedef struct QueueOptions {
+        uint64_t segment_size;      /* roll to a new segment after this many bytes */
+        uint64_t retention_bytes;   /* 0 = unlimited: drop oldest whole segments above this total */
+        uint64_t retention_usec;    /* 0 = unlimited: drop whole segments older than this */
+        uint64_t max_bytes;         /* hard limit: appends fail with -ENOSPC above it (0 = none) */
+} QueueOptions;
+
+/* One record as stored. source and data point into the reader's (or writer's) memory and stay
+ * valid until the next call on the same object. */
+typedef struct QueueRecord {
+        uint64_t offset;
+        uint64_t ts_us;
+        uint64_t seq;        /* source-side sequence number */
+        const char *source;  /* not NUL-terminated */
+        uint16_t source_len;
+        const char *data;    /* one JSON value, not NUL-terminated */
+        uint32_t data_len;
+} QueueRecord;
+
+/* Writer side (dpipe-writer). queue_open() creates the directory, recovers the tail (truncating a
+ * torn record, quarantining a corrupt segment), and rebuilds the last stored seq of every source. */
+int queue_open(const char *dir, const QueueOptions *opts, Queue **ret);
+Queue *queue_free(Queue *q);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Queue *, queue_free);
+
+/* Appends records (not yet durable). Returns the offset of the first one in *ret_first_offset.
+ * -ENOSPC when the disk or max_bytes is full: nothing of the call is stored. */
+typedef struct QueueAppend {
+        uint64_t seq;
+        uint64_t ts_us;
+        const char *data;
+        uint32_t data_len;
+} QueueAppend;
+int queue_append(Queue *q, const char *source, size_t source_len, const QueueAppend *records, size_t n,
+                 uint64_t *ret_first_offset);
+/* Makes everything appended so far durable (fdatasync of the active segment and, after a roll, the
+ * directory). */
+int queue_sync(Queue *q);
+/* Last stored seq for a source; false if the queue holds nothing from it. */
+bool queue_last_seq(Queue *q, const char *source, size_t source_len, uint64_t *ret);
+uint64_t queue_first_offset(Queue *q);
+uint64_t queue_next_offset(Queue *q);
+uint64_t queue_disk_bytes(Queue *q);
+/* Applies retention now; returns the number of segments removed. */
+int queue_apply_retention(Queue *q);
+
+/* Reader side. Opens at offset (clamped up to the first offset still stored) using the sparse
+ * index, without scanning from the start. */
+int queue_reader_open(const char *dir, uint64_t offset, QueueReader **ret);
+QueueReader *queue_reader_free(QueueReader *r);
+DEFINE_TRIVIAL_CLEANUP_FUNC(QueueReader *, queue_reader_free);
+/* Returns 1 with *ret filled, 0 when the reader has reached the end of what is written (call again
+ * after a notification), negative errno on error. Skips over segments removed by retention. */
+int queue_reader_next(QueueReader *r, QueueRecord *ret);
+int queue_reader_seek(QueueReader *r, uint64_t offset);
+uint64_t queue_reader_offset(QueueReader *r); /* offset of the record next() would return */
+
+/* Current bounds, read from the directory without a Queue (for dpiped's properties). */
+int queue_bounds(const char *dir, uint64_t *ret_first, uint64_t *ret_next);
+
+/* Notification that new records landed: an inotify fd on the queue directory that becomes readable
+ * when the writer appends or rolls a segment. Add it to sd-event; call queue_watch_drain() in the
+ * callback, then read on with queue_reader_next() until it returns 0. */
+int queue_watch_open(const char *dir, int *ret_fd);
+void queue_watch_drain(int fd);

@@ -1,0 +1,212 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include "macro.h"
+#include "socket-util.h"
+
+int socket_address_parse(const char *s, SocketAddress *ret) {
+        struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
+        struct addrinfo *res = NULL;
+        char host[256];
+        const char *port, *h;
+        size_t hl;
+        int r;
+
+        if (isempty(s))
+                return -EINVAL;
+        if (s[0] == '[') {
+                const char *e = strchr(s, ']');
+                if (!e || e[1] != ':')
+                        return -EINVAL;
+                h = s + 1;
+                hl = (size_t) (e - h);
+                port = e + 2;
+                hints.ai_family = AF_INET6;
+        } else {
+                const char *c = strrchr(s, ':');
+                if (!c || strchr(s, ':') != c)
+                        return -EINVAL;
+                h = s;
+                hl = (size_t) (c - s);
+                port = c + 1;
+        }
+        if (hl == 0 || hl >= sizeof(host) || isempty(port) || strspn(port, "0123456789") != strlen(port) ||
+            strlen(port) > 5 || atoi(port) > 65535)
+                return -EINVAL;
+        memcpy(host, h, hl);
+        host[hl] = 0;
+
+        r = getaddrinfo(host, port, &hints, &res);
+        if (r != 0 || !res)
+                return -EADDRNOTAVAIL;
+        memcpy(&ret->sa, res->ai_addr, res->ai_addrlen);
+        ret->len = res->ai_addrlen;
+        freeaddrinfo(res);
+        return 0;
+}
+
+const char *socket_address_format(const SocketAddress *a, char *buf, size_t size) {
+        char host[INET6_ADDRSTRLEN] = "?";
+
+        if (a->sa.ss_family == AF_INET6) {
+                const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *) &a->sa;
+                inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+                snprintf(buf, size, "[%s]:%u", host, ntohs(in6->sin6_port));
+        } else if (a->sa.ss_family == AF_INET) {
+                const struct sockaddr_in *in = (const struct sockaddr_in *) &a->sa;
+                inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+                snprintf(buf, size, "%s:%u", host, ntohs(in->sin_port));
+        } else
+                snprintf(buf, size, "(unknown)");
+        return buf;
+}
+
+int fd_set_nonblock(int fd, bool nonblock) {
+        int flags = fcntl(fd, F_GETFL);
+
+        if (flags < 0)
+                return -errno;
+        flags = nonblock ? flags | O_NONBLOCK : flags & ~O_NONBLOCK;
+        if (fcntl(fd, F_SETFL, flags) < 0)
+                return -errno;
+        return 0;
+}
+
+void socket_set_buffers(int fd, int size) {
+        (void) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+        (void) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+}
+
+int listen_fd_take(const char *fdname, int family) {
+        char **names = NULL;
+        int n, found = -ENOENT;
+
+        n = sd_listen_fds_with_names(0, &names);
+        if (n <= 0) {
+                free(names);
+                return -ENOENT;
+        }
+        /* First pass by name, second by family. */
+        for (int pass = 0; pass < 2 && found < 0; pass++)
+                for (int i = 0; i < n; i++) {
+                        int fd = SD_LISTEN_FDS_START + i;
+                        if (pass == 0 && (!fdname || !names || !streq_ptr(names[i], fdname)))
+                                continue;
+                        if (pass == 1 && family != AF_UNSPEC && sd_is_socket(fd, family, SOCK_STREAM, 1) <= 0)
+                                continue;
+                        found = fd;
+                        break;
+                }
+        if (names)
+                for (int i = 0; i < n; i++)
+                        free(names[i]);
+        free(names);
+        if (found >= 0) {
+                (void) fd_set_nonblock(found, true);
+                (void) fcntl(found, F_SETFD, FD_CLOEXEC);
+        }
+        return found;
+}
+
+int socket_listen_unix(const char *path, int backlog) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        _cleanup_close_ int fd = -EBADF;
+        struct stat st;
+
+        if (strlen(path) >= sizeof(sa.sun_path))
+                return -ENAMETOOLONG;
+        strcpy(sa.sun_path, path);
+
+        /* A socket file left by a dead process is replaced; a live listener is not stolen. */
+        if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+                _cleanup_close_ int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                if (probe >= 0 && connect(probe, (struct sockaddr *) &sa, sizeof(sa)) == 0)
+                        return -EADDRINUSE;
+                (void) unlink(path);
+        }
+
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return -errno;
+        if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
+                return -errno;
+        if (listen(fd, backlog) < 0)
+                return -errno;
+        return TAKE_FD(fd);
+}
+
+int socket_listen_unix_or_activated(const char *path, const char *fdname, bool *ret_activated) {
+        int fd = listen_fd_take(fdname, AF_UNIX);
+
+        if (ret_activated)
+                *ret_activated = fd >= 0;
+        if (fd >= 0)
+                return fd;
+        return socket_listen_unix(path, SOMAXCONN);
+}
+
+int socket_listen_tcp(const SocketAddress *a, int backlog) {
+        _cleanup_close_ int fd = -EBADF;
+        int one = 1;
+
+        fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return -errno;
+        (void) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (a->sa.ss_family == AF_INET6)
+                (void) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+        if (bind(fd, (const struct sockaddr *) &a->sa, a->len) < 0)
+                return -errno;
+        if (listen(fd, backlog) < 0)
+                return -errno;
+        return TAKE_FD(fd);
+}
+
+int socket_connect_unix(const char *path, bool nonblock) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        _cleanup_close_ int fd = -EBADF;
+
+        if (strlen(path) >= sizeof(sa.sun_path))
+                return -ENAMETOOLONG;
+        strcpy(sa.sun_path, path);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0);
+        if (fd < 0)
+                return -errno;
+        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0 && errno != EINPROGRESS && errno != EAGAIN)
+                return -errno;
+        return TAKE_FD(fd);
+}
+
+int socket_connect_tcp(const SocketAddress *a) {
+        _cleanup_close_ int fd = -EBADF;
+        int one = 1;
+
+        fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return -errno;
+        (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        if (connect(fd, (const struct sockaddr *) &a->sa, a->len) < 0 && errno != EINPROGRESS)
+                return -errno;
+        return TAKE_FD(fd);
+}
+
+int socket_finish_connect(int fd) {
+        int err = 0;
+        socklen_t len = sizeof(err);
+
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+                return -errno;
+        return -err;
+}

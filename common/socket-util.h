@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <sys/socket.h>
+
+/* Every daemon either receives its listening socket from systemd (LISTEN_FDS, sd_listen_fds) or,
+ * when started by hand, binds its own. */
+
+typedef struct SocketAddress {
+        struct sockaddr_storage sa;
+        socklen_t len;
+} SocketAddress;
+
+/* Parses "host:port", "[v6]:port" or "v4:port". Host names are resolved with getaddrinfo()
+ * (numeric ones without a lookup). -EINVAL for malformed input, -EADDRNOTAVAIL if not resolvable. */
+int socket_address_parse(const char *s, SocketAddress *ret);
+/* "127.0.0.1:7600" / "[::1]:7600" into buf. */
+const char *socket_address_format(const SocketAddress *a, char *buf, size_t size);
+
+/* Takes a listening socket passed by systemd: the one named fdname (FileDescriptorName=) if given
+ * and present, else the first one whose family matches (AF_UNSPEC: any). Returns the fd, -ENOENT if
+ * none was passed. Call once per process; unclaimed fds stay open. */
+int listen_fd_take(const char *fdname, int family);
+
+/* Binds and listens on a Unix stream socket at path, replacing a stale socket file. Non-blocking,
+ * close-on-exec. -EADDRINUSE if another process is listening there. */
+int socket_listen_unix(const char *path, int backlog);
+/* Binds and listens on a TCP address (SO_REUSEADDR). */
+int socket_listen_tcp(const SocketAddress *a, int backlog);
+/* Both: prefer a socket from systemd, else bind. *ret_activated tells which (may be NULL). */
+int socket_listen_unix_or_activated(const char *path, const char *fdname, bool *ret_activated);
+
+/* Connects a non-blocking stream socket. Returns the fd; connection may still be in progress
+ * (EINPROGRESS is not an error: wait for EPOLLOUT and check SO_ERROR with socket_finish_connect). */
+int socket_connect_unix(const char *path, bool nonblock);
+int socket_connect_tcp(const SocketAddress *a);
+int socket_finish_connect(int fd);
+
+int fd_set_nonblock(int fd, bool nonblock);
+/* Larger kernel buffers for the data path (best effort). */
+void socket_set_buffers(int fd, int size);
