@@ -23,12 +23,31 @@ typedef enum QueueSync {
         QUEUE_SYNC_NONE,     /* leave it to the kernel */
 } QueueSync;
 
+/* What queue_open() and retention did to the files, reported so that the caller can log it (the
+ * library itself never logs above debug). */
+typedef enum QueueEvent {
+        QUEUE_EVENT_TRUNCATED,   /* a torn record at the tail of the last segment was cut off */
+        QUEUE_EVENT_QUARANTINED, /* a corrupt segment was moved to queue/corrupt/ */
+        QUEUE_EVENT_REMOVED,     /* retention removed a whole segment */
+        QUEUE_EVENT_CREATED,     /* a new queue was created */
+} QueueEvent;
+
+typedef void (*QueueEventFunc)(QueueEvent event, const char *message, void *userdata);
+
 typedef struct QueueOptions {
         uint64_t segment_size;      /* roll to a new segment after this many bytes */
         uint64_t retention_bytes;   /* 0 = unlimited: drop oldest whole segments above this total */
         uint64_t retention_usec;    /* 0 = unlimited: drop whole segments older than this */
         uint64_t max_bytes;         /* hard limit: appends fail with -ENOSPC above it (0 = none) */
+        QueueEventFunc on_event;    /* optional */
+        void *userdata;
 } QueueOptions;
+
+#define QUEUE_SEGMENT_SIZE_DEFAULT (UINT64_C(64) * 1024 * 1024)
+#define QUEUE_SEGMENT_HEADER_SIZE 32u
+#define QUEUE_RECORD_HEADER_SIZE 40u
+#define QUEUE_INDEX_INTERVAL (64u * 1024u)
+#define QUEUE_DATA_MAX (64u * 1024u * 1024u)
 
 /* One record as stored. source and data point into the reader's (or writer's) memory and stay
  * valid until the next call on the same object. */
@@ -61,6 +80,11 @@ int queue_append(Queue *q, const char *source, size_t source_len, const QueueApp
 /* Makes everything appended so far durable (fdatasync of the active segment and, after a roll, the
  * directory). */
 int queue_sync(Queue *q);
+/* Writes what was appended to the segment file (visible to readers, not yet durable). queue_sync()
+ * does this first. On -ENOSPC the file is cut back and everything stays pending: call again later. */
+int queue_flush(Queue *q);
+/* Bytes appended but not yet written by queue_flush(). */
+size_t queue_pending_bytes(Queue *q);
 /* Last stored seq for a source; false if the queue holds nothing from it. */
 bool queue_last_seq(Queue *q, const char *source, size_t source_len, uint64_t *ret);
 uint64_t queue_first_offset(Queue *q);
