@@ -1,0 +1,374 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "connector-format.h"
+#include "log.h"
+
+static const char *const record_format_table[_RECORD_FORMAT_MAX] = {
+        [RECORD_FORMAT_AUTO] = "auto",   [RECORD_FORMAT_DPIPE] = "dpipe", [RECORD_FORMAT_JSONL] = "jsonl",
+        [RECORD_FORMAT_CSV] = "csv",     [RECORD_FORMAT_LINES] = "lines", [RECORD_FORMAT_JSON] = "json",
+};
+
+RecordFormat record_format_from_string(const char *s) {
+        if (!s)
+                return _RECORD_FORMAT_INVALID;
+        for (int i = 0; i < _RECORD_FORMAT_MAX; i++)
+                if (streq(s, record_format_table[i]))
+                        return (RecordFormat) i;
+        return _RECORD_FORMAT_INVALID;
+}
+
+const char *record_format_to_string(RecordFormat f) {
+        return f >= 0 && f < _RECORD_FORMAT_MAX ? record_format_table[f] : NULL;
+}
+
+static void strv_free_n(char **v, size_t n) {
+        if (!v)
+                return;
+        for (size_t i = 0; i < n; i++)
+                free(v[i]);
+        free(v);
+}
+
+int csv_split(char *rec, size_t len, char ***fields, size_t *n_allocated) {
+        size_t n = 0, i = 0;
+
+        for (;;) {
+                char *start = rec + i, *w = start;
+
+                if (n >= *n_allocated) {
+                        size_t k = MAX(*n_allocated * 2, (size_t) 16);
+                        char **f = realloc(*fields, k * sizeof(char *));
+                        if (!f)
+                                return -ENOMEM;
+                        *fields = f;
+                        *n_allocated = k;
+                }
+                (*fields)[n++] = start;
+
+                if (i < len && rec[i] == '"') {
+                        /* Quoted: copy down in place, "" is a quote, the closing quote ends it. */
+                        i++;
+                        for (;;) {
+                                if (i >= len)
+                                        return -EBADMSG;
+                                if (rec[i] == '"') {
+                                        if (i + 1 < len && rec[i + 1] == '"') {
+                                                *w++ = '"';
+                                                i += 2;
+                                                continue;
+                                        }
+                                        i++;
+                                        break;
+                                }
+                                *w++ = rec[i++];
+                        }
+                        /* Anything between the closing quote and the separator is kept literally. */
+                        while (i < len && rec[i] != ',')
+                                *w++ = rec[i++];
+                } else {
+                        while (i < len && rec[i] != ',')
+                                *w++ = rec[i++];
+                }
+                if (i >= len) {
+                        *w = 0;
+                        return (int) n;
+                }
+                /* rec[i] == ',' and w <= rec + i: terminating in place is safe. */
+                *w = 0;
+                i++;
+        }
+}
+
+static int header_from_fields(char **fields, size_t n, char ***ret, size_t *ret_n) {
+        char **h = calloc(MAX(n, (size_t) 1), sizeof(char *));
+
+        if (!h)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                h[i] = strdup(fields[i]);
+                if (!h[i]) {
+                        strv_free_n(h, i);
+                        return -ENOMEM;
+                }
+        }
+        *ret = h;
+        *ret_n = n;
+        return 0;
+}
+
+int record_reader_init(RecordReader *r, RecordFormat format, size_t max_record, const char *csv_header) {
+        int k;
+
+        *r = (RecordReader) {
+                .format = format,
+                .max_record = max_record,
+                .line = 1,
+        };
+        r->tok = json_tokener_new();
+        if (!r->tok)
+                return -ENOMEM;
+        if (!isempty(csv_header)) {
+                _cleanup_free_ char *copy = strdup(csv_header);
+
+                if (!copy)
+                        return -ENOMEM;
+                k = csv_split(copy, strlen(copy), &r->fields, &r->n_fields_allocated);
+                if (k < 0)
+                        return k == -ENOMEM ? k : -EINVAL;
+                k = header_from_fields(r->fields, (size_t) k, &r->csv_fixed_header, &r->n_fixed_header);
+                if (k < 0)
+                        return k;
+                r->header = r->csv_fixed_header;
+                r->n_header = r->n_fixed_header;
+        }
+        return 0;
+}
+
+static void record_reader_drop_header(RecordReader *r) {
+        if (r->header_owned)
+                strv_free_n(r->header, r->n_header);
+        r->header_owned = false;
+        r->header = r->csv_fixed_header;
+        r->n_header = r->n_fixed_header;
+}
+
+void record_reader_done(RecordReader *r) {
+        record_reader_drop_header(r);
+        strv_free_n(r->csv_fixed_header, r->n_fixed_header);
+        r->csv_fixed_header = r->header = NULL;
+        free(r->fields);
+        r->fields = NULL;
+        buffer_done(&r->scratch);
+        if (r->tok)
+                json_tokener_free(r->tok);
+        r->tok = NULL;
+}
+
+void record_reader_reset(RecordReader *r, uint64_t offset) {
+        record_reader_drop_header(r);
+        r->scan = 0;
+        r->in_quotes = false;
+        r->skipping = false;
+        r->line = 1;
+        r->offset = offset;
+}
+
+int record_reader_next(RecordReader *r, Buffer *b, bool eof, char **ret, size_t *ret_len) {
+        bool quotes = r->format == RECORD_FORMAT_CSV;
+
+        for (;;) {
+                char *p = buffer_begin(b);
+                size_t n = buffer_size(b), i, len;
+
+                if (r->skipping) {
+                        char *nl = memchr(p, '\n', n);
+                        if (!nl) {
+                                r->offset += n;
+                                buffer_consume(b, n);
+                                return 0;
+                        }
+                        r->offset += (size_t) (nl - p) + 1;
+                        buffer_consume(b, (size_t) (nl - p) + 1);
+                        r->skipping = false;
+                        r->line++;
+                        continue;
+                }
+
+                for (i = r->scan; i < n; i++) {
+                        char c = p[i];
+                        if (c == '"' && quotes)
+                                r->in_quotes = !r->in_quotes;
+                        else if (c == '\n' && !r->in_quotes)
+                                break;
+                }
+                if (i >= n) {
+                        r->scan = n;
+                        if (n > r->max_record) {
+                                /* Oversized and still incomplete: drop what we have, skip to its end. */
+                                r->offset += n;
+                                buffer_consume(b, n);
+                                r->scan = 0;
+                                r->in_quotes = false;
+                                r->skipping = true;
+                                return -E2BIG;
+                        }
+                        if (!eof || n == 0)
+                                return 0;
+                        /* The last record of a finished stream needs no newline. */
+                        r->scan = 0;
+                        r->in_quotes = false;
+                        len = n;
+                        r->offset += n;
+                        if (n >= b->allocated - b->tail) {
+                                if (buffer_reserve(b, 1) < 0)
+                                        return -ENOMEM;
+                                p = buffer_begin(b);
+                        }
+                        p[n] = 0;
+                        buffer_consume(b, n);
+                } else {
+                        r->scan = 0;
+                        r->in_quotes = false;
+                        len = i;
+                        r->offset += i + 1;
+                        p[i] = 0;
+                        buffer_consume(b, i + 1);
+                        if (len > r->max_record) {
+                                r->line++;
+                                return -E2BIG;
+                        }
+                }
+                while (len > 0 && (p[len - 1] == '\r' || p[len - 1] == 0))
+                        p[--len] = 0;
+                *ret = p;
+                *ret_len = len;
+                return 1;
+        }
+}
+
+int record_reader_parse_json(RecordReader *r, const char *text, size_t len, json_object **ret) {
+        enum json_tokener_error err;
+        json_object *o;
+        size_t end;
+
+        if (len > INT32_MAX)
+                return -E2BIG;
+        json_tokener_reset(r->tok);
+        o = json_tokener_parse_ex(r->tok, text, (int) len);
+        err = json_tokener_get_error(r->tok);
+        if (err == json_tokener_continue) {
+                /* A bare number is only complete when the tokener sees its end. */
+                o = json_tokener_parse_ex(r->tok, "", 1);
+                err = json_tokener_get_error(r->tok);
+                end = len;
+        } else
+                end = json_tokener_get_parse_end(r->tok);
+        if (err != json_tokener_success) {
+                json_object_put(o);
+                return -EBADMSG;
+        }
+        for (size_t i = end; i < len; i++)
+                if (!strchr(" \t\r\n", text[i])) {
+                        json_object_put(o);
+                        return -EBADMSG;
+                }
+        *ret = o;
+        return 0;
+}
+
+static bool blank(const char *s, size_t len) {
+        for (size_t i = 0; i < len; i++)
+                if (!strchr(" \t\r", s[i]))
+                        return false;
+        return true;
+}
+
+int record_reader_emit(RecordReader *r, Source *s, char *rec, size_t len) {
+        char pos[64];
+        uint64_t line = r->line;
+        int k;
+
+        /* Count lines, including those inside quoted CSV fields. */
+        r->line++;
+        for (size_t i = 0; i < len; i++)
+                if (rec[i] == '\n')
+                        r->line++;
+        (void) snprintf(pos, sizeof(pos), "line %" PRIu64, line);
+
+        switch (r->format) {
+        case RECORD_FORMAT_JSONL:
+        case RECORD_FORMAT_DPIPE:
+        case RECORD_FORMAT_AUTO:
+        case RECORD_FORMAT_JSON: {
+                json_object *o = NULL;
+
+                if (blank(rec, len))
+                        return 0;
+                k = record_reader_parse_json(r, rec, len, &o);
+                if (k < 0) {
+                        source_skip_record(s, pos, "not valid JSON");
+                        return 0;
+                }
+                json_object_put(o);
+                k = source_emit(s, rec, len);
+                return k < 0 ? k : 1;
+        }
+        case RECORD_FORMAT_LINES:
+                buffer_clear(&r->scratch);
+                if (buffer_append_str(&r->scratch, "{\"line\":") < 0 ||
+                    buffer_append_json_string(&r->scratch, rec, len) < 0 || buffer_append(&r->scratch, "}", 1) < 0)
+                        return -ENOMEM;
+                k = source_emit(s, buffer_begin(&r->scratch), buffer_size(&r->scratch));
+                return k < 0 ? k : 1;
+        case RECORD_FORMAT_CSV: {
+                int n;
+
+                if (len == 0)
+                        return 0;
+                n = csv_split(rec, len, &r->fields, &r->n_fields_allocated);
+                if (n == -ENOMEM)
+                        return n;
+                if (n < 0) {
+                        source_skip_record(s, pos, "unterminated quoted CSV field");
+                        return 0;
+                }
+                if (!r->header) {
+                        k = header_from_fields(r->fields, (size_t) n, &r->header, &r->n_header);
+                        if (k < 0)
+                                return k;
+                        r->header_owned = true;
+                        return 0;
+                }
+                if ((size_t) n != r->n_header) {
+                        source_skip_record(s, pos, "%d CSV fields where the header has %zu", n, r->n_header);
+                        return 0;
+                }
+                buffer_clear(&r->scratch);
+                if (buffer_append(&r->scratch, "{", 1) < 0)
+                        return -ENOMEM;
+                for (int i = 0; i < n; i++) {
+                        if ((i > 0 && buffer_append(&r->scratch, ",", 1) < 0) ||
+                            buffer_append_json_string(&r->scratch, r->header[i], strlen(r->header[i])) < 0 ||
+                            buffer_append(&r->scratch, ":", 1) < 0 ||
+                            buffer_append_json_string(&r->scratch, r->fields[i], strlen(r->fields[i])) < 0)
+                                return -ENOMEM;
+                }
+                if (buffer_append(&r->scratch, "}", 1) < 0)
+                        return -ENOMEM;
+                k = source_emit(s, buffer_begin(&r->scratch), buffer_size(&r->scratch));
+                return k < 0 ? k : 1;
+        }
+        default:
+                return -EINVAL;
+        }
+}
+
+int record_reader_feed(RecordReader *r, Source *s, Buffer *b, bool eof) {
+        int emitted = 0, k;
+
+        for (;;) {
+                char *rec;
+                size_t len;
+
+                k = record_reader_next(r, b, eof, &rec, &len);
+                if (k == 0)
+                        return emitted;
+                if (k == -E2BIG) {
+                        char pos[64];
+                        (void) snprintf(pos, sizeof(pos), "line %" PRIu64, r->line);
+                        source_skip_record(s, pos, "record longer than %zu bytes", r->max_record);
+                        continue;
+                }
+                if (k < 0)
+                        return k;
+                k = record_reader_emit(r, s, rec, len);
+                if (k < 0)
+                        return k;
+                emitted += k;
+        }
+}

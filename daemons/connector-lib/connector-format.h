@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Record formats shared by the connector types: splitting a byte stream into records (lines, or
+ * CSV records whose quoted fields may hold newlines), and turning one record into one JSON value:
+ *
+ *   jsonl  each line is one JSON value, validated and passed on byte for byte
+ *   csv    RFC 4180; the first record (or the csv_header option) names the fields;
+ *          each later record becomes {"field":"value",...} (values are strings)
+ *   lines  raw text; each line becomes {"line":"..."}
+ *   dpipe  the dpipe-source protocol; lines are JSON objects handled by the tcp connector
+ *
+ * A record longer than max_record bytes, or one that does not parse, is counted, logged with the
+ * source name and its line number, and skipped: bad input never stops a stream. */
+
+#include <json-c/json.h>
+#include <stdbool.h>
+
+#include "buffer.h"
+#include "connector.h"
+
+typedef enum RecordFormat {
+        RECORD_FORMAT_AUTO,
+        RECORD_FORMAT_DPIPE,
+        RECORD_FORMAT_JSONL,
+        RECORD_FORMAT_CSV,
+        RECORD_FORMAT_LINES,
+        RECORD_FORMAT_JSON, /* one JSON array of values (http bodies) */
+        _RECORD_FORMAT_MAX,
+        _RECORD_FORMAT_INVALID = -EINVAL,
+} RecordFormat;
+
+RecordFormat record_format_from_string(const char *s);
+const char *record_format_to_string(RecordFormat f);
+
+typedef struct RecordReader {
+        RecordFormat format;
+        size_t max_record;
+        char **csv_fixed_header; /* from the csv_header option, kept across streams */
+        size_t n_fixed_header;
+        char **header; /* in use: fixed, or read from the stream's first record */
+        size_t n_header;
+        bool header_owned;
+        Buffer scratch; /* the JSON built for csv and lines records */
+        char **fields;
+        size_t n_fields_allocated;
+        struct json_tokener *tok;
+
+        /* line splitting state */
+        size_t scan;
+        bool in_quotes;
+        bool skipping;
+        uint64_t line;   /* number of the line being read, 1-based, for messages */
+        uint64_t offset; /* bytes consumed since the start of the stream */
+} RecordReader;
+
+int record_reader_init(RecordReader *r, RecordFormat format, size_t max_record, const char *csv_header);
+void record_reader_done(RecordReader *r);
+/* A new stream (reconnect, reopened file): the header is read again unless fixed by option. */
+void record_reader_reset(RecordReader *r, uint64_t offset);
+
+/* Takes the next record's text off the head of b (NUL-terminated in place, trailing '\r' removed).
+ * Returns 1 with it, 0 when more bytes are needed (at eof, a last unterminated record is returned),
+ * -E2BIG once for a record above max_record, which is then discarded up to its end. *ret_start gets
+ * the stream offset where the record began. */
+int record_reader_next(RecordReader *r, Buffer *b, bool eof, char **ret, size_t *ret_len);
+
+/* Converts one record of a jsonl/csv/lines stream and hands it to the source. Returns 1 when
+ * emitted, 0 when skipped (counted and logged) or consumed as the CSV header, negative errno on
+ * fatal errors (out of memory). */
+int record_reader_emit(RecordReader *r, Source *s, char *rec, size_t len);
+
+/* Feeds everything complete in b through next() and emit(). Returns number emitted or negative errno. */
+int record_reader_feed(RecordReader *r, Source *s, Buffer *b, bool eof);
+
+/* Parses one JSON text fully with the reader's reusable tokener; -EBADMSG when malformed. */
+int record_reader_parse_json(RecordReader *r, const char *text, size_t len, json_object **ret);
+
+/* Splits a CSV record in place into fields (quotes removed, "" unescaped). Returns the number of
+ * fields, -EBADMSG for an unterminated quote. Exposed for tests. */
+int csv_split(char *rec, size_t len, char ***fields, size_t *n_allocated);

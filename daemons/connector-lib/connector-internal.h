@@ -1,0 +1,200 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Internals of the connector library, shared by its files; connector types use connector.h only. */
+
+#include <json-c/json.h>
+#include <json-c/linkhash.h>
+
+#include "batch.h"
+#include "connector.h"
+#include "util.h"
+
+/* A tiny intrusive doubly-linked list. */
+#define LIST_FIELDS(t, name) t *name##_next, *name##_prev
+#define LIST_APPEND(name, head, tail, item)                                                            \
+        do {                                                                                           \
+                (item)->name##_next = NULL;                                                            \
+                (item)->name##_prev = (tail);                                                          \
+                if (tail)                                                                              \
+                        (tail)->name##_next = (item);                                                  \
+                else                                                                                   \
+                        (head) = (item);                                                               \
+                (tail) = (item);                                                                       \
+        } while (0)
+#define LIST_REMOVE(name, head, tail, item)                                                            \
+        do {                                                                                           \
+                if ((item)->name##_next)                                                               \
+                        (item)->name##_next->name##_prev = (item)->name##_prev;                        \
+                else                                                                                   \
+                        (tail) = (item)->name##_prev;                                                  \
+                if ((item)->name##_prev)                                                               \
+                        (item)->name##_prev->name##_next = (item)->name##_next;                        \
+                else                                                                                   \
+                        (head) = (item)->name##_next;                                                  \
+                (item)->name##_next = (item)->name##_prev = NULL;                                      \
+        } while (0)
+
+/* Flush a source's open batch at this size or count (or at the end of the loop iteration). */
+#define BATCH_FLUSH_BYTES (256u * 1024u)
+#define BATCH_FLUSH_RECORDS 2048u
+/* Throttle a source above this many unacked bytes, and everybody above the global bound. */
+#define SOURCE_UNACKED_MAX (8u * 1024u * 1024u)
+#define MANAGER_UNACKED_MAX (128u * 1024u * 1024u)
+
+#define BACKOFF_MIN_USEC (200 * USEC_PER_MSEC)
+#define BACKOFF_MAX_USEC (30 * USEC_PER_SEC)
+
+typedef struct Batch Batch;
+struct Batch {
+        LIST_FIELDS(Batch, batches);
+        uint64_t id;
+        char source[SOURCE_NAME_MAX + 1];
+        uint64_t first_seq, last_seq;
+        uint32_t count;
+        Buffer frame;          /* the whole FRAME_BATCH, ready to send again */
+        char *position;        /* cursor position reached with this batch, or NULL */
+        uint64_t position_seq; /* next_seq belonging to position */
+};
+
+struct Source {
+        Manager *manager;
+        char *name;
+        void *config;
+        void *data;
+        json_object *options; /* as received, to tell an update from a repeat */
+
+        SourceState state;
+        bool paused;
+        bool removed;
+        bool started;          /* start() called and not yet stop() */
+        bool resume_known;     /* the writer told us its last seq */
+        bool hello_pending;    /* hello sent, answer outstanding */
+        bool throttled;
+        bool state_dirty;      /* counters moved since the last report */
+
+        uint64_t next_seq;
+        char *position;        /* last acked (persisted) position */
+        uint64_t cursor_seq;   /* next_seq at the last acked batch */
+        bool cursor_dirty;
+
+        /* counters */
+        uint64_t records, bytes, skipped, last_record_us, last_heartbeat_us, reconnects;
+        char *error;
+
+        /* the open batch */
+        Buffer *open_frame;
+        Batch *open_batch;
+        BatchBuilder builder;
+        LIST_FIELDS(Source, flush);
+        bool in_flush_list;
+
+        uint64_t unacked_bytes;
+        unsigned unacked_batches;
+        uint64_t last_batch_id;
+        char *pending_position; /* set while batches were in flight: adopted once they are acked */
+        uint64_t pending_position_seq, pending_after_batch;
+
+        unsigned backoff_attempt;
+        sd_event_source *backoff_timer;
+};
+
+typedef struct ControlConnection ControlConnection;
+struct ControlConnection {
+        LIST_FIELDS(ControlConnection, controls);
+        Manager *manager;
+        int fd;
+        sd_event_source *io;
+        Buffer in, out;
+};
+
+typedef struct WriterClient {
+        Manager *manager;
+        char *path;
+        int fd;
+        bool connected;
+        sd_event_source *io;
+        sd_event_source *retry_timer;
+        unsigned retry_attempt;
+        Buffer in, out;
+        Batch *batches_head, *batches_tail; /* unacked, in send order */
+        uint64_t next_batch_id;
+        uint64_t unacked_bytes;
+        Batch *free_batches; /* recycled through batches_next */
+} WriterClient;
+
+struct Manager {
+        const ConnectorType *type;
+        void *type_userdata;
+        sd_event *event;
+        char *runtime_dir, *state_dir, *cursor_dir;
+        uint64_t idle_exit_usec;
+
+        int listen_fd;
+        sd_event_source *listen_io;
+        ControlConnection *controls_head, *controls_tail;
+        unsigned n_controls;
+
+        struct lh_table *sources; /* name -> Source */
+        unsigned n_sources;
+
+        WriterClient writer;
+
+        Source *flush_head, *flush_tail;
+        sd_event_source *flush_defer;
+        sd_event_source *report_timer; /* once a second: counters, cursors */
+        sd_event_source *idle_timer;
+        bool throttled_all;
+};
+
+/* connector-manager.c */
+int manager_new(const ConnectorType *type, const char *runtime_dir, const char *state_dir, uint64_t idle_exit_usec,
+                Manager **ret);
+Manager *manager_free(Manager *m);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
+int manager_start(Manager *m);
+void manager_broadcast(Manager *m, json_object *msg);
+void manager_schedule_flush(Manager *m, Source *s);
+void manager_check_idle(Manager *m);
+Source *manager_find_source(Manager *m, const char *name);
+void manager_update_throttle(Manager *m);
+
+/* connector-control.c */
+int control_connection_new(Manager *m, int fd);
+ControlConnection *control_connection_free(ControlConnection *c);
+int control_send(ControlConnection *c, json_object *msg);
+
+/* connector-writer.c */
+int writer_client_init(WriterClient *w, Manager *m, const char *path);
+void writer_client_done(WriterClient *w);
+int writer_client_connect(WriterClient *w);
+Batch *writer_client_new_batch(WriterClient *w);
+void writer_client_recycle_batch(WriterClient *w, Batch *b);
+int writer_client_submit(WriterClient *w, Batch *b);
+int writer_client_hello(WriterClient *w, Source *s);
+
+static inline void *mfree(void *p) {
+        free(p);
+        return NULL;
+}
+
+/* connector-source.c */
+int source_new(Manager *m, const char *name, json_object *options, bool paused, char **ret_message, Source **ret);
+Source *source_free(Source *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Source *, source_free);
+int source_update(Source *s, json_object *options, bool paused, char **ret_message);
+void source_remove(Source *s);
+void source_pause(Source *s);
+void source_resume(Source *s);
+void source_flush(Source *s);
+void source_resume_known(Source *s, bool have_last_seq, uint64_t last_seq);
+void source_writer_lost(Source *s);
+void source_batch_acked(Source *s, Batch *b);
+void source_set_throttled(Source *s, bool throttled);
+int source_report(Source *s);
+json_object *source_state_json(Source *s);
+int source_save_cursor(Source *s);
+
+/* connector-options.c */
+int options_parse(const ConnectorOption *table, json_object *options, void *config, char **ret_message);
+void options_free(const ConnectorOption *table, void *config);

@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* main() of every connector: command line, logging, limits, the manager, sd_notify. */
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <systemd/sd-daemon.h>
+
+#include "connector-internal.h"
+#include "log.h"
+
+static void help(const ConnectorType *t) {
+        printf("dpipe-connector-%s [OPTIONS...]\n\n"
+               "%s\n\n"
+               "  -h --help              Show this help\n"
+               "     --version           Show package version\n"
+               "     --runtime-dir=DIR   Sockets: DIR/connector-%s.sock, DIR/writer.sock\n"
+               "                         (default: %s)\n"
+               "     --state-dir=DIR     Cursors in DIR/connector-%s/ (default: %s)\n"
+               "     --idle-exit-sec=N   Exit after N s without dpiped connection and sources\n"
+               "                         (0 = never, the default)\n"
+               "\nSource options (add request of man:dpipe-connector(7)):\n",
+               t->name, t->description ?: "dpipe connector", t->name, default_runtime_dir(), t->name,
+               default_state_dir());
+        for (const ConnectorOption *o = t->options; o->name; o++)
+                printf("  %-20s %s%s%s\n", o->name, o->required ? "(required)" : "",
+                       o->default_value ? "default: " : "", o->default_value ?: "");
+        printf("\nSee the dpipe-connector-%s(8) and dpipe-connector(7) man pages for details.\n", t->name);
+}
+
+/* Many sources means many sockets: lift the soft fd limit to the hard one. */
+static void raise_fd_limit(void) {
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+                return;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                log_debug_errno(errno, "Failed to raise RLIMIT_NOFILE, ignoring: %m");
+}
+
+int connector_main(const ConnectorType *type, int argc, char *argv[]) {
+        enum { ARG_VERSION = 0x100, ARG_RUNTIME_DIR, ARG_STATE_DIR, ARG_IDLE_EXIT };
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
+                { "runtime-dir", required_argument, NULL, ARG_RUNTIME_DIR },
+                { "state-dir", required_argument, NULL, ARG_STATE_DIR },
+                { "idle-exit-sec", required_argument, NULL, ARG_IDLE_EXIT },
+                {},
+        };
+        _cleanup_(manager_freep) Manager *m = NULL;
+        const char *runtime_dir = NULL, *state_dir = NULL;
+        uint64_t idle = 0;
+        int c, r;
+
+        log_setup();
+
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        help(type);
+                        return 0;
+                case ARG_VERSION:
+                        printf("dpipe-connector-%s %s\n", type->name, dpipe_version());
+                        return 0;
+                case ARG_RUNTIME_DIR:
+                        runtime_dir = optarg;
+                        break;
+                case ARG_STATE_DIR:
+                        state_dir = optarg;
+                        break;
+                case ARG_IDLE_EXIT:
+                        if (safe_atou64(optarg, &idle) < 0 || idle > UINT32_MAX) {
+                                fprintf(stderr, "Invalid --idle-exit-sec value: %s\n", optarg);
+                                return 1;
+                        }
+                        break;
+                case '?':
+                        return 1;
+                default:
+                        return 1;
+                }
+        if (optind < argc) {
+                fprintf(stderr, "Unexpected argument: %s\n", argv[optind]);
+                return 1;
+        }
+
+        raise_fd_limit();
+
+        r = manager_new(type, runtime_dir ?: default_runtime_dir(), state_dir ?: default_state_dir(),
+                        idle * USEC_PER_SEC, &m);
+        if (r < 0) {
+                log_error_errno(r, "Failed to set up: %m");
+                return 1;
+        }
+        r = manager_start(m);
+        if (r < 0)
+                return 1;
+
+        (void) sd_notify(false, "READY=1\nSTATUS=Waiting for sources");
+        r = sd_event_loop(m->event);
+        (void) sd_notify(false, "STOPPING=1");
+        if (r < 0) {
+                log_error_errno(r, "Event loop failed: %m");
+                return 1;
+        }
+        return r;
+}

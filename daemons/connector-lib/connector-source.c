@@ -1,0 +1,608 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* One source: its state machine (connecting -> active -> backoff -> connecting ..., paused, failed),
+ * counters, the open batch, the backoff timer and the persisted cursor. */
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "connector-internal.h"
+#include "frame.h"
+#include "json-util.h"
+#include "log.h"
+
+static const char *const source_state_table[_SOURCE_STATE_MAX] = {
+        [SOURCE_CONNECTING] = "connecting",
+        [SOURCE_ACTIVE] = "active",
+        [SOURCE_BACKOFF] = "backoff",
+        [SOURCE_PAUSED] = "paused",
+        [SOURCE_FAILED] = "failed",
+};
+
+const char *source_state_to_string(SourceState s) {
+        return s >= 0 && s < _SOURCE_STATE_MAX ? source_state_table[s] : NULL;
+}
+
+const char *source_name(Source *s) {
+        return s->name;
+}
+void *source_config(Source *s) {
+        return s->config;
+}
+void *source_data(Source *s) {
+        return s->data;
+}
+void *source_type_userdata(Source *s) {
+        return s->manager->type_userdata;
+}
+sd_event *source_get_event(Source *s) {
+        return s->manager->event;
+}
+SourceState source_get_state(Source *s) {
+        return s->state;
+}
+uint64_t source_next_seq(Source *s) {
+        return s->next_seq;
+}
+const char *source_position(Source *s) {
+        return s->position;
+}
+bool source_is_throttled(Source *s) {
+        return s->throttled;
+}
+
+json_object *source_state_json(Source *s) {
+        json_object *o = json_object_new_object();
+
+        if (!o)
+                return NULL;
+        json_object_object_add(o, "op", json_object_new_string("state"));
+        json_object_object_add(o, "name", json_object_new_string(s->name));
+        json_object_object_add(o, "state", json_object_new_string(source_state_to_string(s->state)));
+        json_object_object_add(o, "records", json_object_new_uint64(s->records));
+        json_object_object_add(o, "bytes", json_object_new_uint64(s->bytes));
+        json_object_object_add(o, "skipped", json_object_new_uint64(s->skipped));
+        json_object_object_add(o, "last_record_us", json_object_new_uint64(s->last_record_us));
+        json_object_object_add(o, "last_heartbeat_us", json_object_new_uint64(s->last_heartbeat_us));
+        json_object_object_add(o, "reconnects", json_object_new_uint64(s->reconnects));
+        json_object_object_add(o, "next_seq", json_object_new_uint64(s->next_seq));
+        json_object_object_add(o, "error", json_object_new_string(s->error ?: ""));
+        return o;
+}
+
+int source_report(Source *s) {
+        _cleanup_json_ json_object *o = source_state_json(s);
+
+        if (!o)
+                return -ENOMEM;
+        s->state_dirty = false;
+        manager_broadcast(s->manager, o);
+        return 0;
+}
+
+static void source_set_state(Source *s, SourceState state) {
+        if (s->state == state)
+                return;
+        log_info("Source %s: %s -> %s", s->name, source_state_to_string(s->state), source_state_to_string(state));
+        s->state = state;
+        (void) source_report(s);
+}
+
+static void source_do_start(Source *s) {
+        if (s->started || s->removed)
+                return;
+        s->started = true;
+        s->manager->type->start(s);
+}
+
+static void source_do_stop(Source *s) {
+        s->backoff_timer = sd_event_source_disable_unref(s->backoff_timer);
+        if (!s->started)
+                return;
+        s->started = false;
+        s->manager->type->stop(s);
+        source_flush(s);
+}
+
+/* Enters connecting; the type's start() runs once the writer told us where to resume. */
+static void source_begin(Source *s) {
+        source_set_state(s, SOURCE_CONNECTING);
+        if (!s->resume_known) {
+                if (!s->hello_pending)
+                        (void) writer_client_hello(&s->manager->writer, s);
+                return;
+        }
+        source_do_start(s);
+}
+
+void source_resume_known(Source *s, bool have_last_seq, uint64_t last_seq) {
+        uint64_t from_writer = have_last_seq ? last_seq + 1 : 0;
+
+        s->hello_pending = false;
+        if (s->resume_known)
+                return;
+        s->resume_known = true;
+        /* With a position, the cursor's seq belongs to it: re-reading from there gives the same seqs,
+         * which the writer drops as duplicates. Without, continue after whatever is later. */
+        if (s->position)
+                s->next_seq = s->cursor_seq;
+        else
+                s->next_seq = MAX(s->cursor_seq, from_writer);
+        log_debug("Source %s: resuming at seq %" PRIu64 " (writer %s%" PRIu64 ", cursor %" PRIu64 ")", s->name,
+                  s->next_seq, have_last_seq ? "" : "empty, ", last_seq, s->cursor_seq);
+        if (s->state == SOURCE_CONNECTING)
+                source_do_start(s);
+}
+
+static char *source_cursor_path(Source *s) {
+        char *p = NULL;
+
+        if (asprintf(&p, "%s/%s.cursor", s->manager->cursor_dir, s->name) < 0)
+                return NULL;
+        return p;
+}
+
+static int source_load_cursor(Source *s) {
+        _cleanup_free_ char *path = NULL, *text = NULL;
+        _cleanup_json_ json_object *o = NULL;
+        json_object *pos;
+        size_t size;
+        uint64_t seq;
+        int r;
+
+        path = source_cursor_path(s);
+        if (!path)
+                return -ENOMEM;
+        r = read_file(path, 1024 * 1024, &text, &size);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return log_warning_errno(r, "Source %s: failed to read cursor %s, ignoring: %m", s->name, path);
+        r = json_parse_n(text, size, &o, NULL);
+        if (r < 0 || !json_object_is_type(o, json_type_object) || !json_get_uint64(o, "next_seq", &seq))
+                return log_warning_errno(r < 0 ? r : -EBADMSG, "Source %s: malformed cursor %s, ignoring.", s->name,
+                                         path);
+        s->cursor_seq = seq;
+        if (json_object_object_get_ex(o, "position", &pos) && pos) {
+                s->position = strdup(json_object_to_json_string_ext(pos, JSON_C_TO_STRING_PLAIN));
+                if (!s->position)
+                        return -ENOMEM;
+        }
+        log_debug("Source %s: cursor at seq %" PRIu64 ", position %s", s->name, seq, s->position ?: "none");
+        return 0;
+}
+
+int source_save_cursor(Source *s) {
+        _cleanup_free_ char *path = NULL;
+        _cleanup_(buffer_done) Buffer b = {};
+        int r;
+
+        if (!s->cursor_dirty)
+                return 0;
+        path = source_cursor_path(s);
+        if (!path)
+                return -ENOMEM;
+        r = buffer_printf(&b, "{\"next_seq\":%" PRIu64 ",\"position\":%s}\n", s->cursor_seq, s->position ?: "null");
+        if (r < 0)
+                return r;
+        r = mkdir_p(s->manager->cursor_dir, 0755);
+        if (r < 0)
+                return log_warning_errno(r, "Failed to create %s: %m", s->manager->cursor_dir);
+        r = write_file_atomic(path, buffer_begin(&b), buffer_size(&b));
+        if (r < 0)
+                return log_warning_errno(r, "Source %s: failed to write cursor %s: %m", s->name, path);
+        s->cursor_dirty = false;
+        return 0;
+}
+
+static int source_configure(Source *s, json_object *options, char **ret_message) {
+        const ConnectorType *t = s->manager->type;
+        int r;
+
+        s->config = calloc(1, MAX(t->config_size, (size_t) 1));
+        if (!s->config)
+                return -ENOMEM;
+        r = options_parse(t->options, options, s->config, ret_message);
+        if (r < 0)
+                return r;
+        if (t->validate) {
+                r = t->validate(s->config, ret_message);
+                if (r < 0)
+                        return r;
+        }
+        s->data = calloc(1, MAX(t->data_size, (size_t) 1));
+        if (!s->data)
+                return -ENOMEM;
+        if (t->init) {
+                r = t->init(s);
+                if (r < 0) {
+                        if (!*ret_message && asprintf(ret_message, "failed to set up source: %s", strerror(-r)) < 0)
+                                *ret_message = NULL;
+                        return r;
+                }
+        }
+        return 0;
+}
+
+static void source_unconfigure(Source *s) {
+        const ConnectorType *t = s->manager->type;
+
+        if (s->data && t->done)
+                t->done(s);
+        s->data = mfree(s->data);
+        options_free(t->options, s->config);
+        s->config = mfree(s->config);
+}
+
+int source_new(Manager *m, const char *name, json_object *options, bool paused, char **ret_message, Source **ret) {
+        _cleanup_(source_freep) Source *s = NULL;
+        int r;
+
+        s = calloc(1, sizeof(Source));
+        if (!s)
+                return -ENOMEM;
+        s->manager = m;
+        s->state = SOURCE_CONNECTING;
+        s->name = strdup(name);
+        if (!s->name)
+                return -ENOMEM;
+        r = source_configure(s, options, ret_message);
+        if (r < 0)
+                return r;
+        s->options = options ? json_object_get(options) : NULL;
+        r = source_load_cursor(s);
+        if (r == -ENOMEM)
+                return r;
+        if (lh_table_insert(m->sources, s->name, s) < 0)
+                return -ENOMEM;
+        m->n_sources++;
+        s->paused = paused;
+        log_info("Source %s: added%s", s->name, paused ? " (paused)" : "");
+        if (paused) {
+                s->state = SOURCE_PAUSED;
+                (void) source_report(s);
+        } else {
+                (void) source_report(s);
+                source_begin(s);
+        }
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+Source *source_free(Source *s) {
+        if (!s)
+                return NULL;
+        if (s->started) {
+                s->started = false;
+                s->manager->type->stop(s);
+        }
+        if (s->open_batch) {
+                writer_client_recycle_batch(&s->manager->writer, s->open_batch);
+                s->open_batch = NULL;
+        }
+        if (s->in_flush_list)
+                LIST_REMOVE(flush, s->manager->flush_head, s->manager->flush_tail, s);
+        sd_event_source_disable_unref(s->backoff_timer);
+        source_unconfigure(s);
+        if (s->options)
+                json_object_put(s->options);
+        free(s->position);
+        free(s->pending_position);
+        free(s->error);
+        free(s->name);
+        return mfree(s);
+}
+
+int source_update(Source *s, json_object *options, bool paused, char **ret_message) {
+        _cleanup_free_ void *old_config = NULL, *old_data = NULL;
+        int r;
+
+        if (options && s->options && json_object_equal(options, s->options)) {
+                /* Same definition (dpiped re-sends every source when it reconnects): keep running. */
+                if (paused != s->paused) {
+                        if (paused)
+                                source_pause(s);
+                        else
+                                source_resume(s);
+                }
+                return 0;
+        }
+
+        log_info("Source %s: options changed, restarting", s->name);
+        source_do_stop(s);
+        source_unconfigure(s);
+        r = source_configure(s, options, ret_message);
+        if (r < 0) {
+                source_unconfigure(s);
+                /* Keep the object (dpiped may fix the definition), but it cannot run like this. */
+                if (s->options)
+                        json_object_put(s->options);
+                s->options = NULL;
+                free(s->error);
+                s->error = *ret_message ? strdup(*ret_message) : NULL;
+                source_set_state(s, SOURCE_FAILED);
+                return r;
+        }
+        if (s->options)
+                json_object_put(s->options);
+        s->options = options ? json_object_get(options) : NULL;
+        s->paused = paused;
+        s->backoff_attempt = 0;
+        if (paused)
+                source_set_state(s, SOURCE_PAUSED);
+        else
+                source_begin(s);
+        return 0;
+}
+
+void source_remove(Source *s) {
+        Manager *m = s->manager;
+        _cleanup_free_ char *path = NULL;
+
+        log_info("Source %s: removed", s->name);
+        s->removed = true;
+        source_do_stop(s);
+        /* Batches already handed to the writer client stay there until acked: records read stay. */
+        path = source_cursor_path(s);
+        if (path)
+                (void) unlink(path);
+        lh_table_delete(m->sources, s->name);
+        m->n_sources--;
+        source_free(s);
+        manager_check_idle(m);
+}
+
+void source_pause(Source *s) {
+        s->paused = true;
+        source_do_stop(s);
+        source_set_state(s, SOURCE_PAUSED);
+}
+
+void source_resume(Source *s) {
+        s->paused = false;
+        if (!s->config)
+                return; /* failed configuration: stays failed until a valid add */
+        if (s->state != SOURCE_PAUSED && s->state != SOURCE_FAILED)
+                return;
+        s->backoff_attempt = 0;
+        source_do_stop(s);
+        source_begin(s);
+}
+
+static int source_backoff_fire(sd_event_source *es, uint64_t usec, void *userdata) {
+        Source *s = userdata;
+
+        s->backoff_timer = sd_event_source_disable_unref(s->backoff_timer);
+        s->reconnects++;
+        source_begin(s);
+        return 0;
+}
+
+static uint64_t backoff_delay(unsigned attempt) {
+        uint64_t d = BACKOFF_MIN_USEC, r = 0;
+
+        for (unsigned i = 0; i < attempt && d < BACKOFF_MAX_USEC; i++)
+                d *= 2;
+        d = MIN(d, BACKOFF_MAX_USEC);
+        /* "Equal jitter": between half and all of the delay, so that many sources that failed
+         * together (one peer restarting) do not come back in lockstep. */
+        (void) getrandom(&r, sizeof(r), GRND_NONBLOCK);
+        return d / 2 + r % (d / 2 + 1);
+}
+
+static void source_set_error(Source *s, int error, const char *fmt, va_list ap) {
+        _cleanup_free_ char *msg = NULL;
+
+        if (vasprintf(&msg, fmt, ap) < 0)
+                msg = NULL;
+        if (msg && error != 0) {
+                char *full = NULL;
+                if (asprintf(&full, "%s: %s", msg, strerror(abs(error))) >= 0) {
+                        free(msg);
+                        msg = full;
+                }
+        }
+        free(s->error);
+        s->error = TAKE_PTR(msg);
+}
+
+int source_fail(Source *s, int error, const char *fmt, ...) {
+        va_list ap;
+        uint64_t delay;
+        int r;
+
+        va_start(ap, fmt);
+        source_set_error(s, error, fmt, ap);
+        va_end(ap);
+
+        source_do_stop(s);
+        delay = backoff_delay(s->backoff_attempt);
+        if (s->backoff_attempt < 32)
+                s->backoff_attempt++;
+        log_warning("Source %s: %s; retrying in %" PRIu64 " ms", s->name, s->error ?: "failed",
+                    delay / USEC_PER_MSEC);
+        r = sd_event_add_time_relative(s->manager->event, &s->backoff_timer, CLOCK_MONOTONIC, delay, 0,
+                                       source_backoff_fire, s);
+        if (r < 0)
+                log_error_errno(r, "Source %s: failed to arm backoff timer: %m", s->name);
+        if (s->state == SOURCE_BACKOFF)
+                (void) source_report(s); /* new error text */
+        else
+                source_set_state(s, SOURCE_BACKOFF);
+        return error < 0 ? error : -error;
+}
+
+int source_fail_permanently(Source *s, int error, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        source_set_error(s, error, fmt, ap);
+        va_end(ap);
+        log_error("Source %s: %s; giving up until the source is resumed or re-added", s->name,
+                  s->error ?: "failed");
+        source_do_stop(s);
+        source_set_state(s, SOURCE_FAILED);
+        return error < 0 ? error : -error;
+}
+
+void source_connecting(Source *s) {
+        source_set_state(s, SOURCE_CONNECTING);
+}
+
+void source_active(Source *s) {
+        source_set_state(s, SOURCE_ACTIVE);
+}
+
+void source_backoff_reset(Source *s) {
+        s->backoff_attempt = 0;
+}
+
+void source_heartbeat(Source *s) {
+        s->last_heartbeat_us = now_usec(CLOCK_REALTIME);
+        s->state_dirty = true;
+}
+
+void source_skip_record(Source *s, const char *position, const char *fmt, ...) {
+        _cleanup_free_ char *msg = NULL;
+        va_list ap;
+
+        va_start(ap, fmt);
+        if (vasprintf(&msg, fmt, ap) < 0)
+                msg = NULL;
+        va_end(ap);
+        s->skipped++;
+        s->state_dirty = true;
+        log_warning("Source %s: skipping record at %s: %s", s->name, position ?: "?", msg ?: "bad record");
+}
+
+int source_emit_seq(Source *s, uint64_t seq, const char *data, size_t len) {
+        WriterClient *w = &s->manager->writer;
+        uint64_t now;
+        int r;
+
+        if (seq < s->next_seq)
+                return 0;
+        if (len > FRAME_SIZE_MAX / 2)
+                return -EMSGSIZE;
+
+        if (s->open_batch && batch_size(&s->builder) + len + BATCH_RECORD_HEADER_SIZE > FRAME_SIZE_MAX - 1024)
+                source_flush(s);
+        if (!s->open_batch) {
+                Batch *b = writer_client_new_batch(w);
+                if (!b)
+                        return -ENOMEM;
+                b->id = w->next_batch_id++;
+                r = batch_begin(&s->builder, &b->frame, b->id, s->name, strlen(s->name));
+                if (r < 0) {
+                        writer_client_recycle_batch(w, b);
+                        return r;
+                }
+                strcpy(b->source, s->name);
+                b->first_seq = seq;
+                s->open_batch = b;
+                manager_schedule_flush(s->manager, s);
+        }
+        now = now_usec(CLOCK_REALTIME);
+        r = batch_add(&s->builder, seq, now, data, (uint32_t) len);
+        if (r < 0)
+                return r;
+        s->open_batch->last_seq = seq;
+        s->open_batch->count++;
+        s->next_seq = seq + 1;
+        s->records++;
+        s->bytes += len;
+        s->last_record_us = now;
+        s->state_dirty = true;
+
+        if (batch_size(&s->builder) >= BATCH_FLUSH_BYTES || s->builder.count >= BATCH_FLUSH_RECORDS)
+                source_flush(s);
+        return 1;
+}
+
+int source_emit(Source *s, const char *data, size_t len) {
+        return source_emit_seq(s, s->next_seq, data, len);
+}
+
+static void source_adopt_position(Source *s, char *position, uint64_t seq) {
+        free(s->position);
+        s->position = position;
+        s->cursor_seq = seq;
+        s->cursor_dirty = true;
+}
+
+int source_set_position(Source *s, const char *position_json) {
+        char *copy = strdup(position_json);
+
+        if (!copy)
+                return -ENOMEM;
+        if (s->open_batch) {
+                free(s->open_batch->position);
+                s->open_batch->position = copy;
+                s->open_batch->position_seq = s->next_seq;
+        } else if (s->unacked_batches == 0)
+                source_adopt_position(s, copy, s->next_seq);
+        else {
+                /* Valid once everything handed over so far is acked. */
+                free(s->pending_position);
+                s->pending_position = copy;
+                s->pending_position_seq = s->next_seq;
+                s->pending_after_batch = s->last_batch_id;
+        }
+        return 0;
+}
+
+void source_flush(Source *s) {
+        Manager *m = s->manager;
+        Batch *b = s->open_batch;
+        int r;
+
+        if (s->in_flush_list) {
+                LIST_REMOVE(flush, m->flush_head, m->flush_tail, s);
+                s->in_flush_list = false;
+        }
+        if (!b)
+                return;
+        s->open_batch = NULL;
+        r = batch_end(&s->builder);
+        if (r < 0) {
+                log_error_errno(r, "Source %s: failed to finish batch, dropping %u records: %m", s->name, b->count);
+                writer_client_recycle_batch(&m->writer, b);
+                return;
+        }
+        s->unacked_batches++;
+        s->unacked_bytes += buffer_size(&b->frame);
+        s->last_batch_id = b->id;
+        (void) writer_client_submit(&m->writer, b);
+        if (s->unacked_bytes > SOURCE_UNACKED_MAX)
+                source_set_throttled(s, true);
+        manager_update_throttle(m);
+}
+
+void source_batch_acked(Source *s, Batch *b) {
+        if (s->unacked_batches > 0)
+                s->unacked_batches--;
+        s->unacked_bytes -= MIN(s->unacked_bytes, (uint64_t) buffer_size(&b->frame));
+        if (b->position) {
+                source_adopt_position(s, TAKE_PTR(b->position), b->position_seq);
+        } else if (!s->position && b->count > 0) {
+                s->cursor_seq = b->last_seq + 1;
+                s->cursor_dirty = true;
+        }
+        if (s->pending_position && b->id >= s->pending_after_batch) {
+                source_adopt_position(s, TAKE_PTR(s->pending_position), s->pending_position_seq);
+        }
+        if (s->throttled && s->unacked_bytes <= SOURCE_UNACKED_MAX / 2 && !s->manager->throttled_all)
+                source_set_throttled(s, false);
+}
+
+void source_set_throttled(Source *s, bool throttled) {
+        if (s->throttled == throttled)
+                return;
+        s->throttled = throttled;
+        log_debug("Source %s: %s", s->name, throttled ? "throttled, waiting for the writer" : "unthrottled");
+        if (s->started && s->manager->type->throttle)
+                s->manager->type->throttle(s, throttled);
+}

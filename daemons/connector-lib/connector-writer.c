@@ -1,0 +1,379 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The writer client: one connection to <runtime-dir>/writer.sock carrying FRAME_BATCH frames,
+ * pipelined. Every batch stays in memory until its FRAME_ACK arrives; when the connection drops
+ * (the writer crashed or was restarted), the client reconnects (socket activation brings the
+ * writer back) and sends every unacked batch again, in order. The writer drops records whose seq it
+ * already stored, so a resent batch is not stored twice. */
+
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+#include <sys/epoll.h>
+
+#include "connector-internal.h"
+#include "frame.h"
+#include "json-util.h"
+#include "log.h"
+#include "socket-util.h"
+
+#define WRITER_RETRY_MIN_USEC (100 * USEC_PER_MSEC)
+#define WRITER_RETRY_MAX_USEC (5 * USEC_PER_SEC)
+#define BATCH_FREE_LIST_MAX 32
+
+static void writer_client_disconnect(WriterClient *w, bool retry);
+
+int writer_client_init(WriterClient *w, Manager *m, const char *path) {
+        *w = (WriterClient) {
+                .manager = m,
+                .fd = -EBADF,
+                .next_batch_id = 1,
+        };
+        w->path = strdup(path);
+        return w->path ? 0 : -ENOMEM;
+}
+
+static void batch_free(Batch *b) {
+        buffer_done(&b->frame);
+        free(b->position);
+        free(b);
+}
+
+void writer_client_done(WriterClient *w) {
+        Batch *b;
+
+        writer_client_disconnect(w, false);
+        while ((b = w->batches_head)) {
+                LIST_REMOVE(batches, w->batches_head, w->batches_tail, b);
+                batch_free(b);
+        }
+        while ((b = w->free_batches)) {
+                w->free_batches = b->batches_next;
+                batch_free(b);
+        }
+        buffer_done(&w->in);
+        buffer_done(&w->out);
+        w->path = mfree(w->path);
+}
+
+Batch *writer_client_new_batch(WriterClient *w) {
+        Batch *b = w->free_batches;
+
+        if (b) {
+                w->free_batches = b->batches_next;
+                b->batches_next = b->batches_prev = NULL;
+                return b;
+        }
+        return calloc(1, sizeof(Batch));
+}
+
+void writer_client_recycle_batch(WriterClient *w, Batch *b) {
+        unsigned n = 0;
+
+        for (Batch *i = w->free_batches; i && n < BATCH_FREE_LIST_MAX; i = i->batches_next)
+                n++;
+        if (n >= BATCH_FREE_LIST_MAX || b->frame.allocated > 4 * BATCH_FLUSH_BYTES) {
+                batch_free(b);
+                return;
+        }
+        /* Keep the storage: the steady state allocates no batches. */
+        buffer_clear(&b->frame);
+        b->position = mfree(b->position);
+        b->count = 0;
+        b->batches_prev = NULL;
+        b->batches_next = w->free_batches;
+        w->free_batches = b;
+}
+
+static int writer_client_flush_out(WriterClient *w) {
+        ssize_t n;
+        int r;
+
+        if (!w->connected)
+                return 0;
+        n = buffer_write_fd(&w->out, w->fd);
+        if (n < 0) {
+                log_warning_errno((int) n, "Failed to write to the writer: %m");
+                writer_client_disconnect(w, true);
+                return (int) n;
+        }
+        r = sd_event_source_set_io_events(w->io, EPOLLIN | (buffer_size(&w->out) > 0 ? EPOLLOUT : 0));
+        return r < 0 ? r : 0;
+}
+
+static bool writer_client_has_work(WriterClient *w) {
+        struct lh_entry *e;
+
+        if (w->batches_head)
+                return true;
+        lh_foreach(w->manager->sources, e) {
+                Source *s = (Source *) lh_entry_v(e);
+                if (!s->resume_known && s->state == SOURCE_CONNECTING)
+                        return true;
+        }
+        return false;
+}
+
+static int writer_client_send_hello(WriterClient *w, Source *s) {
+        _cleanup_json_ json_object *o = json_object_new_object();
+        int r;
+
+        if (!o)
+                return -ENOMEM;
+        json_object_object_add(o, "op", json_object_new_string("hello"));
+        json_object_object_add(o, "source", json_object_new_string(s->name));
+        r = frame_append_json(&w->out, o);
+        if (r < 0)
+                return r;
+        s->hello_pending = true;
+        return 0;
+}
+
+static int writer_client_on_connected(WriterClient *w) {
+        struct lh_entry *e;
+        unsigned n = 0;
+        int r;
+
+        w->connected = true;
+        w->retry_attempt = 0;
+
+        lh_foreach(w->manager->sources, e) {
+                Source *s = (Source *) lh_entry_v(e);
+                if (!s->resume_known && s->state == SOURCE_CONNECTING) {
+                        r = writer_client_send_hello(w, s);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        for (Batch *b = w->batches_head; b; b = b->batches_next, n++) {
+                r = buffer_append(&w->out, buffer_begin(&b->frame), buffer_size(&b->frame));
+                if (r < 0)
+                        return r;
+        }
+        if (n > 0)
+                log_info("Connected to the writer, sending %u unacked batches again", n);
+        else
+                log_debug("Connected to the writer at %s", w->path);
+        return writer_client_flush_out(w);
+}
+
+static Batch *writer_client_find_batch(WriterClient *w, uint64_t id) {
+        for (Batch *b = w->batches_head; b; b = b->batches_next)
+                if (b->id == id)
+                        return b;
+        return NULL;
+}
+
+static int writer_client_handle_ack(WriterClient *w, const Frame *f) {
+        BatchAck ack;
+        Batch *b;
+        Source *s;
+        int r;
+
+        r = batch_ack_parse(f, &ack);
+        if (r < 0)
+                return log_warning_errno(r, "Malformed ack from the writer: %m");
+        b = writer_client_find_batch(w, ack.batch_id);
+        if (!b) {
+                log_debug("Ack for unknown batch %" PRIu64 ", ignoring.", ack.batch_id);
+                return 0;
+        }
+        if (ack.error != 0) {
+                /* Nothing of it was stored (e.g. disk full): try again later, everything from here. */
+                log_warning_errno(ack.error, "The writer refused batch %" PRIu64 " of source %s, retrying: %m",
+                                  ack.batch_id, b->source);
+                return -EAGAIN;
+        }
+        log_debug("Batch %" PRIu64 " of %s acked: %u stored at offset %" PRIu64 ", %u duplicates", ack.batch_id,
+                  b->source, ack.stored, ack.first_offset, ack.duplicates);
+        LIST_REMOVE(batches, w->batches_head, w->batches_tail, b);
+        w->unacked_bytes -= MIN(w->unacked_bytes, (uint64_t) buffer_size(&b->frame));
+        s = manager_find_source(w->manager, b->source);
+        if (s)
+                source_batch_acked(s, b);
+        writer_client_recycle_batch(w, b);
+        manager_update_throttle(w->manager);
+        return 0;
+}
+
+static int writer_client_handle_control(WriterClient *w, const Frame *f) {
+        _cleanup_json_ json_object *o = NULL;
+        const char *op, *name;
+        uint64_t last_seq = 0;
+        bool have;
+        Source *s;
+        int r;
+
+        r = frame_parse_json(f, &o);
+        if (r < 0)
+                return log_warning_errno(r, "Malformed control message from the writer, ignoring.");
+        op = json_get_string(o, "op");
+        if (!streq_ptr(op, "hello")) {
+                log_debug("Control message '%s' from the writer, ignoring.", op ?: "?");
+                return 0;
+        }
+        name = json_get_string(o, "source");
+        s = name ? manager_find_source(w->manager, name) : NULL;
+        if (!s)
+                return 0;
+        have = json_get_uint64(o, "last_seq", &last_seq);
+        source_resume_known(s, have, last_seq);
+        return 0;
+}
+
+static int writer_client_retry_fire(sd_event_source *es, uint64_t usec, void *userdata) {
+        WriterClient *w = userdata;
+
+        w->retry_timer = sd_event_source_disable_unref(w->retry_timer);
+        if (writer_client_has_work(w))
+                (void) writer_client_connect(w);
+        return 0;
+}
+
+static void writer_client_schedule_retry(WriterClient *w) {
+        uint64_t d = WRITER_RETRY_MIN_USEC;
+        int r;
+
+        if (w->retry_timer)
+                return;
+        for (unsigned i = 0; i < w->retry_attempt && d < WRITER_RETRY_MAX_USEC; i++)
+                d *= 2;
+        d = MIN(d, WRITER_RETRY_MAX_USEC);
+        if (w->retry_attempt < 16)
+                w->retry_attempt++;
+        r = sd_event_add_time_relative(w->manager->event, &w->retry_timer, CLOCK_MONOTONIC, d, 0,
+                                       writer_client_retry_fire, w);
+        if (r < 0)
+                log_error_errno(r, "Failed to arm writer reconnect timer: %m");
+}
+
+static void writer_client_disconnect(WriterClient *w, bool retry) {
+        struct lh_entry *e;
+
+        w->io = sd_event_source_disable_unref(w->io);
+        w->fd = safe_close(w->fd);
+        w->connected = false;
+        buffer_clear(&w->in);
+        buffer_clear(&w->out);
+        if (!retry) {
+                w->retry_timer = sd_event_source_disable_unref(w->retry_timer);
+                return;
+        }
+        if (w->manager->sources)
+                lh_foreach(w->manager->sources, e) {
+                        Source *s = (Source *) lh_entry_v(e);
+                        s->hello_pending = false;
+                }
+        if (writer_client_has_work(w))
+                writer_client_schedule_retry(w);
+}
+
+static int writer_client_io(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
+        WriterClient *w = userdata;
+        int r;
+
+        if (!w->connected) {
+                r = socket_finish_connect(fd);
+                if (r < 0) {
+                        log_warning_errno(r, "Failed to connect to the writer at %s: %m", w->path);
+                        writer_client_disconnect(w, true);
+                        return 0;
+                }
+                r = writer_client_on_connected(w);
+                if (r < 0 || !w->connected)
+                        return 0;
+                revents &= ~EPOLLOUT;
+        }
+
+        if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+                for (;;) {
+                        ssize_t n = buffer_read_fd(&w->in, fd, 64 * 1024);
+                        Frame f;
+
+                        if (n == -EAGAIN)
+                                break;
+                        if (n <= 0) {
+                                if (n == 0)
+                                        log_warning("The writer closed the connection%s",
+                                                    w->batches_head ? ", reconnecting to resend unacked batches" : "");
+                                else
+                                        log_warning_errno((int) n, "Failed to read from the writer: %m");
+                                writer_client_disconnect(w, true);
+                                return 0;
+                        }
+                        while ((r = frame_peek(&w->in, FRAME_SIZE_MAX, &f)) > 0) {
+                                if (f.type == FRAME_ACK)
+                                        r = writer_client_handle_ack(w, &f);
+                                else if (f.type == FRAME_CONTROL)
+                                        r = writer_client_handle_control(w, &f);
+                                else
+                                        r = 0;
+                                if (r == -EAGAIN) {
+                                        writer_client_disconnect(w, true);
+                                        return 0;
+                                }
+                                if (!w->connected)
+                                        return 0;
+                                buffer_consume(&w->in, FRAME_HEADER_SIZE + f.size);
+                        }
+                        if (r < 0) {
+                                log_warning_errno(r, "Bad frame from the writer: %m");
+                                writer_client_disconnect(w, true);
+                                return 0;
+                        }
+                        if ((size_t) n < 64 * 1024)
+                                break;
+                }
+        }
+        if (revents & EPOLLOUT)
+                (void) writer_client_flush_out(w);
+        return 0;
+}
+
+int writer_client_connect(WriterClient *w) {
+        int r;
+
+        if (w->fd >= 0 || w->retry_timer)
+                return 0;
+        w->fd = socket_connect_unix(w->path, true);
+        if (w->fd < 0) {
+                r = w->fd;
+                w->fd = -EBADF;
+                log_full_errno(w->retry_attempt == 0 ? LOG_WARNING : LOG_DEBUG, r,
+                               "Failed to connect to the writer at %s, will retry: %m", w->path);
+                writer_client_schedule_retry(w);
+                return 0;
+        }
+        socket_set_buffers(w->fd, 4 * 1024 * 1024);
+        /* A Unix connect either completes at once or (backlog full) reports EAGAIN; either way
+         * EPOLLOUT tells when the socket is usable, and SO_ERROR whether it worked. */
+        r = sd_event_add_io(w->manager->event, &w->io, w->fd, EPOLLIN | EPOLLOUT, writer_client_io, w);
+        if (r < 0) {
+                w->fd = safe_close(w->fd);
+                return log_error_errno(r, "Failed to watch the writer socket: %m");
+        }
+        return 0;
+}
+
+int writer_client_submit(WriterClient *w, Batch *b) {
+        int r;
+
+        LIST_APPEND(batches, w->batches_head, w->batches_tail, b);
+        w->unacked_bytes += buffer_size(&b->frame);
+        if (!w->connected)
+                return writer_client_connect(w);
+        r = buffer_append(&w->out, buffer_begin(&b->frame), buffer_size(&b->frame));
+        if (r < 0)
+                return r;
+        return writer_client_flush_out(w);
+}
+
+int writer_client_hello(WriterClient *w, Source *s) {
+        int r;
+
+        if (!w->connected)
+                return writer_client_connect(w); /* sent from writer_client_on_connected() */
+        r = writer_client_send_hello(w, s);
+        if (r < 0)
+                return r;
+        return writer_client_flush_out(w);
+}

@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The connector library: everything a dpipe connector type needs except talking to its sources.
+ *
+ * A connector type is one ConnectorType (a struct of callbacks), one option table and one
+ * registration line:
+ *
+ *     static const ConnectorOption foo_options[] = {
+ *             CONNECTOR_OPTION_STRING("address", FooConfig, address, NULL, true),
+ *             CONNECTOR_OPTION_U32("interval_ms", FooConfig, interval_ms, "1000", false),
+ *             {}
+ *     };
+ *     const ConnectorType foo_connector = { .name = "foo", .options = foo_options, ... };
+ *     CONNECTOR_DEFINE_MAIN(foo_connector);
+ *
+ * The library supplies main() (options, logging, signals, sd_notify, watchdog, --idle-exit-sec),
+ * the control server for dpiped on <runtime-dir>/connector-<type>.sock, the writer client
+ * (pipelined FRAME_BATCH frames, kept until acked, resent after the writer restarts), per-source
+ * state and counters reported to dpiped, record batching, jittered exponential backoff, and the
+ * per-source cursor in <state-dir>/connector-<type>/<source>.cursor.
+ *
+ * The type's callbacks run on the one sd_event loop of the process and must never block. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "buffer.h"
+#include "macro.h"
+
+typedef struct Manager Manager;
+typedef struct Source Source;
+
+typedef enum SourceState {
+        SOURCE_CONNECTING,
+        SOURCE_ACTIVE,
+        SOURCE_BACKOFF,
+        SOURCE_PAUSED,
+        SOURCE_FAILED,
+        _SOURCE_STATE_MAX,
+} SourceState;
+
+const char *source_state_to_string(SourceState s);
+
+typedef enum OptionType {
+        OPTION_STRING, /* char *, malloc'ed, freed with the source */
+        OPTION_U32,    /* uint32_t: JSON integer or decimal string */
+        OPTION_U64,    /* uint64_t */
+        OPTION_BOOL,   /* bool: JSON boolean or "yes"/"no"/"true"/"false"/"1"/"0" */
+} OptionType;
+
+/* One row of the declarative option table: the option `name` of an add request's "options" object
+ * is parsed as `type` into the config struct at `offset`; `default_value` (text, parsed the same
+ * way) applies when it is absent. Unknown options are refused, so that typos surface. */
+typedef struct ConnectorOption {
+        const char *name;
+        OptionType type;
+        size_t offset;
+        const char *default_value;
+        bool required;
+} ConnectorOption;
+
+#define CONNECTOR_OPTION(n, t, cfg, field, def, req)                                                   \
+        { .name = (n), .type = (t), .offset = offsetof(cfg, field), .default_value = (def), .required = (req) }
+#define CONNECTOR_OPTION_STRING(n, cfg, field, def, req) CONNECTOR_OPTION(n, OPTION_STRING, cfg, field, def, req)
+#define CONNECTOR_OPTION_U32(n, cfg, field, def) CONNECTOR_OPTION(n, OPTION_U32, cfg, field, def, false)
+#define CONNECTOR_OPTION_U64(n, cfg, field, def) CONNECTOR_OPTION(n, OPTION_U64, cfg, field, def, false)
+#define CONNECTOR_OPTION_BOOL(n, cfg, field, def) CONNECTOR_OPTION(n, OPTION_BOOL, cfg, field, def, false)
+
+typedef struct ConnectorType {
+        const char *name;        /* "tcp": socket connector-tcp.sock, executable dpipe-connector-tcp */
+        const char *description; /* one line for --help */
+
+        size_t config_size;             /* the struct the option table fills */
+        const ConnectorOption *options; /* terminated by an entry with name == NULL */
+        size_t data_size;               /* private per-source state, zeroed, see source_data() */
+
+        /* Optional: once per process, after the event loop exists (e.g. a curl multi handle).
+         * Whatever is stored in *ret_userdata is returned by source_type_userdata(). */
+        int (*setup)(sd_event *e, void **ret_userdata);
+        void (*teardown)(void *userdata);
+
+        /* Optional: checks a parsed config; on failure returns negative errno and a malloc'ed
+         * message in *ret_message, which is sent back to dpiped. */
+        int (*validate)(const void *config, char **ret_message);
+        /* Optional: initialise/free the private data. done() must accept a stopped source. */
+        int (*init)(Source *s);
+        void (*done)(Source *s);
+        /* Begin ingestion: connect, open, schedule polls. source_next_seq() and source_position()
+         * tell where to resume. Failures are reported with source_fail(), never by blocking. */
+        void (*start)(Source *s);
+        /* Stop ingestion: close connections, disarm timers. Called before backoff, pause, remove. */
+        void (*stop)(Source *s);
+        /* Optional: stop/restart reading because too much is waiting for the writer's ack. */
+        void (*throttle)(Source *s, bool throttled);
+} ConnectorType;
+
+int connector_main(const ConnectorType *type, int argc, char *argv[]);
+
+#define CONNECTOR_DEFINE_MAIN(type)                                                                    \
+        int main(int argc, char *argv[]) {                                                             \
+                return connector_main(&(type), argc, argv);                                            \
+        }
+
+/* Accessors for the type. */
+const char *source_name(Source *s);
+void *source_config(Source *s);
+void *source_data(Source *s);
+void *source_type_userdata(Source *s);
+sd_event *source_get_event(Source *s);
+SourceState source_get_state(Source *s);
+
+/* The seq the next record gets (source_emit()) or that a sequenced peer must be asked for next
+ * (source_emit_seq()). Known before start() is called: the writer's last stored seq + 1, or the
+ * persisted cursor, whichever is later. */
+uint64_t source_next_seq(Source *s);
+/* The position persisted with the cursor (a JSON text set with source_set_position() and acked by
+ * the writer), or NULL. If set, next_seq is the seq of the record found at that position. */
+const char *source_position(Source *s);
+
+/* Hands one record (one JSON value, already validated, no newline) to the writer with the next seq.
+ * Copies the bytes into the current batch: no allocation in the steady state. */
+int source_emit(Source *s, const char *data, size_t len);
+/* Same with a peer-assigned seq: records with seq < source_next_seq() are dropped as duplicates
+ * (returns 0), others advance next_seq to seq + 1. Returns 1 when queued. */
+int source_emit_seq(Source *s, uint64_t seq, const char *data, size_t len);
+/* Records where the stream stands after the records emitted so far (e.g. {"ino":1,"offset":42}).
+ * It is persisted once the writer acked everything up to here, so a restart resumes there. */
+int source_set_position(Source *s, const char *position_json);
+
+/* Counts and logs (with the source name and position) a record that was skipped. */
+void source_skip_record(Source *s, const char *position, const char *fmt, ...) _printf_(3, 4);
+
+/* State changes the type reports. */
+void source_connecting(Source *s);
+void source_active(Source *s);
+void source_heartbeat(Source *s);
+void source_add_bytes(Source *s, uint64_t n);
+/* Transient failure: stop(), state backoff, LastError, start() again after a jittered exponential
+ * delay. Returns -abs(error) so it can end a callback. */
+int source_fail(Source *s, int error, const char *fmt, ...) _printf_(3, 4);
+/* Permanent failure (bad configuration): stop(), state failed, no retry until re-added/resumed. */
+int source_fail_permanently(Source *s, int error, const char *fmt, ...) _printf_(3, 4);
+/* Resets the backoff delay (call after the source delivered data). */
+void source_backoff_reset(Source *s);
+bool source_is_throttled(Source *s);
