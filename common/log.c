@@ -8,6 +8,7 @@
 #include "log.h"
 
 static int max_level = LOG_INFO;
+static const char *console_prefix = NULL;
 
 static const char *const level_names[] = {
         [LOG_EMERG] = "emerg", [LOG_ALERT] = "alert",   [LOG_CRIT] = "crit", [LOG_ERR] = "err",
@@ -47,6 +48,10 @@ void log_set_max_level(int level) {
         max_level = level;
 }
 
+void log_set_console_prefix(const char *name) {
+        console_prefix = name;
+}
+
 int log_get_max_level(void) {
         return max_level;
 }
@@ -71,7 +76,10 @@ int log_internal(int level, int error, const char *file, int line, const char *f
                 if (*p == '\n' || *p == '\r')
                         *p = ' ';
 
-        fprintf(stderr, "<%i>%s\n", level, buf);
+        if (console_prefix)
+                fprintf(stderr, "%s: %s\n", console_prefix, buf);
+        else
+                fprintf(stderr, "<%i>%s\n", level, buf);
         errno = saved;
         return -error;
 }

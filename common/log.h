@@ -16,6 +16,9 @@
 
 void log_setup(void);                      /* reads $DPIPE_LOG_LEVEL */
 void log_set_max_level(int level);
+/* For interactive tools (dpipectl, dpipe-client): print "<name>: message" instead of the "<N>"
+ * prefix, which only journald wants to see. Daemons leave this alone. */
+void log_set_console_prefix(const char *name);
 int log_get_max_level(void);
 int log_level_from_string(const char *s); /* -EINVAL on unknown names */
 

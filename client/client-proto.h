@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* One connection to dpiped's client port (interfaces.md §4), driven by sd-event. Shared by
+ * dpipe-client and `dpipectl tail`.
+ *
+ * It connects, says hello, learns the server's heartbeat interval from the reply, answers the
+ * server's pings by itself, and declares the server dead when nothing at all arrives for
+ * DEAD_SERVER_HEARTBEATS heartbeat intervals. Pushed records are recognised (cheaply, see
+ * record_line_fast_offset()) and handed to the owner; at the end of every read batch the owner
+ * flushes its output and only then are the records acked, in one ack for the whole batch, so that
+ * "acked" always means "printed" and --reconnect can resume exactly after it.
+ *
+ * Everything else the server sends (replies) goes to on_reply as the line and its parsed JSON. */
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "buffer.h"
+#include "macro.h"
+#include "socket-util.h"
+
+#define DEAD_SERVER_HEARTBEATS 3
+#define HELLO_TIMEOUT_USEC (10 * USEC_PER_SEC)
+
+typedef struct ClientConn ClientConn;
+
+typedef struct ClientConnCallbacks {
+        /* Connected and hello sent: queue requests here (resubscribe after a reconnect). */
+        int (*on_connected)(ClientConn *c, void *userdata);
+        /* One pushed record: line (not NUL-terminated beyond len is guaranteed: line[len] == 0). */
+        int (*on_record)(ClientConn *c, const char *line, size_t len, uint64_t offset, void *userdata);
+        /* Any other message; msg is the parsed object (never NULL). */
+        int (*on_reply)(ClientConn *c, const char *line, size_t len, struct json_object *msg, void *userdata);
+        /* End of a read batch: write out everything printed so far. A negative return stops acking. */
+        int (*on_flush)(ClientConn *c, void *userdata);
+        /* The connection is gone: error < 0 with a human-readable reason, or 0 for an orderly EOF. */
+        void (*on_disconnected)(ClientConn *c, int error, const char *reason, void *userdata);
+} ClientConnCallbacks;
+
+int client_conn_new(sd_event *e, const char *address, const ClientConnCallbacks *cb, void *userdata,
+                    ClientConn **ret);
+ClientConn *client_conn_free(ClientConn *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(ClientConn *, client_conn_free);
+
+/* Starts connecting (again). Errors that happen later are reported through on_disconnected. */
+int client_conn_connect(ClientConn *c);
+void client_conn_disconnect(ClientConn *c);
+bool client_conn_is_connected(const ClientConn *c);
+
+/* Queues one line (the newline is added) / a JSON object as one line. */
+int client_conn_send_line(ClientConn *c, const char *line, size_t len);
+int client_conn_send_json(ClientConn *c, struct json_object *o);
+
+/* Records: the offset of the last record handed to on_record (and, after the next flush, acked). */
+bool client_conn_last_offset(const ClientConn *c, uint64_t *ret);
+/* Drop records at or below this offset (after a reconnect the server may resend what we already
+ * have, e.g. when the owner asked for "earliest" again). */
+void client_conn_set_skip_through(ClientConn *c, uint64_t offset);
+
+uint64_t client_conn_heartbeat_usec(const ClientConn *c);
+const char *client_conn_address(const ClientConn *c);

@@ -1,0 +1,305 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* list-sources and status: read-only views of the pipeline, from the D-Bus properties. */
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dpipectl.h"
+#include "json-util.h"
+#include "log.h"
+#include "pager.h"
+#include "table.h"
+#include "util.h"
+
+typedef struct SourceEntry {
+        const char *name, *type, *state, *path; /* point into the reply / props */
+        struct json_object *props;              /* GetAll of the source; NULL if it vanished */
+} SourceEntry;
+
+static int source_entry_compare(const void *a, const void *b) {
+        return strcmp(((const SourceEntry *) a)->name, ((const SourceEntry *) b)->name);
+}
+
+static void source_entries_free(SourceEntry *e, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                json_object_putp(&e[i].props);
+        free(e);
+}
+
+/* ListSources, then the properties of each source, sorted by name. The strings live in *reply. */
+static int list_sources(sd_bus *bus, sd_bus_message **ret_reply, SourceEntry **ret, size_t *ret_n) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        SourceEntry *entries = NULL;
+        size_t n = 0;
+        int r;
+
+        r = sd_bus_call_method(bus, BUS_NAME, BUS_PATH, BUS_MANAGER_IFACE, "ListSources", &error, &reply, NULL);
+        if (r < 0) {
+                log_error("Failed to list sources: %s", bus_error_text(&error, r));
+                return r;
+        }
+        r = sd_bus_message_enter_container(reply, 'a', "(ssso)");
+        if (r < 0)
+                goto parse_error;
+        for (;;) {
+                SourceEntry e = {};
+                SourceEntry *a;
+
+                r = sd_bus_message_read(reply, "(ssso)", &e.name, &e.type, &e.state, &e.path);
+                if (r < 0)
+                        goto parse_error;
+                if (r == 0)
+                        break;
+                a = realloc(entries, (n + 1) * sizeof(SourceEntry));
+                if (!a) {
+                        source_entries_free(entries, n);
+                        return log_oom();
+                }
+                entries = a;
+                /* A source removed between the two calls just shows what ListSources said. */
+                if (bus_get_all_properties_json(bus, e.path, BUS_SOURCE_IFACE, NULL, &e.props) < 0)
+                        e.props = NULL;
+                entries[n++] = e;
+        }
+        r = sd_bus_message_exit_container(reply);
+        if (r < 0)
+                goto parse_error;
+
+        if (n > 0)
+                qsort(entries, n, sizeof(SourceEntry), source_entry_compare);
+        *ret_reply = TAKE_PTR(reply);
+        *ret = entries;
+        *ret_n = n;
+        return 0;
+
+parse_error:
+        source_entries_free(entries, n);
+        return log_error_errno(r, "Failed to parse the ListSources reply: %m");
+}
+
+/* The JSON of one source: all its properties, plus what ListSources said if they are missing. */
+static struct json_object *source_entry_json(const SourceEntry *e) {
+        struct json_object *o = e->props ? json_object_get(e->props) : json_object_new_object();
+
+        if (!o)
+                return NULL;
+        if (!json_object_object_get_ex(o, "Name", NULL))
+                (void) json_object_object_add(o, "Name", json_object_new_string(e->name));
+        if (!json_object_object_get_ex(o, "Type", NULL))
+                (void) json_object_object_add(o, "Type", json_object_new_string(e->type));
+        if (!json_object_object_get_ex(o, "State", NULL))
+                (void) json_object_object_add(o, "State", json_object_new_string(e->state));
+        (void) json_object_object_add(o, "ObjectPath", json_object_new_string(e->path));
+        return o;
+}
+
+static const char *source_entry_state(const SourceEntry *e) {
+        return json_get_string(e->props, "State") ?: e->state;
+}
+
+static unsigned terminal_columns(void) {
+        const char *e = getenv("COLUMNS");
+        uint32_t c;
+
+        if (e && safe_atou32(e, &c) >= 0 && c > 0)
+                return c;
+        return 0; /* not limited: a pager scrolls sideways */
+}
+
+int verb_list_sources(sd_bus *bus, int argc, char **argv) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(buffer_done) Buffer out = {};
+        SourceEntry *entries = NULL;
+        size_t n = 0;
+        int r;
+
+        r = list_sources(bus, &reply, &entries, &n);
+        if (r < 0)
+                return EXIT_FAILURE;
+
+        if (arg_json) {
+                _cleanup_json_ struct json_object *a = json_object_new_array();
+
+                for (size_t i = 0; a && i < n; i++)
+                        if (json_object_array_add(a, source_entry_json(&entries[i])) < 0)
+                                json_object_putp(&a), a = NULL;
+                source_entries_free(entries, n);
+                if (!a)
+                        return log_oom(), EXIT_FAILURE;
+                json_print(a);
+                return EXIT_SUCCESS;
+        }
+
+        _cleanup_(table_freep) Table *t = table_new(5, (const char *const[]) { "NAME", "TYPE", "STATE", "ADDRESS", "RECORDS" });
+        if (!t) {
+                source_entries_free(entries, n);
+                return log_oom(), EXIT_FAILURE;
+        }
+        table_set_align_right(t, 4, true);
+        for (size_t i = 0; i < n; i++) {
+                const SourceEntry *e = &entries[i];
+                const char *state = source_entry_state(e);
+                uint64_t records;
+
+                r = table_add_cell(t, e->name, NULL);
+                if (r >= 0)
+                        r = table_add_cell(t, e->type, NULL);
+                if (r >= 0)
+                        r = table_add_cell(t, state, source_state_color(state));
+                if (r >= 0)
+                        r = table_add_cell(t, json_get_string(e->props, "Address"), NULL);
+                if (r >= 0) {
+                        if (json_get_uint64(e->props, "RecordsReceived", &records))
+                                r = table_add_cellf(t, NULL, "%" PRIu64, records);
+                        else
+                                r = table_add_cell(t, NULL, NULL);
+                }
+                if (r < 0)
+                        break;
+        }
+        source_entries_free(entries, n);
+        if (r >= 0)
+                r = table_format(t, &(TableFormat) { .header = !arg_no_legend, .colors = arg_colors,
+                                                     .max_width = arg_colors ? terminal_columns() : 0 }, &out);
+        if (r >= 0 && !arg_no_legend)
+                r = buffer_printf(&out, "\n%zu source%s listed.\n", table_get_rows(t), table_get_rows(t) == 1 ? "" : "s");
+        if (r < 0)
+                return log_oom(), EXIT_FAILURE;
+
+        pager_open(arg_no_pager);
+        fwrite(buffer_begin(&out), 1, buffer_size(&out), stdout);
+        return EXIT_SUCCESS;
+}
+
+/* "Last record: Fri 2026-11-27 23:59:01 UTC; 3s ago" */
+static void print_time_field(const char *label, struct json_object *props, const char *key) {
+        char abs[64], rel[64];
+        uint64_t t;
+
+        if (!json_get_uint64(props, key, &t) || t == 0) {
+                printf("%14s: n/a\n", label);
+                return;
+        }
+        printf("%14s: %s; %s\n", label, format_timestamp(abs, sizeof(abs), t),
+               format_timestamp_relative(rel, sizeof(rel), t, now_usec(CLOCK_REALTIME)));
+}
+
+static int status_source(sd_bus *bus, const char *name) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_json_ struct json_object *props = NULL;
+        const char *path, *state, *err, *color;
+        char bytes[32];
+        uint64_t records = 0, nbytes = 0, reconnects = 0;
+        int r;
+
+        r = sd_bus_call_method(bus, BUS_NAME, BUS_PATH, BUS_MANAGER_IFACE, "GetSource", &error, &reply, "s", name);
+        if (r < 0) {
+                log_error("Failed to get source %s: %s", name, bus_error_text(&error, r));
+                return EXIT_FAILURE;
+        }
+        r = sd_bus_message_read(reply, "o", &path);
+        if (r < 0)
+                return log_error_errno(r, "Failed to parse the GetSource reply: %m"), EXIT_FAILURE;
+        r = bus_get_all_properties_json(bus, path, BUS_SOURCE_IFACE, &error, &props);
+        if (r < 0) {
+                log_error("Failed to read the properties of source %s: %s", name, bus_error_text(&error, r));
+                return EXIT_FAILURE;
+        }
+        if (arg_json) {
+                (void) json_object_object_add(props, "ObjectPath", json_object_new_string(path));
+                json_print(props);
+                return EXIT_SUCCESS;
+        }
+
+        pager_open(arg_no_pager);
+        state = json_get_string(props, "State") ?: "unknown";
+        color = source_state_color(state);
+        err = json_get_string(props, "LastError");
+        (void) json_get_uint64(props, "RecordsReceived", &records);
+        (void) json_get_uint64(props, "BytesReceived", &nbytes);
+        (void) json_get_uint64(props, "Reconnects", &reconnects);
+
+        printf("%s●%s %s - %s source\n", ansi(color ?: ""), ansi(color ? ANSI_NORMAL : ""),
+               json_get_string(props, "Name") ?: name, json_get_string(props, "Type") ?: "unknown");
+        printf("%14s: %s%s%s\n", "State", ansi(color ?: ""), state, ansi(color ? ANSI_NORMAL : ""));
+        printf("%14s: %s\n", "Address", json_get_string(props, "Address") ?: "n/a");
+        printf("%14s: %" PRIu64 " (%s)\n", "Records", records, format_bytes(bytes, sizeof(bytes), nbytes));
+        print_time_field("Last record", props, "LastRecordUSec");
+        print_time_field("Last heartbeat", props, "LastHeartbeatUSec");
+        printf("%14s: %" PRIu64 "\n", "Reconnects", reconnects);
+        if (!isempty(err))
+                printf("%14s: %s%s%s\n", "Last error", ansi(ANSI_RED), err, ansi(ANSI_NORMAL));
+        printf("%14s: %s\n", "Object", path);
+        return EXIT_SUCCESS;
+}
+
+static int status_pipeline(sd_bus *bus) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_json_ struct json_object *props = NULL;
+        SourceEntry *entries = NULL;
+        size_t n = 0, active = 0, failed = 0;
+        uint64_t first = 0, next = 0, written = 0, clients = 0;
+        int r;
+
+        r = bus_get_all_properties_json(bus, BUS_PATH, BUS_MANAGER_IFACE, &error, &props);
+        if (r < 0) {
+                log_error("Failed to read the pipeline's properties: %s", bus_error_text(&error, r));
+                return EXIT_FAILURE;
+        }
+        r = list_sources(bus, &reply, &entries, &n);
+        if (r < 0)
+                return EXIT_FAILURE;
+
+        if (arg_json) {
+                struct json_object *a = json_object_new_array();
+
+                for (size_t i = 0; a && i < n; i++)
+                        (void) json_object_array_add(a, source_entry_json(&entries[i]));
+                source_entries_free(entries, n);
+                if (!a || json_object_object_add(props, "Sources", a) < 0)
+                        return log_oom(), EXIT_FAILURE;
+                json_print(props);
+                return EXIT_SUCCESS;
+        }
+
+        pager_open(arg_no_pager);
+        for (size_t i = 0; i < n; i++) {
+                const char *s = source_entry_state(&entries[i]);
+
+                active += streq(s, "active");
+                failed += streq(s, "failed");
+        }
+        (void) json_get_uint64(props, "QueueFirstOffset", &first);
+        (void) json_get_uint64(props, "QueueNextOffset", &next);
+        (void) json_get_uint64(props, "RecordsWritten", &written);
+        (void) json_get_uint64(props, "Clients", &clients);
+
+        printf("%s●%s dpipe pipeline (dpiped %s)\n", ansi(failed > 0 ? ANSI_HIGHLIGHT_RED : ANSI_HIGHLIGHT_GREEN),
+               ansi(ANSI_NORMAL), json_get_string(props, "Version") ?: "unknown");
+        printf("%14s: offsets %" PRIu64 "..%" PRIu64 " (%" PRIu64 " record%s stored)\n", "Queue", first,
+               next > 0 ? next - 1 : 0, next - first, next - first == 1 ? "" : "s");
+        printf("%14s: %" PRIu64 "\n", "Written", written);
+        printf("%14s: %" PRIu64 "\n", "Clients", clients);
+        printf("%14s: %zu (%zu active, %zu failed)\n", "Sources", n, active, failed);
+        for (size_t i = 0; i < n; i++) {
+                const SourceEntry *e = &entries[i];
+                const char *s = source_entry_state(e), *color = source_state_color(s);
+
+                printf("%14s  %s %s%s%s %s (%s) %s\n", "", i + 1 < n ? "├─" : "└─", ansi(color ?: ""), s,
+                       ansi(color ? ANSI_NORMAL : ""), e->name, e->type, json_get_string(e->props, "Address") ?: "");
+        }
+        source_entries_free(entries, n);
+        return EXIT_SUCCESS;
+}
+
+int verb_status(sd_bus *bus, int argc, char **argv) {
+        if (argc >= 2)
+                return status_source(bus, argv[1]);
+        return status_pipeline(bus);
+}

@@ -1,0 +1,209 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* tail: follow records through dpiped's client protocol (not D-Bus: records do not belong on the
+ * bus). Human output is "OFFSET TIME SOURCE: DATA"; --json prints each record line as the server
+ * sent it. Acks after printing, like dpipe-client. */
+
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client-proto.h"
+#include "dpipectl.h"
+#include "json-util.h"
+#include "log.h"
+#include "util.h"
+
+typedef struct Tail {
+        sd_event *event;
+        ClientConn *conn;
+        Buffer out;
+        uint64_t printed;
+        int exit_code;
+        bool done;
+} Tail;
+
+static void tail_exit(Tail *t, int code) {
+        if (t->done)
+                return;
+        t->done = true;
+        t->exit_code = code;
+        (void) sd_event_exit(t->event, code);
+}
+
+static int tail_flush(Tail *t) {
+        while (buffer_size(&t->out) > 0) {
+                ssize_t n = write(STDOUT_FILENO, buffer_begin(&t->out), buffer_size(&t->out));
+
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                buffer_consume(&t->out, (size_t) n);
+        }
+        return 0;
+}
+
+static int on_connected(ClientConn *c, void *userdata) {
+        _cleanup_json_ struct json_object *o = json_object_new_object();
+        uint64_t last;
+
+        if (!o)
+                return -ENOMEM;
+        (void) json_object_object_add(o, "op", json_object_new_string("subscribe"));
+        if (client_conn_last_offset(c, &last))
+                (void) json_object_object_add(o, "from", json_object_new_uint64(last + 1));
+        else if (arg_from.kind == SUBSCRIBE_FROM_OFFSET)
+                (void) json_object_object_add(o, "from", json_object_new_uint64(arg_from.offset));
+        else
+                (void) json_object_object_add(o, "from", json_object_new_string(arg_from.kind == SUBSCRIBE_FROM_EARLIEST ? "earliest" : "latest"));
+        if (arg_n_sources > 0) {
+                struct json_object *a = json_object_new_array();
+
+                (void) json_object_object_add(o, "sources", a);
+                for (size_t i = 0; i < arg_n_sources; i++)
+                        (void) json_object_array_add(a, json_object_new_string(arg_sources[i]));
+        }
+        return client_conn_send_json(c, o);
+}
+
+static int append_human(Tail *t, const char *line, size_t len, uint64_t offset) {
+        _cleanup_json_ struct json_object *rec = NULL;
+        struct json_object *data = NULL;
+        char ts[64] = "-";
+        uint64_t us;
+
+        if (json_parse_n(line, len, &rec, NULL) < 0)
+                return buffer_printf(&t->out, "%" PRIu64 " %.*s\n", offset, (int) len, line);
+        if (json_get_uint64(rec, "ts_us", &us)) {
+                time_t s = (time_t) (us / USEC_PER_SEC);
+                struct tm tm;
+
+                if (localtime_r(&s, &tm))
+                        snprintf(ts + strftime(ts, sizeof(ts) - 8, "%Y-%m-%d %H:%M:%S", &tm), 8, ".%06" PRIu64,
+                                 us % USEC_PER_SEC);
+        }
+        (void) json_object_object_get_ex(rec, "data", &data);
+        return buffer_printf(&t->out, "%s%" PRIu64 "%s %s %s%s%s: %s\n", ansi(ANSI_GREY), offset, ansi(ANSI_NORMAL), ts,
+                             ansi(ANSI_HIGHLIGHT), json_get_string(rec, "source") ?: "?", ansi(ANSI_NORMAL),
+                             json_object_to_json_string_ext(data, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+}
+
+static int on_record(ClientConn *c, const char *line, size_t len, uint64_t offset, void *userdata) {
+        Tail *t = userdata;
+        int r;
+
+        if (t->done)
+                return 0;
+        if (arg_json) {
+                r = buffer_append(&t->out, line, len);
+                if (r >= 0)
+                        r = buffer_append(&t->out, "\n", 1);
+        } else
+                r = append_human(t, line, len, offset);
+        if (r < 0)
+                return r;
+        t->printed++;
+        if (arg_lines_set && t->printed >= arg_lines)
+                tail_exit(t, EXIT_SUCCESS);
+        return 0;
+}
+
+static int on_reply(ClientConn *c, const char *line, size_t len, struct json_object *msg, void *userdata) {
+        Tail *t = userdata;
+
+        if (streq_ptr(json_get_string(msg, "op"), "error")) {
+                log_error("Failed to follow records: %s", json_get_string(msg, "message") ?: line);
+                tail_exit(t, EXIT_FAILURE);
+        }
+        return 0;
+}
+
+static int on_flush(ClientConn *c, void *userdata) {
+        Tail *t = userdata;
+        int r = tail_flush(t);
+
+        if (r == -EPIPE) {
+                tail_exit(t, EXIT_SUCCESS);
+                return r;
+        }
+        if (r < 0) {
+                log_error_errno(r, "Failed to write to standard output: %m");
+                tail_exit(t, EXIT_FAILURE);
+        }
+        return r;
+}
+
+static void on_disconnected(ClientConn *c, int error, const char *reason, void *userdata) {
+        Tail *t = userdata;
+
+        (void) tail_flush(t);
+        if (t->done)
+                return;
+        if (error < 0) {
+                log_error("%s", reason);
+                tail_exit(t, EXIT_FAILURE);
+                return;
+        }
+        tail_exit(t, EXIT_SUCCESS);
+}
+
+int verb_tail(sd_bus *bus, int argc, char **argv) {
+        static const ClientConnCallbacks callbacks = {
+                .on_connected = on_connected,
+                .on_record = on_record,
+                .on_reply = on_reply,
+                .on_flush = on_flush,
+                .on_disconnected = on_disconnected,
+        };
+        Tail t = {};
+        sigset_t mask;
+        int r;
+
+        if (arg_lines_set && arg_lines == 0)
+                return EXIT_SUCCESS;
+
+        (void) signal(SIGPIPE, SIG_IGN);
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        (void) sigprocmask(SIG_BLOCK, &mask, NULL);
+
+        r = sd_event_default(&t.event);
+        if (r >= 0)
+                r = sd_event_add_signal(t.event, NULL, SIGTERM, NULL, NULL);
+        if (r >= 0)
+                r = sd_event_add_signal(t.event, NULL, SIGINT, NULL, NULL);
+        if (r < 0) {
+                log_error_errno(r, "Failed to set up the event loop: %m");
+                goto finish;
+        }
+        r = client_conn_new(t.event, arg_connect, &callbacks, &t, &t.conn);
+        if (r < 0) {
+                log_error_errno(r, "Invalid address --connect=%s: %m", arg_connect);
+                sd_event_unref(t.event);
+                return EXIT_USAGE;
+        }
+        r = client_conn_connect(t.conn);
+        if (r < 0) {
+                log_error_errno(r, "Failed to connect to %s: %m", arg_connect);
+                goto finish;
+        }
+        r = sd_event_loop(t.event);
+        if (r < 0 && !t.done)
+                log_error_errno(r, "Event loop failed: %m");
+        else if (!t.done)
+                t.exit_code = EXIT_SUCCESS; /* a signal */
+        else
+                r = 0;
+finish:
+        (void) tail_flush(&t);
+        client_conn_free(t.conn);
+        sd_event_unref(t.event);
+        buffer_done(&t.out);
+        return r < 0 ? EXIT_FAILURE : t.exit_code;
+}

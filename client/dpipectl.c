@@ -1,0 +1,397 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* dpipectl: control dpiped over D-Bus, in the manner of systemctl and networkctl. */
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dpipectl.h"
+#include "json-util.h"
+#include "log.h"
+#include "pager.h"
+#include "util.h"
+
+bool arg_json = false;
+bool arg_no_pager = false;
+bool arg_no_legend = false;
+bool arg_user = false;
+bool arg_colors = false;
+const char *arg_connect = DEFAULT_CONNECT_ADDRESS;
+SubscribeFrom arg_from = { .kind = SUBSCRIBE_FROM_LATEST };
+bool arg_from_set = false;
+char **arg_sources = NULL;
+size_t arg_n_sources = 0;
+uint64_t arg_lines = 0;
+bool arg_lines_set = false;
+
+static const char *arg_type = NULL;
+static const char *arg_address = NULL;
+static char **arg_options = NULL;
+static size_t arg_n_options = 0;
+
+static int bus_add_option(sd_bus_message *m, const char *key, const char *value) {
+        char type = source_option_type(key);
+        uint32_t u;
+        int r;
+
+        r = sd_bus_message_open_container(m, 'e', "sv");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append_basic(m, 's', key);
+        if (r < 0)
+                return r;
+        if (type == 'u') {
+                if (safe_atou32(value, &u) < 0)
+                        return -ERANGE; /* checked in parse_argv already */
+                r = sd_bus_message_append(m, "v", "u", u);
+        } else
+                r = sd_bus_message_append(m, "v", "s", value);
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(m);
+}
+
+static int verb_add_source(sd_bus *bus, int argc, char **argv) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        const char *name = argv[1], *path;
+        int r;
+
+        r = sd_bus_message_new_method_call(bus, &m, BUS_NAME, BUS_PATH, BUS_MANAGER_IFACE, "AddSource");
+        if (r < 0)
+                return log_error_errno(r, "Failed to create bus message: %m"), EXIT_FAILURE;
+        r = sd_bus_message_append(m, "ss", name, arg_type);
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, 'a', "{sv}");
+        if (r >= 0 && arg_address)
+                r = bus_add_option(m, "address", arg_address);
+        for (size_t i = 0; r >= 0 && i < arg_n_options; i++) {
+                _cleanup_free_ char *key = NULL;
+                const char *value;
+
+                r = option_assignment_split(arg_options[i], &key, &value);
+                if (r >= 0)
+                        r = bus_add_option(m, key, value);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to build the AddSource call: %m"), EXIT_FAILURE;
+
+        r = sd_bus_call(bus, m, 0, &error, &reply);
+        if (r < 0) {
+                log_error("Failed to add source %s: %s", name, bus_error_text(&error, r));
+                return EXIT_FAILURE;
+        }
+        r = sd_bus_message_read(reply, "o", &path);
+        if (r < 0)
+                return log_error_errno(r, "Failed to parse the AddSource reply: %m"), EXIT_FAILURE;
+        if (arg_json) {
+                _cleanup_json_ struct json_object *o = json_object_new_object();
+
+                if (!o || json_object_object_add(o, "name", json_object_new_string(name)) < 0 ||
+                    json_object_object_add(o, "path", json_object_new_string(path)) < 0)
+                        return log_oom(), EXIT_FAILURE;
+                json_print(o);
+        }
+        return EXIT_SUCCESS;
+}
+
+/* RemoveSource, PauseSource, ResumeSource: one name in, nothing out. */
+static int verb_simple(sd_bus *bus, int argc, char **argv) {
+        static const struct {
+                const char *verb, *method, *what;
+        } table[] = {
+                { "remove-source", "RemoveSource", "remove" },
+                { "pause-source", "PauseSource", "pause" },
+                { "resume-source", "ResumeSource", "resume" },
+        };
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r, ret = EXIT_SUCCESS;
+
+        for (size_t i = 0; i < ELEMENTSOF(table); i++) {
+                if (!streq(argv[0], table[i].verb))
+                        continue;
+                /* Several names may be given, like "systemctl stop a b": each is tried. */
+                for (int j = 1; j < argc; j++) {
+                        r = sd_bus_call_method(bus, BUS_NAME, BUS_PATH, BUS_MANAGER_IFACE, table[i].method, &error,
+                                               NULL, "s", argv[j]);
+                        if (r < 0) {
+                                log_error("Failed to %s source %s: %s", table[i].what, argv[j], bus_error_text(&error, r));
+                                sd_bus_error_free(&error);
+                                ret = EXIT_FAILURE;
+                        }
+                }
+                return ret;
+        }
+        return EXIT_USAGE;
+}
+
+typedef struct Verb {
+        const char *name;
+        int min_args, max_args; /* words after the verb; -1: any number */
+        bool needs_bus;
+        int (*dispatch)(sd_bus *bus, int argc, char **argv);
+} Verb;
+
+static const Verb verbs[] = {
+        { "add-source", 1, 1, true, verb_add_source },
+        { "remove-source", 1, -1, true, verb_simple },
+        { "pause-source", 1, -1, true, verb_simple },
+        { "resume-source", 1, -1, true, verb_simple },
+        { "list-sources", 0, 0, true, verb_list_sources },
+        { "status", 0, 1, true, verb_status },
+        { "monitor", 0, 0, true, verb_monitor },
+        { "tail", 0, 0, false, verb_tail },
+};
+
+static void help(void) {
+        printf("%s [OPTIONS...] COMMAND ...\n\n"
+               "Control the dpipe pipeline (dpiped) over D-Bus.\n\n"
+               "Commands:\n"
+               "  add-source NAME --type=TYPE --address=ADDR [--option=KEY=VALUE...]\n"
+               "                              Register and start a source\n"
+               "  remove-source NAME...       Stop and forget sources\n"
+               "  pause-source NAME...        Stop ingestion, keep the definition\n"
+               "  resume-source NAME...       Restart ingestion\n"
+               "  list-sources                List sources\n"
+               "  status [NAME]               Show the pipeline or one source\n"
+               "  tail                        Follow records (client protocol, not D-Bus)\n"
+               "  monitor                     Print source changes as they happen\n\n"
+               "Options:\n"
+               "  -h --help                   Show this help\n"
+               "     --version                Show package version\n"
+               "     --user                   Talk to the session bus instead of the system bus\n"
+               "     --json                   Machine-readable JSON output\n"
+               "     --no-pager               Do not pipe output into a pager\n"
+               "     --no-legend              Do not print the column headers and footer\n"
+               "  -t --type=TYPE              add-source: connector type (tcp, http, ...)\n"
+               "  -a --address=ADDR           add-source: host:port or URL of the source\n"
+               "  -o --option=KEY=VALUE       add-source: another option (format, query,\n"
+               "                              interval_ms, heartbeat_ms, timeout_ms, csv_header)\n"
+               "     --from=POS               tail: earliest, latest (default) or an offset\n"
+               "     --source=NAME            tail: only records of this source (repeatable)\n"
+               "  -n --lines=N                tail: exit after N records\n"
+               "     --connect=HOST:PORT      tail: dpiped's client port (default %s)\n",
+               program_invocation_short_name, DEFAULT_CONNECT_ADDRESS);
+}
+
+static int strv_push(char ***v, size_t *n, char *s) {
+        char **a = realloc(*v, (*n + 1) * sizeof(char *));
+
+        if (!a)
+                return log_oom();
+        a[(*n)++] = s;
+        *v = a;
+        return 0;
+}
+
+/* Returns 1 to go on, 0 to exit successfully (--help), -EINVAL for bad usage. */
+static int parse_argv(int argc, char *argv[]) {
+        enum {
+                ARG_VERSION = 0x100,
+                ARG_USER,
+                ARG_SYSTEM,
+                ARG_JSON,
+                ARG_NO_PAGER,
+                ARG_NO_LEGEND,
+                ARG_FROM,
+                ARG_SOURCE,
+                ARG_CONNECT,
+        };
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
+                { "user", no_argument, NULL, ARG_USER },
+                { "system", no_argument, NULL, ARG_SYSTEM },
+                { "json", no_argument, NULL, ARG_JSON },
+                { "no-pager", no_argument, NULL, ARG_NO_PAGER },
+                { "no-legend", no_argument, NULL, ARG_NO_LEGEND },
+                { "type", required_argument, NULL, 't' },
+                { "address", required_argument, NULL, 'a' },
+                { "option", required_argument, NULL, 'o' },
+                { "from", required_argument, NULL, ARG_FROM },
+                { "source", required_argument, NULL, ARG_SOURCE },
+                { "lines", required_argument, NULL, 'n' },
+                { "connect", required_argument, NULL, ARG_CONNECT },
+                {}
+        };
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, "ht:a:o:n:", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        help();
+                        return 0;
+                case ARG_VERSION:
+                        printf("dpipectl %s\n", dpipe_version());
+                        return 0;
+                case ARG_USER:
+                        arg_user = true;
+                        break;
+                case ARG_SYSTEM:
+                        arg_user = false;
+                        break;
+                case ARG_JSON:
+                        arg_json = true;
+                        break;
+                case ARG_NO_PAGER:
+                        arg_no_pager = true;
+                        break;
+                case ARG_NO_LEGEND:
+                        arg_no_legend = true;
+                        break;
+                case 't':
+                        arg_type = optarg;
+                        break;
+                case 'a':
+                        arg_address = optarg;
+                        break;
+                case 'o': {
+                        _cleanup_free_ char *key = NULL;
+                        const char *value;
+                        uint32_t u;
+
+                        r = option_assignment_split(optarg, &key, &value);
+                        if (r == -ENOMEM)
+                                return log_oom();
+                        if (r < 0) {
+                                log_error("Invalid --option=%s: expected KEY=VALUE.", optarg);
+                                return -EINVAL;
+                        }
+                        if (source_option_type(key) == 'u' && safe_atou32(value, &u) < 0) {
+                                log_error("Invalid --option=%s: %s takes a number (32 bit, unsigned).", optarg, key);
+                                return -EINVAL;
+                        }
+                        r = strv_push(&arg_options, &arg_n_options, optarg);
+                        if (r < 0)
+                                return r;
+                        break;
+                }
+                case ARG_FROM:
+                        if (subscribe_from_parse(optarg, &arg_from) < 0) {
+                                log_error("Invalid --from=%s: expected earliest, latest or an offset.", optarg);
+                                return -EINVAL;
+                        }
+                        arg_from_set = true;
+                        break;
+                case ARG_SOURCE:
+                        r = strv_push(&arg_sources, &arg_n_sources, optarg);
+                        if (r < 0)
+                                return r;
+                        break;
+                case 'n':
+                        if (safe_atou64(optarg, &arg_lines) < 0) {
+                                log_error("Invalid --lines=%s: expected a number.", optarg);
+                                return -EINVAL;
+                        }
+                        arg_lines_set = true;
+                        break;
+                case ARG_CONNECT:
+                        arg_connect = optarg;
+                        break;
+                case '?':
+                        return -EINVAL;
+                default:
+                        return -EINVAL;
+                }
+        return 1;
+}
+
+/* Options that belong to one verb are refused elsewhere, so that a typo does not go unnoticed. */
+static int check_verb_options(const char *verb) {
+        bool add = streq(verb, "add-source"), tail = streq(verb, "tail");
+
+        if (!add && (arg_type || arg_address || arg_n_options > 0)) {
+                log_error("--type=, --address= and --option= are only valid with add-source.");
+                return -EINVAL;
+        }
+        if (!tail && (arg_from_set || arg_n_sources > 0 || arg_lines_set)) {
+                log_error("--from=, --source= and --lines= are only valid with tail.");
+                return -EINVAL;
+        }
+        if (add && !arg_type) {
+                log_error("add-source needs --type=TYPE.");
+                return -EINVAL;
+        }
+        if (add && !arg_address) {
+                bool found = false;
+
+                for (size_t i = 0; i < arg_n_options; i++)
+                        if (strncmp(arg_options[i], "address=", 8) == 0)
+                                found = true;
+                if (!found) {
+                        log_error("add-source needs --address=ADDR.");
+                        return -EINVAL;
+                }
+        }
+        return 0;
+}
+
+static int bus_connect(sd_bus **ret) {
+        int r;
+
+        r = arg_user ? sd_bus_open_user(ret) : sd_bus_open_system(ret);
+        if (r < 0)
+                return log_error_errno(r, "Failed to connect to the %s bus: %m", arg_user ? "user" : "system");
+        /* Let polkit ask the user where it can (like systemctl does). */
+        (void) sd_bus_set_allow_interactive_authorization(*ret, isatty(STDIN_FILENO) > 0);
+        return 0;
+}
+
+static int run(int argc, char *argv[]) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        const Verb *verb = NULL;
+        char **words;
+        int n_words, r;
+
+        log_set_console_prefix(program_invocation_short_name);
+
+        r = parse_argv(argc, argv);
+        if (r <= 0)
+                return r < 0 ? EXIT_USAGE : EXIT_SUCCESS;
+
+        words = argv + optind;
+        n_words = argc - optind;
+        if (n_words == 0) {
+                log_error("Missing command; see --help.");
+                return EXIT_USAGE;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                if (streq(words[0], verbs[i].name))
+                        verb = &verbs[i];
+        if (!verb) {
+                log_error("Unknown command '%s'; see --help.", words[0]);
+                return EXIT_USAGE;
+        }
+        if (n_words - 1 < verb->min_args) {
+                log_error("Too few arguments for %s; see --help.", verb->name);
+                return EXIT_USAGE;
+        }
+        if (verb->max_args >= 0 && n_words - 1 > verb->max_args) {
+                log_error("Too many arguments for %s; see --help.", verb->name);
+                return EXIT_USAGE;
+        }
+        if (check_verb_options(verb->name) < 0)
+                return EXIT_USAGE;
+
+        arg_colors = isatty(STDOUT_FILENO) > 0 && !streq_ptr(getenv("TERM"), "dumb") && !getenv("NO_COLOR");
+
+        if (verb->needs_bus) {
+                r = bus_connect(&bus);
+                if (r < 0)
+                        return EXIT_FAILURE;
+        }
+        return verb->dispatch(bus, n_words, words);
+}
+
+int main(int argc, char *argv[]) {
+        int r = run(argc, argv);
+
+        pager_close();
+        free(arg_options);
+        free(arg_sources);
+        return r;
+}

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* dpipectl: the admin CLI of dpiped over D-Bus (interfaces.md §6). One file per group of verbs:
+ * dpipectl.c (options, dispatch, add/remove/pause/resume), dpipectl-list.c (list-sources,
+ * status), dpipectl-monitor.c (monitor), dpipectl-tail.c (tail, over the client protocol),
+ * dpipectl-bus.c (reading properties into JSON, error text). */
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-bus.h>
+
+#include "client-util.h"
+
+#define BUS_NAME "org.dpipe.Pipeline1"
+#define BUS_PATH "/org/dpipe/Pipeline1"
+#define BUS_SOURCE_PREFIX "/org/dpipe/Pipeline1/source"
+#define BUS_MANAGER_IFACE "org.dpipe.Pipeline1.Manager"
+#define BUS_SOURCE_IFACE "org.dpipe.Pipeline1.Source"
+
+/* Parsed options: the only globals. */
+extern bool arg_json;
+extern bool arg_no_pager;
+extern bool arg_no_legend;
+extern bool arg_user;
+extern bool arg_colors;          /* stdout is a terminal and colours are not disabled */
+extern const char *arg_connect;
+extern SubscribeFrom arg_from;
+extern bool arg_from_set;
+extern char **arg_sources;
+extern size_t arg_n_sources;
+extern uint64_t arg_lines;        /* tail -n: 0 = follow forever */
+extern bool arg_lines_set;
+
+#define EXIT_USAGE 2
+
+/* ANSI colours, used only when arg_colors. */
+#define ANSI_GREEN "\x1b[0;32m"
+#define ANSI_HIGHLIGHT_GREEN "\x1b[0;1;32m"
+#define ANSI_RED "\x1b[0;31m"
+#define ANSI_HIGHLIGHT_RED "\x1b[0;1;31m"
+#define ANSI_YELLOW "\x1b[0;33m"
+#define ANSI_GREY "\x1b[0;38;5;245m"
+#define ANSI_HIGHLIGHT "\x1b[0;1;39m"
+#define ANSI_NORMAL "\x1b[0m"
+
+static inline const char *ansi(const char *code) {
+        return arg_colors ? code : "";
+}
+
+/* Colour of a source state (interfaces.md §3), NULL for none. */
+const char *source_state_color(const char *state);
+
+/* Reads an a{sv} (the message must be positioned before it) into a JSON object: strings and
+ * object paths as strings, integers as numbers, booleans, arrays of strings. */
+int bus_message_read_properties_json(sd_bus_message *m, struct json_object **ret);
+/* Properties.GetAll of iface at path, as JSON. */
+int bus_get_all_properties_json(sd_bus *bus, const char *path, const char *iface, sd_bus_error *error,
+                                struct json_object **ret);
+/* The D-Bus error as one readable line ("Source demo exists." rather than the error name). */
+const char *bus_error_text(const sd_bus_error *e, int r);
+
+/* Prints a JSON value on stdout, pretty on a terminal, one line otherwise. */
+void json_print(struct json_object *o);
+
+int verb_list_sources(sd_bus *bus, int argc, char **argv);
+int verb_status(sd_bus *bus, int argc, char **argv);
+int verb_monitor(sd_bus *bus, int argc, char **argv);
+int verb_tail(sd_bus *bus, int argc, char **argv);
