@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <systemd/sd-event.h>
+
+#include "buffer.h"
+#include "writer-manager.h"
+
+/* One connector connection on writer.sock. */
+struct Conn {
+        Manager *manager;
+        Conn *prev, *next;
+        uint64_t id;
+        int fd;
+        sd_event_source *io;
+        Buffer in, out;
+        char peer[64];    /* "#3 pid 123 uid 0", for the log */
+        unsigned pending; /* acks waiting for durability */
+};
+
+int conn_new(Manager *m, int fd, Conn **ret);
+Conn *conn_free(Conn *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Conn *, conn_free);
+
+/* Processes complete frames already in the input buffer (after a stall ends). */
+int conn_process(Conn *c);
+/* Queues data for the peer and writes what the socket takes. */
+int conn_flush(Conn *c);
+/* Recomputes which events the connection waits for (input held while stalled). */
+int conn_update_events(Conn *c);

@@ -1,0 +1,547 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The writer's core: accepts connectors, appends their batches to the queue, and acks each batch
+ * once it is durable under the --sync policy.
+ *
+ * Batching: connections only parse and append into the queue's memory buffer during an event loop
+ * iteration; a post event source (lower priority than the connections) then writes everything with
+ * one write(), syncs once, and sends all acks. The same happens earlier when a lot is pending. */
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <systemd/sd-daemon.h>
+
+#include "frame.h"
+#include "json-util.h"
+#include "log.h"
+#include "socket-util.h"
+#include "util.h"
+#include "writer-conn.h"
+#include "writer-manager.h"
+
+#define COMMIT_PENDING_BYTES (8u * 1024u * 1024u)
+#define COMMIT_PENDING_ACKS 4096u
+#define STALL_RETRY_USEC (1 * USEC_PER_SEC)
+#define MAINTENANCE_USEC (5 * USEC_PER_SEC)
+
+static void queue_event_log(QueueEvent ev, const char *message, void *userdata) {
+        switch (ev) {
+        case QUEUE_EVENT_QUARANTINED:
+                log_error("Queue recovery: %s", message);
+                break;
+        case QUEUE_EVENT_TRUNCATED:
+                log_warning("Queue recovery: %s", message);
+                break;
+        default:
+                log_info("Queue: %s", message);
+        }
+}
+
+bool manager_accepting(Manager *m) {
+        return !m->stalled;
+}
+
+void manager_update_status(Manager *m) {
+        if (m->stalled)
+                (void) sd_notifyf(false,
+                                  "STATUS=Stalled (%s): holding acks; %u connection(s), next offset %" PRIu64,
+                                  strerror(m->stall_error), m->n_conns, queue_next_offset(m->queue));
+        else
+                (void) sd_notifyf(false,
+                                  "STATUS=Accepting records: %u connection(s), queue offsets %" PRIu64 "..%" PRIu64
+                                  ", %" PRIu64 " records written since start",
+                                  m->n_conns, queue_first_offset(m->queue), queue_next_offset(m->queue),
+                                  m->records_written);
+}
+
+static int manager_add_ack(Manager *m, Conn *c, const BatchAck *ack) {
+        if (m->n_acks == m->allocated_acks) {
+                size_t a = m->allocated_acks ? m->allocated_acks * 2 : 256;
+                PendingAck *p = reallocarray(m->acks, a, sizeof(PendingAck));
+                if (!p)
+                        return -ENOMEM;
+                m->acks = p;
+                m->allocated_acks = a;
+        }
+        m->acks[m->n_acks++] = (PendingAck) { .conn = c, .ack = *ack };
+        c->pending++;
+        return 0;
+}
+
+int manager_handle_batch(Manager *m, Conn *c, const uint8_t *payload, uint32_t size) {
+        Frame f = { .size = size, .type = FRAME_BATCH, .payload = payload };
+        BatchAck ack = {};
+        BatchRecord rec;
+        BatchView v;
+        uint64_t last = 0;
+        size_t pos = 0, n = 0;
+        bool have;
+        int r;
+
+        r = batch_parse(&f, &v);
+        if (r < 0) {
+                log_warning("Connection %s sent a malformed batch (%" PRIu32 " bytes), closing it.", c->peer, size);
+                return -EBADMSG;
+        }
+        if (v.count > m->allocated_scratch) {
+                QueueAppend *p = reallocarray(m->scratch, v.count, sizeof(QueueAppend));
+                if (!p)
+                        return log_oom();
+                m->scratch = p;
+                m->allocated_scratch = v.count;
+        }
+
+        /* Idempotence: what the queue already holds of this source is dropped, so a batch sent
+         * again after a crash is stored once. */
+        have = queue_last_seq(m->queue, v.source, v.source_len, &last);
+        while (batch_next(&v, &pos, &rec) > 0) {
+                if (have && rec.seq <= last) {
+                        ack.duplicates++;
+                        continue;
+                }
+                m->scratch[n++] = (QueueAppend) { .seq = rec.seq, .ts_us = rec.ts_us, .data = rec.data, .data_len = rec.len };
+                last = rec.seq;
+                have = true;
+        }
+
+        ack.batch_id = v.batch_id;
+        ack.first_offset = queue_next_offset(m->queue);
+        if (n > 0) {
+                r = queue_append(m->queue, v.source, v.source_len, m->scratch, n, &ack.first_offset);
+                if (r == -ENOSPC || r == -EDQUOT)
+                        return r; /* the caller stalls; this frame is processed again later */
+                if (r < 0) {
+                        log_warning_errno(r, "Failed to append batch %" PRIu64 " of source %.*s from %s: %m",
+                                          v.batch_id, (int) v.source_len, v.source, c->peer);
+                        ack = (BatchAck) { .batch_id = v.batch_id, .error = r };
+                } else
+                        ack.stored = (uint32_t) n;
+        }
+        if (ack.stored > 0 && m->stall_reported) {
+                log_notice("The queue has room again, accepting records.");
+                m->stall_reported = false;
+                manager_update_status(m);
+        }
+        m->records_written += ack.stored;
+        m->duplicates += ack.duplicates;
+        m->batches++;
+        if (ack.duplicates > 0)
+                log_debug("Batch %" PRIu64 " of source %.*s from %s: %" PRIu32 " stored, %" PRIu32 " duplicates dropped",
+                          v.batch_id, (int) v.source_len, v.source, c->peer, ack.stored, ack.duplicates);
+
+        r = manager_add_ack(m, c, &ack);
+        if (r < 0)
+                return log_oom();
+
+        /* Do not let one iteration pile up without bound (see the comment at the top). */
+        if (queue_pending_bytes(m->queue) >= COMMIT_PENDING_BYTES || m->n_acks >= COMMIT_PENDING_ACKS)
+                (void) manager_commit(m);
+        return 0;
+}
+
+static int conn_reply(Conn *c, struct json_object *o) {
+        int r;
+
+        r = frame_append_json(&c->out, o);
+        if (r < 0)
+                return r;
+        return conn_flush(c);
+}
+
+int manager_handle_control(Manager *m, Conn *c, const uint8_t *payload, uint32_t size) {
+        Frame f = { .size = size, .type = FRAME_CONTROL, .payload = payload };
+        _cleanup_json_ struct json_object *o = NULL, *reply = NULL;
+        const char *op, *source;
+        uint64_t last;
+        int r;
+
+        r = frame_parse_json(&f, &o);
+        if (r < 0) {
+                log_warning("Connection %s sent a malformed control message, closing it.", c->peer);
+                return -EBADMSG;
+        }
+        op = json_get_string(o, "op");
+        reply = json_object_new_object();
+        if (!reply)
+                return log_oom();
+
+        if (streq_ptr(op, "hello")) {
+                source = json_get_string(o, "source");
+                if (!source_name_is_valid(source)) {
+                        json_object_object_add(reply, "op", json_object_new_string("error"));
+                        json_object_object_add(reply, "message", json_object_new_string("invalid source name"));
+                } else {
+                        json_object_object_add(reply, "op", json_object_new_string("hello"));
+                        json_object_object_add(reply, "source", json_object_new_string(source));
+                        if (queue_last_seq(m->queue, source, strlen(source), &last))
+                                json_object_object_add(reply, "last_seq", json_object_new_uint64(last));
+                        log_debug("Connection %s: hello for source %s", c->peer, source);
+                }
+        } else if (streq_ptr(op, "status")) {
+                json_object_object_add(reply, "op", json_object_new_string("status"));
+                json_object_object_add(reply, "first_offset", json_object_new_uint64(queue_first_offset(m->queue)));
+                json_object_object_add(reply, "next_offset", json_object_new_uint64(queue_next_offset(m->queue)));
+                json_object_object_add(reply, "disk_bytes", json_object_new_uint64(queue_disk_bytes(m->queue)));
+                json_object_object_add(reply, "records_written", json_object_new_uint64(m->records_written));
+                json_object_object_add(reply, "duplicates", json_object_new_uint64(m->duplicates));
+                json_object_object_add(reply, "connections", json_object_new_uint64(m->n_conns));
+                json_object_object_add(reply, "stalled", json_object_new_boolean(m->stalled));
+        } else {
+                log_debug("Connection %s sent unknown control op '%s'.", c->peer, op ?: "(none)");
+                json_object_object_add(reply, "op", json_object_new_string("error"));
+                json_object_object_add(reply, "message", json_object_new_string("unknown op"));
+        }
+
+        r = conn_reply(c, reply);
+        if (r < 0)
+                return r == -ENOMEM ? log_oom() : -EBADMSG;
+        return 0;
+}
+
+static int manager_send_acks(Manager *m) {
+        int r;
+
+        for (size_t i = 0; i < m->n_acks; i++) {
+                PendingAck *a = m->acks + i;
+                if (!a->conn)
+                        continue;
+                a->conn->pending--;
+                r = batch_ack_append(&a->conn->out, &a->ack);
+                if (r < 0)
+                        return log_oom();
+        }
+        m->n_acks = 0;
+
+        for (Conn *c = m->conns, *next; c; c = next) {
+                next = c->next;
+                if (buffer_size(&c->out) == 0)
+                        continue;
+                if (conn_flush(c) < 0)
+                        conn_free(c);
+        }
+        return 0;
+}
+
+/* Makes what was appended durable under the sync policy and acks it. -ENOSPC/-EDQUOT stall; other
+ * errors are fatal (the state of the file is unknown: restart and let recovery verify it). */
+static int manager_commit_internal(Manager *m) {
+        int r;
+
+        if (m->n_acks == 0 && queue_pending_bytes(m->queue) == 0)
+                return 0;
+
+        r = m->opts.sync == QUEUE_SYNC_BATCH ? queue_sync(m->queue) : queue_flush(m->queue);
+        if (r == -ENOSPC || r == -EDQUOT) {
+                manager_stall(m, r);
+                return r;
+        }
+        if (r < 0) {
+                log_error_errno(r, "Failed to write to the queue in %s, exiting: %m", m->queue_dir);
+                (void) sd_event_exit(m->event, r);
+                return r;
+        }
+        if (m->opts.sync != QUEUE_SYNC_BATCH)
+                m->unsynced = true;
+        return manager_send_acks(m);
+}
+
+int manager_commit(Manager *m) {
+        if (m->stalled)
+                return 0; /* the retry timer takes care of it */
+        return manager_commit_internal(m);
+}
+
+static int on_commit(sd_event_source *s, void *userdata) {
+        (void) manager_commit(userdata);
+        return 0;
+}
+
+void manager_stall(Manager *m, int error) {
+        int r;
+
+        error = error < 0 ? -error : error;
+        if (!m->stalled) {
+                m->stalled = true;
+                m->stall_error = error;
+                for (Conn *c = m->conns; c; c = c->next)
+                        (void) conn_update_events(c);
+                r = sd_event_source_set_time_relative(m->retry_timer, STALL_RETRY_USEC);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(m->retry_timer, SD_EVENT_ONESHOT);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to arm the retry timer: %m");
+        }
+        if (!m->stall_reported) {
+                uint64_t limit = m->opts.queue.max_bytes;
+                bool at_limit = limit > 0 &&
+                                queue_disk_bytes(m->queue) + queue_pending_bytes(m->queue) + FRAME_SIZE_MAX / 64 >= limit;
+
+                if (at_limit)
+                        log_warning("The queue reached its limit (--max-bytes=%" PRIu64 "): holding acks and not reading "
+                                    "from connectors until retention or an operator frees space.",
+                                    limit);
+                else
+                        log_warning_errno(error, "Cannot write to the queue in %s: %m. Holding acks and not reading "
+                                          "from connectors until there is room again; retrying every second.",
+                                          m->queue_dir);
+                m->stall_reported = true;
+                manager_update_status(m);
+        }
+}
+
+static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        int r;
+
+        (void) queue_apply_retention(m->queue);
+        r = manager_commit_internal(m);
+        if (r < 0) {
+                if (r == -ENOSPC || r == -EDQUOT)
+                        (void) sd_event_source_set_time_relative(s, STALL_RETRY_USEC),
+                                (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+                return 0;
+        }
+
+        /* Written: try the frames that were held. If they do not fit yet, we stall again. */
+        m->stalled = false;
+        for (Conn *c = m->conns, *next; c; c = next) {
+                next = c->next;
+                if (conn_process(c) < 0) {
+                        conn_free(c);
+                        continue;
+                }
+        }
+        for (Conn *c = m->conns; c; c = c->next)
+                (void) conn_update_events(c);
+        if (!m->stalled && m->stall_reported && m->n_acks == 0) {
+                log_notice("The queue has room again, accepting records.");
+                m->stall_reported = false;
+        }
+        manager_update_status(m);
+        return 0;
+}
+
+static int on_sync_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        int r;
+
+        if (m->unsynced && !m->stalled) {
+                r = queue_sync(m->queue);
+                if (r == -ENOSPC || r == -EDQUOT)
+                        manager_stall(m, r);
+                else if (r < 0) {
+                        log_error_errno(r, "Failed to sync the queue in %s, exiting: %m", m->queue_dir);
+                        return sd_event_exit(m->event, r);
+                } else
+                        m->unsynced = false;
+        }
+        r = sd_event_source_set_time_relative(s, m->opts.sync_interval_usec);
+        if (r < 0)
+                return log_error_errno(r, "Failed to re-arm the sync timer: %m");
+        return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+}
+
+static int on_idle(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
+        if (m->n_conns > 0)
+                return 0;
+        log_info("No connection for %" PRIu64 " s, exiting.", m->opts.idle_exit_usec / USEC_PER_SEC);
+        return sd_event_exit(m->event, 0);
+}
+
+static int on_maintenance(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        int r;
+
+        if (!m->stalled && queue_pending_bytes(m->queue) == 0) {
+                r = queue_apply_retention(m->queue);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to apply retention, ignoring: %m");
+        }
+        if (m->records_written != m->last_status_records) {
+                m->last_status_records = m->records_written;
+                manager_update_status(m);
+        }
+        r = sd_event_source_set_time_relative(s, MAINTENANCE_USEC);
+        if (r < 0)
+                return r;
+        return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+}
+
+void manager_conn_added(Manager *m, Conn *c) {
+        if (m->idle_timer)
+                (void) sd_event_source_set_enabled(m->idle_timer, SD_EVENT_OFF);
+        log_debug("Connection %s accepted.", c->peer);
+        manager_update_status(m);
+}
+
+void manager_conn_removed(Manager *m, Conn *c) {
+        if (c->pending > 0)
+                for (size_t i = 0; i < m->n_acks; i++)
+                        if (m->acks[i].conn == c)
+                                m->acks[i].conn = NULL;
+        if (m->n_conns == 0 && m->idle_timer) {
+                (void) sd_event_source_set_time_relative(m->idle_timer, m->opts.idle_exit_usec);
+                (void) sd_event_source_set_enabled(m->idle_timer, SD_EVENT_ONESHOT);
+        }
+        if (m->queue)
+                manager_update_status(m);
+}
+
+static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Manager *m = userdata;
+
+        for (;;) {
+                Conn *c;
+                int cfd, r;
+
+                cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                if (cfd < 0) {
+                        if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
+                                return 0;
+                        log_warning_errno(errno, "Failed to accept a connection: %m");
+                        return 0;
+                }
+                r = conn_new(m, cfd, &c);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to set up a connection, closing it: %m");
+        }
+}
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Manager *m = userdata;
+
+        log_info("Received %s, exiting.", strsignal((int) si->ssi_signo));
+        return sd_event_exit(m->event, 0);
+}
+
+int manager_new(const WriterOptions *opts, Manager **ret) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        int r;
+
+        m = calloc(1, sizeof(Manager));
+        if (!m)
+                return log_oom();
+        m->listen_fd = -EBADF;
+        m->opts = *opts;
+        m->opts.runtime_dir = m->opts.state_dir = NULL;
+        m->opts.runtime_dir = strdup(opts->runtime_dir);
+        m->opts.state_dir = strdup(opts->state_dir);
+        if (!m->opts.runtime_dir || !m->opts.state_dir)
+                return log_oom();
+        m->opts.queue.on_event = queue_event_log;
+        m->opts.queue.userdata = m;
+        m->queue_dir = path_join(m->opts.state_dir, "queue");
+        m->socket_path = path_join(m->opts.runtime_dir, "writer.sock");
+        if (!m->queue_dir || !m->socket_path)
+                return log_oom();
+
+        r = sd_event_default(&m->event);
+        if (r < 0)
+                return log_error_errno(r, "Failed to allocate the event loop: %m");
+        r = sd_event_add_signal(m->event, NULL, SIGTERM, on_signal, m);
+        if (r >= 0)
+                r = sd_event_add_signal(m->event, NULL, SIGINT, on_signal, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to install signal handlers: %m");
+        r = sd_event_set_watchdog(m->event, true);
+        if (r < 0)
+                log_warning_errno(r, "Failed to enable the watchdog, ignoring: %m");
+
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+int manager_start(Manager *m) {
+        int r;
+
+        r = queue_open(m->queue_dir, &m->opts.queue, &m->queue);
+        if (r == -EBUSY)
+                return log_error_errno(r, "Failed to open the queue in %s: another dpipe-writer is using it.",
+                                       m->queue_dir);
+        if (r < 0)
+                return log_error_errno(r, "Failed to open the queue in %s: %m", m->queue_dir);
+        log_info("Queue %s: offsets %" PRIu64 "..%" PRIu64 ", %" PRIu64 " bytes.", m->queue_dir,
+                 queue_first_offset(m->queue), queue_next_offset(m->queue), queue_disk_bytes(m->queue));
+
+        r = mkdir_p(m->opts.runtime_dir, 0755);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create %s: %m", m->opts.runtime_dir);
+        m->listen_fd = socket_listen_unix_or_activated(m->socket_path, "writer", &m->socket_activated);
+        if (m->listen_fd == -EADDRINUSE)
+                return log_error_errno(m->listen_fd, "Failed to listen on %s: another process is listening there.",
+                                       m->socket_path);
+        if (m->listen_fd < 0)
+                return log_error_errno(m->listen_fd, "Failed to listen on %s: %m", m->socket_path);
+
+        r = sd_event_add_io(m->event, &m->listen_source, m->listen_fd, EPOLLIN, on_accept, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch the listening socket: %m");
+
+        r = sd_event_add_post(m->event, &m->commit_source, on_commit, m);
+        if (r >= 0)
+                r = sd_event_source_set_priority(m->commit_source, SD_EVENT_PRIORITY_NORMAL + 10);
+        if (r >= 0)
+                r = sd_event_add_time_relative(m->event, &m->retry_timer, CLOCK_MONOTONIC, STALL_RETRY_USEC, 0,
+                                               on_retry, m);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(m->retry_timer, SD_EVENT_OFF);
+        if (r >= 0)
+                r = sd_event_add_time_relative(m->event, &m->maintenance_timer, CLOCK_MONOTONIC, MAINTENANCE_USEC,
+                                               0, on_maintenance, m);
+        if (r >= 0 && m->opts.sync == QUEUE_SYNC_INTERVAL)
+                r = sd_event_add_time_relative(m->event, &m->sync_timer, CLOCK_MONOTONIC,
+                                               m->opts.sync_interval_usec, 0, on_sync_timer, m);
+        if (r >= 0 && m->opts.idle_exit_usec > 0)
+                r = sd_event_add_time_relative(m->event, &m->idle_timer, CLOCK_MONOTONIC, m->opts.idle_exit_usec,
+                                               0, on_idle, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up event sources: %m");
+
+        log_info("Listening on %s%s, --sync=%s.", m->socket_path, m->socket_activated ? " (socket-activated)" : "",
+                 m->opts.sync == QUEUE_SYNC_BATCH ? "batch" : m->opts.sync == QUEUE_SYNC_INTERVAL ? "interval" : "none");
+        return 0;
+}
+
+Manager *manager_free(Manager *m) {
+        int r;
+
+        if (!m)
+                return NULL;
+
+        /* Whatever was appended is written and synced; acks go out to whoever still listens. */
+        if (m->queue) {
+                if (!m->stalled)
+                        (void) manager_commit_internal(m);
+                r = queue_sync(m->queue);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to sync the queue at exit: %m");
+        }
+        while (m->conns)
+                conn_free(m->conns);
+
+        sd_event_source_disable_unref(m->listen_source);
+        sd_event_source_disable_unref(m->commit_source);
+        sd_event_source_disable_unref(m->sync_timer);
+        sd_event_source_disable_unref(m->retry_timer);
+        sd_event_source_disable_unref(m->idle_timer);
+        sd_event_source_disable_unref(m->maintenance_timer);
+        if (m->listen_fd >= 0 && !m->socket_activated)
+                (void) unlink(m->socket_path);
+        safe_close(m->listen_fd);
+        queue_free(m->queue);
+        sd_event_unref(m->event);
+        free(m->acks);
+        free(m->scratch);
+        free(m->queue_dir);
+        free(m->socket_path);
+        free(m->opts.runtime_dir);
+        free(m->opts.state_dir);
+        free(m);
+        return NULL;
+}

@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "batch.h"
+#include "macro.h"
+#include "queue.h"
+
+typedef struct Conn Conn;
+
+typedef struct WriterOptions {
+        char *runtime_dir;
+        char *state_dir;
+        QueueSync sync;
+        uint64_t sync_interval_usec;
+        QueueOptions queue;
+        uint64_t idle_exit_usec; /* 0 = never */
+} WriterOptions;
+
+/* An ack that waits until its batch is durable under the sync policy. */
+typedef struct PendingAck {
+        Conn *conn; /* NULL once the connection is gone */
+        BatchAck ack;
+} PendingAck;
+
+typedef struct Manager {
+        sd_event *event;
+        WriterOptions opts;
+        char *queue_dir;
+        char *socket_path;
+
+        Queue *queue;
+
+        int listen_fd;
+        bool socket_activated;
+        sd_event_source *listen_source;
+        sd_event_source *commit_source;      /* post: write + sync + ack what this iteration read */
+        sd_event_source *sync_timer;         /* --sync=interval */
+        sd_event_source *retry_timer;        /* stalled: try again */
+        sd_event_source *idle_timer;         /* --idle-exit-sec */
+        sd_event_source *maintenance_timer;  /* retention by age, STATUS= */
+
+        Conn *conns;
+        unsigned n_conns;
+        uint64_t next_conn_id;
+
+        PendingAck *acks;
+        size_t n_acks, allocated_acks;
+        QueueAppend *scratch; /* reused for every batch: no allocation per record */
+        size_t allocated_scratch;
+
+        bool unsynced;       /* written but not fsynced (interval/none) */
+        bool stalled;        /* not accepting records: disk or queue full */
+        bool stall_reported; /* logged; cleared once records flow again */
+        int stall_error;
+
+        uint64_t records_written, duplicates, batches, bytes_written;
+        uint64_t last_status_records;
+} Manager;
+
+int manager_new(const WriterOptions *opts, Manager **ret);
+Manager *manager_free(Manager *m);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
+int manager_start(Manager *m);
+
+/* For the connections: */
+int manager_handle_batch(Manager *m, Conn *c, const uint8_t *payload, uint32_t size);
+int manager_handle_control(Manager *m, Conn *c, const uint8_t *payload, uint32_t size);
+void manager_stall(Manager *m, int error);
+/* Writes and syncs what was appended, then sends every pending ack (called once per loop
+ * iteration, or earlier when a lot is pending). */
+int manager_commit(Manager *m);
+bool manager_accepting(Manager *m);
+void manager_conn_added(Manager *m, Conn *c);
+void manager_conn_removed(Manager *m, Conn *c);
+void manager_update_status(Manager *m);
