@@ -1,0 +1,380 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <sys/epoll.h>
+
+#include "dpiped-connector.h"
+#include "frame.h"
+#include "json-util.h"
+#include "log.h"
+#include "util.h"
+
+#define CONNECTOR_BACKOFF_MIN_USEC (200 * USEC_PER_MSEC)
+#define CONNECTOR_BACKOFF_MAX_USEC (10 * USEC_PER_SEC)
+#define CONNECTOR_FRAME_MAX (1024u * 1024u)
+
+static int connector_connect(Connector *c);
+
+char *connector_socket_path(const char *runtime_dir, const char *type) {
+        char *p;
+
+        if (asprintf(&p, "%s/connector-%s.sock", runtime_dir, type) < 0)
+                return NULL;
+        return p;
+}
+
+static void connector_disconnect(Connector *c) {
+        c->io_event_source = sd_event_source_disable_unref(c->io_event_source);
+        c->fd = safe_close(c->fd);
+        c->connected = false;
+        buffer_clear(&c->in);
+        buffer_clear(&c->out);
+}
+
+Connector *connector_free(Connector *c) {
+        if (!c)
+                return NULL;
+        connector_disconnect(c);
+        sd_event_source_disable_unref(c->retry_timer);
+        buffer_done(&c->in);
+        buffer_done(&c->out);
+        free(c->type);
+        free(c->socket_path);
+        free(c);
+        return NULL;
+}
+
+void manager_connectors_free(Manager *m) {
+        while (m->connectors) {
+                Connector *c = m->connectors;
+                m->connectors = c->next;
+                connector_free(c);
+        }
+}
+
+static void connector_sources_set_state(Connector *c, SourceState state, const char *error) {
+        for (Source *s = c->manager->sources; s; s = s->next) {
+                if (!streq(s->type, c->type) || s->paused)
+                        continue;
+                if (source_set_state(s, state, error))
+                        source_emit_state_changed(s);
+        }
+}
+
+static int retry_handler(sd_event_source *es, uint64_t usec, void *userdata) {
+        Connector *c = userdata;
+
+        (void) connector_connect(c);
+        return 0;
+}
+
+static void connector_schedule_retry(Connector *c, const char *reason) {
+        uint64_t now;
+        int r;
+
+        c->backoff_usec = c->backoff_usec == 0 ? CONNECTOR_BACKOFF_MIN_USEC
+                                               : MIN(c->backoff_usec * 2, CONNECTOR_BACKOFF_MAX_USEC);
+        (void) sd_event_now(c->manager->event, CLOCK_MONOTONIC, &now);
+        if (c->retry_timer) {
+                r = sd_event_source_set_time(c->retry_timer, now + c->backoff_usec);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(c->retry_timer, SD_EVENT_ONESHOT);
+        } else
+                r = sd_event_add_time(c->manager->event, &c->retry_timer, CLOCK_MONOTONIC, now + c->backoff_usec,
+                                      0, retry_handler, c);
+        if (r < 0)
+                log_error_errno(r, "Failed to schedule reconnect to connector %s: %m", c->type);
+        connector_sources_set_state(c, SOURCE_CONNECTING, reason);
+}
+
+static int connector_flush(Connector *c) {
+        ssize_t n;
+
+        if (c->fd < 0 || !c->connected)
+                return 0;
+        n = buffer_write_fd(&c->out, c->fd);
+        if (n < 0)
+                return (int) n;
+        return sd_event_source_set_io_events(c->io_event_source,
+                                             EPOLLIN | (buffer_size(&c->out) > 0 ? EPOLLOUT : 0));
+}
+
+static int connector_send_json(Connector *c, struct json_object *o) {
+        int r;
+
+        if (!c->connected)
+                return 0;
+        r = frame_append_json(&c->out, o);
+        if (r < 0)
+                return r;
+        r = connector_flush(c);
+        if (r < 0) {
+                log_warning_errno(r, "Lost the connection to connector %s: %m", c->type);
+                connector_disconnect(c);
+                connector_schedule_retry(c, "connection to the connector lost");
+        }
+        return 0;
+}
+
+int connector_send_add(Connector *c, Source *s) {
+        _cleanup_json_ struct json_object *o = NULL;
+
+        if (!c->connected)
+                return 0;
+        o = json_object_new_object();
+        if (!o)
+                return -ENOMEM;
+        s->pending_request_id = ++c->next_id;
+        json_object_object_add(o, "op", json_object_new_string("add"));
+        json_object_object_add(o, "id", json_object_new_int64((int64_t) s->pending_request_id));
+        json_object_object_add(o, "name", json_object_new_string(s->name));
+        json_object_object_add(o, "options", json_object_get(s->options));
+        json_object_object_add(o, "paused", json_object_new_boolean(s->paused));
+        return connector_send_json(c, o);
+}
+
+int connector_send_op(Connector *c, const char *op, const char *name) {
+        _cleanup_json_ struct json_object *o = NULL;
+
+        if (!c->connected)
+                return 0;
+        o = json_object_new_object();
+        if (!o)
+                return -ENOMEM;
+        json_object_object_add(o, "op", json_object_new_string(op));
+        json_object_object_add(o, "id", json_object_new_int64((int64_t) ++c->next_id));
+        json_object_object_add(o, "name", json_object_new_string(name));
+        return connector_send_json(c, o);
+}
+
+static int connector_on_connected(Connector *c) {
+        int r;
+
+        c->connected = true;
+        c->backoff_usec = 0;
+        log_info("Connected to connector %s at %s.", c->type, c->socket_path);
+        /* The connector keeps nothing dpiped cannot resend: tell it every source of its type. */
+        for (Source *s = c->manager->sources; s; s = s->next) {
+                if (!streq(s->type, c->type))
+                        continue;
+                r = connector_send_add(c, s);
+                if (r < 0)
+                        return r;
+                if (!c->connected)
+                        return 0;
+        }
+        return 0;
+}
+
+static void connector_handle_state(Connector *c, struct json_object *o) {
+        const char *name = json_get_string(o, "name"), *st = json_get_string(o, "state");
+        const char *error = json_get_string(o, "error");
+        SourceState state;
+        Source *s;
+        uint64_t u;
+        bool changed;
+
+        s = name ? manager_find_source(c->manager, name) : NULL;
+        if (!s || !streq(s->type, c->type))
+                return;
+        state = source_state_from_string(st);
+        if (state < 0)
+                state = s->state;
+        /* A late report from before a pause must not make a paused source look running. */
+        if (s->paused)
+                state = SOURCE_PAUSED;
+
+        if (json_get_uint64(o, "records", &u))
+                s->records_received = u;
+        if (json_get_uint64(o, "bytes", &u))
+                s->bytes_received = u;
+        if (json_get_uint64(o, "last_record_us", &u))
+                s->last_record_usec = u;
+        if (json_get_uint64(o, "last_heartbeat_us", &u))
+                s->last_heartbeat_usec = u;
+        changed = false;
+        if (json_get_uint64(o, "reconnects", &u) && (uint32_t) u != s->reconnects) {
+                s->reconnects = (uint32_t) u;
+                changed = true;
+        }
+        if (source_set_state(s, state, error ?: (state == SOURCE_ACTIVE ? "" : NULL)))
+                changed = true;
+        if (changed) {
+                log_info("Source %s is %s%s%s.", s->name, source_state_to_string(s->state),
+                         isempty(s->last_error) ? "" : ": ", s->last_error);
+                source_emit_state_changed(s);
+        }
+}
+
+static void connector_handle_error(Connector *c, struct json_object *o) {
+        const char *message = json_get_string(o, "message") ?: "the connector refused the request";
+        uint64_t id;
+
+        if (!json_get_uint64(o, "id", &id))
+                return;
+        for (Source *s = c->manager->sources; s; s = s->next)
+                if (streq(s->type, c->type) && s->pending_request_id == id) {
+                        log_warning("Connector %s refused source %s: %s", c->type, s->name, message);
+                        if (source_set_state(s, SOURCE_FAILED, message))
+                                source_emit_state_changed(s);
+                        return;
+                }
+        log_warning("Connector %s reported an error for request %" PRIu64 ": %s", c->type, id, message);
+}
+
+static int connector_handle_message(Connector *c, struct json_object *o) {
+        const char *op = json_get_string(o, "op");
+
+        if (!op)
+                return 0;
+        if (streq(op, "state"))
+                connector_handle_state(c, o);
+        else if (streq(op, "error"))
+                connector_handle_error(c, o);
+        else if (streq(op, "ping")) {
+                _cleanup_json_ struct json_object *pong = json_object_new_object();
+                if (!pong)
+                        return -ENOMEM;
+                json_object_object_add(pong, "op", json_object_new_string("pong"));
+                return connector_send_json(c, pong);
+        } else if (streq(op, "hello")) {
+                const char *type = json_get_string(o, "type");
+                if (type && !streq(type, c->type))
+                        log_warning("Connector at %s says it is of type %s, not %s.", c->socket_path, type, c->type);
+        }
+        /* "ok", "pong" and unknown ops need nothing. */
+        return 0;
+}
+
+static int connector_process_input(Connector *c) {
+        for (;;) {
+                _cleanup_json_ struct json_object *o = NULL;
+                Frame f;
+                int r;
+
+                r = frame_peek(&c->in, CONNECTOR_FRAME_MAX, &f);
+                if (r <= 0)
+                        return r;
+                if (f.type == FRAME_CONTROL) {
+                        r = frame_parse_json(&f, &o);
+                        if (r < 0)
+                                log_warning_errno(r, "Connector %s sent a malformed control message, ignoring: %m",
+                                                  c->type);
+                        else {
+                                r = connector_handle_message(c, o);
+                                if (r < 0)
+                                        return r;
+                        }
+                }
+                if (!c->connected)
+                        return 0;
+                buffer_consume(&c->in, FRAME_HEADER_SIZE + f.size);
+        }
+}
+
+static int connector_io_handler(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
+        Connector *c = userdata;
+        const char *reason = "connection to the connector lost";
+        int r;
+
+        if (!c->connected) {
+                r = socket_finish_connect(fd);
+                if (r < 0) {
+                        log_debug_errno(r, "Failed to connect to connector %s: %m", c->type);
+                        goto fail;
+                }
+                r = connector_on_connected(c);
+                if (r < 0)
+                        goto fail;
+                if (!c->connected)
+                        return 0;
+        }
+        if (revents & EPOLLIN) {
+                for (;;) {
+                        ssize_t n = buffer_read_fd(&c->in, fd, 16384);
+                        if (n == -EAGAIN)
+                                break;
+                        if (n <= 0) {
+                                if (n < 0)
+                                        log_warning_errno((int) n, "Failed to read from connector %s: %m", c->type);
+                                else
+                                        log_warning("Connector %s closed the control connection.", c->type);
+                                goto fail;
+                        }
+                        r = connector_process_input(c);
+                        if (r < 0) {
+                                log_warning_errno(r, "Bad data from connector %s: %m", c->type);
+                                reason = "the connector sent malformed data";
+                                goto fail;
+                        }
+                        if (!c->connected)
+                                return 0;
+                }
+        } else if (revents & (EPOLLHUP | EPOLLERR)) {
+                log_warning("Connector %s hung up.", c->type);
+                goto fail;
+        }
+        r = connector_flush(c);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to write to connector %s: %m", c->type);
+                goto fail;
+        }
+        return 0;
+fail:
+        connector_disconnect(c);
+        connector_schedule_retry(c, reason);
+        return 0;
+}
+
+static int connector_connect(Connector *c) {
+        _cleanup_close_ int fd = -EBADF;
+        int r;
+
+        if (c->fd >= 0)
+                return 0;
+        fd = socket_connect_unix(c->socket_path, true);
+        if (fd < 0) {
+                if (c->backoff_usec == 0)
+                        log_notice_errno(fd, "Connector %s is not reachable at %s, will retry: %m", c->type,
+                                         c->socket_path);
+                connector_schedule_retry(c, "connector not reachable");
+                return 0;
+        }
+        r = sd_event_add_io(c->manager->event, &c->io_event_source, fd, EPOLLIN | EPOLLOUT, connector_io_handler, c);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch connector socket: %m");
+        c->fd = TAKE_FD(fd);
+        return 0;
+}
+
+int manager_get_connector(Manager *m, const char *type, Connector **ret) {
+        _cleanup_(connector_freep) Connector *c = NULL;
+        int r;
+
+        for (Connector *i = m->connectors; i; i = i->next)
+                if (streq(i->type, type)) {
+                        if (ret)
+                                *ret = i;
+                        return 0;
+                }
+
+        c = calloc(1, sizeof(Connector));
+        if (!c)
+                return -ENOMEM;
+        c->manager = m;
+        c->fd = -EBADF;
+        c->type = strdup(type);
+        c->socket_path = connector_socket_path(m->runtime_dir, type);
+        if (!c->type || !c->socket_path)
+                return -ENOMEM;
+        r = connector_connect(c);
+        if (r < 0)
+                return r;
+        c->next = m->connectors;
+        m->connectors = c;
+        if (ret)
+                *ret = c;
+        TAKE_PTR(c);
+        return 0;
+}

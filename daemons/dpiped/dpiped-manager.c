@@ -1,0 +1,343 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <stdio.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+
+#include "dpiped-client.h"
+#include "dpiped-connector.h"
+#include "dpiped-manager.h"
+#include "dpiped-registry.h"
+#include "dpiped-source.h"
+#include "json-util.h"
+#include "log.h"
+#include "queue.h"
+#include "util.h"
+
+#define QUEUE_POLL_USEC (1 * USEC_PER_SEC)
+
+int manager_new(const ManagerConfig *config, Manager **ret) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        int r;
+
+        m = calloc(1, sizeof(Manager));
+        if (!m)
+                return -ENOMEM;
+        m->listen_fd = -EBADF;
+        m->queue_watch_fd = -EBADF;
+        m->runtime_dir = strdup(config->runtime_dir);
+        m->state_dir = strdup(config->state_dir);
+        if (!m->runtime_dir || !m->state_dir)
+                return -ENOMEM;
+        m->queue_dir = path_join(m->state_dir, "queue");
+        m->sources_dir = path_join(m->state_dir, "sources");
+        m->subscriptions_dir = path_join(m->state_dir, "subscriptions");
+        if (!m->queue_dir || !m->sources_dir || !m->subscriptions_dir)
+                return -ENOMEM;
+        m->listen_address = config->listen_address;
+        m->heartbeat_usec = config->heartbeat_usec;
+        m->client_timeout_usec = config->client_timeout_usec;
+        m->user_bus = config->user_bus;
+        m->read_only_clients = config->read_only_clients;
+        m->start_usec = now_usec(CLOCK_MONOTONIC);
+
+        r = sd_event_default(&m->event);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+static void manager_unlink_source(Manager *m, Source *s) {
+        if (s->prev)
+                s->prev->next = s->next;
+        else
+                m->sources = s->next;
+        if (s->next)
+                s->next->prev = s->prev;
+        else
+                m->sources_tail = s->prev;
+        s->next = s->prev = NULL;
+        m->n_sources--;
+}
+
+static int manager_link_source(Manager *m, Source *s) {
+        int r;
+
+        r = sd_bus_path_encode(DPIPED_BUS_SOURCE_PREFIX, s->name, &s->object_path);
+        if (r < 0)
+                return r;
+        s->manager = m;
+        s->prev = m->sources_tail;
+        if (m->sources_tail)
+                m->sources_tail->next = s;
+        else
+                m->sources = s;
+        m->sources_tail = s;
+        m->n_sources++;
+        return 0;
+}
+
+Manager *manager_free(Manager *m) {
+        if (!m)
+                return NULL;
+
+        /* Clients first: they store the offsets of their durable subscriptions on the way out. */
+        manager_clients_free(m);
+        manager_polkit_queries_free(m);
+        manager_connectors_free(m);
+        while (m->sources) {
+                Source *s = m->sources;
+                manager_unlink_source(m, s);
+                source_free(s);
+        }
+
+        sd_event_source_disable_unref(m->listen_event_source);
+        safe_close(m->listen_fd);
+        sd_event_source_disable_unref(m->heartbeat_timer);
+        sd_event_source_disable_unref(m->commit_timer);
+        sd_event_source_disable_unref(m->pump_event);
+        sd_event_source_disable_unref(m->queue_watch_event_source);
+        sd_event_source_disable_unref(m->queue_poll_timer);
+        safe_close(m->queue_watch_fd);
+
+        sd_bus_flush_close_unref(m->bus);
+        sd_event_unref(m->event);
+
+        free(m->runtime_dir);
+        free(m->state_dir);
+        free(m->queue_dir);
+        free(m->sources_dir);
+        free(m->subscriptions_dir);
+        free(m);
+        return NULL;
+}
+
+Source *manager_find_source(Manager *m, const char *name) {
+        for (Source *s = m->sources; s; s = s->next)
+                if (streq(s->name, name))
+                        return s;
+        return NULL;
+}
+
+bool manager_type_is_known(Manager *m, const char *type) {
+        _cleanup_free_ char *path = NULL;
+        struct stat st;
+
+        if (streq(type, "tcp") || streq(type, "http"))
+                return true;
+        /* Any other type is known once its connector's socket is installed (or activated). */
+        path = connector_socket_path(m->runtime_dir, type);
+        return path && stat(path, &st) >= 0 && S_ISSOCK(st.st_mode);
+}
+
+void manager_queue_bounds(Manager *m, uint64_t *ret_first, uint64_t *ret_next) {
+        uint64_t first = 0, next = 0;
+
+        if (queue_bounds(m->queue_dir, &first, &next) < 0)
+                first = next = 0;
+        if (ret_first)
+                *ret_first = first;
+        if (ret_next)
+                *ret_next = next;
+}
+
+void manager_update_status(Manager *m) {
+        (void) sd_notifyf(false, "STATUS=%u source%s, %u client%s", m->n_sources, m->n_sources == 1 ? "" : "s",
+                          m->n_clients, m->n_clients == 1 ? "" : "s");
+}
+
+int manager_add_source(Manager *m, const char *name, const char *type, struct json_object *options,
+                       Source **ret, sd_bus_error *error) {
+        _cleanup_json_ struct json_object *normalized = NULL;
+        _cleanup_(source_freep) Source *s = NULL;
+        Connector *c;
+        char reason[256];
+        Source *added;
+        int r;
+
+        if (!source_name_is_valid(name))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Invalid source name \"%.80s\": use 1-64 characters of [A-Za-z0-9_.-].", name);
+        if (!source_type_is_valid(type))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid source type \"%.80s\".", type);
+        if (manager_find_source(m, name))
+                return sd_bus_error_setf(error, BUS_ERROR_SOURCE_EXISTS, "A source named \"%s\" exists already.", name);
+        if (!manager_type_is_known(m, type))
+                return sd_bus_error_setf(error, BUS_ERROR_UNKNOWN_TYPE,
+                                         "Unknown source type \"%s\": no connector at %s/connector-%s.sock.", type,
+                                         m->runtime_dir, type);
+        r = source_options_normalize(type, options, &normalized, reason, sizeof(reason));
+        if (r == -ENOMEM)
+                return sd_bus_error_set_errno(error, r);
+        if (r < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid options for source \"%s\": %s.",
+                                         name, reason);
+
+        r = source_new(name, type, normalized, &s);
+        if (r < 0)
+                return sd_bus_error_set_errno(error, r);
+
+        /* Persist first: a source that was acknowledged must come back after a crash. */
+        r = registry_save(m->sources_dir, s);
+        if (r < 0) {
+                log_error_errno(r, "Failed to persist source %s: %m", name);
+                return sd_bus_error_set_errnof(error, r, "Failed to persist source \"%s\": %m", name);
+        }
+        r = manager_link_source(m, s);
+        if (r < 0) {
+                (void) registry_remove(m->sources_dir, name);
+                return sd_bus_error_set_errno(error, r);
+        }
+        added = TAKE_PTR(s);
+        log_info("Source %s added (type %s, address %s).", added->name, added->type, source_address(added));
+
+        r = manager_get_connector(m, type, &c);
+        if (r < 0)
+                log_warning_errno(r, "Failed to set up connector %s, the source stays registered: %m", type);
+        else
+                (void) connector_send_add(c, added);
+
+        manager_emit_source_added(m, added);
+        manager_update_status(m);
+        if (ret)
+                *ret = added;
+        return 0;
+}
+
+int manager_remove_source(Manager *m, const char *name, sd_bus_error *error) {
+        Source *s;
+        int r;
+
+        s = manager_find_source(m, name);
+        if (!s)
+                return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_SOURCE, "No source named \"%.80s\".", name);
+
+        r = registry_remove(m->sources_dir, name);
+        if (r < 0) {
+                log_error_errno(r, "Failed to remove source %s from the registry: %m", name);
+                return sd_bus_error_set_errnof(error, r, "Failed to remove source \"%s\" from the registry: %m", name);
+        }
+        for (Connector *c = m->connectors; c; c = c->next)
+                if (streq(c->type, s->type))
+                        (void) connector_send_op(c, "remove", s->name);
+
+        manager_unlink_source(m, s);
+        log_info("Source %s removed.", s->name);
+        manager_emit_source_removed(m, s->name, s->object_path);
+        source_free(s);
+        manager_update_status(m);
+        return 0;
+}
+
+int manager_pause_source(Manager *m, const char *name, bool pause, sd_bus_error *error) {
+        Source *s;
+        int r;
+
+        s = manager_find_source(m, name);
+        if (!s)
+                return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_SOURCE, "No source named \"%.80s\".", name);
+        if (s->paused == pause)
+                return 0; /* nothing to do */
+
+        s->paused = pause;
+        r = registry_save(m->sources_dir, s);
+        if (r < 0) {
+                s->paused = !pause;
+                log_error_errno(r, "Failed to persist source %s: %m", name);
+                return sd_bus_error_set_errnof(error, r, "Failed to persist source \"%s\": %m", name);
+        }
+        for (Connector *c = m->connectors; c; c = c->next)
+                if (streq(c->type, s->type))
+                        (void) connector_send_op(c, pause ? "pause" : "resume", s->name);
+
+        log_info("Source %s %s.", s->name, pause ? "paused" : "resumed");
+        if (source_set_state(s, pause ? SOURCE_PAUSED : SOURCE_CONNECTING, NULL))
+                source_emit_state_changed(s);
+        return 0;
+}
+
+static int manager_load_registry(Manager *m) {
+        _cleanup_free_ Source **list = NULL;
+        size_t n = 0;
+        int r;
+
+        r = registry_load(m->sources_dir, &list, &n);
+        if (r < 0)
+                return log_error_errno(r, "Failed to load the source registry from %s: %m", m->sources_dir);
+        for (size_t i = 0; i < n; i++) {
+                r = manager_link_source(m, list[i]);
+                if (r < 0) {
+                        for (size_t j = i; j < n; j++)
+                                source_free(list[j]);
+                        return log_oom();
+                }
+        }
+        for (Source *s = m->sources; s; s = s->next) {
+                r = manager_get_connector(m, s->type, NULL);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to set up connector %s: %m", s->type);
+        }
+        if (n > 0)
+                log_info("Loaded %zu source%s from the registry.", n, n == 1 ? "" : "s");
+        return 0;
+}
+
+static int queue_watch_handler(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
+        Manager *m = userdata;
+
+        queue_watch_drain(fd);
+        manager_pump_clients(m);
+        return 0;
+}
+
+static void manager_queue_watch_try(Manager *m) {
+        int fd, r;
+
+        if (m->queue_watch_fd >= 0)
+                return;
+        r = queue_watch_open(m->queue_dir, &fd);
+        if (r < 0) {
+                log_debug_errno(r, "Cannot watch %s yet, polling: %m", m->queue_dir);
+                return;
+        }
+        r = sd_event_add_io(m->event, &m->queue_watch_event_source, fd, EPOLLIN, queue_watch_handler, m);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to watch the queue, polling: %m");
+                safe_close(fd);
+                return;
+        }
+        m->queue_watch_fd = fd;
+        log_debug("Watching %s for new records.", m->queue_dir);
+}
+
+static int queue_poll_handler(sd_event_source *es, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
+        /* A safety net beside inotify (and the only way before the queue directory exists). */
+        manager_queue_watch_try(m);
+        manager_pump_clients(m);
+        (void) sd_event_source_set_time(es, usec + QUEUE_POLL_USEC);
+        return 0;
+}
+
+int manager_start(Manager *m) {
+        int r;
+
+        r = manager_load_registry(m);
+        if (r < 0)
+                return r;
+
+        manager_queue_watch_try(m);
+        r = sd_event_add_time_relative(m->event, &m->queue_poll_timer, CLOCK_MONOTONIC, QUEUE_POLL_USEC,
+                                       QUEUE_POLL_USEC / 10, queue_poll_handler, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the queue poll timer: %m");
+        (void) sd_event_source_set_enabled(m->queue_poll_timer, SD_EVENT_ON);
+
+        r = manager_client_server_start(m);
+        if (r < 0)
+                return r;
+        return manager_connect_bus(m);
+}

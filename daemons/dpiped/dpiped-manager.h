@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The Manager: one per dpiped process. It owns the source registry, the control connections to the
+ * connectors, the D-Bus connection and the client TCP server, all on one sd_event loop. */
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "macro.h"
+#include "socket-util.h"
+
+typedef struct Manager Manager;
+typedef struct Source Source;
+typedef struct Connector Connector;
+typedef struct Client Client;
+
+#define DPIPED_BUS_NAME "org.dpipe.Pipeline1"
+#define DPIPED_BUS_PATH "/org/dpipe/Pipeline1"
+#define DPIPED_BUS_SOURCE_PREFIX "/org/dpipe/Pipeline1/source"
+#define DPIPED_MANAGER_INTERFACE "org.dpipe.Pipeline1.Manager"
+#define DPIPED_SOURCE_INTERFACE "org.dpipe.Pipeline1.Source"
+#define DPIPED_POLKIT_ACTION "org.dpipe.pipeline1.manage"
+
+#define BUS_ERROR_SOURCE_EXISTS "org.dpipe.Pipeline1.Error.SourceExists"
+#define BUS_ERROR_NO_SUCH_SOURCE "org.dpipe.Pipeline1.Error.NoSuchSource"
+#define BUS_ERROR_UNKNOWN_TYPE "org.dpipe.Pipeline1.Error.UnknownType"
+
+#define DPIPED_HEARTBEAT_USEC_DEFAULT (5 * USEC_PER_SEC)
+
+typedef struct ManagerConfig {
+        const char *runtime_dir;
+        const char *state_dir;
+        SocketAddress listen_address;
+        uint64_t heartbeat_usec;
+        uint64_t client_timeout_usec;
+        bool user_bus;
+        bool read_only_clients; /* the TCP clients may not change the pipeline */
+} ManagerConfig;
+
+struct Manager {
+        sd_event *event;
+        sd_bus *bus;
+
+        char *runtime_dir;
+        char *state_dir;
+        char *queue_dir;
+        char *sources_dir;
+        char *subscriptions_dir;
+        SocketAddress listen_address;
+        uint64_t heartbeat_usec;
+        uint64_t client_timeout_usec;
+        bool user_bus;
+        bool read_only_clients;
+        uint64_t start_usec;
+
+        /* Sources, in registration order. */
+        Source *sources;
+        Source *sources_tail;
+        unsigned n_sources;
+
+        Connector *connectors;
+
+        /* The client server. */
+        int listen_fd;
+        sd_event_source *listen_event_source;
+        Client *clients;
+        unsigned n_clients;
+        unsigned n_clients_max;
+        sd_event_source *heartbeat_timer;
+        sd_event_source *commit_timer;
+        sd_event_source *pump_event;
+
+        /* New records in the queue. */
+        int queue_watch_fd;
+        sd_event_source *queue_watch_event_source;
+        sd_event_source *queue_poll_timer;
+
+        /* Outstanding polkit queries (see dpiped-bus.c). */
+        struct PolkitQuery *polkit_queries;
+};
+
+int manager_new(const ManagerConfig *config, Manager **ret);
+Manager *manager_free(Manager *m);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
+
+int manager_start(Manager *m);
+void manager_update_status(Manager *m);
+
+/* The operations behind both the D-Bus methods and the client protocol. They fill error with a
+ * named D-Bus error and return a negative errno on failure. options is a JSON object (the a{sv}). */
+int manager_add_source(Manager *m, const char *name, const char *type, struct json_object *options,
+                       Source **ret, sd_bus_error *error);
+int manager_remove_source(Manager *m, const char *name, sd_bus_error *error);
+int manager_pause_source(Manager *m, const char *name, bool pause, sd_bus_error *error);
+Source *manager_find_source(Manager *m, const char *name);
+bool manager_type_is_known(Manager *m, const char *type);
+
+/* Queue bounds for the properties and the status op (0, 0 while there is no queue). */
+void manager_queue_bounds(Manager *m, uint64_t *ret_first, uint64_t *ret_next);
+
+/* dpiped-bus.c */
+int manager_connect_bus(Manager *m);
+int bus_introspect_print(void);
+void manager_emit_source_added(Manager *m, Source *s);
+void manager_emit_source_removed(Manager *m, const char *name, const char *path);
+void manager_emit_clients_changed(Manager *m);
+void manager_polkit_queries_free(Manager *m);
+
+/* dpiped-source-bus.c */
+extern const sd_bus_vtable source_vtable[];
+int source_object_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
+                       sd_bus_error *error);
+int source_node_enumerator(sd_bus *bus, const char *path, void *userdata, char ***nodes, sd_bus_error *error);
+void source_emit_state_changed(Source *s);

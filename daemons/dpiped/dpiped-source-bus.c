@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <stddef.h>
+
+#include "dpiped-manager.h"
+#include "dpiped-source.h"
+#include "log.h"
+
+static int property_get_state(sd_bus *bus, const char *path, const char *interface, const char *property,
+                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Source *s = userdata;
+
+        return sd_bus_message_append(reply, "s", source_state_to_string(s->state));
+}
+
+static int property_get_address(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Source *s = userdata;
+
+        return sd_bus_message_append(reply, "s", source_address(s));
+}
+
+static int property_get_paused(sd_bus *bus, const char *path, const char *interface, const char *property,
+                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Source *s = userdata;
+
+        return sd_bus_message_append(reply, "b", (int) s->paused);
+}
+
+static int property_get_options(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Source *s = userdata;
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        json_object_object_foreach(s->options, key, value) {
+                if (json_object_is_type(value, json_type_int))
+                        r = sd_bus_message_append(reply, "{sv}", key, "t", (uint64_t) json_object_get_int64(value));
+                else if (json_object_is_type(value, json_type_boolean))
+                        r = sd_bus_message_append(reply, "{sv}", key, "b", (int) json_object_get_boolean(value));
+                else if (json_object_is_type(value, json_type_double))
+                        r = sd_bus_message_append(reply, "{sv}", key, "d", json_object_get_double(value));
+                else
+                        r = sd_bus_message_append(reply, "{sv}", key, "s", json_object_get_string(value));
+                if (r < 0)
+                        return r;
+        }
+        return sd_bus_message_close_container(reply);
+}
+
+/* State, LastError, Reconnects and Paused are signalled when they change; the counters move with
+ * every record and are not (read them when needed). */
+const sd_bus_vtable source_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Name", "s", NULL, offsetof(Source, name), SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Type", "s", NULL, offsetof(Source, type), SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Address", "s", property_get_address, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Options", "a{sv}", property_get_options, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("State", "s", property_get_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Paused", "b", property_get_paused, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("RecordsReceived", "t", NULL, offsetof(Source, records_received), 0),
+        SD_BUS_PROPERTY("BytesReceived", "t", NULL, offsetof(Source, bytes_received), 0),
+        SD_BUS_PROPERTY("LastRecordUSec", "t", NULL, offsetof(Source, last_record_usec), 0),
+        SD_BUS_PROPERTY("LastHeartbeatUSec", "t", NULL, offsetof(Source, last_heartbeat_usec), 0),
+        SD_BUS_PROPERTY("Reconnects", "u", NULL, offsetof(Source, reconnects), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("LastError", "s", NULL, offsetof(Source, last_error), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_VTABLE_END,
+};
+
+int source_object_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
+                       sd_bus_error *error) {
+        _cleanup_free_ char *name = NULL;
+        Manager *m = userdata;
+        Source *s;
+        int r;
+
+        r = sd_bus_path_decode(path, DPIPED_BUS_SOURCE_PREFIX, &name);
+        if (r <= 0)
+                return r;
+        s = manager_find_source(m, name);
+        if (!s)
+                return 0;
+        *found = s;
+        return 1;
+}
+
+int source_node_enumerator(sd_bus *bus, const char *path, void *userdata, char ***nodes, sd_bus_error *error) {
+        Manager *m = userdata;
+        char **l;
+        size_t n = 0;
+
+        l = calloc(m->n_sources + 1, sizeof(char *));
+        if (!l)
+                return -ENOMEM;
+        for (Source *s = m->sources; s; s = s->next) {
+                l[n] = strdup(s->object_path);
+                if (!l[n]) {
+                        for (size_t i = 0; i < n; i++)
+                                free(l[i]);
+                        free(l);
+                        return -ENOMEM;
+                }
+                n++;
+        }
+        *nodes = l;
+        return 1;
+}
+
+void source_emit_state_changed(Source *s) {
+        int r;
+
+        if (!s->manager || !s->manager->bus || !s->object_path)
+                return;
+        r = sd_bus_emit_properties_changed(s->manager->bus, s->object_path, DPIPED_SOURCE_INTERFACE, "State",
+                                           "Paused", "Reconnects", "LastError", NULL);
+        if (r < 0)
+                log_debug_errno(r, "Failed to emit PropertiesChanged for source %s, ignoring: %m", s->name);
+}

@@ -1,0 +1,326 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "dpiped-source.h"
+#include "json-util.h"
+#include "util.h"
+
+static const char *const source_state_table[_SOURCE_STATE_MAX] = {
+        [SOURCE_CONNECTING] = "connecting",
+        [SOURCE_ACTIVE] = "active",
+        [SOURCE_BACKOFF] = "backoff",
+        [SOURCE_PAUSED] = "paused",
+        [SOURCE_FAILED] = "failed",
+};
+
+const char *source_state_to_string(SourceState s) {
+        if (s < 0 || s >= _SOURCE_STATE_MAX)
+                return NULL;
+        return source_state_table[s];
+}
+
+SourceState source_state_from_string(const char *s) {
+        if (!s)
+                return _SOURCE_STATE_INVALID;
+        for (int i = 0; i < _SOURCE_STATE_MAX; i++)
+                if (streq(source_state_table[i], s))
+                        return (SourceState) i;
+        return _SOURCE_STATE_INVALID;
+}
+
+int source_new(const char *name, const char *type, struct json_object *options, Source **ret) {
+        _cleanup_(source_freep) Source *s = NULL;
+
+        s = calloc(1, sizeof(Source));
+        if (!s)
+                return -ENOMEM;
+        s->name = strdup(name);
+        s->type = strdup(type);
+        s->last_error = strdup("");
+        if (!s->name || !s->type || !s->last_error)
+                return -ENOMEM;
+        s->options = options ? json_object_get(options) : json_object_new_object();
+        if (!s->options)
+                return -ENOMEM;
+        s->state = SOURCE_CONNECTING;
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+Source *source_free(Source *s) {
+        if (!s)
+                return NULL;
+        free(s->name);
+        free(s->type);
+        free(s->object_path);
+        free(s->last_error);
+        json_object_put(s->options);
+        free(s);
+        return NULL;
+}
+
+const char *source_address(const Source *s) {
+        return json_get_string(s->options, "address") ?: "";
+}
+
+bool source_set_state(Source *s, SourceState state, const char *error) {
+        bool changed = false;
+
+        if (s->state != state) {
+                s->state = state;
+                changed = true;
+        }
+        if (error && !streq(error, s->last_error)) {
+                char *e = strdup(error);
+                if (e) {
+                        free(s->last_error);
+                        s->last_error = e;
+                        changed = true;
+                }
+        }
+        return changed;
+}
+
+bool source_type_is_valid(const char *type) {
+        /* A type names a connector executable and its socket connector-<type>.sock: the same
+         * character rules as source names keep it a plain file name. */
+        return source_name_is_valid(type) && type[0] != '.';
+}
+
+static bool port_is_valid(const char *p) {
+        uint32_t port;
+
+        return safe_atou32(p, &port) >= 0 && port >= 1 && port <= 65535;
+}
+
+static bool host_is_valid(const char *h, size_t n) {
+        if (n == 0 || n > 253)
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                char c = h[i];
+                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                      c == '.' || c == '_'))
+                        return false;
+        }
+        return true;
+}
+
+/* "host:port" or "[v6]:port", checked for shape only: resolving a name here would block the loop
+ * and the connector resolves it anyway. */
+static bool host_port_is_valid(const char *a) {
+        const char *colon;
+
+        if (a[0] == '[') {
+                const char *end = strchr(a, ']');
+                if (!end || end == a + 1 || end[1] != ':')
+                        return false;
+                for (const char *p = a + 1; p < end; p++)
+                        if (!strchr("0123456789abcdefABCDEF:.%", *p))
+                                return false;
+                return port_is_valid(end + 2);
+        }
+        colon = strrchr(a, ':');
+        if (!colon)
+                return false;
+        return host_is_valid(a, (size_t) (colon - a)) && port_is_valid(colon + 1);
+}
+
+static bool url_is_valid(const char *a) {
+        const char *host;
+        size_t n;
+
+        if (strncmp(a, "http://", 7) == 0)
+                host = a + 7;
+        else if (strncmp(a, "https://", 8) == 0)
+                host = a + 8;
+        else
+                return false;
+        n = strcspn(host, "/?#");
+        if (n == 0)
+                return false;
+        for (const char *p = a; *p; p++)
+                if ((unsigned char) *p <= ' ' || *p == 0x7f)
+                        return false;
+        return true;
+}
+
+int source_address_check(const char *type, const char *address, const char **ret_reason) {
+        if (isempty(address)) {
+                *ret_reason = "the option \"address\" is required";
+                return -EINVAL;
+        }
+        if (strlen(address) > 2048) {
+                *ret_reason = "the address is too long";
+                return -EINVAL;
+        }
+        if (streq(type, "tcp") && !host_port_is_valid(address)) {
+                *ret_reason = "a tcp address must be HOST:PORT (or [IPV6]:PORT) with a port of 1-65535";
+                return -EINVAL;
+        }
+        if (streq(type, "http") && !url_is_valid(address)) {
+                *ret_reason = "an http address must be a URL starting with http:// or https://";
+                return -EINVAL;
+        }
+        for (const char *p = address; *p; p++)
+                if ((unsigned char) *p < ' ') {
+                        *ret_reason = "the address contains control characters";
+                        return -EINVAL;
+                }
+        return 0;
+}
+
+static const char *const string_options[] = { "address", "format", "query", "csv_header" };
+static const char *const u32_options[] = { "interval_ms", "heartbeat_ms", "timeout_ms" };
+
+static bool in_list(const char *const *list, size_t n, const char *key) {
+        for (size_t i = 0; i < n; i++)
+                if (streq(list[i], key))
+                        return true;
+        return false;
+}
+
+static bool option_key_is_valid(const char *key) {
+        size_t n = strlen(key);
+
+        if (n == 0 || n > 64)
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                char c = key[i];
+                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+                      c == '-' || c == '.'))
+                        return false;
+        }
+        return true;
+}
+
+int source_options_normalize(const char *type, struct json_object *options, struct json_object **ret,
+                             char *reason, size_t reason_size) {
+        _cleanup_json_ struct json_object *out = NULL;
+        const char *why = NULL;
+        int r;
+
+        if (options && !json_object_is_type(options, json_type_object)) {
+                snprintf(reason, reason_size, "options must be an object");
+                return -EINVAL;
+        }
+        out = json_object_new_object();
+        if (!out)
+                return -ENOMEM;
+
+        if (options) {
+                json_object_object_foreach(options, key, value) {
+                        struct json_object *v = NULL;
+
+                        if (!option_key_is_valid(key)) {
+                                snprintf(reason, reason_size, "invalid option name \"%.64s\"", key);
+                                return -EINVAL;
+                        }
+                        if (in_list(string_options, ELEMENTSOF(string_options), key)) {
+                                if (!json_object_is_type(value, json_type_string)) {
+                                        snprintf(reason, reason_size, "option \"%s\" must be a string", key);
+                                        return -EINVAL;
+                                }
+                                v = json_object_get(value);
+                        } else if (in_list(u32_options, ELEMENTSOF(u32_options), key)) {
+                                uint32_t u;
+
+                                if (json_object_is_type(value, json_type_string))
+                                        r = safe_atou32(json_object_get_string(value), &u);
+                                else if (json_object_is_type(value, json_type_int) &&
+                                         json_object_get_int64(value) >= 0 && json_object_get_int64(value) <= UINT32_MAX) {
+                                        u = (uint32_t) json_object_get_int64(value);
+                                        r = 0;
+                                } else
+                                        r = -EINVAL;
+                                if (r < 0 || u == 0) {
+                                        snprintf(reason, reason_size,
+                                                 "option \"%s\" must be a positive number of milliseconds", key);
+                                        return -EINVAL;
+                                }
+                                v = json_object_new_int64(u);
+                        } else {
+                                /* Options of other connectors: passed through, basic types only. */
+                                if (!value || json_object_is_type(value, json_type_object) ||
+                                    json_object_is_type(value, json_type_array)) {
+                                        snprintf(reason, reason_size, "option \"%.64s\" must be a string, number or boolean",
+                                                 key);
+                                        return -EINVAL;
+                                }
+                                v = json_object_get(value);
+                        }
+                        if (!v)
+                                return -ENOMEM;
+                        json_object_object_add(out, key, v);
+                }
+        }
+
+        r = source_address_check(type, json_get_string(out, "address"), &why);
+        if (r < 0) {
+                snprintf(reason, reason_size, "%s", why);
+                return r;
+        }
+        const char *format = json_get_string(out, "format");
+        if (format && !streq(format, "auto") && !streq(format, "jsonl") && !streq(format, "csv") &&
+            !streq(format, "dpipe")) {
+                snprintf(reason, reason_size, "unknown format \"%.32s\" (known: auto, jsonl, csv, dpipe)", format);
+                return -EINVAL;
+        }
+        *ret = TAKE_PTR(out);
+        return 0;
+}
+
+char *source_registry_format(const Source *s) {
+        _cleanup_json_ struct json_object *o = NULL;
+        const char *text;
+
+        o = json_object_new_object();
+        if (!o)
+                return NULL;
+        if (json_object_object_add(o, "name", json_object_new_string(s->name)) < 0 ||
+            json_object_object_add(o, "type", json_object_new_string(s->type)) < 0 ||
+            json_object_object_add(o, "options", json_object_get(s->options)) < 0 ||
+            json_object_object_add(o, "paused", json_object_new_boolean(s->paused)) < 0)
+                return NULL;
+        text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
+        if (!text)
+                return NULL;
+        char *t;
+        if (asprintf(&t, "%s\n", text) < 0)
+                return NULL;
+        return t;
+}
+
+int source_registry_parse(const char *text, size_t size, Source **ret) {
+        _cleanup_json_ struct json_object *o = NULL, *options = NULL;
+        _cleanup_(source_freep) Source *s = NULL;
+        struct json_object *opts = NULL;
+        const char *name, *type;
+        char reason[256];
+        bool paused = false;
+        int r;
+
+        r = json_parse_n(text, size, &o, NULL);
+        if (r < 0)
+                return r;
+        if (!json_object_is_type(o, json_type_object))
+                return -EBADMSG;
+        name = json_get_string(o, "name");
+        type = json_get_string(o, "type");
+        if (!source_name_is_valid(name) || !source_type_is_valid(type))
+                return -EBADMSG;
+        (void) json_object_object_get_ex(o, "options", &opts);
+        r = source_options_normalize(type, opts, &options, reason, sizeof(reason));
+        if (r < 0)
+                return r == -ENOMEM ? r : -EBADMSG;
+        (void) json_get_bool(o, "paused", &paused);
+
+        r = source_new(name, type, options, &s);
+        if (r < 0)
+                return r;
+        s->paused = paused;
+        s->state = paused ? SOURCE_PAUSED : SOURCE_CONNECTING;
+        *ret = TAKE_PTR(s);
+        return 0;
+}

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* A registered source: its definition (name, type, options) as persisted in the registry, and its
+ * run-time state as reported by its connector. */
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "macro.h"
+
+typedef struct Manager Manager;
+
+typedef enum SourceState {
+        SOURCE_CONNECTING,
+        SOURCE_ACTIVE,
+        SOURCE_BACKOFF,
+        SOURCE_PAUSED,
+        SOURCE_FAILED,
+        _SOURCE_STATE_MAX,
+        _SOURCE_STATE_INVALID = -EINVAL,
+} SourceState;
+
+const char *source_state_to_string(SourceState s);
+SourceState source_state_from_string(const char *s);
+
+typedef struct Source {
+        Manager *manager;
+        struct Source *next, *prev;
+
+        char *name;
+        char *type;
+        struct json_object *options; /* normalised options, "address" included */
+        bool paused;
+        char *object_path;
+
+        SourceState state;
+        uint64_t records_received;
+        uint64_t bytes_received;
+        uint64_t last_record_usec;
+        uint64_t last_heartbeat_usec;
+        uint32_t reconnects;
+        char *last_error;
+
+        uint64_t pending_request_id; /* id of the last "add" sent to the connector */
+} Source;
+
+int source_new(const char *name, const char *type, struct json_object *options, Source **ret);
+Source *source_free(Source *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Source *, source_free);
+
+const char *source_address(const Source *s);
+/* Sets state and error; returns true if anything visible changed. */
+bool source_set_state(Source *s, SourceState state, const char *error);
+
+/* Validation shared by D-Bus and the client protocol. On failure these return -EINVAL and a
+ * human-readable reason in *ret_reason (static or malloc'ed into reason_buf of size 256). */
+bool source_type_is_valid(const char *type);
+int source_address_check(const char *type, const char *address, const char **ret_reason);
+/* Checks and normalises the options object: known keys get their types checked (numbers given as
+ * strings are converted, e.g. from the inline form "interval_ms=500"), unknown keys of basic types
+ * are passed through for third-party connectors. Returns a new object in *ret. */
+int source_options_normalize(const char *type, struct json_object *options, struct json_object **ret,
+                             char *reason, size_t reason_size);
+
+/* The registry entry of one source, a JSON object: {"name","type","options","paused"}. */
+char *source_registry_format(const Source *s);
+int source_registry_parse(const char *text, size_t size, Source **ret);
