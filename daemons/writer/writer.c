@@ -197,6 +197,8 @@ int main(int argc, char *argv[]) {
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
         sigprocmask(SIG_BLOCK, &mask, NULL);
+        /* A connector that went away must not take the writer with it. */
+        signal(SIGPIPE, SIG_IGN);
 
         r = manager_new(&opts, &m);
         if (r < 0)
