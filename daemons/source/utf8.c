@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdint.h>
+
+#include "load-error.h"
+
+size_t utf8_valid_prefix(const char *str, size_t n) {
+        const unsigned char *s = (const unsigned char *) str;
+        size_t i = 0;
+
+        while (i < n) {
+                unsigned char c = s[i];
+                size_t len;
+                uint32_t cp;
+
+                if (c < 0x80) {
+                        i++;
+                        continue;
+                }
+                if (c >= 0xc2 && c <= 0xdf)
+                        len = 2, cp = c & 0x1f;
+                else if (c >= 0xe0 && c <= 0xef)
+                        len = 3, cp = c & 0x0f;
+                else if (c >= 0xf0 && c <= 0xf4)
+                        len = 4, cp = c & 0x07;
+                else
+                        return i;
+                if (n - i < len)
+                        return i;
+                for (size_t k = 1; k < len; k++) {
+                        if ((s[i + k] & 0xc0) != 0x80)
+                                return i;
+                        cp = (cp << 6) | (s[i + k] & 0x3f);
+                }
+                /* Overlong forms, surrogates and values past U+10FFFF are not UTF-8. */
+                if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+                    (cp >= 0xd800 && cp <= 0xdfff))
+                        return i;
+                i += len;
+        }
+        return n;
+}
