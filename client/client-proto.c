@@ -189,7 +189,8 @@ static int conn_handle_line(ClientConn *c, const char *line, size_t len) {
                         c->heartbeat_usec = hb * USEC_PER_MSEC;
                 log_debug("Connected to %s (%s), heartbeat %" PRIu64 " ms.", c->address,
                           json_get_string(msg, "server") ?: "unknown server", c->heartbeat_usec / USEC_PER_MSEC);
-                return 0;
+                /* From now on the server's own heartbeat tells us it is alive. */
+                return sd_event_source_set_time(c->watchdog, c->last_rx_usec + conn_deadline_usec(c));
         }
         if (!c->cb.on_reply)
                 return 0;

@@ -323,7 +323,7 @@ static void on_disconnected(ClientConn *conn, int error, const char *reason, voi
         client_hide_prompt(c);
         (void) client_flush_stdout(c);
 
-        if (error == 0 && (c->quit_sent || (!c->interactive && c->command_done))) {
+        if (error == 0 && (c->quit_sent || (!c->interactive && c->command_done && !c->command_is_subscribe))) {
                 client_exit(c, EXIT_SUCCESS);
                 return;
         }

@@ -23,6 +23,7 @@ srv.bind(("127.0.0.1", a.port))
 srv.listen(8)
 conns = {}
 connections_seen = 0
+dropped = False
 
 def record(off):
     return json.dumps({"op": "record", "offset": off, "source": "fake", "ts_us": 1700000000000000 + off,
@@ -107,7 +108,8 @@ while True:
             if st["sub"]:
                 chunk = []
                 while st["next"] < a.records and st["next"] - st["acked"] <= st["window"] and len(chunk) < 500:
-                    if a.drop_after and st["n"] == 1 and st["sent"] >= a.drop_after:
+                    if a.drop_after and not dropped and st["sent"] >= a.drop_after:
+                        dropped = True
                         raise EOFError
                     chunk.append(record(st["next"]))
                     st["next"] += 1
