@@ -3,7 +3,7 @@
 """A stand-in for dpipe-writer in connector tests: speaks the writer side of man:dpipe-connector(7)
 on SOCKET and appends every stored record as one JSON line {"offset","source","seq","data"} to OUT.
 Like the real writer it remembers the last seq per source (rebuilt from OUT at start), drops records
-whose seq is not greater (counted as duplicates), and answers hello with last_seq.
+whose seq is not greater (counted as duplicates, and printed as "duplicate SOURCE SEQ" on stdout), and answers hello with last_seq.
 
   connector-fake-writer.py SOCKET OUT"""
 import json
@@ -58,6 +58,7 @@ def handle(conn, ftype, payload):
         pos += 24 + dlen
         if source in last and seq <= last[source]:
             dups += 1
+            print('duplicate %s %d' % (source, seq), flush=True)
             continue
         json.loads(data)  # the connector must only send valid JSON
         outf.write(json.dumps({'offset': offset, 'source': source, 'seq': seq, 'data': json.loads(data)}) + '\n')
