@@ -346,6 +346,7 @@ struct Queue {
         uint64_t active_size;
         uint64_t index_last_pos; /* position of the last index entry in the active segment */
         uint64_t active_end;     /* offset after the last record of the active segment at open */
+        uint64_t last_write_usec; /* of the active segment, for age retention */
 
         uint64_t next_offset;    /* assigned to the next appended record */
         Buffer pending;          /* appended, not yet written */
@@ -611,6 +612,7 @@ static int queue_create_segment(Queue *q) {
         q->active_first = q->next_offset;
         q->active_size = QUEUE_SEGMENT_HEADER_SIZE;
         q->active_created_us = now;
+        q->last_write_usec = now;
         q->index_last_pos = 0;
         q->segments[q->n_segments++] = (SegmentRef) { .first = q->next_offset, .size = QUEUE_SEGMENT_HEADER_SIZE, .mtime_usec = now };
         q->disk_bytes += QUEUE_SEGMENT_HEADER_SIZE;
@@ -628,7 +630,7 @@ static int queue_roll(Queue *q) {
         if (q->need_data_sync && fdatasync(q->active_fd) < 0)
                 return -errno;
         q->need_data_sync = false;
-        q->segments[q->n_segments - 1].mtime_usec = now_usec(CLOCK_REALTIME);
+        q->segments[q->n_segments - 1].mtime_usec = q->last_write_usec > 0 ? q->last_write_usec : now_usec(CLOCK_REALTIME);
         r = queue_create_segment(q);
         if (r < 0)
                 return r;
@@ -763,6 +765,7 @@ static int queue_recover_last(Queue *q, const SegmentRef *s) {
         q->active_first = s->first;
         q->active_size = size;
         q->active_created_us = created_us;
+        q->last_write_usec = s->mtime_usec;
         q->index_last_pos = buffer_size(&idx) >= 16 ? le64_get((const uint8_t *) buffer_begin(&idx) + buffer_size(&idx) - 8) : 0;
         q->active_end = scan.next_offset;
         q->next_offset = MAX(q->next_offset, scan.next_offset);
@@ -1014,6 +1017,8 @@ int queue_flush(Queue *q) {
                 q->disk_bytes += size;
                 q->segments[q->n_segments - 1].size = q->active_size;
                 q->need_data_sync = true;
+                if (q->opts.retention_usec > 0)
+                        q->last_write_usec = now_usec(CLOCK_REALTIME);
         }
         if (buffer_size(&q->index_pending) > 0) {
                 struct stat st;
@@ -1089,8 +1094,7 @@ int queue_apply_retention(Queue *q) {
 
         /* A whole active segment that is older than the retention is closed, so that it can go. */
         if (q->opts.retention_usec > 0 && q->active_size > QUEUE_SEGMENT_HEADER_SIZE &&
-            buffer_size(&q->pending) == 0 && q->segments[q->n_segments - 1].mtime_usec + q->opts.retention_usec < now &&
-            q->active_created_us + q->opts.retention_usec < now) {
+            buffer_size(&q->pending) == 0 && q->last_write_usec + q->opts.retention_usec < now) {
                 r = queue_roll(q);
                 if (r < 0)
                         return r;

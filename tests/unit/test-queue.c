@@ -1,0 +1,621 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The queue's format, recovery, retention and reader, driven through common/queue.h only, the way
+ * dpipe-writer and dpiped use it. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "queue.h"
+#include "util.h"
+
+typedef struct Events {
+        unsigned count[8];
+        char last[8][768];
+} Events;
+
+static void on_event(QueueEvent ev, const char *message, void *userdata) {
+        Events *e = userdata;
+        e->count[ev]++;
+        snprintf(e->last[ev], sizeof(e->last[ev]), "%s", message);
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+        return remove(path);
+}
+
+static char *make_tmp(void) {
+        char *p = strdup("/tmp/test-queue.XXXXXX");
+        assert_non_null(p);
+        assert_non_null(mkdtemp(p));
+        return p;
+}
+
+static void rm_rf(char *p) {
+        nftw(p, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+        free(p);
+}
+
+static char *qdir_of(const char *tmp) {
+        char *d = path_join(tmp, "queue");
+        assert_non_null(d);
+        return d;
+}
+
+/* Record i of a test: fixed size data, so positions are predictable. */
+static size_t make_data(char *buf, uint64_t i) {
+        return (size_t) snprintf(buf, 64, "{\"i\":%08" PRIu64 "}", i);
+}
+
+static void append_n(Queue *q, const char *source, uint64_t first_seq, uint64_t n, uint64_t expect_first_offset) {
+        for (uint64_t i = 0; i < n; i++) {
+                char d[64];
+                QueueAppend a = { .seq = first_seq + i, .ts_us = 1000 + first_seq + i, .data = d };
+                uint64_t off;
+
+                a.data_len = (uint32_t) make_data(d, first_seq + i);
+                assert_int_equal(queue_append(q, source, strlen(source), &a, 1, &off), 0);
+                assert_int_equal(off, expect_first_offset + i);
+        }
+}
+
+static uint64_t read_all(const char *dir, uint64_t from, uint64_t *offsets, size_t max) {
+        QueueReader *r = NULL;
+        QueueRecord rec;
+        uint64_t n = 0;
+        int k;
+
+        assert_int_equal(queue_reader_open(dir, from, &r), 0);
+        while ((k = queue_reader_next(r, &rec)) > 0) {
+                char d[64];
+                if (offsets && n < max)
+                        offsets[n] = rec.offset;
+                /* The data is what was appended for that seq. */
+                assert_int_equal(rec.data_len, make_data(d, rec.seq));
+                assert_memory_equal(rec.data, d, rec.data_len);
+                assert_int_equal(rec.ts_us, 1000 + rec.seq);
+                n++;
+        }
+        assert_int_equal(k, 0);
+        queue_reader_free(r);
+        return n;
+}
+
+static void test_roundtrip(void **state) {
+        char *tmp = make_tmp(), *dir = qdir_of(tmp);
+        Events ev = {};
+        QueueOptions o = { .on_event = on_event, .userdata = &ev };
+        Queue *q = NULL;
+        QueueReader *r = NULL;
+        QueueRecord rec;
+        uint64_t seq, first, next;
+
+        assert_int_equal(queue_open(dir, &o, &q), 0);
+        assert_int_equal(ev.count[QUEUE_EVENT_CREATED], 1);
+        assert_int_equal(queue_first_offset(q), 0);
+        assert_int_equal(queue_next_offset(q), 0);
+        assert_false(queue_last_seq(q, "a", 1, &seq));
+
+        append_n(q, "a", 1, 10, 0);
+        append_n(q, "bb", 100, 5, 10);
+        /* Appended but not flushed: nothing for readers yet. */
+        assert_int_equal(read_all(dir, 0, NULL, 0), 0);
+        assert_int_equal(queue_sync(q), 0);
+        assert_int_equal(queue_next_offset(q), 15);
+        assert_true(queue_last_seq(q, "a", 1, &seq));
+        assert_int_equal(seq, 10);
+        assert_true(queue_last_seq(q, "bb", 2, &seq));
+        assert_int_equal(seq, 104);
+
+        /* A second writer is refused while the first holds the queue. */
+        {
+                Queue *q2 = NULL;
+                assert_int_equal(queue_open(dir, NULL, &q2), -EBUSY);
+        }
+        queue_free(q);
+
+        /* Reopen: offsets and seqs are rebuilt from the files. */
+        ev = (Events) {};
+        assert_int_equal(queue_open(dir, &o, &q), 0);
+        assert_int_equal(ev.count[QUEUE_EVENT_CREATED] + ev.count[QUEUE_EVENT_TRUNCATED] + ev.count[QUEUE_EVENT_QUARANTINED], 0);
+        assert_int_equal(queue_next_offset(q), 15);
+        assert_true(queue_last_seq(q, "a", 1, &seq));
+        assert_int_equal(seq, 10);
+        assert_true(queue_last_seq(q, "bb", 2, &seq));
+        assert_int_equal(seq, 104);
+        assert_int_equal(queue_bounds(dir, &first, &next), 0);
+        assert_int_equal(first, 0);
+        assert_int_equal(next, 15);
+
+        assert_int_equal(queue_reader_open(dir, 9, &r), 0);
+        assert_int_equal(queue_reader_next(r, &rec), 1);
+        assert_int_equal(rec.offset, 9);
+        assert_int_equal(rec.seq, 10);
+        assert_int_equal(rec.source_len, 1);
+        assert_memory_equal(rec.source, "a", 1);
+        assert_int_equal(queue_reader_next(r, &rec), 1);
+        assert_int_equal(rec.offset, 10);
+        assert_memory_equal(rec.source, "bb", 2);
+        assert_memory_equal(rec.data, "{\"i\":00000100}", rec.data_len);
+        assert_int_equal(queue_reader_seek(r, 14), 0);
+        assert_int_equal(queue_reader_offset(r), 14);
+        assert_int_equal(queue_reader_next(r, &rec), 1);
+        assert_int_equal(rec.offset, 14);
+        assert_int_equal(queue_reader_next(r, &rec), 0);
+        assert_int_equal(queue_reader_offset(r), 15);
+        queue_reader_free(r);
+
+        /* Invalid input stores nothing. */
+        {
+                QueueAppend a = { .seq = 1, .data = "1", .data_len = 1 };
+                assert_int_equal(queue_append(q, "bad name", 8, &a, 1, NULL), -EINVAL);
+                assert_int_equal(queue_append(q, "", 0, &a, 1, NULL), -EINVAL);
+                assert_int_equal(queue_next_offset(q), 15);
+        }
+        queue_free(q);
+        free(dir);
+        rm_rf(tmp);
+}
+
+static void test_segments_and_index(void **state) {
+        char *tmp = make_tmp(), *dir = qdir_of(tmp);
+        QueueOptions o = { .segment_size = 4096 };
+        Queue *q = NULL;
+        uint64_t offsets[3000], first, next;
+        unsigned segs = 0;
+        DIR *d;
+
+        assert_int_equal(queue_open(dir, &o, &q), 0);
+        /* Many flushes, many rolls. */
+        for (int i = 0; i < 30; i++) {
+                append_n(q, "s", 1 + (uint64_t) i * 100, 100, (uint64_t) i * 100);
+                assert_int_equal(queue_flush(q), 0);
+        }
+        assert_int_equal(queue_sync(q), 0);
+        d = opendir(dir);
+        assert_non_null(d);
+        for (struct dirent *de; (de = readdir(d));)
+                if (strstr(de->d_name, ".seg"))
+                        segs++;
+        closedir(d);
+        assert_true(segs > 10);
+
+        /* Dense offsets, in order, from anywhere. */
+        assert_int_equal(read_all(dir, 0, offsets, 3000), 3000);
+        for (uint64_t i = 0; i < 3000; i++)
+                assert_int_equal(offsets[i], i);
+        for (uint64_t from = 0; from < 3000; from += 97) {
+                assert_int_equal(read_all(dir, from, offsets, 1), 3000 - from);
+                assert_int_equal(offsets[0], from);
+        }
+        /* Past the end: nothing yet, and the record with that offset comes once appended. */
+        assert_int_equal(read_all(dir, 3005, NULL, 0), 0);
+        assert_int_equal(queue_bounds(dir, &first, &next), 0);
+        assert_int_equal(first, 0);
+        assert_int_equal(next, 3000);
+        queue_free(q);
+        free(dir);
+        rm_rf(tmp);
+}
+
+static void test_big_segment_index(void **state) {
+        /* One segment large enough to carry index entries: open in the middle goes through them. */
+        char *tmp = make_tmp(), *dir = qdir_of(tmp), *idx;
+        Queue *q = NULL;
+        uint64_t offsets[1];
+        struct stat st;
+
+        assert_int_equal(queue_open(dir, NULL, &q), 0);
+        append_n(q, "s", 1, 20000, 0);
+        assert_int_equal(queue_sync(q), 0);
+        idx = path_join(dir, "00000000000000000000.idx");
+        assert_int_equal(stat(idx, &st), 0);
+        assert_true(st.st_size >= 16 * 10);
+        assert_int_equal(read_all(dir, 17777, offsets, 1), 20000 - 17777);
+        assert_int_equal(offsets[0], 17777);
+
+        /* A garbage index is not trusted: readers fall back to scanning the segment. */
+        {
+                int fd = open(idx, O_WRONLY | O_TRUNC);
+                uint8_t junk[32];
+                memset(junk, 0x5a, sizeof(junk));
+                assert_true(fd >= 0);
+                assert_int_equal(write(fd, junk, sizeof(junk)), (ssize_t) sizeof(junk));
+                close(fd);
+        }
+        assert_int_equal(read_all(dir, 12345, offsets, 1), 20000 - 12345);
+        assert_int_equal(offsets[0], 12345);
+        queue_free(q);
+        free(idx);
+        free(dir);
+        rm_rf(tmp);
+}
+
+static int file_read_all(const char *path, uint8_t **ret, size_t *ret_size) {
+        return read_file(path, 64 * 1024 * 1024, (char **) ret, ret_size);
+}
+
+static void file_write_all(const char *path, const uint8_t *p, size_t n) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, p, n), (ssize_t) n);
+        close(fd);
+}
+
+static void test_torn_tail_every_byte(void **state) {
+        /* Truncating the last segment at every byte of its last three records recovers exactly the
+         * complete records, reports a torn tail when a record was cut, and continues with the next
+         * offset right after them. */
+        char *tmp = make_tmp(), *dir = qdir_of(tmp), *seg = NULL, *saved = NULL, *nextf = NULL;
+        uint8_t *bytes = NULL;
+        size_t size, rec_size;
+        Queue *q = NULL;
+
+        assert_int_equal(queue_open(dir, NULL, &q), 0);
+        append_n(q, "src", 1, 50, 0);
+        assert_int_equal(queue_sync(q), 0);
+        queue_free(q);
+
+        seg = path_join(dir, "00000000000000000000.seg");
+        nextf = path_join(dir, "next-offset");
+        assert_int_equal(file_read_all(seg, &bytes, &size), 0);
+        rec_size = QUEUE_RECORD_HEADER_SIZE + 3 + 14;
+        assert_int_equal(size, QUEUE_SEGMENT_HEADER_SIZE + 50 * rec_size);
+
+        for (size_t cut = size - 3 * rec_size; cut <= size; cut++) {
+                Events ev = {};
+                QueueOptions o = { .on_event = on_event, .userdata = &ev };
+                uint64_t complete = (cut - QUEUE_SEGMENT_HEADER_SIZE) / rec_size, seq;
+                bool torn = (cut - QUEUE_SEGMENT_HEADER_SIZE) % rec_size != 0;
+                struct stat st;
+
+                file_write_all(seg, bytes, cut);
+                /* As after a crash: the next-offset file holds what the last segment roll wrote. */
+                file_write_all(nextf, (const uint8_t *) "0\n", 2);
+                assert_int_equal(queue_open(dir, &o, &q), 0);
+                assert_int_equal(ev.count[QUEUE_EVENT_TRUNCATED], torn ? 1 : 0);
+                assert_int_equal(ev.count[QUEUE_EVENT_QUARANTINED], 0);
+                assert_int_equal(queue_next_offset(q), complete);
+                assert_true(queue_last_seq(q, "src", 3, &seq));
+                assert_int_equal(seq, complete);
+                assert_int_equal(stat(seg, &st), 0);
+                assert_int_equal((size_t) st.st_size, QUEUE_SEGMENT_HEADER_SIZE + complete * rec_size);
+                assert_int_equal(read_all(dir, 0, NULL, 0), complete);
+
+                /* Appending goes on right after the complete ones. */
+                append_n(q, "src", complete + 1, 1, complete);
+                assert_int_equal(queue_sync(q), 0);
+                queue_free(q);
+                assert_int_equal(read_all(dir, 0, NULL, 0), complete + 1);
+        }
+        /* After a clean shutdown the next-offset file says 50: a cut tail then leaves a hole
+         * rather than handing out offsets 47..49 a second time. */
+        file_write_all(seg, bytes, size - rec_size - 5);
+        file_write_all(nextf, (const uint8_t *) "50\n", 3);
+        assert_int_equal(queue_open(dir, NULL, &q), 0);
+        assert_int_equal(queue_next_offset(q), 50);
+        assert_int_equal(read_all(dir, 0, NULL, 0), 48);
+        queue_free(q);
+        free(nextf);
+        free(saved);
+        free(bytes);
+        free(seg);
+        free(dir);
+        rm_rf(tmp);
+}
+
+static unsigned count_corrupt(const char *dir) {
+        _cleanup_free_ char *c = path_join(dir, "corrupt");
+        unsigned n = 0;
+        DIR *d = opendir(c);
+
+        if (!d)
+                return 0;
+        for (struct dirent *de; (de = readdir(d));)
+                if (de->d_name[0] != '.')
+                        n++;
+        closedir(d);
+        return n;
+}
+
+static void flip_byte(const char *path, off_t pos) {
+        int fd = open(path, O_RDWR);
+        uint8_t b;
+
+        assert_true(fd >= 0);
+        assert_int_equal(pread(fd, &b, 1, pos), 1);
+        b ^= 0x20;
+        assert_int_equal(pwrite(fd, &b, 1, pos), 1);
+        close(fd);
+}
+
+static void test_flipped_byte_middle_segment(void **state) {
+        char *tmp = make_tmp(), *dir = qdir_of(tmp);
+        Events ev = {};
+        QueueOptions o = { .segment_size = 4096, .on_event = on_event, .userdata = &ev };
+        _cleanup_free_ char *second = NULL;
+        uint64_t offsets[1000], n, second_first, next;
+        Queue *q = NULL;
+
+        assert_int_equal(queue_open(dir, &o, &q), 0);
+        for (int i = 0; i < 10; i++) {
+                append_n(q, "s", 1 + (uint64_t) i * 50, 50, (uint64_t) i * 50);
+                assert_int_equal(queue_flush(q), 0);
+        }
+        assert_int_equal(queue_sync(q), 0);
+        next = queue_next_offset(q);
+        queue_free(q);
+
+        /* The second segment gets a flipped byte in the middle of its data. */
+        {
+                /* The second segment is named after the first offset above 0 that has a file. */
+                uint64_t all[1000];
+                assert_int_equal(read_all(dir, 0, all, 1000), 500);
+                second_first = 0;
+                for (uint64_t i = 1; i < 500 && second_first == 0; i++) {
+                        char name[64];
+                        snprintf(name, sizeof(name), "%s/%020" PRIu64 ".seg", dir, i);
+                        if (access(name, F_OK) == 0) {
+                                second_first = i;
+                                second = strdup(name);
+                        }
+                }
+                assert_non_null(second);
+        }
+        flip_byte(second, QUEUE_SEGMENT_HEADER_SIZE + 3 * (QUEUE_RECORD_HEADER_SIZE + 1 + 14) + 45);
+
+        assert_int_equal(queue_open(dir, &o, &q), 0);
+        assert_int_equal(ev.count[QUEUE_EVENT_QUARANTINED], 1);
+        assert_non_null(strstr(ev.last[QUEUE_EVENT_QUARANTINED], "corrupt"));
+        assert_int_equal(count_corrupt(dir), 1);
+        assert_int_equal(access(second, F_OK), -1);
+        /* Offsets are not reused; the reader skips the hole. */
+        assert_int_equal(queue_next_offset(q), next);
+        n = read_all(dir, 0, offsets, 1000);
+        assert_true(n < 500);
+        assert_int_equal(offsets[0], 0);
+        assert_int_equal(offsets[second_first - 1], second_first - 1);
+        assert_true(offsets[second_first] > second_first);
+        for (uint64_t i = 1; i < n; i++)
+                assert_true(offsets[i] > offsets[i - 1]);
+        append_n(q, "s", 10000, 1, next);
+        queue_free(q);
+
+        /* And it stays that way: no crash loop, nothing quarantined twice. */
+        ev = (Events) {};
+        assert_int_equal(queue_open(dir, &o, &q), 0);
+        assert_int_equal(ev.count[QUEUE_EVENT_QUARANTINED], 0);
+        assert_int_equal(queue_next_offset(q), next + 1);
+        queue_free(q);
+        free(dir);
+        rm_rf(tmp);
+}
+
+static void test_flipped_byte_last_segment(void **state) {
+        /* A corrupt record in the middle of the active segment: not a torn write. The segment is
+         * copied to corrupt/, the live one cut back before the bad record, and the offsets after it
+         * are never handed out again. */
+        char *tmp = make_tmp(), *dir = qdir_of(tmp), *seg;
+        Events ev = {};
+        QueueOptions o = { .on_event = on_event, .userdata = &ev };
+        size_t rec_size = QUEUE_RECORD_HEADER_SIZE + 1 + 14;
+        Queue *q = NULL;
+
+        assert_int_equal(queue_open(dir, &o, &q), 0);
+        append_n(q, "s", 1, 100, 0);
+        assert_int_equal(queue_sync(q), 0);
+        queue_free(q);
+
+        seg = path_join(dir, "00000000000000000000.seg");
+        flip_byte(seg, QUEUE_SEGMENT_HEADER_SIZE + 40 * rec_size + 50);
+        assert_int_equal(queue_open(dir, &o, &q), 0);
+        assert_int_equal(ev.count[QUEUE_EVENT_QUARANTINED], 1);
+        assert_int_equal(count_corrupt(dir), 1);
+        assert_int_equal(read_all(dir, 0, NULL, 0), 40);
+        assert_int_equal(queue_next_offset(q), 100);
+        append_n(q, "s", 101, 1, 100);
+        assert_int_equal(queue_sync(q), 0);
+        {
+                uint64_t offsets[64];
+                assert_int_equal(read_all(dir, 0, offsets, 64), 41);
+                assert_int_equal(offsets[39], 39);
+                assert_int_equal(offsets[40], 100);
+        }
+        queue_free(q);
+        free(seg);
+        free(dir);
+        rm_rf(tmp);
+}
+
+static void test_retention_and_persisted_offset(void **state) {
+        char *tmp = make_tmp(), *dir = qdir_of(tmp);
+        Events ev = {};
+        QueueOptions o = { .segment_size = 4096, .retention_bytes = 12 * 1024, .on_event = on_event, .userdata = &ev };
+        uint64_t first, next;
+        Queue *q = NULL;
+        DIR *d;
+
+        assert_int_equal(queue_open(dir, &o, &q), 0);
+        for (int i = 0; i < 40; i++) {
+                append_n(q, "s", 1 + (uint64_t) i * 50, 50, (uint64_t) i * 50);
+                assert_int_equal(queue_flush(q), 0);
+        }
+        assert_int_equal(queue_sync(q), 0);
+        assert_true(ev.count[QUEUE_EVENT_REMOVED] > 0);
+        assert_true(queue_disk_bytes(q) <= 12 * 1024 + 8192);
+        first = queue_first_offset(q);
+        assert_true(first > 0);
+        assert_int_equal(queue_next_offset(q), 2000);
+        assert_int_equal(read_all(dir, 0, NULL, 0), 2000 - first);
+        assert_int_equal(queue_bounds(dir, &first, &next), 0);
+        assert_int_equal(first, queue_first_offset(q));
+        assert_int_equal(next, 2000);
+        queue_free(q);
+
+        /* Even with every segment gone, offsets are not reused. */
+        d = opendir(dir);
+        for (struct dirent *de; (de = readdir(d));)
+                if (strstr(de->d_name, ".seg") || strstr(de->d_name, ".idx")) {
+                        _cleanup_free_ char *p = path_join(dir, de->d_name);
+                        assert_int_equal(unlink(p), 0);
+                }
+        closedir(d);
+        assert_int_equal(queue_open(dir, &o, &q), 0);
+        assert_int_equal(queue_next_offset(q), 2000);
+        assert_int_equal(queue_first_offset(q), 2000);
+        append_n(q, "s", 5000, 1, 2000);
+        queue_free(q);
+        free(dir);
+        rm_rf(tmp);
+}
+
+static void test_retention_by_age(void **state) {
+        char *tmp = make_tmp(), *dir = qdir_of(tmp);
+        QueueOptions o = { .segment_size = 4096, .retention_usec = 200 * 1000 };
+        Queue *q = NULL;
+
+        assert_int_equal(queue_open(dir, &o, &q), 0);
+        for (int i = 0; i < 5; i++) {
+                append_n(q, "s", 1 + (uint64_t) i * 50, 50, (uint64_t) i * 50);
+                assert_int_equal(queue_flush(q), 0);
+        }
+        assert_int_equal(queue_sync(q), 0);
+        assert_int_equal(queue_first_offset(q), 0);
+        usleep(300 * 1000);
+        /* Everything is older than the retention: all of it goes, the active segment included. */
+        assert_true(queue_apply_retention(q) > 0);
+        assert_int_equal(queue_first_offset(q), 250);
+        assert_int_equal(queue_next_offset(q), 250);
+        assert_int_equal(read_all(dir, 0, NULL, 0), 0);
+        append_n(q, "s", 1000, 1, 250);
+        queue_free(q);
+        free(dir);
+        rm_rf(tmp);
+}
+
+static void test_max_bytes(void **state) {
+        char *tmp = make_tmp(), *dir = qdir_of(tmp);
+        QueueOptions o = { .segment_size = 4096, .max_bytes = 8192 };
+        Queue *q = NULL;
+        char d[64];
+        QueueAppend a[10];
+        uint64_t n = 0;
+        int r;
+
+        assert_int_equal(queue_open(dir, &o, &q), 0);
+        for (;;) {
+                for (int i = 0; i < 10; i++) {
+                        a[i] = (QueueAppend) { .seq = n + 1 + (uint64_t) i, .ts_us = 1000 + n + 1 + (uint64_t) i, .data = d };
+                        a[i].data_len = (uint32_t) make_data(d, 0);
+                }
+                r = queue_append(q, "s", 1, a, 10, NULL);
+                if (r < 0)
+                        break;
+                n += 10;
+                assert_int_equal(queue_flush(q), 0);
+        }
+        assert_int_equal(r, -ENOSPC);
+        /* Nothing of the refused call is stored. */
+        assert_int_equal(queue_next_offset(q), n);
+        assert_true(queue_disk_bytes(q) <= 8192);
+        assert_int_equal(queue_sync(q), 0);
+        queue_free(q);
+        free(dir);
+        rm_rf(tmp);
+}
+
+static void test_reader_follows_writer(void **state) {
+        /* A reader keeps up with a concurrent writer: it sees every flushed record exactly once, in
+         * order, across segment rolls, and the watch fd wakes it. */
+        char *tmp = make_tmp(), *dir = qdir_of(tmp);
+        QueueOptions o = { .segment_size = 8192 };
+        QueueReader *r = NULL;
+        QueueRecord rec;
+        Queue *q = NULL;
+        uint64_t seen = 0;
+        int wfd = -1;
+
+        assert_int_equal(queue_open(dir, &o, &q), 0);
+        assert_int_equal(queue_reader_open(dir, 0, &r), 0);
+        assert_int_equal(queue_watch_open(dir, &wfd), 0);
+        assert_int_equal(queue_reader_next(r, &rec), 0);
+
+        for (uint64_t round = 0; round < 200; round++) {
+                uint64_t n = 1 + round % 37;
+                struct pollfd p = { .fd = wfd, .events = POLLIN };
+                int k;
+
+                append_n(q, "w", queue_next_offset(q) + 1, n, queue_next_offset(q));
+                assert_int_equal(queue_flush(q), 0);
+                assert_int_equal(poll(&p, 1, 1000), 1);
+                queue_watch_drain(wfd);
+                assert_int_equal(poll(&p, 1, 0), 0);
+                while ((k = queue_reader_next(r, &rec)) > 0) {
+                        assert_int_equal(rec.offset, seen);
+                        assert_int_equal(rec.seq, seen + 1);
+                        seen++;
+                }
+                assert_int_equal(k, 0);
+                assert_int_equal(seen, queue_next_offset(q));
+        }
+        close(wfd);
+        queue_reader_free(r);
+        queue_free(q);
+        free(dir);
+        rm_rf(tmp);
+}
+
+static void test_many_sources(void **state) {
+        char *tmp = make_tmp(), *dir = qdir_of(tmp);
+        Queue *q = NULL;
+        uint64_t seq;
+
+        assert_int_equal(queue_open(dir, NULL, &q), 0);
+        for (int i = 0; i < 300; i++) {
+                char name[32];
+                snprintf(name, sizeof(name), "source-%d", i);
+                append_n(q, name, (uint64_t) i * 10 + 1, 2, (uint64_t) i * 2);
+        }
+        queue_free(q);
+        assert_int_equal(queue_open(dir, NULL, &q), 0);
+        for (int i = 0; i < 300; i++) {
+                char name[32];
+                snprintf(name, sizeof(name), "source-%d", i);
+                assert_true(queue_last_seq(q, name, strlen(name), &seq));
+                assert_int_equal(seq, (uint64_t) i * 10 + 2);
+        }
+        assert_false(queue_last_seq(q, "source-300", 10, &seq));
+        queue_free(q);
+        free(dir);
+        rm_rf(tmp);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_roundtrip),
+                cmocka_unit_test(test_segments_and_index),
+                cmocka_unit_test(test_big_segment_index),
+                cmocka_unit_test(test_torn_tail_every_byte),
+                cmocka_unit_test(test_flipped_byte_middle_segment),
+                cmocka_unit_test(test_flipped_byte_last_segment),
+                cmocka_unit_test(test_retention_and_persisted_offset),
+                cmocka_unit_test(test_retention_by_age),
+                cmocka_unit_test(test_max_bytes),
+                cmocka_unit_test(test_reader_follows_writer),
+                cmocka_unit_test(test_many_sources),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
