@@ -1,0 +1,59 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# A stand-in connector for dpiped's tests: listens on connector-<type>.sock, speaks the control
+# protocol of docs/ARCHITECTURE.md (FRAME_CONTROL frames), logs every message it gets as one JSON
+# line, acks requests with "ok", reports "add"ed sources as active (or paused), and answers
+# "remove"/"pause"/"resume" like a connector would. An address of "refuse:..." is refused with an
+# error, to test how dpiped reports that.
+import json
+import os
+import socket
+import struct
+import sys
+
+path, log_path = sys.argv[1], sys.argv[2]
+log = open(log_path, "a", buffering=1)
+try:
+    os.unlink(path)
+except FileNotFoundError:
+    pass
+srv = socket.socket(socket.AF_UNIX)
+srv.bind(path)
+srv.listen(8)
+
+while True:
+    conn, _ = srv.accept()
+
+    def send(o):
+        b = json.dumps(o).encode()
+        conn.sendall(struct.pack("<IHH", len(b), 1, 0) + b)
+
+    send({"op": "hello", "type": os.path.basename(path)[10:-5], "version": 1})
+    buf = b""
+    while True:
+        try:
+            d = conn.recv(65536)
+        except OSError:
+            break
+        if not d:
+            break
+        buf += d
+        while len(buf) >= 8:
+            n, t, _f = struct.unpack("<IHH", buf[:8])
+            if len(buf) < 8 + n:
+                break
+            o = json.loads(buf[8:8 + n])
+            buf = buf[8 + n:]
+            log.write(json.dumps(o, sort_keys=True) + "\n")
+            op = o.get("op")
+            if op == "add" and o.get("options", {}).get("address", "").startswith("refuse:"):
+                send({"op": "error", "id": o["id"], "message": "refused by the fake connector"})
+                continue
+            if "id" in o:
+                send({"op": "ok", "id": o["id"]})
+            if op in ("add", "resume", "pause"):
+                paused = o.get("paused") if op == "add" else op == "pause"
+                send({"op": "state", "name": o["name"], "state": "paused" if paused else "active",
+                      "records": 7, "bytes": 700, "last_record_us": 1, "last_heartbeat_us": 2,
+                      "reconnects": 1})
+    conn.close()
