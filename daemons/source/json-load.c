@@ -61,7 +61,7 @@ JsonLoader *json_loader_new(Dataset *d, const char *records_pointer) {
         l->tok = json_tokener_new_ex(JSON_LOAD_MAX_DEPTH);
         if (!l->tok)
                 return json_loader_free(l);
-        json_tokener_set_flags(l->tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+        json_tokener_set_flags(l->tok, JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS | JSON_TOKENER_VALIDATE_UTF8);
         return l;
 }
 

@@ -162,7 +162,7 @@ static int manager_watch(Manager *m) {
         if (!m->load_options.follow || !m->loader->can_follow)
                 return 0;
         r = sd_event_add_inotify(m->event, &m->inotify_source, m->path,
-                                 IN_MODIFY | IN_CLOSE_WRITE | IN_MOVE_SELF | IN_DELETE_SELF, on_inotify, m);
+                                 IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB | IN_MOVE_SELF | IN_DELETE_SELF, on_inotify, m);
         if (r < 0)
                 return log_warning_errno(r, "Failed to watch %s, not following it: %m", m->path);
         /* Rows may have been appended between loading and watching. */
