@@ -1,0 +1,693 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* dpipe-connector-http: batch sources polled over HTTP(S) every interval_ms, with libcurl's multi
+ * interface driven by the process's one sd_event loop (CURLMOPT_SOCKETFUNCTION/TIMERFUNCTION):
+ * no call ever blocks.
+ *
+ * Two kinds of resources:
+ *  - pages (format=dpipe, or auto when the body is {"records":[...],"next_offset":K}): dpipe-source's
+ *    GET /records?offset=N&limit=M. A record's seq is its offset at the source, so the next request
+ *    asks for offset = next seq: the writer's last seq decides where to resume, nothing is skipped
+ *    or sent twice, and no cursor beyond the seq is needed.
+ *  - documents (json array, jsonl, csv): the whole resource each time, with If-None-Match/ETag and
+ *    If-Modified-Since/Last-Modified. The cursor remembers how many records of the document were
+ *    handed over (and the validators), so a growing document only yields its new records.
+ * HTTP errors and transport errors become the source's LastError and state (backoff, retried with
+ * jittered exponential backoff). */
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+
+#include "config.h"
+#include "connector-format.h"
+#include "connector.h"
+#include "json-util.h"
+#include "log.h"
+#include "util.h"
+
+#define BODY_MAX (256u * 1024u * 1024u)
+
+typedef struct HttpConfig {
+        char *address;
+        char *format;
+        char *query;
+        char *csv_header;
+        uint32_t interval_ms;
+        uint32_t timeout_ms;
+        uint32_t connect_timeout_ms;
+        uint32_t limit;
+        uint64_t max_record_bytes;
+        uint32_t heartbeat_ms; /* accepted for symmetry with other types; unused */
+} HttpConfig;
+
+static const ConnectorOption http_options[] = {
+        CONNECTOR_OPTION_STRING("address", HttpConfig, address, NULL, true),
+        CONNECTOR_OPTION_STRING("format", HttpConfig, format, "auto", false),
+        CONNECTOR_OPTION_STRING("query", HttpConfig, query, NULL, false),
+        CONNECTOR_OPTION_STRING("csv_header", HttpConfig, csv_header, NULL, false),
+        CONNECTOR_OPTION_U32("interval_ms", HttpConfig, interval_ms, "5000"),
+        CONNECTOR_OPTION_U32("timeout_ms", HttpConfig, timeout_ms, "10000"),
+        CONNECTOR_OPTION_U32("connect_timeout_ms", HttpConfig, connect_timeout_ms, "5000"),
+        CONNECTOR_OPTION_U32("limit", HttpConfig, limit, "1000"),
+        CONNECTOR_OPTION_U64("max_record_bytes", HttpConfig, max_record_bytes, "1048576"),
+        CONNECTOR_OPTION_U32("heartbeat_ms", HttpConfig, heartbeat_ms, "0"),
+        {}
+};
+
+static inline char *mfree_str(char *p) {
+        free(p);
+        return NULL;
+}
+
+typedef struct HttpMulti {
+        sd_event *event;
+        CURLM *multi;
+        sd_event_source *timer;
+} HttpMulti;
+
+typedef struct HttpSource {
+        Source *source;
+        HttpConfig *config;
+        HttpMulti *hm;
+        RecordFormat format; /* as configured; AUTO decides per response */
+        bool pages;          /* the resource is dpipe-source's paginated /records */
+
+        CURL *easy;
+        bool in_flight;
+        struct curl_slist *headers;
+        char *url;
+        Buffer body;
+        char *etag, *last_modified, *content_type;   /* of the response being received */
+        char *cur_etag, *cur_last_modified;           /* of the document the cursor refers to */
+        uint64_t doc_index;                           /* records of that document handed over */
+        char error[CURL_ERROR_SIZE];
+
+        sd_event_source *poll_timer;
+        RecordReader reader;
+} HttpSource;
+
+/* ---- libcurl <-> sd-event ---- */
+
+static void http_multi_check(HttpMulti *hm);
+
+static int http_multi_io(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
+        HttpMulti *hm = userdata;
+        int action = 0, running;
+
+        if (revents & EPOLLIN)
+                action |= CURL_CSELECT_IN;
+        if (revents & EPOLLOUT)
+                action |= CURL_CSELECT_OUT;
+        if (revents & (EPOLLERR | EPOLLHUP))
+                action |= CURL_CSELECT_ERR;
+        (void) curl_multi_socket_action(hm->multi, fd, action, &running);
+        http_multi_check(hm);
+        return 0;
+}
+
+static int http_multi_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp) {
+        HttpMulti *hm = userp;
+        sd_event_source *es = socketp;
+        uint32_t events = 0;
+
+        if (what == CURL_POLL_REMOVE) {
+                if (es) {
+                        sd_event_source_disable_unref(es);
+                        curl_multi_assign(hm->multi, s, NULL);
+                }
+                return 0;
+        }
+        if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
+                events |= EPOLLIN;
+        if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
+                events |= EPOLLOUT;
+        if (es) {
+                if (sd_event_source_set_io_events(es, events) < 0)
+                        return -1;
+                return 0;
+        }
+        if (sd_event_add_io(hm->event, &es, s, events, http_multi_io, hm) < 0)
+                return -1;
+        curl_multi_assign(hm->multi, s, es);
+        return 0;
+}
+
+static int http_multi_timer_fire(sd_event_source *es, uint64_t usec, void *userdata) {
+        HttpMulti *hm = userdata;
+        int running;
+
+        (void) curl_multi_socket_action(hm->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        http_multi_check(hm);
+        return 0;
+}
+
+static int http_multi_timer_cb(CURLM *multi, long timeout_ms, void *userp) {
+        HttpMulti *hm = userp;
+
+        if (timeout_ms < 0)
+                return sd_event_source_set_enabled(hm->timer, SD_EVENT_OFF) < 0 ? -1 : 0;
+        if (sd_event_source_set_time_relative(hm->timer, (uint64_t) timeout_ms * USEC_PER_MSEC) < 0 ||
+            sd_event_source_set_enabled(hm->timer, SD_EVENT_ONESHOT) < 0)
+                return -1;
+        return 0;
+}
+
+static int http_setup(sd_event *e, void **ret_userdata) {
+        HttpMulti *hm;
+        int r;
+
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+                return -EIO;
+        hm = calloc(1, sizeof(HttpMulti));
+        if (!hm)
+                return -ENOMEM;
+        hm->event = sd_event_ref(e);
+        hm->multi = curl_multi_init();
+        if (!hm->multi) {
+                free(hm);
+                return -ENOMEM;
+        }
+        r = sd_event_add_time_relative(e, &hm->timer, CLOCK_MONOTONIC, 0, 0, http_multi_timer_fire, hm);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(hm->timer, SD_EVENT_OFF);
+        if (r < 0) {
+                curl_multi_cleanup(hm->multi);
+                sd_event_unref(hm->event);
+                free(hm);
+                return r;
+        }
+        curl_multi_setopt(hm->multi, CURLMOPT_SOCKETFUNCTION, http_multi_socket_cb);
+        curl_multi_setopt(hm->multi, CURLMOPT_SOCKETDATA, hm);
+        curl_multi_setopt(hm->multi, CURLMOPT_TIMERFUNCTION, http_multi_timer_cb);
+        curl_multi_setopt(hm->multi, CURLMOPT_TIMERDATA, hm);
+        *ret_userdata = hm;
+        return 0;
+}
+
+static void http_teardown(void *userdata) {
+        HttpMulti *hm = userdata;
+
+        curl_multi_cleanup(hm->multi);
+        sd_event_source_disable_unref(hm->timer);
+        sd_event_unref(hm->event);
+        free(hm);
+        curl_global_cleanup();
+}
+
+/* ---- one source ---- */
+
+static RecordFormat http_format(const HttpConfig *c) {
+        return record_format_from_string(c->format);
+}
+
+static int http_validate(const void *config, char **ret_message) {
+        const HttpConfig *c = config;
+        RecordFormat f = http_format(c);
+
+        if (f < 0 || f == RECORD_FORMAT_LINES)
+                return asprintf(ret_message, "unknown format '%s' (auto, dpipe, json, jsonl, csv)", c->format) < 0
+                               ? -ENOMEM
+                               : -EINVAL;
+        if (strncmp(c->address, "http://", 7) != 0 && strncmp(c->address, "https://", 8) != 0)
+                return asprintf(ret_message, "invalid address '%s' (http:// or https:// URL)", c->address) < 0
+                               ? -ENOMEM
+                               : -EINVAL;
+        if (c->interval_ms == 0 || c->limit == 0)
+                return (*ret_message = strdup("interval_ms and limit must be positive")) ? -EINVAL : -ENOMEM;
+        return 0;
+}
+
+static bool url_has_path(const char *url) {
+        const char *p = strstr(url, "://");
+
+        p = p ? strchr(p + 3, '/') : NULL;
+        return p && p[1] && p[1] != '?';
+}
+
+static int http_init(Source *s) {
+        HttpSource *h = source_data(s);
+        HttpConfig *c = source_config(s);
+
+        h->source = s;
+        h->config = c;
+        h->hm = source_type_userdata(s);
+        h->format = http_format(c);
+        /* dpipe-source's REST root: a bare host:port means its /records collection. */
+        h->pages = h->format == RECORD_FORMAT_DPIPE || (h->format == RECORD_FORMAT_AUTO && !url_has_path(c->address));
+        return record_reader_init(&h->reader, h->format == RECORD_FORMAT_CSV ? RECORD_FORMAT_CSV : RECORD_FORMAT_JSONL,
+                                  (size_t) c->max_record_bytes, c->csv_header);
+}
+
+static void http_cancel(HttpSource *h) {
+        if (h->in_flight) {
+                curl_multi_remove_handle(h->hm->multi, h->easy);
+                h->in_flight = false;
+        }
+        curl_slist_free_all(h->headers);
+        h->headers = NULL;
+        buffer_clear(&h->body);
+}
+
+static void http_stop(Source *s) {
+        HttpSource *h = source_data(s);
+
+        http_cancel(h);
+        h->poll_timer = sd_event_source_disable_unref(h->poll_timer);
+}
+
+static void http_done(Source *s) {
+        HttpSource *h = source_data(s);
+
+        http_stop(s);
+        if (h->easy)
+                curl_easy_cleanup(h->easy);
+        buffer_done(&h->body);
+        free(h->url);
+        free(h->etag);
+        free(h->last_modified);
+        free(h->content_type);
+        free(h->cur_etag);
+        free(h->cur_last_modified);
+        record_reader_done(&h->reader);
+}
+
+static size_t http_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata) {
+        HttpSource *h = userdata;
+        size_t n = size * nmemb;
+
+        if (buffer_size(&h->body) + n > BODY_MAX || buffer_append(&h->body, ptr, n) < 0)
+                return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
+        return n;
+}
+
+static void set_header_value(char **field, const char *v, size_t n) {
+        while (n > 0 && (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' '))
+                n--;
+        while (n > 0 && *v == ' ')
+                v++, n--;
+        free(*field);
+        *field = strndup(v, n);
+}
+
+static size_t http_header_cb(char *buf, size_t size, size_t nitems, void *userdata) {
+        HttpSource *h = userdata;
+        size_t n = size * nitems;
+
+        if (n >= 5 && strncmp(buf, "HTTP/", 5) == 0) {
+                /* A new response (after a redirect or 100-continue): forget earlier headers. */
+                h->etag = mfree_str(h->etag);
+                h->last_modified = mfree_str(h->last_modified);
+                h->content_type = mfree_str(h->content_type);
+        } else if (n > 5 && strncasecmp(buf, "ETag:", 5) == 0)
+                set_header_value(&h->etag, buf + 5, n - 5);
+        else if (n > 14 && strncasecmp(buf, "Last-Modified:", 14) == 0)
+                set_header_value(&h->last_modified, buf + 14, n - 14);
+        else if (n > 13 && strncasecmp(buf, "Content-Type:", 13) == 0)
+                set_header_value(&h->content_type, buf + 13, n - 13);
+        return n;
+}
+
+static int http_build_url(HttpSource *h) {
+        const char *base = h->config->address, *q = h->config->query;
+        char sep;
+        int r;
+
+        h->url = mfree_str(h->url);
+        if (h->pages) {
+                bool add_records = !url_has_path(base);
+                sep = strchr(base, '?') ? '&' : '?';
+                r = asprintf(&h->url, "%s%s%s%coffset=%" PRIu64 "&limit=%" PRIu32 "%s%s",
+                             base, add_records && base[strlen(base) - 1] != '/' ? "/" : "", add_records ? "records" : "",
+                             add_records ? '?' : sep, source_next_seq(h->source), h->config->limit, q ? "&" : "", q ?: "");
+        } else if (q)
+                r = asprintf(&h->url, "%s%c%s", base, strchr(base, '?') ? '&' : '?', q);
+        else
+                r = asprintf(&h->url, "%s", base);
+        return r < 0 ? -ENOMEM : 0;
+}
+
+static int http_poll_fire(sd_event_source *es, uint64_t usec, void *userdata);
+
+static void http_schedule(HttpSource *h, uint64_t delay) {
+        int r;
+
+        if (h->poll_timer) {
+                r = sd_event_source_set_time_relative(h->poll_timer, delay);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(h->poll_timer, SD_EVENT_ONESHOT);
+        } else
+                r = sd_event_add_time_relative(source_get_event(h->source), &h->poll_timer, CLOCK_MONOTONIC, delay,
+                                               10 * USEC_PER_MSEC, http_poll_fire, h);
+        if (r < 0)
+                source_fail(h->source, r, "failed to arm poll timer");
+}
+
+static void http_request(HttpSource *h) {
+        Source *s = h->source;
+        CURLMcode mc;
+        int r;
+
+        if (source_is_throttled(s)) {
+                http_schedule(h, 100 * USEC_PER_MSEC);
+                return;
+        }
+        r = http_build_url(h);
+        if (r < 0) {
+                source_fail(s, r, "out of memory");
+                return;
+        }
+        if (!h->easy) {
+                h->easy = curl_easy_init();
+                if (!h->easy) {
+                        source_fail(s, ENOMEM, "curl_easy_init failed");
+                        return;
+                }
+        } else
+                curl_easy_reset(h->easy);
+        buffer_clear(&h->body);
+        curl_slist_free_all(h->headers);
+        h->headers = NULL;
+        if (!h->pages) {
+                char *line = NULL;
+                if (h->cur_etag && asprintf(&line, "If-None-Match: %s", h->cur_etag) >= 0) {
+                        h->headers = curl_slist_append(h->headers, line);
+                        free(line);
+                }
+                if (h->cur_last_modified && asprintf(&line, "If-Modified-Since: %s", h->cur_last_modified) >= 0) {
+                        h->headers = curl_slist_append(h->headers, line);
+                        free(line);
+                }
+        }
+        curl_easy_setopt(h->easy, CURLOPT_URL, h->url);
+        curl_easy_setopt(h->easy, CURLOPT_PRIVATE, h);
+        curl_easy_setopt(h->easy, CURLOPT_WRITEFUNCTION, http_write_cb);
+        curl_easy_setopt(h->easy, CURLOPT_WRITEDATA, h);
+        curl_easy_setopt(h->easy, CURLOPT_HEADERFUNCTION, http_header_cb);
+        curl_easy_setopt(h->easy, CURLOPT_HEADERDATA, h);
+        curl_easy_setopt(h->easy, CURLOPT_ERRORBUFFER, h->error);
+        curl_easy_setopt(h->easy, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(h->easy, CURLOPT_FOLLOWLOCATION, 1L);
+        curl_easy_setopt(h->easy, CURLOPT_MAXREDIRS, 5L);
+        curl_easy_setopt(h->easy, CURLOPT_TIMEOUT_MS, (long) h->config->timeout_ms);
+        curl_easy_setopt(h->easy, CURLOPT_CONNECTTIMEOUT_MS, (long) h->config->connect_timeout_ms);
+        curl_easy_setopt(h->easy, CURLOPT_USERAGENT, "dpipe-connector-http/" PROJECT_VERSION);
+        curl_easy_setopt(h->easy, CURLOPT_ACCEPT_ENCODING, "");
+        curl_easy_setopt(h->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+        if (h->headers)
+                curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->headers);
+        h->error[0] = 0;
+        log_debug("Source %s: GET %s", source_name(s), h->url);
+        mc = curl_multi_add_handle(h->hm->multi, h->easy);
+        if (mc != CURLM_OK) {
+                source_fail(s, 0, "cannot start request: %s", curl_multi_strerror(mc));
+                return;
+        }
+        h->in_flight = true;
+}
+
+static int http_poll_fire(sd_event_source *es, uint64_t usec, void *userdata) {
+        HttpSource *h = userdata;
+
+        if (!h->in_flight)
+                http_request(h);
+        return 0;
+}
+
+static void http_start(Source *s) {
+        HttpSource *h = source_data(s);
+        const char *pos = source_position(s);
+
+        /* A document cursor: how many records of which version were handed over. */
+        if (pos && !h->pages) {
+                _cleanup_json_ json_object *o = json_tokener_parse(pos);
+                const char *v;
+
+                if (o) {
+                        (void) json_get_uint64(o, "index", &h->doc_index);
+                        v = json_get_string(o, "etag");
+                        free(h->cur_etag);
+                        h->cur_etag = v ? strdup(v) : NULL;
+                        v = json_get_string(o, "last_modified");
+                        free(h->cur_last_modified);
+                        h->cur_last_modified = v ? strdup(v) : NULL;
+                }
+        }
+        http_request(h);
+}
+
+static int http_set_document_position(HttpSource *h) {
+        _cleanup_json_ json_object *o = json_object_new_object();
+
+        if (!o)
+                return -ENOMEM;
+        json_object_object_add(o, "index", json_object_new_uint64(h->doc_index));
+        if (h->cur_etag)
+                json_object_object_add(o, "etag", json_object_new_string(h->cur_etag));
+        if (h->cur_last_modified)
+                json_object_object_add(o, "last_modified", json_object_new_string(h->cur_last_modified));
+        return source_set_position(h->source, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+}
+
+static int emit_value(HttpSource *h, json_object *v) {
+        const char *text = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+        size_t len = strlen(text);
+
+        if (len > h->config->max_record_bytes) {
+                char pos[64];
+                (void) snprintf(pos, sizeof(pos), "record %" PRIu64, h->doc_index);
+                source_skip_record(h->source, pos, "record longer than %" PRIu64 " bytes", h->config->max_record_bytes);
+                return 0;
+        }
+        return source_emit(h->source, text, len);
+}
+
+/* Returns 1 if more pages wait, 0 if not, negative errno (after source_fail()) on error. */
+static int http_process_page(HttpSource *h, json_object *o) {
+        Source *s = h->source;
+        json_object *records;
+        uint64_t next = 0, total = 0, offset = source_next_seq(s);
+        size_t n;
+        int r;
+
+        if (!json_object_object_get_ex(o, "records", &records) || !json_object_is_type(records, json_type_array))
+                return source_fail(s, 0, "response of %s has no records array", h->url);
+        n = json_object_array_length(records);
+        for (size_t i = 0; i < n; i++) {
+                json_object *v = json_object_array_get_idx(records, i);
+                const char *text = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN |
+                                                                             JSON_C_TO_STRING_NOSLASHESCAPE);
+                if (strlen(text) > h->config->max_record_bytes) {
+                        char pos[64];
+                        (void) snprintf(pos, sizeof(pos), "offset %" PRIu64, offset + i);
+                        source_skip_record(s, pos, "record longer than %" PRIu64 " bytes",
+                                           h->config->max_record_bytes);
+                        continue;
+                }
+                r = source_emit_seq(s, offset + i, text, strlen(text));
+                if (r < 0)
+                        return source_fail(s, r, "failed to queue record");
+        }
+        if (json_get_uint64(o, "next_offset", &next) && next > offset + n) {
+                /* Skipped over filtered-out or removed rows: continue after them next time. */
+                log_debug("Source %s: next_offset %" PRIu64 " beyond %" PRIu64, source_name(s), next, offset + n);
+        }
+        if (next < offset + n)
+                next = offset + n;
+        (void) json_get_uint64(o, "total", &total);
+        return n > 0 && (total == 0 || next < total) ? 1 : 0;
+}
+
+static int http_process_document(HttpSource *h, RecordFormat f) {
+        Source *s = h->source;
+        uint64_t index = 0, skip;
+        bool changed = !streq_ptr(h->etag, h->cur_etag) || !streq_ptr(h->last_modified, h->cur_last_modified);
+        int r;
+
+        skip = h->doc_index;
+        if (f == RECORD_FORMAT_JSON) {
+                _cleanup_json_ json_object *o = NULL;
+                size_t n;
+
+                if (record_reader_parse_json(&h->reader, buffer_begin(&h->body), buffer_size(&h->body), &o) < 0 ||
+                    !json_object_is_type(o, json_type_array))
+                        return source_fail(s, 0, "body of %s is not a JSON array", h->url);
+                n = json_object_array_length(o);
+                if (n < skip) {
+                        log_notice("Source %s: document shrank from %" PRIu64 " to %zu records, reading it anew",
+                                   source_name(s), skip, n);
+                        skip = 0;
+                }
+                for (size_t i = skip; i < n; i++) {
+                        h->doc_index = i;
+                        r = emit_value(h, json_object_array_get_idx(o, i));
+                        if (r < 0)
+                                return source_fail(s, r, "failed to queue record");
+                }
+                index = n;
+        } else {
+                /* jsonl and csv: count records (the csv header is not one) and emit those past the cursor. */
+                char *rec;
+                size_t len;
+
+                record_reader_reset(&h->reader, 0);
+                h->reader.format = f;
+                while ((r = record_reader_next(&h->reader, &h->body, true, &rec, &len)) != 0) {
+                        if (r == -E2BIG) {
+                                char pos[64];
+                                (void) snprintf(pos, sizeof(pos), "line %" PRIu64, h->reader.line);
+                                if (index++ >= skip)
+                                        source_skip_record(s, pos, "record longer than %zu bytes", h->reader.max_record);
+                                continue;
+                        }
+                        if (r < 0)
+                                return source_fail(s, r, "failed to read body");
+                        if (f == RECORD_FORMAT_CSV && !h->reader.header) {
+                                (void) record_reader_emit(&h->reader, s, rec, len); /* takes the header */
+                                continue;
+                        }
+                        if (f == RECORD_FORMAT_JSONL && len == 0)
+                                continue;
+                        if (index++ < skip) {
+                                h->reader.line++;
+                                continue;
+                        }
+                        r = record_reader_emit(&h->reader, s, rec, len);
+                        if (r < 0)
+                                return source_fail(s, r, "failed to queue record");
+                }
+                if (index < skip) {
+                        log_notice("Source %s: document shrank from %" PRIu64 " to %" PRIu64 " records",
+                                   source_name(s), skip, index);
+                }
+        }
+        h->doc_index = index;
+        if (changed) {
+                free(h->cur_etag);
+                free(h->cur_last_modified);
+                h->cur_etag = h->etag ? strdup(h->etag) : NULL;
+                h->cur_last_modified = h->last_modified ? strdup(h->last_modified) : NULL;
+        }
+        return http_set_document_position(h);
+}
+
+static RecordFormat http_detect(HttpSource *h) {
+        const char *p = buffer_begin(&h->body), *end = p + buffer_size(&h->body);
+
+        if (h->format != RECORD_FORMAT_AUTO)
+                return h->format;
+        if (h->content_type && strcasestr(h->content_type, "csv"))
+                return RECORD_FORMAT_CSV;
+        while (p < end && strchr(" \t\r\n", *p))
+                p++;
+        if (p < end && *p == '[')
+                return RECORD_FORMAT_JSON;
+        if (p < end && *p == '{') {
+                /* One object per line, or a dpipe-source page {"records":[...]}? Peek for the key. */
+                if (memmem(p, (size_t) (end - p), "\"next_offset\"", 13) && memmem(p, (size_t) (end - p), "\"records\"", 9))
+                        return RECORD_FORMAT_DPIPE;
+                return RECORD_FORMAT_JSONL;
+        }
+        if (h->content_type && strcasestr(h->content_type, "json"))
+                return RECORD_FORMAT_JSONL;
+        return RECORD_FORMAT_CSV;
+}
+
+static void http_complete(HttpSource *h, CURLcode code) {
+        Source *s = h->source;
+        long status = 0;
+        RecordFormat f;
+        int r, more = 0;
+
+        h->in_flight = false;
+        curl_multi_remove_handle(h->hm->multi, h->easy);
+        curl_slist_free_all(h->headers);
+        h->headers = NULL;
+
+        if (code != CURLE_OK) {
+                source_fail(s, 0, "GET %s: %s", h->url, h->error[0] ? h->error : curl_easy_strerror(code));
+                return;
+        }
+        curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &status);
+        source_heartbeat(s);
+        if (status == 304) {
+                log_debug("Source %s: %s not modified", source_name(s), h->url);
+                source_active(s);
+                http_schedule(h, (uint64_t) h->config->interval_ms * USEC_PER_MSEC);
+                return;
+        }
+        if (status < 200 || status >= 300) {
+                /* Keep the server's JSON error message, if any, in LastError. */
+                _cleanup_json_ json_object *o = NULL;
+                const char *msg = NULL;
+
+                if (json_parse_n(buffer_begin(&h->body), MIN(buffer_size(&h->body), (size_t) 4096), &o, NULL) >= 0 &&
+                    json_object_is_type(o, json_type_object))
+                        msg = json_get_string(o, "message") ?: json_get_string(o, "error");
+                source_fail(s, 0, "GET %s: HTTP %ld%s%s", h->url, status, msg ? ": " : "", msg ?: "");
+                return;
+        }
+
+        f = http_detect(h);
+        if (f == RECORD_FORMAT_DPIPE) {
+                _cleanup_json_ json_object *o = NULL;
+
+                if (!h->pages) {
+                        /* Found dpipe-source's page format where a document was expected: paginate. */
+                        h->pages = true;
+                        log_info("Source %s: %s is a paginated dpipe-source collection", source_name(s), h->url);
+                }
+                if (record_reader_parse_json(&h->reader, buffer_begin(&h->body), buffer_size(&h->body), &o) < 0 ||
+                    !json_object_is_type(o, json_type_object)) {
+                        source_fail(s, 0, "body of %s is not a JSON object", h->url);
+                        return;
+                }
+                more = http_process_page(h, o);
+                if (more < 0)
+                        return;
+        } else {
+                r = http_process_document(h, f);
+                if (r < 0)
+                        return;
+        }
+        buffer_clear(&h->body);
+        source_active(s);
+        source_backoff_reset(s);
+        http_schedule(h, more ? 0 : (uint64_t) h->config->interval_ms * USEC_PER_MSEC);
+}
+
+static void http_multi_check(HttpMulti *hm) {
+        CURLMsg *msg;
+        int left;
+
+        while ((msg = curl_multi_info_read(hm->multi, &left))) {
+                HttpSource *h = NULL;
+
+                if (msg->msg != CURLMSG_DONE)
+                        continue;
+                curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &h);
+                if (h && h->in_flight)
+                        http_complete(h, msg->data.result);
+        }
+}
+
+static const ConnectorType http_connector = {
+        .name = "http",
+        .description = "Batch dpipe connector: polls REST/HTTP sources on an interval.",
+        .config_size = sizeof(HttpConfig),
+        .options = http_options,
+        .data_size = sizeof(HttpSource),
+        .setup = http_setup,
+        .teardown = http_teardown,
+        .validate = http_validate,
+        .init = http_init,
+        .done = http_done,
+        .start = http_start,
+        .stop = http_stop,
+        /* No .throttle: a throttled source simply does not start its next request. */
+};
+
+CONNECTOR_DEFINE_MAIN(http_connector);
