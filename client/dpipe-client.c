@@ -66,7 +66,8 @@ typedef struct Client {
         Buffer in;
         bool stdin_eof;
         bool stdin_is_file;
-        bool quit_sent;
+        bool quit_sent;      /* our own quit after stdin ended: its "bye" is not shown */
+        bool quit_requested; /* the user typed quit */
 
         sd_event_source *reconnect_timer;
         uint64_t reconnect_delay;
@@ -120,7 +121,7 @@ static int client_flush_stdout(Client *c) {
 }
 
 static void client_show_prompt(Client *c) {
-        if (!c->tty || c->prompt_shown || c->stdin_eof || c->exiting)
+        if (!c->tty || c->prompt_shown || c->stdin_eof || c->exiting || c->quit_requested)
                 return;
         (void) buffer_append_str(&c->out, PROMPT);
         c->prompt_shown = true;
@@ -323,7 +324,7 @@ static void on_disconnected(ClientConn *conn, int error, const char *reason, voi
         client_hide_prompt(c);
         (void) client_flush_stdout(c);
 
-        if (error == 0 && (c->quit_sent || (!c->interactive && c->command_done && !c->command_is_subscribe))) {
+        if (error == 0 && (c->quit_sent || c->quit_requested || (!c->interactive && c->command_done && !c->command_is_subscribe))) {
                 client_exit(c, EXIT_SUCCESS);
                 return;
         }
@@ -400,7 +401,7 @@ static int client_handle_input_line(Client *c, char *line, size_t len) {
                 c->subscribed = false;
         }
         if (streq_ptr(op, "quit"))
-                c->quit_sent = false; /* the user asked: show the "bye" */
+                c->quit_requested = true;
         if (!streq_ptr(op, "ack") && !streq_ptr(op, "pong"))
                 c->pending_replies++;
 
@@ -418,8 +419,9 @@ static int client_stdin_ended(Client *c) {
                 (void) buffer_append_str(&c->out, "\n");
         c->prompt_shown = false;
         (void) client_flush_stdout(c);
-        /* Keep following a subscription; otherwise say goodbye once the replies are in. */
-        if (c->subscribe_request)
+        /* Ctrl-D on a terminal means "I am done". From a pipe, keep following a subscription (the
+         * commands were the set-up); otherwise say goodbye once the replies are in. */
+        if (c->subscribe_request && !c->tty)
                 return 0;
         c->quit_sent = true;
         return client_conn_send_line(c->conn, "{\"op\":\"quit\"}", strlen("{\"op\":\"quit\"}"));

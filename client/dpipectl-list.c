@@ -282,8 +282,11 @@ static int status_pipeline(sd_bus *bus) {
 
         printf("%s●%s dpipe pipeline (dpiped %s)\n", ansi(failed > 0 ? ANSI_HIGHLIGHT_RED : ANSI_HIGHLIGHT_GREEN),
                ansi(ANSI_NORMAL), json_get_string(props, "Version") ?: "unknown");
-        printf("%14s: offsets %" PRIu64 "..%" PRIu64 " (%" PRIu64 " record%s stored)\n", "Queue", first,
-               next > 0 ? next - 1 : 0, next - first, next - first == 1 ? "" : "s");
+        if (next > first)
+                printf("%14s: %" PRIu64 " record%s stored, offsets %" PRIu64 "..%" PRIu64 "\n", "Queue", next - first,
+                       next - first == 1 ? "" : "s", first, next - 1);
+        else
+                printf("%14s: empty, next offset %" PRIu64 "\n", "Queue", next);
         printf("%14s: %" PRIu64 "\n", "Written", written);
         printf("%14s: %" PRIu64 "\n", "Clients", clients);
         printf("%14s: %zu (%zu active, %zu failed)\n", "Sources", n, active, failed);

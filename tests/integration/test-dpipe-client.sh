@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# dpipe-client against a running pipeline (issue #7): one-shot commands and their exit codes, every
+# record of `subscribe earliest` as one JSON line (and as CSV / a table), the interactive mode on a
+# pipe and on a pseudo-terminal (prompt, replies, records, answering the server's pings by itself),
+# a dead server detected by the heartbeat when dpiped is frozen with SIGSTOP, and --reconnect
+# resuming after the last acked record with no gap and no repeat: across a restart of the real
+# dpiped, and across a connection cut in the middle of a stream by a stand-in server.
+source "$(dirname "$0")/lib.sh"
+
+for exe in dpipe-writer dpipe-connector-tcp dpiped dpipe-source dpipectl dpipe-client; do
+        command -v "$exe" >/dev/null || { dp_log "SKIP: $exe not built"; rm -rf "$TMP"; trap - EXIT; exit 77; }
+done
+HERE=$(cd "$(dirname "$0")" && pwd)
+
+python3 - "$TMP/alpha.csv" "$TMP/beta.csv" <<'PY'
+import sys
+with open(sys.argv[1], "w") as f:
+    f.write("id,name,note\n")
+    for i in range(300):
+        f.write('%d,name %d,"comma, and ""quotes"" %d"\n' % (i, i, i))
+with open(sys.argv[2], "w") as f:
+    f.write("city,n\n")
+    for i in range(120):
+        f.write("city %d,%d\n" % (i, i))
+PY
+N_ALPHA=300
+N_BETA=120
+
+# expect_exit CODE CMD...: stdout in $out, stderr in $err.
+expect_exit() {
+        local want=$1 rc=0
+        shift
+        out=$("$@" 2>"$TMP/stderr") || rc=$?
+        err=$(cat "$TMP/stderr")
+        [ "$rc" = "$want" ] || dp_fail "'$*' exited $rc (expected $want); stdout: $out; stderr: $err"
+}
+count_lines() { if [ -e "$1" ]; then wc -l <"$1"; else echo 0; fi; }
+wait_lines() {
+        dp_retry "${3:-20}" bash -c '[ "$(wc -l <"$1")" -ge "$2" ]' _ "$1" "$2" ||
+                dp_fail "$(basename "$1"): expected $2 lines, got $(count_lines "$1")"
+}
+# check_stream FILE N: exactly N record lines, offsets 0..N-1, each a JSON object as the server sent it.
+check_stream() {
+        python3 - "$1" "$2" <<'PY' || dp_fail "$(basename "$1") is not the expected record stream"
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+n = int(sys.argv[2])
+offs = [r["offset"] for r in recs]
+if offs != list(range(n)):
+    missing = sorted(set(range(n)) - set(offs))[:10]
+    dup = len(offs) - len(set(offs))
+    sys.exit("%d records; missing %s; %d repeated; first offsets %s" % (len(offs), missing, dup, offs[:10]))
+for r in recs:
+    assert r["op"] == "record" and r["source"] in ("alpha", "beta") and r["ts_us"] > 0, r
+    if r["source"] == "alpha":
+        i = r["offset"]
+        assert r["data"] == {"id": i, "name": "name %d" % i, "note": 'comma, and "quotes" %d' % i} or \
+               r["data"] == {"id": str(i), "name": "name %d" % i, "note": 'comma, and "quotes" %d' % i}, r
+print("%s: %d records in order" % (sys.argv[1], n))
+PY
+}
+
+dp_start_bus
+# A short heartbeat, so that a frozen server is noticed within a second.
+dp_start_pipeline --heartbeat-ms=300
+ADDR="127.0.0.1:$DPIPED_PORT"
+
+PORT_ALPHA=$(dp_free_port)
+dp_daemon source-alpha dpipe-source --file="$TMP/alpha.csv" --tcp="127.0.0.1:$PORT_ALPHA"
+dp_wait_port 127.0.0.1 "$PORT_ALPHA"
+PORT_BETA=$(dp_free_port)
+dp_daemon source-beta dpipe-source --file="$TMP/beta.csv" --tcp="127.0.0.1:$PORT_BETA"
+dp_wait_port 127.0.0.1 "$PORT_BETA"
+
+# --- one-shot subscribe, started before any record exists -------------------------------------
+dpipe-client --connect="$ADDR" subscribe earliest >"$TMP/live.jsonl" 2>"$TMP/live.err" &
+LIVE_PID=$!
+DP_OTHER_PIDS+=("$LIVE_PID")
+dp_bg reconnecting bash -c 'exec dpipe-client --reconnect --window=50 --connect="$1" subscribe earliest >"$2" 2>"$2.err"' \
+        _ "$ADDR" "$TMP/reconnect.jsonl"
+expect_exit 0 dpipectl add-source alpha --type=tcp --address="127.0.0.1:$PORT_ALPHA"
+wait_lines "$TMP/live.jsonl" "$N_ALPHA"
+check_stream "$TMP/live.jsonl" "$N_ALPHA"
+wait_lines "$TMP/reconnect.jsonl" "$N_ALPHA"
+
+# --- one-shot commands ---------------------------------------------------------------------
+expect_exit 0 dpipe-client --connect="$ADDR" list
+python3 -c 'import json,sys; o=json.loads(sys.argv[1]); assert o["op"]=="sources" and [s["name"] for s in o["sources"]]==["alpha"], o' "$out" ||
+        dp_fail "list: $out"
+expect_exit 0 dpipe-client --connect="$ADDR" --format=table list
+[[ "$(printf '%s\n' "$out" | head -n1)" =~ ^NAME\ +TYPE\ +STATE\ +ADDRESS\ +RECORDS$ ]] || dp_fail "list as a table: $out"
+[[ "$(printf '%s\n' "$out" | sed -n 2p)" =~ ^alpha\ +tcp\ +[a-z]+\ +127\.0\.0\.1:$PORT_ALPHA\ +[0-9]+$ ]] || dp_fail "list as a table: $out"
+expect_exit 0 dpipe-client --connect="$ADDR" ping
+dp_assert_eq '{"op":"pong"}' "$out" "ping"
+expect_exit 0 dpipe-client --connect="$ADDR" status
+python3 -c 'import json,sys; o=json.loads(sys.argv[1]); assert o["op"]=="status", o' "$out" || dp_fail "status: $out"
+expect_exit 1 dpipe-client --connect="$ADDR" remove "no such"
+[ -n "$err" ] && [ "$(printf '%s\n' "$err" | wc -l)" = 1 ] || dp_fail "remove of a bad name: stderr '$err'"
+expect_exit 1 dpipe-client --connect=127.0.0.1:1 list
+dp_assert_contains "$err" "127.0.0.1:1" "connection refused message"
+expect_exit 2 dpipe-client --format=xml list
+expect_exit 2 dpipe-client --connect="$ADDR" subscribe yesterday
+expect_exit 2 dpipe-client --bogus
+expect_exit 0 dpipe-client --version
+[[ "$out" =~ ^dpipe-client\ [0-9] ]] || dp_fail "--version printed '$out'"
+
+# CSV and table output of records.
+dp_bg csv bash -c 'exec dpipe-client --connect="$1" --format=csv subscribe earliest >"$2"' _ "$ADDR" "$TMP/records.csv"
+dp_bg table bash -c 'exec dpipe-client --connect="$1" --format=table subscribe 5 >"$2"' _ "$ADDR" "$TMP/records.txt"
+wait_lines "$TMP/records.csv" $((N_ALPHA + 1))
+wait_lines "$TMP/records.txt" $((N_ALPHA - 5 + 1))
+python3 - "$TMP/records.csv" <<'PY' || dp_fail "CSV output: $(head -n3 "$TMP/records.csv")"
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1], newline="")))
+assert rows[0] == ["offset", "source", "ts_us", "id", "name", "note"], rows[0]
+assert rows[1][:2] == ["0", "alpha"] and rows[1][3:] == ["0", "name 0", 'comma, and "quotes" 0'], rows[1]
+assert [int(r[0]) for r in rows[1:301]] == list(range(300)), "offsets"
+PY
+head -n1 "$TMP/records.txt" | grep -Eq '^offset +source +ts_us +id +name +note$' || dp_fail "table header: $(head -n2 "$TMP/records.txt")"
+sed -n 2p "$TMP/records.txt" | grep -Eq '^5 +alpha +[0-9]+ +5 +name 5 +comma, and "quotes" 5$' || dp_fail "table row: $(sed -n 2p "$TMP/records.txt")"
+
+# --- interactive mode on a pipe: plain lines, no prompt --------------------------------------
+expect_exit 0 bash -c 'printf "ping\n{\"op\":\"ping\",\"id\":7}\nlist\nbogus\n" | dpipe-client --connect="$1"' _ "$ADDR"
+python3 - "$out" <<'PY' || dp_fail "interactive on a pipe printed: $out"
+import json, sys
+msgs = [json.loads(l) for l in sys.argv[1].splitlines()]
+assert [m["op"] for m in msgs] == ["pong", "pong", "sources", "error"], msgs
+assert msgs[1].get("id") == 7, msgs[1]
+assert msgs[3]["code"] == "unknown_op", msgs[3]
+PY
+
+# --- interactive mode on a terminal -------------------------------------------------------------
+# Idle for 2 s: longer than dpiped's client timeout (3 x 300 ms); only our pongs keep us alive.
+python3 "$HERE/dpipe-client-pty.py" "$ADDR" "$N_ALPHA" 2 || dp_fail "interactive session on a terminal"
+
+# --- SIGTERM ends a subscriber with 0 --------------------------------------------------------
+kill -TERM "$LIVE_PID"
+rc=0
+wait "$LIVE_PID" || rc=$?
+dp_assert_eq 0 "$rc" "exit status of a subscriber after SIGTERM"
+check_stream "$TMP/live.jsonl" "$N_ALPHA"
+
+# --- dead server: freeze dpiped ---------------------------------------------------------------
+dp_bg frozen bash -c 'dpipe-client --connect="$1" subscribe latest >/dev/null 2>"$2.err"; echo $? >"$2.rc"' _ "$ADDR" "$TMP/frozen"
+sleep 1 # subscribed and idle, receiving pings
+kill -STOP "${DP_PIDS[dpiped]}"
+dp_retry 10 test -s "$TMP/frozen.rc" || { kill -CONT "${DP_PIDS[dpiped]}"; dp_fail "dpipe-client did not notice a frozen dpiped"; }
+kill -CONT "${DP_PIDS[dpiped]}"
+rc=$(cat "$TMP/frozen.rc")
+[ "$rc" != 0 ] || dp_fail "dpipe-client exited 0 after the server froze"
+dp_assert_contains "$(cat "$TMP/frozen.err")" "not responding" "dead server message"
+
+# --- --reconnect across a restart of dpiped ---------------------------------------------------
+dp_bg ending bash -c 'dpipe-client --connect="$1" subscribe earliest >"$2" 2>"$2.err"; echo $? >"$2.rc"' _ "$ADDR" "$TMP/ending.jsonl"
+wait_lines "$TMP/ending.jsonl" "$N_ALPHA"
+dp_kill_daemon dpiped TERM
+# A plain subscriber ends with 0 when the server closes the stream.
+dp_retry 10 test -s "$TMP/ending.jsonl.rc" || dp_fail "dpipe-client did not exit when dpiped stopped"
+dp_assert_eq 0 "$(cat "$TMP/ending.jsonl.rc")" "exit status of a subscriber whose server went away"
+dp_daemon dpiped dpiped --runtime-dir="$RUNTIME_DIR" --state-dir="$STATE_DIR" --listen="$ADDR" --heartbeat-ms=300
+dp_wait_bus_name org.dpipe.Pipeline1
+dp_wait_port 127.0.0.1 "$DPIPED_PORT"
+expect_exit 0 dpipectl add-source beta --type=tcp --address="127.0.0.1:$PORT_BETA"
+wait_lines "$TMP/reconnect.jsonl" $((N_ALPHA + N_BETA)) 30
+sleep 1
+check_stream "$TMP/reconnect.jsonl" $((N_ALPHA + N_BETA))
+dp_assert_contains "$(cat "$TMP/reconnect.jsonl.err")" "Reconnecting" "--reconnect message"
+
+# --- --reconnect across a connection cut in mid-stream (stand-in server) -----------------------
+FAKE_PORT=$(dp_free_port)
+dp_bg fake python3 "$HERE/dpipe-client-fake-server.py" --port="$FAKE_PORT" --records=5000 --drop-after=1777 \
+        --heartbeat-ms=300 --log="$TMP/fake-requests.jsonl"
+dp_wait_port 127.0.0.1 "$FAKE_PORT" 20
+dp_bg cut bash -c 'exec dpipe-client --reconnect --window=100 --connect="$1" subscribe earliest >"$2" 2>"$2.err"' \
+        _ "127.0.0.1:$FAKE_PORT" "$TMP/cut.jsonl"
+wait_lines "$TMP/cut.jsonl" 5000 30
+sleep 0.5
+python3 - "$TMP/cut.jsonl" "$TMP/fake-requests.jsonl" <<'PY' || dp_fail "stream across a cut connection (see above)"
+import json, sys
+offs = [json.loads(l)["offset"] for l in open(sys.argv[1])]
+assert offs == list(range(5000)), "gap or repeat: %d records, first wrong at %s" % (
+    len(offs), next((i for i, o in enumerate(offs) if o != i), None))
+reqs = [json.loads(l) for l in open(sys.argv[2])]
+subs = [r for r in reqs if r["op"] == "subscribe"]
+assert len(subs) == 2 and subs[0]["from"] == "earliest", subs
+# The second subscription starts right after the last record the client acked.
+acks = [r["offset"] for r in reqs if r["op"] == "ack"]
+assert subs[1]["from"] == max(a for a in acks if a < subs[1]["from"]) + 1, (subs, acks[:50])
+assert subs[1]["window"] == 100, subs
+PY
