@@ -3,10 +3,11 @@
 # A raw client of dpiped's TCP protocol for the tests (python3 standard library only).
 #   dpiped-client.py PORT STEP...
 # Steps: "send:LINE" sends LINE + "\n"; "raw:HEX" sends bytes; "recv:N" prints the next N lines
-# (fails after 10 s); "recv-until:TEXT" prints lines up to the first that contains TEXT;
-# "recv-records:N" prints N record lines skipping pings; "sleep:S"; "closed" waits until the
+# skipping the server's pings (fails after 10 s); "recv-until:TEXT" prints lines up to the first that contains TEXT;
+# "exec:CMD" runs a shell command; "long:N" sends a line of N bytes; "recv-records:N" prints N record lines skipping pings; "sleep:S"; "closed" waits until the
 # server closes (prints the lines before); "ack-all" acks the last record printed.
 import socket
+import subprocess
 import sys
 import time
 
@@ -34,8 +35,13 @@ for step in sys.argv[2:]:
     elif kind == "raw":
         sock.sendall(bytes.fromhex(arg))
     elif kind == "recv":
-        for _ in range(int(arg)):
-            print(line(), flush=True)
+        n = 0
+        while n < int(arg):
+            s = line()
+            if s == '{"op":"ping"}':
+                continue
+            print(s, flush=True)
+            n += 1
     elif kind == "recv-until":
         while True:
             s = line()
@@ -50,6 +56,10 @@ for step in sys.argv[2:]:
                 continue
             print(s, flush=True)
             n += 1
+    elif kind == "long":
+        sock.sendall(b"a" * int(arg) + b"\n")
+    elif kind == "exec":
+        subprocess.run(arg, shell=True, check=True)
     elif kind == "sleep":
         time.sleep(float(arg))
     elif kind == "ack-all":

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# dpiped's client protocol (interfaces.md §4) over real TCP: every op in JSON and inline form,
+# every error code, ids echoed, records streamed from the queue with dense offsets and the exact
+# stored data, the ack window, named durable subscriptions across reconnects and restarts,
+# heartbeat pings, the idle timeout and the line limit.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/dpiped-lib.sh"
+
+dp_start_bus
+dp_fake_connector tcp
+dp_dpiped --heartbeat-ms=400 --client-timeout-ms=30000
+
+# hello, ping, help, status, ids echoed; CR and NUL bytes are ignored.
+out=$(dp_client send:hello 'send:{"op":"hello","version":1,"id":"a"}' send:ping 'send:{"op":"ping","id":42}' \
+        'raw:70690000006e670d0a' send:help recv:6)
+exp_version=$(dpiped --version | cut -d' ' -f2)
+dp_assert_eq "{\"op\":\"hello\",\"version\":1,\"server\":\"dpiped $exp_version\",\"heartbeat_ms\":400}" "$(sed -n 1p <<<"$out")" "inline hello"
+dp_assert_eq "{\"op\":\"hello\",\"version\":1,\"server\":\"dpiped $exp_version\",\"heartbeat_ms\":400,\"id\":\"a\"}" "$(sed -n 2p <<<"$out")" "JSON hello with id"
+dp_assert_eq '{"op":"pong"}' "$(sed -n 3p <<<"$out")" "inline ping"
+dp_assert_eq '{"op":"pong","id":42}' "$(sed -n 4p <<<"$out")" "JSON ping with id"
+dp_assert_eq '{"op":"pong"}' "$(sed -n 5p <<<"$out")" "ping with NUL bytes and CRLF"
+dp_assert_contains "$(sed -n 6p <<<"$out")" '{"op":"help","commands":["hello",' "help"
+
+# Sources: add (inline with quotes, JSON), list, pause/start, remove; the D-Bus side sees them.
+out=$(dp_client 'send:add demo tcp "address=127.0.0.1:9" format=jsonl interval_ms=250' \
+        'send:{"op":"add_source","id":1,"name":"j","type":"tcp","options":{"address":"[::1]:9","csv_header":"a,b c"}}' \
+        send:list recv:3)
+dp_assert_eq '{"op":"ok"}' "$(sed -n 1p <<<"$out")" "inline add"
+dp_assert_eq '{"op":"ok","id":1}' "$(sed -n 2p <<<"$out")" "JSON add"
+dp_assert_contains "$(sed -n 3p <<<"$out")" '{"op":"sources","sources":[{"name":"demo","type":"tcp","state":' "list"
+dp_assert_contains "$(sed -n 3p <<<"$out")" '"address":"127.0.0.1:9","records":' "list shows the address"
+dp_assert_contains "$(busctl --system get-property org.dpipe.Pipeline1 /org/dpipe/Pipeline1/source/demo org.dpipe.Pipeline1.Source Options)" '"interval_ms" t 250' \
+        "inline numbers become numbers"
+dp_assert_contains "$(dp_manager ListSources)" '"j" "tcp"' "a source added by a client is on the bus"
+
+out=$(dp_client send:'pause demo' send:list send:'start demo' 'send:{"op":"pause_source","name":"j","id":2}' \
+        'send:{"op":"resume_source","name":"j","id":3}' 'send:remove j' recv:6)
+dp_assert_eq '{"op":"ok"}' "$(sed -n 1p <<<"$out")" "pause"
+dp_assert_contains "$(sed -n 2p <<<"$out")" '"name":"demo","type":"tcp","state":"paused"' "paused in list"
+dp_assert_eq '{"op":"ok"}' "$(sed -n 3p <<<"$out")" "start"
+dp_assert_eq '{"op":"ok","id":2}' "$(sed -n 4p <<<"$out")" "pause_source"
+dp_assert_eq '{"op":"ok","id":3}' "$(sed -n 5p <<<"$out")" "resume_source"
+dp_assert_eq '{"op":"ok"}' "$(sed -n 6p <<<"$out")" "remove"
+dp_assert_eq org.dpipe.Pipeline1.Error.NoSuchSource "$(dp_bus_error dp_manager GetSource s j)" "removed by a client"
+
+# Every error code; the connection lives on after each.
+out=$(dp_client 'send:{"op":"add_source","name":"demo","type":"tcp","options":{"address":"1.2.3.4:5"},"id":"e1"}' \
+        'send:remove nope' 'send:add x smoke-signal address=a' 'send:add bad/name tcp address=1.2.3.4:5' \
+        'send:add x tcp address=nowhere' 'send:{"op":"subscribe","window":0}' 'send:{"op":"subscribe","from":"yesterday"}' \
+        'send:{"op":"subscribe","from":"committed"}' 'send:{not json' 'send:[1,2]' 'send:{"id":5}' 'send:{"op":"fly","id":6}' \
+        'send:fly away' 'send:add "unterminated' 'send:ack' 'send:ack 3' 'send:{"op":"add_source","name":1}' \
+        'send:{"op":"hello","version":"x"}' 'send:add x' 'send:list extra' 'send:ping' recv:21)
+codes=$(sed -n 's/.*"code":"\([a-z_]*\)".*/\1/p' <<<"$out" | tr '\n' ' ')
+dp_assert_eq "source_exists no_such_source unknown_type invalid_argument invalid_argument invalid_argument invalid_argument invalid_argument bad_request unknown_op bad_request unknown_op unknown_op bad_request bad_request bad_request bad_request bad_request bad_request bad_request " \
+        "$codes" "error codes"
+dp_assert_contains "$(sed -n 1p <<<"$out")" '"id":"e1"' "errors echo the id"
+dp_assert_contains "$(sed -n 5p <<<"$out")" 'HOST:PORT' "a clear message"
+dp_assert_eq '{"op":"error","code":"unknown_op","message":"unknown op, try \"help\"","id":6}' "$(sed -n 12p <<<"$out")" "unknown op with id"
+dp_assert_eq '{"op":"pong"}' "$(sed -n 21p <<<"$out")" "the connection lives on"
+
+# Records: dense offsets, the exact stored data, the source name, in order.
+dpiped-queue-fill "$STATE_DIR/queue" 5 demo
+dpiped-queue-fill "$STATE_DIR/queue" 3 other.src-2
+out=$(dp_client send:'subscribe earliest' recv:1 recv-records:8)
+dp_assert_eq '{"op":"ok","offset":0}' "$(sed -n 1p <<<"$out")" "subscribe reply"
+for i in 0 1 2 3 4; do
+        line=$(sed -n "$((i + 2))p" <<<"$out")
+        dp_assert_contains "$line" "{\"op\":\"record\",\"offset\":$i,\"source\":\"demo\",\"ts_us\":" "record $i"
+        dp_assert_contains "$line" ",\"data\":{\"i\":$((i + 1)),\"pad\":\"\"}}" "data of record $i"
+done
+dp_assert_contains "$(sed -n 7p <<<"$out")" '"offset":5,"source":"other.src-2","ts_us":' "another source"
+python3 -c 'import json,sys; [json.loads(l) for l in sys.stdin]' <<<"$out" || dp_fail "a line is not JSON"
+
+# From an offset, latest, a filter; records that arrive later are pushed.
+out=$(dp_client send:'subscribe 6' recv:1 recv-records:2)
+dp_assert_contains "$(sed -n 2p <<<"$out")" '"offset":6,' "subscribe N"
+out=$(dp_client 'send:{"op":"subscribe","from":"earliest","sources":["demo"]}' recv:1 recv-records:5 \
+        'send:{"op":"subscribe","from":"latest","id":9}' recv:1)
+dp_assert_eq '{"op":"ok","offset":8,"id":9}' "$(tail -n1 <<<"$out")" "subscribe latest"
+! grep -q 'other.src-2' <<<"$out" || dp_fail "the sources filter let another source through"
+out=$(dp_client 'send:subscribe latest' recv:1 "exec:dpiped-queue-fill '$STATE_DIR/queue' 2 demo" recv-records:2)
+dp_assert_contains "$(sed -n 2p <<<"$out")" '"offset":8,"source":"demo"' "a new record is pushed"
+dp_assert_contains "$(sed -n 3p <<<"$out")" '"offset":9,"source":"demo"' "and the next"
+
+# The window: never more than W records past the last ack.
+dpiped-queue-fill "$STATE_DIR/queue" 20 demo
+out=$(dp_client 'send:subscribe earliest window=4' recv:1 recv-records:4 sleep:1 'send:status' recv-until:'"op":"status"')
+dp_assert_eq 0 "$(grep -c '"offset":4,' <<<"$out")" "a fifth record before an ack"
+dp_assert_contains "$(tail -n1 <<<"$out")" '"subscription":{"next_offset":4,"window":4,"in_flight":4}' "status shows the window"
+out=$(dp_client 'send:subscribe earliest window=4' recv:1 recv-records:4 'send:ack 1' recv-records:2 sleep:1 send:status recv-until:'"op":"status"')
+dp_assert_contains "$(sed -n 6p <<<"$out")" '"offset":4,' "ack 1 lets record 4 through"
+dp_assert_contains "$(sed -n 7p <<<"$out")" '"offset":5,' "and record 5"
+dp_assert_contains "$(tail -n1 <<<"$out")" '"in_flight":4' "window full again"
+
+# Named durable subscriptions: resume after the last ack, across reconnects and restarts.
+out=$(dp_client 'send:{"op":"subscribe","name":"analytics","from":"committed","window":3}' recv:1 recv-records:3 ack-all sleep:1.5)
+dp_assert_eq '{"op":"ok","offset":0}' "$(sed -n 1p <<<"$out")" "committed without a stored offset starts at the beginning"
+dp_assert_eq 3 "$(cat "$STATE_DIR/subscriptions/analytics")" "stored offset"
+out=$(dp_client 'send:subscribe committed name=analytics window=2' recv:1 recv-records:2 'send:ack 3' 'send:quit' closed)
+dp_assert_eq '{"op":"ok","offset":3}' "$(sed -n 1p <<<"$out")" "resumes after the last ack"
+dp_assert_contains "$(sed -n 2p <<<"$out")" '"offset":3,' "first record after resuming"
+dp_assert_eq '{"op":"bye"}' "$(grep -v '"op":"ping"' <<<"$out" | tail -n2 | head -n1)" "quit"
+dp_assert_eq CLOSED "$(tail -n1 <<<"$out")" "closed after quit"
+dp_kill_daemon dpiped TERM
+dp_dpiped --heartbeat-ms=400
+out=$(dp_client 'send:{"op":"subscribe","name":"analytics","from":"committed"}' recv:1)
+dp_assert_eq '{"op":"ok","offset":4}' "$out" "resumes after a restart of dpiped"
+
+# Heartbeat pings, and the idle timeout closes a silent client with "timeout".
+out=$(dp_client 'send:hello' recv:1 'closed:15')
+dp_assert_contains "$out" '{"op":"ping"}' "heartbeat ping"
+dp_assert_contains "$out" '{"op":"error","code":"timeout",' "timeout"
+dp_assert_eq CLOSED "$(tail -n1 <<<"$out")" "closed after timeout"
+# A client that answers pings stays.
+out=$(dp_client send:hello recv:1 sleep:0.5 send:pong sleep:0.5 send:pong sleep:0.5 send:pong sleep:0.5 send:pong send:ping recv-until:pong)
+! grep -q timeout <<<"$out" || dp_fail "a live client timed out"
+
+# A line over 1 MiB: too_long, then closed.
+out=$(dp_client long:1100000 closed)
+dp_assert_contains "$out" '{"op":"error","code":"too_long",' "too_long"
+dp_assert_eq CLOSED "$(tail -n1 <<<"$out")" "closed after too_long"
+
+# A server that does not let clients change the pipeline: denied.
+dp_kill_daemon dpiped TERM
+dp_dpiped --read-only-clients
+out=$(dp_client 'send:add z tcp address=1.2.3.4:5' 'send:remove demo' send:list recv:3)
+dp_assert_eq "denied denied " "$(sed -n 's/.*"code":"\([a-z_]*\)".*/\1/p' <<<"$out" | tr '\n' ' ')" "denied"
+dp_assert_contains "$(sed -n 3p <<<"$out")" '"name":"demo"' "reading is still allowed"
