@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* One connector connection: reads frames, hands batches and control messages to the manager, and
- * writes acks and replies back. Input is held (no EPOLLIN) while the manager is stalled or while
+ * writes acks and replies back. While the manager is stalled, a connection stops reading at its
+ * first batch (control messages such as hello are still answered until then); it also stops while
  * the peer does not read its acks. */
 
 #include <errno.h>
@@ -86,7 +87,7 @@ Conn *conn_free(Conn *c) {
 int conn_update_events(Conn *c) {
         uint32_t events = 0;
 
-        if (manager_accepting(c->manager) && buffer_size(&c->out) < CONN_OUT_MAX)
+        if (!c->held && buffer_size(&c->out) < CONN_OUT_MAX)
                 events |= EPOLLIN;
         if (buffer_size(&c->out) > 0)
                 events |= EPOLLOUT;
@@ -122,7 +123,7 @@ int conn_process(Conn *c) {
         for (;;) {
                 Frame f;
 
-                if (!manager_accepting(m) || buffer_size(&c->out) >= CONN_OUT_MAX)
+                if (buffer_size(&c->out) >= CONN_OUT_MAX)
                         return 0;
                 r = frame_peek(&c->in, FRAME_SIZE_MAX, &f);
                 if (r == -EMSGSIZE) {
@@ -132,9 +133,14 @@ int conn_process(Conn *c) {
                 }
                 if (r <= 0)
                         return r;
+                if (f.type == FRAME_BATCH && !manager_accepting(m)) {
+                        c->held = true;
+                        return 0;
+                }
                 r = conn_handle_frame(c, &f);
                 if (r == -ENOSPC || r == -EDQUOT) {
                         /* The frame stays in the buffer and is processed again when there is room. */
+                        c->held = true;
                         manager_stall(m, r);
                         return 0;
                 }
@@ -158,7 +164,6 @@ static size_t conn_read_room(Conn *c) {
 
 static int conn_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Conn *c = userdata;
-        Manager *m = c->manager;
         size_t budget = 0;
         int r;
 
@@ -179,7 +184,7 @@ static int conn_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
                 return 0;
         }
 
-        while (manager_accepting(m) && buffer_size(&c->out) < CONN_OUT_MAX && budget < CONN_READ_BUDGET) {
+        while (!c->held && buffer_size(&c->out) < CONN_OUT_MAX && budget < CONN_READ_BUDGET) {
                 ssize_t n;
 
                 n = buffer_read_fd(&c->in, fd, conn_read_room(c));
@@ -193,7 +198,7 @@ static int conn_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
                 if (n == 0) {
                         /* Complete frames before the EOF still count. */
                         r = conn_process(c);
-                        if (r >= 0 && buffer_size(&c->in) > 0 && manager_accepting(m))
+                        if (r >= 0 && buffer_size(&c->in) > 0 && !c->held)
                                 log_debug("Connection %s closed in the middle of a frame.", c->peer);
                         log_debug("Connection %s closed.", c->peer);
                         conn_free(c);

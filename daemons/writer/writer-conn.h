@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <stdbool.h>
 #include <systemd/sd-event.h>
 
 #include "buffer.h"
@@ -16,6 +17,7 @@ struct Conn {
         Buffer in, out;
         char peer[64];    /* "#3 pid 123 uid 0", for the log */
         unsigned pending; /* acks waiting for durability */
+        bool held;        /* a batch waits in the input buffer until the manager has room again */
 };
 
 int conn_new(Manager *m, int fd, Conn **ret);

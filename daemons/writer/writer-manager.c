@@ -267,8 +267,6 @@ void manager_stall(Manager *m, int error) {
         if (!m->stalled) {
                 m->stalled = true;
                 m->stall_error = error;
-                for (Conn *c = m->conns; c; c = c->next)
-                        (void) conn_update_events(c);
                 r = sd_event_source_set_time_relative(m->retry_timer, STALL_RETRY_USEC);
                 if (r >= 0)
                         r = sd_event_source_set_enabled(m->retry_timer, SD_EVENT_ONESHOT);
@@ -310,6 +308,7 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
         m->stalled = false;
         for (Conn *c = m->conns, *next; c; c = next) {
                 next = c->next;
+                c->held = false;
                 if (conn_process(c) < 0) {
                         conn_free(c);
                         continue;
