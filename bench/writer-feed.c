@@ -42,6 +42,78 @@ static uint64_t arg_size = 100;
 static bool arg_reconnect = false;
 static bool arg_resume = false;
 static uint64_t arg_connect_timeout_sec = 30;
+static bool arg_raw = false;
+static int build_batch(InFlight *b, uint64_t id, uint64_t first_seq, uint64_t n);
+static int write_full(int fd, const void *p, size_t n);
+static const char *arg_sink = NULL;
+
+/* --sink=PATH: accept one connection, read and discard until EOF, print the throughput.
+ * --raw: send the batches without waiting for acks (against a sink), for the raw socket speed. */
+static int run_sink(void) {
+        static char buf[1 << 20];
+        uint64_t bytes = 0, start = 0;
+        int lfd, fd;
+
+        lfd = socket_listen_unix(arg_sink, 1);
+        if (lfd < 0) {
+                fprintf(stderr, "writer-feed: failed to listen on %s: %s\n", arg_sink, strerror(-lfd));
+                return 1;
+        }
+        (void) fd_set_nonblock(lfd, false);
+        fd = accept(lfd, NULL, NULL);
+        if (fd < 0)
+                return 1;
+        socket_set_buffers(fd, 4 * 1024 * 1024);
+        for (;;) {
+                ssize_t n = read(fd, buf, sizeof(buf));
+                if (n <= 0)
+                        break;
+                if (start == 0)
+                        start = now_usec(CLOCK_MONOTONIC);
+                bytes += (uint64_t) n;
+        }
+        {
+                double sec = (double) (now_usec(CLOCK_MONOTONIC) - start) / 1e6;
+                printf("{\"sink_bytes\":%" PRIu64 ",\"seconds\":%.3f,\"mb_per_sec\":%.1f}\n", bytes, sec,
+                       sec > 0 ? (double) bytes / sec / 1e6 : 0.0);
+        }
+        safe_close(fd);
+        safe_close(lfd);
+        (void) unlink(arg_sink);
+        return 0;
+}
+
+static int run_raw(void) {
+        InFlight b = {};
+        uint64_t start, sent = 0;
+        int fd, r;
+
+        fd = socket_connect_unix(arg_socket, false);
+        if (fd < 0) {
+                fprintf(stderr, "writer-feed: failed to connect to %s: %s\n", arg_socket, strerror(-fd));
+                return 1;
+        }
+        socket_set_buffers(fd, 4 * 1024 * 1024);
+        r = build_batch(&b, 1, 1, arg_batch);
+        if (r < 0)
+                return 1;
+        start = now_usec(CLOCK_MONOTONIC);
+        while (sent < arg_count) {
+                r = write_full(fd, buffer_begin(&b.frame), buffer_size(&b.frame));
+                if (r < 0)
+                        return 1;
+                sent += arg_batch;
+        }
+        safe_close(fd);
+        {
+                double sec = (double) (now_usec(CLOCK_MONOTONIC) - start) / 1e6;
+                printf("{\"records\":%" PRIu64 ",\"seconds\":%.3f,\"records_per_sec\":%.0f,\"mb_per_sec\":%.1f}\n",
+                       sent, sec, sec > 0 ? (double) sent / sec : 0.0,
+                       sec > 0 ? (double) sent * (double) arg_size / sec / 1e6 : 0.0);
+        }
+        buffer_done(&b.frame);
+        return 0;
+}
 
 static int cmp_u64(const void *a, const void *b) {
         uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
@@ -149,7 +221,8 @@ static int hello(int fd, Buffer *in, bool *ret_have, uint64_t *ret_last) {
 
 static void help(void) {
         printf("writer-feed --socket=PATH [--source=NAME] [--count=N] [--batch=N] [--window=N] [--size=BYTES]\n"
-               "            [--reconnect] [--resume] [--connect-timeout=SEC]\n"
+               "            [--reconnect] [--resume] [--connect-timeout=SEC] [--raw]\n"
+               "writer-feed --sink=PATH\n"
                "Streams records of one source to dpipe-writer and waits for every ack.\n");
 }
 
@@ -165,6 +238,8 @@ int main(int argc, char *argv[]) {
                 { "reconnect", no_argument, NULL, 'r' },
                 { "resume", no_argument, NULL, 'R' },
                 { "connect-timeout", required_argument, NULL, 't' },
+                { "raw", no_argument, NULL, 'A' },
+                { "sink", required_argument, NULL, 'K' },
                 {}
         };
         InFlight *ring = NULL;
@@ -207,14 +282,25 @@ int main(int argc, char *argv[]) {
                 case 't':
                         r = safe_atou64(optarg, &arg_connect_timeout_sec);
                         break;
+                case 'A':
+                        arg_raw = true;
+                        break;
+                case 'K':
+                        arg_sink = optarg;
+                        break;
                 default:
                         return 2;
                 }
         }
+        if (arg_sink)
+                return run_sink();
         if (!arg_socket || arg_batch == 0 || arg_window == 0) {
                 fprintf(stderr, "writer-feed: --socket is required, --batch and --window must be > 0\n");
                 return 2;
         }
+
+        if (arg_raw)
+                return run_raw();
 
         ring = calloc(arg_window, sizeof(InFlight));
         lat = calloc(arg_count / arg_batch + 2 + arg_count, sizeof(uint64_t));
