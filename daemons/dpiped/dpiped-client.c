@@ -13,7 +13,7 @@
 #include "log.h"
 #include "util.h"
 
-#define CLIENT_READ_ROOM (64u * 1024u)
+#define CLIENT_READ_ROOM 4096u
 
 static int client_flush(Client *c);
 
