@@ -28,6 +28,7 @@ DPIPE_DEPS=(
         tmux
         iproute2                # ss
         util-linux              # setpriv
+        groff-base              # tools/lint renders the man pages
         # systemd units tested in a booted container (tests/systemd/run)
         debootstrap
         systemd-container       # systemd-nspawn
