@@ -112,6 +112,38 @@ expected="alpha tcp active 127.0.0.1:$PORT_ALPHA 3
 beta  tcp paused 127.0.0.1:$PORT_DEAD 0"
 dp_assert_eq "$expected" "$out" "list-sources --no-legend"
 
+# On a terminal: colours, and the pager (here a sed that marks its lines); --no-pager skips it.
+python3 - <<'PY' || dp_fail "list-sources on a terminal (see above)"
+import os, pty, sys
+
+def run(*args):
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.environ["DPIPE_PAGER"] = "sed s/^/PAGED:/"
+        os.environ["TERM"] = "xterm"
+        os.environ.pop("NO_COLOR", None)
+        os.execvp("dpipectl", ["dpipectl"] + list(args))
+    out = b""
+    while True:
+        try:
+            d = os.read(fd, 65536)
+        except OSError:
+            break
+        if not d:
+            break
+        out += d
+    _, st = os.waitpid(pid, 0)
+    assert os.WIFEXITED(st) and os.WEXITSTATUS(st) == 0, st
+    return out.decode()
+
+paged = run("list-sources")
+assert "PAGED:\x1b[0;4mNAME" in paged, repr(paged)                # underlined header, through the pager
+assert "\x1b[0;1;32mactive\x1b[0m" in paged, repr(paged)          # a green state
+assert "\x1b[0;38;5;245mpaused\x1b[0m" in paged, repr(paged)      # a grey one
+plain = run("--no-pager", "list-sources")
+assert "PAGED:" not in plain and "\x1b[0;4mNAME" in plain, repr(plain)
+PY
+
 expect_exit 0 dpipectl list-sources --json
 python3 - "$out" "$PORT_ALPHA" "$PORT_DEAD" <<'PY' || dp_fail "list-sources --json: $out"
 import json, sys
