@@ -39,6 +39,9 @@ Connector *connector_free(Connector *c) {
         sd_event_source_disable_unref(c->retry_timer);
         buffer_done(&c->in);
         buffer_done(&c->out);
+        for (size_t i = 0; i < c->n_pending_removals; i++)
+                free(c->pending_removals[i]);
+        free(c->pending_removals);
         free(c->type);
         free(c->socket_path);
         free(c);
@@ -148,12 +151,40 @@ int connector_send_op(Connector *c, const char *op, const char *name) {
         return connector_send_json(c, o);
 }
 
+int connector_remove_source(Connector *c, const char *name) {
+        char **l;
+
+        if (c->connected)
+                return connector_send_op(c, "remove", name);
+        l = realloc(c->pending_removals, (c->n_pending_removals + 1) * sizeof(char *));
+        if (!l)
+                return -ENOMEM;
+        c->pending_removals = l;
+        l[c->n_pending_removals] = strdup(name);
+        if (!l[c->n_pending_removals])
+                return -ENOMEM;
+        c->n_pending_removals++;
+        return 0;
+}
+
 static int connector_on_connected(Connector *c) {
         int r;
 
         c->connected = true;
         c->backoff_usec = 0;
         log_info("Connected to connector %s at %s.", c->type, c->socket_path);
+        while (c->n_pending_removals > 0) {
+                _cleanup_free_ char *name = c->pending_removals[--c->n_pending_removals];
+
+                /* Unless it was added again in the meantime: then the add below replaces it. */
+                if (manager_find_source(c->manager, name))
+                        continue;
+                r = connector_send_op(c, "remove", name);
+                if (r < 0)
+                        return r;
+                if (!c->connected)
+                        return 0;
+        }
         /* The connector keeps nothing dpiped cannot resend: tell it every source of its type. */
         for (Source *s = c->manager->sources; s; s = s->next) {
                 if (!streq(s->type, c->type))

@@ -28,6 +28,11 @@ struct Connector {
         bool connected;
         uint64_t backoff_usec;
         uint64_t next_id;
+
+        /* Sources removed while disconnected: the connector may still run them, so it is told on
+         * the next connect. */
+        char **pending_removals;
+        size_t n_pending_removals;
 };
 
 Connector *connector_free(Connector *c);
@@ -41,3 +46,4 @@ void manager_connectors_free(Manager *m);
 /* Forwarding; while disconnected these do nothing, the source is sent on connect. */
 int connector_send_add(Connector *c, Source *s);
 int connector_send_op(Connector *c, const char *op, const char *name);
+int connector_remove_source(Connector *c, const char *name);

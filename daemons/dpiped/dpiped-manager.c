@@ -220,8 +220,8 @@ int manager_remove_source(Manager *m, const char *name, sd_bus_error *error) {
                 return sd_bus_error_set_errnof(error, r, "Failed to remove source \"%s\" from the registry: %m", name);
         }
         for (Connector *c = m->connectors; c; c = c->next)
-                if (streq(c->type, s->type))
-                        (void) connector_send_op(c, "remove", s->name);
+                if (streq(c->type, s->type) && connector_remove_source(c, s->name) < 0)
+                        log_warning("Failed to tell connector %s to forget source %s, ignoring.", c->type, s->name);
 
         manager_unlink_source(m, s);
         log_info("Source %s removed.", s->name);

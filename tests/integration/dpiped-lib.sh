@@ -5,9 +5,12 @@ DPIPED_TESTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 # dp_fake_connector TYPE: a stand-in connector on <runtime-dir>/connector-TYPE.sock that logs what
 # dpiped sends it to $LOG_DIR/connector-TYPE.messages.
+declare -A FAKE_CONNECTOR_PID=()
 dp_fake_connector() {
+        rm -f "$RUNTIME_DIR/connector-$1.sock"
         dp_bg "fake-connector-$1" python3 "$DPIPED_TESTS_DIR/dpiped-fake-connector.py" \
                 "$RUNTIME_DIR/connector-$1.sock" "$LOG_DIR/connector-$1.messages"
+        FAKE_CONNECTOR_PID[$1]=${DP_OTHER_PIDS[-1]}
         dp_wait_socket "$RUNTIME_DIR/connector-$1.sock"
 }
 

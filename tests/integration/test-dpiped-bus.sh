@@ -123,6 +123,24 @@ dp_retry 5 grep -q '"name": "demo", "op": "remove"' "$LOG_DIR/connector-tcp.mess
 busctl --system get-property org.dpipe.Pipeline1 /org/dpipe/Pipeline1/source/demo org.dpipe.Pipeline1.Source State >/dev/null 2>&1 &&
         dp_fail "the object of a removed source is still there"
 
+# A source removed while its connector is away is removed there once it is back; meanwhile the
+# sources of that type wait in "connecting".
+dp_manager AddSource 'ssa{sv}' gone tcp 1 address s 127.0.0.1:9 >/dev/null
+dp_manager AddSource 'ssa{sv}' stays tcp 1 address s 127.0.0.1:9 >/dev/null
+kill "${FAKE_CONNECTOR_PID[tcp]}"
+dp_retry 5 bash -c '[ "$(busctl --system get-property org.dpipe.Pipeline1 /org/dpipe/Pipeline1/source/stays org.dpipe.Pipeline1.Source State)" = "s \"connecting\"" ]' ||
+        dp_fail "State did not go back to connecting when the connector went away"
+dp_manager RemoveSource s gone
+: >"$LOG_DIR/connector-tcp.messages"
+dp_fake_connector tcp
+dp_retry 10 grep -q '"name": "gone", "op": "remove"' "$LOG_DIR/connector-tcp.messages" ||
+        dp_fail "the connector was not told about the removal after it came back"
+dp_retry 5 grep -q '"name": "stays", "op": "add"' "$LOG_DIR/connector-tcp.messages" ||
+        dp_fail "the connector did not get the remaining source again"
+dp_retry 5 bash -c '[ "$(busctl --system get-property org.dpipe.Pipeline1 /org/dpipe/Pipeline1/source/stays org.dpipe.Pipeline1.Source State)" = "s \"active\"" ]' ||
+        dp_fail "State did not become active after the connector came back"
+dp_manager RemoveSource s stays
+
 # The policy: everyone reads, only root changes.
 as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
 as_nobody busctl --system call org.dpipe.Pipeline1 /org/dpipe/Pipeline1 org.dpipe.Pipeline1.Manager ListSources >/dev/null ||
