@@ -575,10 +575,16 @@ static int http_process_document(HttpSource *h, RecordFormat f) {
 }
 
 static RecordFormat http_detect(HttpSource *h) {
-        const char *p = buffer_begin(&h->body), *end = p + buffer_size(&h->body);
+        const char *p, *end;
 
         if (h->format != RECORD_FORMAT_AUTO)
                 return h->format;
+        /* NUL-terminate the body (without counting it) so that it can be searched as a string. */
+        if (buffer_size(&h->body) == 0 || buffer_reserve(&h->body, 1) < 0)
+                return RECORD_FORMAT_JSONL; /* nothing to read either way */
+        h->body.data[h->body.tail] = 0;
+        p = buffer_begin(&h->body);
+        end = p + buffer_size(&h->body);
         if (h->content_type && strcasestr(h->content_type, "csv"))
                 return RECORD_FORMAT_CSV;
         while (p < end && strchr(" \t\r\n", *p))
@@ -587,7 +593,7 @@ static RecordFormat http_detect(HttpSource *h) {
                 return RECORD_FORMAT_JSON;
         if (p < end && *p == '{') {
                 /* One object per line, or a dpipe-source page {"records":[...]}? Peek for the key. */
-                if (memmem(p, (size_t) (end - p), "\"next_offset\"", 13) && memmem(p, (size_t) (end - p), "\"records\"", 9))
+                if (strstr(p, "\"next_offset\"") && strstr(p, "\"records\""))
                         return RECORD_FORMAT_DPIPE;
                 return RECORD_FORMAT_JSONL;
         }
