@@ -72,8 +72,8 @@ static int segment_ref_compare(const void *a, const void *b) {
         return x->first < y->first ? -1 : x->first > y->first;
 }
 
-/* Lists the segments of dir_fd sorted by first offset. */
-static int segments_list(int dir_fd, SegmentRef **ret, size_t *ret_n) {
+/* Lists the segments of dir_fd sorted by first offset; sizes and times only with with_stat. */
+static int segments_list(int dir_fd, bool with_stat, SegmentRef **ret, size_t *ret_n) {
         _cleanup_free_ SegmentRef *list = NULL;
         size_t n = 0, allocated = 0;
         DIR *d;
@@ -88,12 +88,12 @@ static int segments_list(int dir_fd, SegmentRef **ret, size_t *ret_n) {
                 return -errno;
         }
         for (struct dirent *de; (de = readdir(d));) {
-                struct stat st;
+                struct stat st = {};
                 uint64_t first;
 
                 if (!segment_name_parse(de->d_name, &first))
                         continue;
-                if (fstatat(dir_fd, de->d_name, &st, 0) < 0)
+                if (with_stat && fstatat(dir_fd, de->d_name, &st, 0) < 0)
                         continue; /* removed by retention meanwhile */
                 if (n == allocated) {
                         size_t a = allocated ? allocated * 2 : 16;
@@ -808,7 +808,7 @@ int queue_open(const char *dir, const QueueOptions *opts, Queue **ret) {
         have_persisted = read_next_offset_file(q->dir_fd, &persisted) >= 0;
         q->next_offset = persisted;
 
-        r = segments_list(q->dir_fd, &list, &n);
+        r = segments_list(q->dir_fd, true, &list, &n);
         if (r < 0)
                 return r;
 
@@ -1029,7 +1029,7 @@ int queue_flush(Queue *q) {
                         (void) ftruncate(q->index_fd, st.st_size);
                 buffer_clear(&q->index_pending);
         }
-        if (q->active_size >= q->opts.segment_size) {
+        if (q->active_size >= q->opts.segment_size && q->next_offset > q->active_first) {
                 r = queue_roll(q);
                 if (r == -ENOSPC || r == -EDQUOT)
                         return 0; /* keep writing to the full segment; try again after the next flush */
@@ -1196,6 +1196,7 @@ static int reader_open_segment(QueueReader *r) {
         _cleanup_free_ SegmentRef *list = NULL;
         _cleanup_close_ int fd = -EBADF;
         uint8_t h[QUEUE_SEGMENT_HEADER_SIZE];
+        struct stat st;
         char name[32];
         size_t n = 0, i;
         uint64_t pos;
@@ -1205,7 +1206,7 @@ static int reader_open_segment(QueueReader *r) {
         q = open_dir_lazily(r->dir, &r->dir_fd);
         if (q <= 0)
                 return q;
-        q = segments_list(r->dir_fd, &list, &n);
+        q = segments_list(r->dir_fd, false, &list, &n);
         if (q < 0)
                 return q;
         if (n == 0)
@@ -1226,8 +1227,10 @@ static int reader_open_segment(QueueReader *r) {
                 return 0; /* being created */
         if (segment_header_check(h, list[i].first, NULL) < 0)
                 return -EBADMSG;
+        if (fstat(fd, &st) < 0)
+                return -errno;
 
-        pos = index_lookup(r->dir_fd, list[i].first, r->target, list[i].size);
+        pos = index_lookup(r->dir_fd, list[i].first, r->target, (uint64_t) st.st_size);
         r->cursor.fd = TAKE_FD(fd);
         q = cursor_seek(&r->cursor, pos);
         if (q < 0) {
@@ -1245,7 +1248,7 @@ static int reader_next_segment(QueueReader *r, uint64_t *ret_first) {
         size_t n = 0;
         int q;
 
-        q = segments_list(r->dir_fd, &list, &n);
+        q = segments_list(r->dir_fd, false, &list, &n);
         if (q < 0)
                 return q;
         for (size_t i = 0; i < n; i++)
@@ -1353,6 +1356,7 @@ int queue_bounds(const char *dir, uint64_t *ret_first, uint64_t *ret_next) {
         _cleanup_close_ int dir_fd = -EBADF;
         _cleanup_(cursor_done) Cursor c = { .fd = -EBADF };
         uint64_t first, next, v = 0;
+        struct stat st;
         char name[32];
         size_t n = 0;
         int r;
@@ -1364,7 +1368,7 @@ int queue_bounds(const char *dir, uint64_t *ret_first, uint64_t *ret_next) {
                 first = next = 0;
                 goto finish;
         }
-        r = segments_list(dir_fd, &list, &n);
+        r = segments_list(dir_fd, false, &list, &n);
         if (r < 0)
                 return r;
         if (n == 0) {
@@ -1377,8 +1381,8 @@ int queue_bounds(const char *dir, uint64_t *ret_first, uint64_t *ret_next) {
 
         segment_name(name, list[n - 1].first, "seg");
         c.fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC);
-        if (c.fd >= 0) {
-                uint64_t pos = index_lookup(dir_fd, list[n - 1].first, UINT64_MAX, list[n - 1].size);
+        if (c.fd >= 0 && fstat(c.fd, &st) >= 0) {
+                uint64_t pos = index_lookup(dir_fd, list[n - 1].first, UINT64_MAX, (uint64_t) st.st_size);
 
                 for (bool retried = false;;) {
                         QueueRecord rec;

@@ -216,12 +216,17 @@ static int manager_send_acks(Manager *m) {
         }
         m->n_acks = 0;
 
-        for (Conn *c = m->conns, *next; c; c = next) {
-                next = c->next;
+        for (Conn *c = m->conns; c; c = c->next) {
                 if (buffer_size(&c->out) == 0)
                         continue;
-                if (conn_flush(c) < 0)
-                        conn_free(c);
+                if (conn_flush(c) < 0) {
+                        /* This may run from inside a connection's own callback: do not free it
+                         * here. Shut it down; its callback sees the hangup and frees it. */
+                        buffer_clear(&c->out);
+                        (void) shutdown(c->fd, SHUT_RDWR);
+                        c->held = false;
+                        (void) conn_update_events(c);
+                }
         }
         return 0;
 }
