@@ -291,6 +291,10 @@ int main(int argc, char *argv[]) {
                 default:
                         return 2;
                 }
+                if (r < 0) {
+                        fprintf(stderr, "writer-feed: invalid value '%s'\n", optarg);
+                        return 2;
+                }
         }
         if (arg_sink)
                 return run_sink();

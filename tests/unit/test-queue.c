@@ -482,6 +482,98 @@ static void test_retention_and_persisted_offset(void **state) {
         rm_rf(tmp);
 }
 
+static void test_reader_survives_retention(void **state) {
+        /* A reader in a segment that retention removes finishes it and goes on with the next. */
+        char *tmp = make_tmp(), *dir = qdir_of(tmp);
+        QueueOptions o = { .segment_size = 4096 };
+        QueueReader *r = NULL;
+        QueueRecord rec;
+        Queue *q = NULL;
+        uint64_t expect = 0;
+
+        assert_int_equal(queue_open(dir, &o, &q), 0);
+        for (int i = 0; i < 10; i++) {
+                append_n(q, "s", 1 + (uint64_t) i * 50, 50, (uint64_t) i * 50);
+                assert_int_equal(queue_flush(q), 0);
+        }
+        assert_int_equal(queue_reader_open(dir, 0, &r), 0);
+        assert_int_equal(queue_reader_next(r, &rec), 1);
+        assert_int_equal(rec.offset, expect++);
+        queue_free(q);
+
+        /* Everything but the active segment goes. */
+        o.retention_bytes = 1;
+        assert_int_equal(queue_open(dir, &o, &q), 0);
+        assert_true(queue_apply_retention(q) > 0);
+        assert_true(queue_first_offset(q) > 50);
+        append_n(q, "s", 10000, 5, queue_next_offset(q));
+        assert_int_equal(queue_flush(q), 0);
+        /* The open segment is read to its end, then the reader jumps to what is still there. */
+        while (queue_reader_next(r, &rec) > 0) {
+                if (rec.offset != expect)
+                        break;
+                expect++;
+        }
+        assert_true(expect >= 2);
+        assert_int_equal(rec.offset, queue_first_offset(q));
+        assert_int_equal(queue_reader_next(r, &rec), 1);
+        assert_int_equal(rec.offset, queue_first_offset(q) + 1);
+
+        /* A new reader at 0 is clamped up to the first offset. */
+        queue_reader_free(r);
+        assert_int_equal(queue_reader_open(dir, 0, &r), 0);
+        assert_int_equal(queue_reader_next(r, &rec), 1);
+        assert_int_equal(rec.offset, queue_first_offset(q));
+        queue_reader_free(r);
+        queue_free(q);
+        free(dir);
+        rm_rf(tmp);
+}
+
+static void test_torn_and_corrupt_headers(void **state) {
+        char *tmp = make_tmp(), *dir = qdir_of(tmp);
+        _cleanup_free_ char *seg = NULL;
+        Events ev = {};
+        QueueOptions o = { .segment_size = 4096, .on_event = on_event, .userdata = &ev };
+        Queue *q = NULL;
+        uint64_t next;
+
+        assert_int_equal(queue_open(dir, &o, &q), 0);
+        for (int i = 0; i < 4; i++) {
+                append_n(q, "s", 1 + (uint64_t) i * 50, 50, (uint64_t) i * 50);
+                assert_int_equal(queue_flush(q), 0);
+        }
+        next = queue_next_offset(q);
+        queue_free(q);
+
+        /* A crash right after creating the active segment: shorter than its header. */
+        assert_int_equal(asprintf(&seg, "%s/%020" PRIu64 ".seg", dir, next), (int) strlen(dir) + 25);
+        assert_int_equal(access(seg, F_OK), 0);
+        assert_int_equal(truncate(seg, 7), 0);
+        assert_int_equal(queue_open(dir, &o, &q), 0);
+        assert_int_equal(ev.count[QUEUE_EVENT_TRUNCATED], 1);
+        assert_int_equal(ev.count[QUEUE_EVENT_QUARANTINED], 0);
+        assert_int_equal(queue_next_offset(q), next);
+        append_n(q, "s", 1000, 3, next);
+        assert_int_equal(queue_sync(q), 0);
+        queue_free(q);
+        assert_int_equal(read_all(dir, 0, NULL, 0), next + 3);
+
+        /* A garbled header of the active segment: quarantined, its offsets not reused. */
+        ev = (Events) {};
+        flip_byte(seg, 3);
+        assert_int_equal(queue_open(dir, &o, &q), 0);
+        assert_int_equal(ev.count[QUEUE_EVENT_QUARANTINED], 1);
+        assert_int_equal(queue_next_offset(q), next + 3);
+        assert_int_equal(access(seg, F_OK), -1);
+        assert_int_equal(read_all(dir, 0, NULL, 0), next);
+        append_n(q, "s", 2000, 1, next + 3);
+        queue_free(q);
+        assert_int_equal(read_all(dir, 0, NULL, 0), next + 1);
+        free(dir);
+        rm_rf(tmp);
+}
+
 static void test_retention_by_age(void **state) {
         char *tmp = make_tmp(), *dir = qdir_of(tmp);
         QueueOptions o = { .segment_size = 4096, .retention_usec = 200 * 1000 };
@@ -613,6 +705,8 @@ int main(void) {
                 cmocka_unit_test(test_flipped_byte_last_segment),
                 cmocka_unit_test(test_retention_and_persisted_offset),
                 cmocka_unit_test(test_retention_by_age),
+                cmocka_unit_test(test_reader_survives_retention),
+                cmocka_unit_test(test_torn_and_corrupt_headers),
                 cmocka_unit_test(test_max_bytes),
                 cmocka_unit_test(test_reader_follows_writer),
                 cmocka_unit_test(test_many_sources),
