@@ -8,6 +8,9 @@
   connector-ctl.py SOCKET wait NAME FIELD OP VALUE [TIMEOUT]  wait until a state report of NAME has
                                                               FIELD OP VALUE (OP: == >= <=), print it
   connector-ctl.py SOCKET watch [SECONDS]                     print every message as a JSON line
+  connector-ctl.py SOCKET add-many PREFIX COUNT KEY=VALUE...  add PREFIX0..PREFIX<COUNT-1>; {i} in a
+                                                              value is replaced by the index
+  connector-ctl.py SOCKET totals                              print "SOURCES ACTIVE RECORDS SKIPPED"
 
 Frames: u32 size, u16 type (1 = control JSON), u16 flags, all little-endian."""
 import json
@@ -70,6 +73,36 @@ def main():
         send(sock, {'op': cmd, 'id': 1, 'name': args[0]})
     elif cmd == 'list':
         send(sock, {'op': 'list', 'id': 1})
+    elif cmd == 'add-many':
+        prefix, count = args[0], int(args[1])
+        for i in range(count):
+            opts = {}
+            for a in args[2:]:
+                k, v = a.split('=', 1)
+                v = v.replace('{i}', str(i))
+                opts[k] = value(v) if k.endswith('_ms') or k.endswith('_bytes') else v
+            send(sock, {'op': 'add', 'id': 1000 + i, 'name': '%s%d' % (prefix, i), 'options': opts})
+        deadline = time.monotonic() + 30
+        ok = 0
+        for m in frames(sock, deadline):
+            if isinstance(m.get('id'), int) and m['id'] >= 1000:
+                if m.get('op') != 'ok':
+                    print(json.dumps(m), file=sys.stderr)
+                    return 1
+                ok += 1
+                if ok == count:
+                    print('added %d' % ok)
+                    return 0
+        return 1
+    elif cmd == 'totals':
+        send(sock, {'op': 'list', 'id': 1})
+        for m in frames(sock, deadline):
+            if m.get('op') == 'sources':
+                ss = m['sources']
+                print(len(ss), sum(1 for x in ss if x['state'] == 'active'), sum(x['records'] for x in ss),
+                      sum(x['skipped'] for x in ss))
+                return 0
+        return 1
     elif cmd == 'wait':
         name, field, op, want = args[0], args[1], args[2], value(args[3])
         deadline = time.monotonic() + (float(args[4]) if len(args) > 4 else 20)

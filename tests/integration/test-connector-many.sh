@@ -1,0 +1,40 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# One dpipe-connector-tcp process carries 1,000 tcp sources on its one event loop: all connect,
+# all become active, every record of every peer is stored, and the process stays within a sane
+# memory bound.
+source "$(dirname "$0")/lib.sh"
+HERE=$(cd "$(dirname "$0")" && pwd)
+CTL="python3 $HERE/connector-ctl.py $RUNTIME_DIR/connector-tcp.sock"
+OUT="$TMP/stored.jsonl"
+SOURCES=1000
+PER=20
+
+PORT=$(dp_free_port)
+dp_bg peers python3 "$HERE/connector-many-peers.py" "$PORT" "$PER"
+dp_wait_port 127.0.0.1 "$PORT"
+dp_bg writer python3 "$HERE/connector-fake-writer.py" "$RUNTIME_DIR/writer.sock" "$OUT"
+dp_wait_socket "$RUNTIME_DIR/writer.sock"
+dp_daemon connector dpipe-connector-tcp --runtime-dir="$RUNTIME_DIR" --state-dir="$STATE_DIR"
+CONNECTOR_PID=${DP_PIDS[connector]}
+dp_wait_socket "$RUNTIME_DIR/connector-tcp.sock"
+
+$CTL add-many s "$SOURCES" address="127.0.0.1:$PORT" format=jsonl >/dev/null || dp_fail "adding $SOURCES sources"
+
+want="$SOURCES $SOURCES $((SOURCES * PER)) 0"
+got=
+for ((i = 0; i < 600; i++)); do
+        got=$($CTL totals)
+        [ "$got" = "$want" ] && break
+        sleep 0.1
+done
+dp_assert_eq "$want" "$got" "sources, active, records, skipped"
+dp_retry 20 bash -c "[ \$(wc -l <'$OUT') -ge $((SOURCES * PER)) ]" || dp_fail "not every record stored"
+dp_assert_eq "$((SOURCES * PER))" "$(wc -l <"$OUT")" "records stored"
+
+# 1,000 open connections cost far less than a megabyte each.
+rss=$(awk '/^VmRSS/ {print $2}' "/proc/$CONNECTOR_PID/status")
+dp_log "connector RSS with $SOURCES sources: ${rss} kB"
+[ "$rss" -lt 400000 ] || dp_fail "RSS ${rss} kB with $SOURCES sources"
+fds=$(ls "/proc/$CONNECTOR_PID/fd" | wc -l)
+[ "$fds" -ge "$SOURCES" ] || dp_fail "only $fds fds open for $SOURCES sources"
