@@ -59,7 +59,9 @@ static int polkit_reply_handler(sd_bus_message *reply, void *userdata, sd_bus_er
         if (sd_bus_message_is_method_error(reply, NULL))
                 log_debug("polkit is not available (%s), denying.", sd_bus_message_get_error(reply)->name);
         else {
-                r = sd_bus_message_read(reply, "(bb", &authorized, &challenge);
+                r = sd_bus_message_enter_container(reply, 'r', "bba{ss}");
+                if (r >= 0)
+                        r = sd_bus_message_read(reply, "bb", &authorized, &challenge);
                 if (r < 0)
                         log_warning_errno(r, "Malformed reply from polkit, denying: %m");
                 q->authorized = r >= 0 && authorized;
