@@ -175,6 +175,9 @@ int manager_handle_control(Manager *m, Conn *c, const uint8_t *payload, uint32_t
                         json_object_object_add(reply, "op", json_object_new_string("error"));
                         json_object_object_add(reply, "message", json_object_new_string("invalid source name"));
                 } else {
+                        /* The last_seq we report must be durable under the policy, like an ack: a
+                         * connector may skip what it names. */
+                        (void) manager_commit(m);
                         json_object_object_add(reply, "op", json_object_new_string("hello"));
                         json_object_object_add(reply, "source", json_object_new_string(source));
                         if (queue_last_seq(m->queue, source, strlen(source), &last))
