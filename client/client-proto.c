@@ -135,11 +135,11 @@ int client_conn_send_json(ClientConn *c, struct json_object *o) {
         return client_conn_send_line(c, s, len);
 }
 
-static int conn_send_ack(ClientConn *c) {
+int client_conn_ack(ClientConn *c) {
         char buf[64];
         int n;
 
-        if (!c->have_offset || (c->have_acked && c->acked_offset == c->last_offset))
+        if (c->state != CONN_CONNECTED || !c->have_offset || (c->have_acked && c->acked_offset == c->last_offset))
                 return 0;
         n = snprintf(buf, sizeof(buf), "{\"op\":\"ack\",\"offset\":%" PRIu64 "}", c->last_offset);
         c->have_acked = true;
@@ -226,10 +226,10 @@ static int conn_end_batch(ClientConn *c) {
 
         if (c->cb.on_flush) {
                 r = c->cb.on_flush(c, c->userdata);
-                if (r < 0)
-                        return r;
+                if (r != 0)
+                        return r < 0 ? r : 0;
         }
-        return conn_send_ack(c);
+        return client_conn_ack(c);
 }
 
 static int conn_on_connected(ClientConn *c) {

@@ -34,7 +34,9 @@ typedef struct ClientConnCallbacks {
         int (*on_record)(ClientConn *c, const char *line, size_t len, uint64_t offset, void *userdata);
         /* Any other message; msg is the parsed object (never NULL). */
         int (*on_reply)(ClientConn *c, const char *line, size_t len, struct json_object *msg, void *userdata);
-        /* End of a read batch: write out everything printed so far. A negative return stops acking. */
+        /* End of a read batch: write out everything printed so far. Returns 0 when it is all out (the
+         * records are acked now), 1 when some is still pending (the owner calls client_conn_ack()
+         * once it is out), negative to stop acking. */
         int (*on_flush)(ClientConn *c, void *userdata);
         /* The connection is gone: error < 0 with a human-readable reason, or 0 for an orderly EOF. */
         void (*on_disconnected)(ClientConn *c, int error, const char *reason, void *userdata);
@@ -53,6 +55,9 @@ bool client_conn_is_connected(const ClientConn *c);
 /* Queues one line (the newline is added) / a JSON object as one line. */
 int client_conn_send_line(ClientConn *c, const char *line, size_t len);
 int client_conn_send_json(ClientConn *c, struct json_object *o);
+
+/* Acks every record handed to on_record so far (no-op when they are acked already). */
+int client_conn_ack(ClientConn *c);
 
 /* Records: the offset of the last record handed to on_record (and, after the next flush, acked). */
 bool client_conn_last_offset(const ClientConn *c, uint64_t *ret);

@@ -23,6 +23,7 @@
 #include "json-util.h"
 #include "line.h"
 #include "log.h"
+#include "output.h"
 #include "util.h"
 
 #define PROMPT "dpipe> "
@@ -43,7 +44,8 @@ static size_t arg_n_command = 0;
 typedef struct Client {
         sd_event *event;
         ClientConn *conn;
-        Buffer out;
+        Output *output;
+        Buffer *out;        /* the output's buffer */
         RecordFormatter formatter;
 
         bool interactive;
@@ -80,10 +82,10 @@ static Client *client_free(Client *c) {
         if (!c)
                 return NULL;
         client_conn_free(c->conn);
+        output_free(c->output);
         sd_event_source_disable_unref(c->stdin_source);
         sd_event_source_disable_unref(c->reconnect_timer);
         sd_event_unref(c->event);
-        buffer_done(&c->out);
         buffer_done(&c->in);
         record_formatter_done(&c->formatter);
         json_object_putp(&c->subscribe_request);
@@ -100,50 +102,11 @@ static void client_exit(Client *c, int code) {
         (void) sd_event_exit(c->event, code);
 }
 
-/* Writes everything buffered to stdout. Blocking on purpose: a slow reader of our output slows
- * us down, and the server's flow-control window then slows the server down. */
+/* Writes what stdout takes now. 1: the rest waits for the reader (records are acked once it is
+ * out); 0: all written. Errors end the client. */
 static int client_flush_stdout(Client *c) {
-        while (buffer_size(&c->out) > 0) {
-                ssize_t n = write(STDOUT_FILENO, buffer_begin(&c->out), buffer_size(&c->out));
+        int r = output_flush(c->output);
 
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        if (errno == EAGAIN) {
-                                (void) fd_set_nonblock(STDOUT_FILENO, false);
-                                continue;
-                        }
-                        return -errno;
-                }
-                buffer_consume(&c->out, (size_t) n);
-        }
-        return 0;
-}
-
-static void client_show_prompt(Client *c) {
-        if (!c->tty || c->prompt_shown || c->stdin_eof || c->exiting || c->quit_requested)
-                return;
-        (void) buffer_append_str(&c->out, PROMPT);
-        c->prompt_shown = true;
-}
-
-/* Before printing something that arrived on its own, take the prompt away. */
-static void client_hide_prompt(Client *c) {
-        if (!c->prompt_shown)
-                return;
-        (void) buffer_append_str(&c->out, "\r\x1b[K");
-        c->prompt_shown = false;
-}
-
-static int on_flush(ClientConn *conn, void *userdata) {
-        Client *c = userdata;
-        int r;
-
-        if (buffer_size(&c->out) == 0)
-                return 0;
-        if (c->interactive && c->pending_replies == 0)
-                client_show_prompt(c);
-        r = client_flush_stdout(c);
         if (r == -EPIPE) {
                 /* Nobody reads our output any more (e.g. "| head"): stop without acking the rest. */
                 client_exit(c, EXIT_SUCCESS);
@@ -154,6 +117,49 @@ static int on_flush(ClientConn *conn, void *userdata) {
                 client_exit(c, EXIT_FAILURE);
         }
         return r;
+}
+
+static void on_output_done(Output *o, int error, void *userdata) {
+        Client *c = userdata;
+        int r;
+
+        if (error == -EPIPE) {
+                client_exit(c, EXIT_SUCCESS);
+                return;
+        }
+        if (error < 0) {
+                log_error_errno(error, "Failed to write to standard output: %m");
+                client_exit(c, EXIT_FAILURE);
+                return;
+        }
+        r = client_conn_ack(c->conn);
+        if (r < 0)
+                log_debug_errno(r, "Failed to send ack, ignoring: %m");
+}
+
+static void client_show_prompt(Client *c) {
+        if (!c->tty || c->prompt_shown || c->stdin_eof || c->exiting || c->quit_requested)
+                return;
+        (void) buffer_append_str(c->out, PROMPT);
+        c->prompt_shown = true;
+}
+
+/* Before printing something that arrived on its own, take the prompt away. */
+static void client_hide_prompt(Client *c) {
+        if (!c->prompt_shown)
+                return;
+        (void) buffer_append_str(c->out, "\r\x1b[K");
+        c->prompt_shown = false;
+}
+
+static int on_flush(ClientConn *conn, void *userdata) {
+        Client *c = userdata;
+
+        if (!output_pending(c->output))
+                return 0;
+        if (c->interactive && c->pending_replies == 0)
+                client_show_prompt(c);
+        return client_flush_stdout(c);
 }
 
 static int build_subscribe(const SubscribeFrom *from, struct json_object **ret) {
@@ -244,12 +250,12 @@ static int on_record(ClientConn *conn, const char *line, size_t len, uint64_t of
         int r;
 
         client_hide_prompt(c);
-        r = record_formatter_append(&c->formatter, line, len, &c->out);
+        r = record_formatter_append(&c->formatter, line, len, c->out);
         if (r == -EBADMSG) {
                 log_warning("Record at offset %" PRIu64 " is not valid JSON, printing it as it came.", offset);
-                r = buffer_append(&c->out, line, len);
+                r = buffer_append(c->out, line, len);
                 if (r >= 0)
-                        r = buffer_append(&c->out, "\n", 1);
+                        r = buffer_append(c->out, "\n", 1);
         }
         return r;
 }
@@ -291,7 +297,7 @@ static int on_reply(ClientConn *conn, const char *line, size_t len, struct json_
                         return 0;
                 }
                 client_exit(c, EXIT_SUCCESS);
-                return reply_format_append(arg_format, line, len, msg, &c->out);
+                return reply_format_append(arg_format, line, len, msg, c->out);
         }
 
         client_hide_prompt(c);
@@ -301,7 +307,7 @@ static int on_reply(ClientConn *conn, const char *line, size_t len, struct json_
                 if (is_error)
                         json_object_putp(&c->subscribe_request), c->subscribe_request = NULL;
         }
-        return reply_format_append(arg_format, line, len, msg, &c->out);
+        return reply_format_append(arg_format, line, len, msg, c->out);
 }
 
 static int reconnect_handler(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -320,9 +326,10 @@ static void on_disconnected(ClientConn *conn, int error, const char *reason, voi
 
         if (c->exiting)
                 return;
-        (void) on_flush(conn, c);
         client_hide_prompt(c);
         (void) client_flush_stdout(c);
+        if (c->exiting)
+                return;
 
         if (error == 0 && (c->quit_sent || c->quit_requested || (!c->interactive && c->command_done && !c->command_is_subscribe))) {
                 client_exit(c, EXIT_SUCCESS);
@@ -416,7 +423,7 @@ static int client_stdin_ended(Client *c) {
         if (c->stdin_source)
                 (void) sd_event_source_set_enabled(c->stdin_source, SD_EVENT_OFF);
         if (c->tty)
-                (void) buffer_append_str(&c->out, "\n");
+                (void) buffer_append_str(c->out, "\n");
         c->prompt_shown = false;
         (void) client_flush_stdout(c);
         /* Ctrl-D on a terminal means "I am done". From a pipe, keep following a subscription (the
@@ -647,6 +654,11 @@ static int run(int argc, char *argv[]) {
                 return log_error_errno(r, "Failed to set up the event loop: %m"), EXIT_FAILURE;
         (void) sd_event_source_set_enabled(c->reconnect_timer, SD_EVENT_OFF);
 
+        r = output_new(c->event, STDOUT_FILENO, on_output_done, c, &c->output);
+        if (r < 0)
+                return log_oom(), EXIT_FAILURE;
+        c->out = output_buffer(c->output);
+
         r = client_conn_new(c->event, arg_connect, &callbacks, c, &c->conn);
         if (r == -EINVAL || r == -EADDRNOTAVAIL) {
                 log_error("Invalid server address '%s': expected HOST:PORT.", arg_connect);
@@ -680,7 +692,8 @@ static int run(int argc, char *argv[]) {
         }
 
         r = sd_event_loop(c->event);
-        (void) client_flush_stdout(c);
+        /* Whatever arrived is printed, but a reader that does not read any more cannot hold us. */
+        (void) output_flush_blocking(c->output, 2000);
         if (r < 0)
                 return log_error_errno(r, "Event loop failed: %m"), EXIT_FAILURE;
         return c->exit_code;

@@ -15,12 +15,14 @@
 #include "dpipectl.h"
 #include "json-util.h"
 #include "log.h"
+#include "output.h"
 #include "util.h"
 
 typedef struct Tail {
         sd_event *event;
         ClientConn *conn;
-        Buffer out;
+        Output *output;
+        Buffer *out;
         uint64_t printed;
         int exit_code;
         bool done;
@@ -34,18 +36,16 @@ static void tail_exit(Tail *t, int code) {
         (void) sd_event_exit(t->event, code);
 }
 
-static int tail_flush(Tail *t) {
-        while (buffer_size(&t->out) > 0) {
-                ssize_t n = write(STDOUT_FILENO, buffer_begin(&t->out), buffer_size(&t->out));
+static void on_output_done(Output *o, int error, void *userdata) {
+        Tail *t = userdata;
 
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                buffer_consume(&t->out, (size_t) n);
+        if (error == -EPIPE)
+                return tail_exit(t, EXIT_SUCCESS);
+        if (error < 0) {
+                log_error_errno(error, "Failed to write to standard output: %m");
+                return tail_exit(t, EXIT_FAILURE);
         }
-        return 0;
+        (void) client_conn_ack(t->conn);
 }
 
 static int on_connected(ClientConn *c, void *userdata) {
@@ -78,7 +78,7 @@ static int append_human(Tail *t, const char *line, size_t len, uint64_t offset) 
         uint64_t us;
 
         if (json_parse_n(line, len, &rec, NULL) < 0)
-                return buffer_printf(&t->out, "%" PRIu64 " %.*s\n", offset, (int) len, line);
+                return buffer_printf(t->out, "%" PRIu64 " %.*s\n", offset, (int) len, line);
         if (json_get_uint64(rec, "ts_us", &us)) {
                 time_t s = (time_t) (us / USEC_PER_SEC);
                 struct tm tm;
@@ -88,7 +88,7 @@ static int append_human(Tail *t, const char *line, size_t len, uint64_t offset) 
                                  us % USEC_PER_SEC);
         }
         (void) json_object_object_get_ex(rec, "data", &data);
-        return buffer_printf(&t->out, "%s%" PRIu64 "%s %s %s%s%s: %s\n", ansi(ANSI_GREY), offset, ansi(ANSI_NORMAL), ts,
+        return buffer_printf(t->out, "%s%" PRIu64 "%s %s %s%s%s: %s\n", ansi(ANSI_GREY), offset, ansi(ANSI_NORMAL), ts,
                              ansi(ANSI_HIGHLIGHT), json_get_string(rec, "source") ?: "?", ansi(ANSI_NORMAL),
                              json_object_to_json_string_ext(data, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 }
@@ -100,9 +100,9 @@ static int on_record(ClientConn *c, const char *line, size_t len, uint64_t offse
         if (t->done)
                 return 0;
         if (arg_json) {
-                r = buffer_append(&t->out, line, len);
+                r = buffer_append(t->out, line, len);
                 if (r >= 0)
-                        r = buffer_append(&t->out, "\n", 1);
+                        r = buffer_append(t->out, "\n", 1);
         } else
                 r = append_human(t, line, len, offset);
         if (r < 0)
@@ -125,13 +125,11 @@ static int on_reply(ClientConn *c, const char *line, size_t len, struct json_obj
 
 static int on_flush(ClientConn *c, void *userdata) {
         Tail *t = userdata;
-        int r = tail_flush(t);
+        int r = output_flush(t->output);
 
-        if (r == -EPIPE) {
+        if (r == -EPIPE)
                 tail_exit(t, EXIT_SUCCESS);
-                return r;
-        }
-        if (r < 0) {
+        else if (r < 0) {
                 log_error_errno(r, "Failed to write to standard output: %m");
                 tail_exit(t, EXIT_FAILURE);
         }
@@ -141,7 +139,7 @@ static int on_flush(ClientConn *c, void *userdata) {
 static void on_disconnected(ClientConn *c, int error, const char *reason, void *userdata) {
         Tail *t = userdata;
 
-        (void) tail_flush(t);
+        (void) output_flush(t->output);
         if (t->done)
                 return;
         if (error < 0) {
@@ -182,9 +180,16 @@ int verb_tail(sd_bus *bus, int argc, char **argv) {
                 log_error_errno(r, "Failed to set up the event loop: %m");
                 goto finish;
         }
+        r = output_new(t.event, STDOUT_FILENO, on_output_done, &t, &t.output);
+        if (r < 0) {
+                log_oom();
+                goto finish;
+        }
+        t.out = output_buffer(t.output);
         r = client_conn_new(t.event, arg_connect, &callbacks, &t, &t.conn);
         if (r < 0) {
                 log_error_errno(r, "Invalid address --connect=%s: %m", arg_connect);
+                output_free(t.output);
                 sd_event_unref(t.event);
                 return EXIT_USAGE;
         }
@@ -201,9 +206,10 @@ int verb_tail(sd_bus *bus, int argc, char **argv) {
         else
                 r = 0;
 finish:
-        (void) tail_flush(&t);
+        if (t.output)
+                (void) output_flush_blocking(t.output, 2000);
         client_conn_free(t.conn);
+        output_free(t.output);
         sd_event_unref(t.event);
-        buffer_done(&t.out);
         return r < 0 ? EXIT_FAILURE : t.exit_code;
 }

@@ -52,7 +52,7 @@ if offs != list(range(n)):
     dup = len(offs) - len(set(offs))
     sys.exit("%d records; missing %s; %d repeated; first offsets %s" % (len(offs), missing, dup, offs[:10]))
 for r in recs:
-    assert r["op"] == "record" and r["source"] in ("alpha", "beta") and r["ts_us"] > 0, r
+    assert r["op"] == "record" and r["source"] in ("alpha", "beta", "gamma") and r["ts_us"] > 0, r
     if r["source"] == "alpha":
         i = r["offset"]
         assert r["data"] == {"id": i, "name": "name %d" % i, "note": 'comma, and "quotes" %d' % i} or \
@@ -166,6 +166,30 @@ wait_lines "$TMP/reconnect.jsonl" $((N_ALPHA + N_BETA)) 30
 sleep 1
 check_stream "$TMP/reconnect.jsonl" $((N_ALPHA + N_BETA))
 dp_assert_contains "$(cat "$TMP/reconnect.jsonl.err")" "Reconnecting" "--reconnect message"
+
+# --- a reader that stalls for longer than the server's client timeout ----------------------------
+# 800 KB of records do not fit in a pipe: the client must keep answering pings while its output
+# waits (and ack only what was written), instead of blocking and being dropped by dpiped.
+python3 -c 'import sys
+with open(sys.argv[1], "w") as f:
+    f.write("id,blob\n")
+    for i in range(400):
+        f.write("%d,%s\n" % (i, "x" * 2000))' "$TMP/gamma.csv"
+N_GAMMA=400
+PORT_GAMMA=$(dp_free_port)
+dp_daemon source-gamma dpipe-source --file="$TMP/gamma.csv" --tcp="127.0.0.1:$PORT_GAMMA"
+dp_wait_port 127.0.0.1 "$PORT_GAMMA"
+expect_exit 0 dpipectl add-source gamma --type=tcp --address="127.0.0.1:$PORT_GAMMA"
+N_ALL=$((N_ALPHA + N_BETA + N_GAMMA))
+wait_lines "$TMP/reconnect.jsonl" "$N_ALL" 30
+dp_bg slow bash -c 'dpipe-client --connect="$1" subscribe earliest 2>"$2.err" | { sleep 3; cat; } >"$2"; echo "${PIPESTATUS[0]}" >"$2.rc"' \
+        _ "$ADDR" "$TMP/slow.jsonl"
+wait_lines "$TMP/slow.jsonl" "$N_ALL" 30
+check_stream "$TMP/slow.jsonl" "$N_ALL"
+sleep 1
+# Still subscribed: dpiped did not drop it as silent.
+[ ! -e "$TMP/slow.jsonl.rc" ] || dp_fail "the client of a stalled reader ended (status $(cat "$TMP/slow.jsonl.rc")): $(cat "$TMP/slow.jsonl.err")"
+! grep -q "sent nothing for" "$LOG_DIR/dpiped.log" || dp_fail "dpiped timed a client out: $(grep "sent nothing for" "$LOG_DIR/dpiped.log")"
 
 # --- --reconnect across a connection cut in mid-stream (stand-in server) -----------------------
 FAKE_PORT=$(dp_free_port)
