@@ -73,7 +73,10 @@ static int manager_report_fire(sd_event_source *es, uint64_t usec, void *userdat
                 Source *s = (Source *) lh_entry_v(e);
                 if (s->state_dirty)
                         (void) source_report(s);
-                (void) source_save_cursor(s);
+                /* Positions are what a restart needs beyond the writer's last seq: keep them fresh.
+                 * A seq-only cursor is written when the source stops. */
+                if (s->position)
+                        (void) source_save_cursor(s);
                 if (s->state == SOURCE_ACTIVE)
                         active++;
         }

@@ -105,6 +105,8 @@ static void source_do_stop(Source *s) {
         s->started = false;
         s->manager->type->stop(s);
         source_flush(s);
+        if (!s->removed)
+                (void) source_save_cursor(s);
 }
 
 /* Enters connecting; the type's start() runs once the writer told us where to resume. */

@@ -192,6 +192,8 @@ static int writer_client_handle_ack(WriterClient *w, const Frame *f) {
                 source_batch_acked(s, b);
         writer_client_recycle_batch(w, b);
         manager_update_throttle(w->manager);
+        if (!w->batches_head)
+                manager_check_idle(w->manager);
         return 0;
 }
 

@@ -96,3 +96,17 @@ $CTL wait demo state == paused 5 >/dev/null || dp_fail "not paused"
 $CTL remove demo >/dev/null || dp_fail "remove"
 reply=$($CTL list)
 [[ "$reply" != *'"demo"'* ]] || dp_fail "removed source still listed"
+
+# Socket activation (as dpipe-connector-tcp.socket does it) and --idle-exit-sec: started by the
+# first connection on the passed socket, it exits 0 once nobody is connected and no source is left.
+mkdir -p "$TMP/act"
+dp_bg activate systemd-socket-activate -l "$TMP/act/connector-tcp.sock" -E DPIPE_LOG_LEVEL \
+        dpipe-connector-tcp --runtime-dir="$TMP/act" --state-dir="$STATE_DIR" --idle-exit-sec=1
+ACT_PID=${DP_OTHER_PIDS[-1]}
+dp_wait_socket "$TMP/act/connector-tcp.sock"
+reply=$(python3 "$HERE/connector-ctl.py" "$TMP/act/connector-tcp.sock" list) || dp_fail "socket-activated connector did not answer"
+dp_assert_contains "$reply" '"sources": []' "socket-activated connector's list"
+dp_wait_exit "$ACT_PID" 10 || dp_fail "connector did not exit after --idle-exit-sec"
+wait "$ACT_PID" && rc=0 || rc=$?
+dp_assert_eq 0 "$rc" "exit status after idle exit"
+grep -q "socket-activated" "$LOG_DIR/activate.log" || dp_fail "connector did not use the passed socket"
