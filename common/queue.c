@@ -347,6 +347,7 @@ struct Queue {
         uint64_t index_last_pos; /* position of the last index entry in the active segment */
         uint64_t active_end;     /* offset after the last record of the active segment at open */
         uint64_t last_write_usec; /* of the active segment, for age retention */
+        uint64_t writeback_pos;   /* queue_writeback() started writeback up to here */
 
         uint64_t next_offset;    /* assigned to the next appended record */
         Buffer pending;          /* appended, not yet written */
@@ -611,6 +612,7 @@ static int queue_create_segment(Queue *q) {
         q->index_fd = TAKE_FD(ifd);
         q->active_first = q->next_offset;
         q->active_size = QUEUE_SEGMENT_HEADER_SIZE;
+        q->writeback_pos = 0;
         q->active_created_us = now;
         q->last_write_usec = now;
         q->index_last_pos = 0;
@@ -991,6 +993,16 @@ int queue_append(Queue *q, const char *source, size_t source_len, const QueueApp
                 q->next_offset++;
         }
         return 0;
+}
+
+void queue_writeback(Queue *q) {
+        if (q->writeback_pos > q->active_size)
+                q->writeback_pos = 0; /* a new segment */
+        if (q->active_size > q->writeback_pos) {
+                (void) sync_file_range(q->active_fd, (off_t) q->writeback_pos, (off_t) (q->active_size - q->writeback_pos),
+                                       SYNC_FILE_RANGE_WRITE);
+                q->writeback_pos = q->active_size;
+        }
 }
 
 size_t queue_pending_bytes(Queue *q) {

@@ -83,6 +83,9 @@ int queue_sync(Queue *q);
 /* Writes what was appended to the segment file (visible to readers, not yet durable). queue_sync()
  * does this first. On -ENOSPC the file is cut back and everything stays pending: call again later. */
 int queue_flush(Queue *q);
+/* Starts (does not wait for) writeback of what was flushed since the last call, so that a later
+ * queue_sync() has little left to do (sync_file_range(SYNC_FILE_RANGE_WRITE)). Best effort. */
+void queue_writeback(Queue *q);
 /* Bytes appended but not yet written by queue_flush(). */
 size_t queue_pending_bytes(Queue *q);
 /* Last stored seq for a source; false if the queue holds nothing from it. */

@@ -254,7 +254,12 @@ static int manager_commit_internal(Manager *m) {
         }
         if (m->opts.sync != QUEUE_SYNC_BATCH)
                 m->unsynced = true;
-        return manager_send_acks(m);
+        r = manager_send_acks(m);
+        /* With --sync=interval, get the disk going now: the periodic fdatasync() then blocks the
+         * loop only for what is left. */
+        if (m->opts.sync == QUEUE_SYNC_INTERVAL)
+                queue_writeback(m->queue);
+        return r;
 }
 
 int manager_commit(Manager *m) {
