@@ -310,13 +310,17 @@ static int on_reply(ClientConn *conn, const char *line, size_t len, struct json_
         return reply_format_append(arg_format, line, len, msg, c->out);
 }
 
+static void on_disconnected(ClientConn *conn, int error, const char *reason, void *userdata);
+
 static int reconnect_handler(sd_event_source *s, uint64_t usec, void *userdata) {
         Client *c = userdata;
         int r;
 
         r = client_conn_connect(c->conn);
-        if (r < 0)
-                log_warning_errno(r, "Failed to connect to %s, retrying: %m", client_conn_address(c->conn));
+        if (r < 0) {
+                /* Failed before even trying (no socket, say): count it as one more failed attempt. */
+                on_disconnected(c->conn, r, "Failed to connect.", c);
+        }
         return 0;
 }
 
@@ -339,7 +343,8 @@ static void on_disconnected(ClientConn *conn, int error, const char *reason, voi
                 if (c->pending_replies > 0 && c->interactive)
                         c->pending_replies = 0;
                 c->reconnect_delay = c->reconnect_delay == 0 ? RECONNECT_MIN_USEC : MIN(c->reconnect_delay * 2, RECONNECT_MAX_USEC);
-                log_warning("%s Reconnecting in %" PRIu64 " ms.", reason, c->reconnect_delay / USEC_PER_MSEC);
+                log_warning("%s%s Reconnecting in %" PRIu64 " ms.", reason,
+                            reason[0] && reason[strlen(reason) - 1] == '.' ? "" : ".", c->reconnect_delay / USEC_PER_MSEC);
                 if (c->subscribed)
                         c->subscribed = !!c->subscribe_request; /* renewed on connect */
                 r = sd_event_source_set_time_relative(c->reconnect_timer, c->reconnect_delay);
