@@ -302,7 +302,16 @@ static int status_pipeline(sd_bus *bus) {
 }
 
 int verb_status(sd_bus *bus, int argc, char **argv) {
-        if (argc >= 2)
-                return status_source(bus, argv[1]);
-        return status_pipeline(bus);
+        int ret = EXIT_SUCCESS;
+
+        if (argc < 2)
+                return status_pipeline(bus);
+        /* Several names: one block each, a blank line between them, like systemctl status. */
+        for (int i = 1; i < argc; i++) {
+                if (i > 1 && !arg_json)
+                        putchar('\n');
+                if (status_source(bus, argv[i]) != EXIT_SUCCESS)
+                        ret = EXIT_FAILURE;
+        }
+        return ret;
 }

@@ -142,7 +142,7 @@ static const Verb verbs[] = {
         { "pause-source", 1, -1, true, verb_simple },
         { "resume-source", 1, -1, true, verb_simple },
         { "list-sources", 0, 0, true, verb_list_sources },
-        { "status", 0, 1, true, verb_status },
+        { "status", 0, -1, true, verb_status },
         { "monitor", 0, 0, true, verb_monitor },
         { "tail", 0, 0, false, verb_tail },
 };
@@ -157,7 +157,7 @@ static void help(void) {
                "  pause-source NAME...        Stop ingestion, keep the definition\n"
                "  resume-source NAME...       Restart ingestion\n"
                "  list-sources                List sources\n"
-               "  status [NAME]               Show the pipeline or one source\n"
+               "  status [NAME...]            Show the pipeline or sources\n"
                "  tail                        Follow records (client protocol, not D-Bus)\n"
                "  monitor                     Print source changes as they happen\n\n"
                "Options:\n"
