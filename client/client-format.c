@@ -54,11 +54,11 @@ static int record_values(RecordFormatter *f, struct json_object *rec, char ***re
         vals = calloc(n, sizeof(char *));
         if (!vals)
                 return -ENOMEM;
-        if (json_get_uint64(rec, "offset", &u))
-                (void) asprintf(&vals[0], "%" PRIu64, u);
+        if (json_get_uint64(rec, "offset", &u) && asprintf(&vals[0], "%" PRIu64, u) < 0)
+                vals[0] = NULL;
         vals[1] = strdup(json_get_string(rec, "source") ?: "");
-        if (json_get_uint64(rec, "ts_us", &u))
-                (void) asprintf(&vals[2], "%" PRIu64, u);
+        if (json_get_uint64(rec, "ts_us", &u) && asprintf(&vals[2], "%" PRIu64, u) < 0)
+                vals[2] = NULL;
         for (size_t i = 0; i < n_fields; i++) {
                 if (f->columns) {
                         const char *key = json_object_get_string(json_object_array_get_idx(f->columns, i));
