@@ -474,7 +474,7 @@ static int http_process_page(HttpSource *h, json_object *o) {
         int r;
 
         if (!json_object_object_get_ex(o, "records", &records) || !json_object_is_type(records, json_type_array))
-                return source_fail(s, 0, "response of %s has no records array", h->url);
+                return source_fail(s, 0, "response of %s has no records array", h->url), -EIO;
         n = json_object_array_length(records);
         for (size_t i = 0; i < n; i++) {
                 json_object *v = json_object_array_get_idx(records, i);
@@ -489,7 +489,7 @@ static int http_process_page(HttpSource *h, json_object *o) {
                 }
                 r = source_emit_seq(s, offset + i, text, strlen(text));
                 if (r < 0)
-                        return source_fail(s, r, "failed to queue record");
+                        return source_fail(s, r, "failed to queue record"), -EIO;
         }
         if (json_get_uint64(o, "next_offset", &next) && next > offset + n) {
                 /* Skipped over filtered-out or removed rows: continue after them next time. */
@@ -514,7 +514,7 @@ static int http_process_document(HttpSource *h, RecordFormat f) {
 
                 if (record_reader_parse_json(&h->reader, buffer_begin(&h->body), buffer_size(&h->body), &o) < 0 ||
                     !json_object_is_type(o, json_type_array))
-                        return source_fail(s, 0, "body of %s is not a JSON array", h->url);
+                        return source_fail(s, 0, "body of %s is not a JSON array", h->url), -EIO;
                 n = json_object_array_length(o);
                 if (n < skip) {
                         log_notice("Source %s: document shrank from %" PRIu64 " to %zu records, reading it anew",
@@ -525,7 +525,7 @@ static int http_process_document(HttpSource *h, RecordFormat f) {
                         h->doc_index = i;
                         r = emit_value(h, json_object_array_get_idx(o, i));
                         if (r < 0)
-                                return source_fail(s, r, "failed to queue record");
+                                return source_fail(s, r, "failed to queue record"), -EIO;
                 }
                 index = n;
         } else {
@@ -544,7 +544,7 @@ static int http_process_document(HttpSource *h, RecordFormat f) {
                                 continue;
                         }
                         if (r < 0)
-                                return source_fail(s, r, "failed to read body");
+                                return source_fail(s, r, "failed to read body"), -EIO;
                         if (f == RECORD_FORMAT_CSV && !h->reader.header) {
                                 (void) record_reader_emit(&h->reader, s, rec, len); /* takes the header */
                                 continue;
@@ -557,7 +557,7 @@ static int http_process_document(HttpSource *h, RecordFormat f) {
                         }
                         r = record_reader_emit(&h->reader, s, rec, len);
                         if (r < 0)
-                                return source_fail(s, r, "failed to queue record");
+                                return source_fail(s, r, "failed to queue record"), -EIO;
                 }
                 if (index < skip) {
                         log_notice("Source %s: document shrank from %" PRIu64 " to %" PRIu64 " records",

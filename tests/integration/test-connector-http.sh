@@ -55,6 +55,16 @@ $CTL add missing address="http://127.0.0.1:$WEB/missing.json" interval_ms=200 >/
 st=$($CTL wait missing state == backoff 10) || dp_fail "404 did not put the source in backoff"
 dp_assert_contains "$st" "HTTP 404" "LastError of a 404"
 
+# A malformed body: backoff with the reason; once the document is fixed the source recovers.
+printf '[{"k": 1}, ' >"$WWW/broken.json"
+$CTL add broken address="http://127.0.0.1:$WEB/broken.json" format=json interval_ms=200 >/dev/null || dp_fail "add broken"
+st=$($CTL wait broken state == backoff 10) || dp_fail "malformed body did not put the source in backoff"
+dp_assert_contains "$st" "not a JSON array" "LastError of a malformed body"
+printf '[{"k": 1}]' >"$WWW/broken.json"
+$CTL wait broken records == 1 20 >/dev/null || dp_fail "no recovery after the body was fixed"
+$CTL wait broken state == active 5 >/dev/null || dp_fail "not active after recovery"
+$CTL remove broken >/dev/null || dp_fail "remove broken"
+
 $CTL wait items records '>=' 5 10 >/dev/null || dp_fail "JSON array not read"
 $CTL wait table records '>=' 2 10 >/dev/null || dp_fail "CSV document not read"
 grep -q '"x": "1", "y": "a, b"' "$OUT" || dp_fail "CSV row values"
