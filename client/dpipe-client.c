@@ -240,6 +240,11 @@ static int on_connected(ClientConn *conn, void *userdata) {
                 if (r < 0)
                         return r;
         }
+        if (c->interactive && c->pending_replies == 0) {
+                /* The prompt appears once there is someone to talk to. */
+                client_show_prompt(c);
+                (void) client_flush_stdout(c);
+        }
         if (c->stdin_source)
                 return sd_event_source_set_enabled(c->stdin_source, c->stdin_eof ? SD_EVENT_OFF : SD_EVENT_ON);
         return 0;
@@ -685,8 +690,6 @@ static int run(int argc, char *argv[]) {
                 if (r < 0)
                         return log_error_errno(r, "Failed to watch standard input: %m"), EXIT_FAILURE;
                 (void) sd_event_source_set_enabled(c->stdin_source, SD_EVENT_OFF);
-                client_show_prompt(c);
-                (void) client_flush_stdout(c);
         }
 
         r = client_conn_connect(c->conn);
