@@ -5,7 +5,10 @@
  *     queue-dump DIR [--from=N]             one line per record: offset TAB source TAB seq TAB data
  *     queue-dump DIR --bounds               "first next" as queue_bounds() sees them
  *     queue-dump DIR --bench [--from=N]     reads everything, prints one JSON line of throughput
- *     queue-dump DIR --wait-next=N          waits (inotify) until the queue's next offset reaches N */
+ *     queue-dump DIR --wait-next=N          waits (inotify) until the queue's next offset reaches N
+ *     queue-dump DIR --follow-until=N       follows the queue like dpiped does (reader + inotify)
+ *                                           until offset N-1 was read; fails on a gap or a bad
+ *                                           record; prints the number of records read */
 
 #include <errno.h>
 #include <getopt.h>
@@ -15,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "queue.h"
 #include "util.h"
@@ -26,11 +30,12 @@ int main(int argc, char *argv[]) {
                 { "bench", no_argument, NULL, 'B' },
                 { "wait-next", required_argument, NULL, 'w' },
                 { "timeout", required_argument, NULL, 't' },
+                { "follow-until", required_argument, NULL, 'F' },
                 {}
         };
         _cleanup_(queue_reader_freep) QueueReader *r = NULL;
-        uint64_t from = 0, wait_next = 0, timeout_sec = 60;
-        bool bounds = false, bench = false, wait = false;
+        uint64_t from = 0, wait_next = 0, timeout_sec = 60, follow_until = 0;
+        bool bounds = false, bench = false, wait = false, follow = false;
         const char *dir;
         QueueRecord rec;
         int c, k;
@@ -55,6 +60,11 @@ int main(int argc, char *argv[]) {
                 case 't':
                         if (safe_atou64(optarg, &timeout_sec) < 0)
                                 return 2;
+                        break;
+                case 'F':
+                        if (safe_atou64(optarg, &follow_until) < 0)
+                                return 2;
+                        follow = true;
                         break;
                 default:
                         return 2;
@@ -97,6 +107,51 @@ int main(int argc, char *argv[]) {
                         queue_watch_drain(fd);
                 }
                 safe_close(fd);
+                return 0;
+        }
+
+        if (follow) {
+                uint64_t deadline = now_usec(CLOCK_MONOTONIC) + timeout_sec * USEC_PER_SEC, n = 0, expect = from;
+                int fd = -EBADF;
+
+                while (fd < 0) {
+                        if (queue_watch_open(dir, &fd) >= 0)
+                                break;
+                        if (now_usec(CLOCK_MONOTONIC) > deadline)
+                                return 1;
+                        usleep(10000);
+                }
+                k = queue_reader_open(dir, from, &r);
+                if (k < 0) {
+                        fprintf(stderr, "queue-dump: failed to open %s: %s\n", dir, strerror(-k));
+                        return 1;
+                }
+                while (expect < follow_until) {
+                        k = queue_reader_next(r, &rec);
+                        if (k < 0) {
+                                fprintf(stderr, "queue-dump: read error after offset %" PRIu64 ": %s\n", expect, strerror(-k));
+                                return 1;
+                        }
+                        if (k > 0) {
+                                if (rec.offset != expect) {
+                                        fprintf(stderr, "queue-dump: read offset %" PRIu64 ", expected %" PRIu64 "\n",
+                                                rec.offset, expect);
+                                        return 1;
+                                }
+                                expect++;
+                                n++;
+                                continue;
+                        }
+                        if (now_usec(CLOCK_MONOTONIC) > deadline) {
+                                fprintf(stderr, "queue-dump: timed out at offset %" PRIu64 "\n", expect);
+                                return 1;
+                        }
+                        /* Wait for inotify; a short timeout as the safety net dpiped has too. */
+                        (void) poll(&(struct pollfd) { .fd = fd, .events = POLLIN }, 1, 500);
+                        queue_watch_drain(fd);
+                }
+                safe_close(fd);
+                printf("%" PRIu64 "\n", n);
                 return 0;
         }
 

@@ -35,6 +35,7 @@
 #define SEGMENT_VERSION 1u
 #define SEGMENT_NAME_DIGITS 20
 #define FLUSH_THRESHOLD (4u * 1024u * 1024u)
+#define PREALLOC_CHUNK (1u * 1024u * 1024u)
 #define READ_CHUNK (256u * 1024u)
 #define NEXT_OFFSET_FILE "next-offset"
 #define CORRUPT_DIR "corrupt"
@@ -348,6 +349,8 @@ struct Queue {
         uint64_t active_end;     /* offset after the last record of the active segment at open */
         uint64_t last_write_usec; /* of the active segment, for age retention */
         uint64_t writeback_pos;   /* queue_writeback() started writeback up to here */
+        uint64_t allocated_end;   /* fallocate()d up to here in the active segment */
+        bool no_fallocate;        /* the file system does not support it */
 
         uint64_t next_offset;    /* assigned to the next appended record */
         Buffer pending;          /* appended, not yet written */
@@ -613,6 +616,7 @@ static int queue_create_segment(Queue *q) {
         q->active_first = q->next_offset;
         q->active_size = QUEUE_SEGMENT_HEADER_SIZE;
         q->writeback_pos = 0;
+        q->allocated_end = 0;
         q->active_created_us = now;
         q->last_write_usec = now;
         q->index_last_pos = 0;
@@ -632,6 +636,9 @@ static int queue_roll(Queue *q) {
         if (q->need_data_sync && fdatasync(q->active_fd) < 0)
                 return -errno;
         q->need_data_sync = false;
+        /* Give back the space reserved past the end of the segment we close. */
+        if (q->allocated_end > q->active_size)
+                (void) ftruncate(q->active_fd, (off_t) q->active_size);
         q->segments[q->n_segments - 1].mtime_usec = q->last_write_usec > 0 ? q->last_write_usec : now_usec(CLOCK_REALTIME);
         r = queue_create_segment(q);
         if (r < 0)
@@ -1005,6 +1012,35 @@ void queue_writeback(Queue *q) {
         }
 }
 
+/* Reserves disk space before writing (fallocate with KEEP_SIZE: the file size, and so what readers
+ * see, does not change). A full disk then shows up here, before a single byte is written, rather
+ * than as a short write whose bytes a reader may already have seen. */
+static int queue_reserve_space(Queue *q, uint64_t end) {
+        uint64_t want;
+
+        if (q->no_fallocate || end <= q->allocated_end)
+                return 0;
+        want = MAX(end, MIN(end + PREALLOC_CHUNK, MAX(q->opts.segment_size, end)));
+        for (;;) {
+                if (fallocate(q->active_fd, FALLOC_FL_KEEP_SIZE, (off_t) q->active_size,
+                              (off_t) (want - q->active_size)) >= 0) {
+                        q->allocated_end = want;
+                        return 0;
+                }
+                if (errno == EOPNOTSUPP || errno == ENOSYS || errno == EINVAL) {
+                        q->no_fallocate = true;
+                        return 0;
+                }
+                if (errno == EINTR)
+                        continue;
+                if ((errno == ENOSPC || errno == EDQUOT) && want > end) {
+                        want = end; /* no room for the read-ahead: try what is needed now */
+                        continue;
+                }
+                return -errno;
+        }
+}
+
 size_t queue_pending_bytes(Queue *q) {
         return buffer_size(&q->pending);
 }
@@ -1016,6 +1052,9 @@ int queue_flush(Queue *q) {
         assert(q);
 
         if (size > 0) {
+                r = queue_reserve_space(q, q->active_size + size);
+                if (r < 0)
+                        return r; /* nothing written: readers never see records that might go away */
                 r = write_all(q->active_fd, buffer_begin(&q->pending), size);
                 if (r < 0) {
                         /* Cut back whatever part made it, so the file never holds half a flush; the
@@ -1231,7 +1270,7 @@ static int reader_open_segment(QueueReader *r) {
         segment_name(name, list[i].first, "seg");
         fd = openat(r->dir_fd, name, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
-                return errno == ENOENT ? 0 : -errno; /* removed by retention just now: try again */
+                return errno == ENOENT ? -EAGAIN : -errno; /* removed by retention just now */
         k = pread(fd, h, sizeof(h), 0);
         if (k < 0)
                 return -errno;
@@ -1271,6 +1310,15 @@ static int reader_next_segment(QueueReader *r, uint64_t *ret_first) {
         return 0;
 }
 
+/* Retention may remove the chosen segment between listing and opening: list again. */
+static int reader_open_segment_retry(QueueReader *r) {
+        int q = -EAGAIN;
+
+        for (unsigned attempt = 0; attempt < 64 && q == -EAGAIN; attempt++)
+                q = reader_open_segment(r);
+        return q == -EAGAIN ? 0 : q;
+}
+
 int queue_reader_open(const char *dir, uint64_t offset, QueueReader **ret) {
         _cleanup_(queue_reader_freep) QueueReader *r = NULL;
         int q;
@@ -1283,7 +1331,7 @@ int queue_reader_open(const char *dir, uint64_t offset, QueueReader **ret) {
         r->dir = strdup(dir);
         if (!r->dir)
                 return -ENOMEM;
-        q = reader_open_segment(r);
+        q = reader_open_segment_retry(r);
         if (q < 0)
                 return q;
         *ret = TAKE_PTR(r);
@@ -1300,7 +1348,7 @@ int queue_reader_next(QueueReader *r, QueueRecord *ret) {
                 int q;
 
                 if (r->cursor.fd < 0) {
-                        q = reader_open_segment(r);
+                        q = reader_open_segment_retry(r);
                         if (q <= 0)
                                 return q;
                 }
@@ -1323,6 +1371,14 @@ int queue_reader_next(QueueReader *r, QueueRecord *ret) {
                 }
                 if (q < 0 && q != -EPIPE)
                         return q;
+                if (q == -EPIPE) {
+                        /* The file ends inside a record: it is being written, or it was torn by a
+                         * crash and the writer's recovery will cut it and write other bytes there.
+                         * Read it again from its start next time, never glue old and new bytes. */
+                        q = cursor_seek(&r->cursor, r->cursor.pos);
+                        if (q < 0)
+                                return q;
+                }
 
                 /* The end of what this segment holds now. Done with it only once a newer segment
                  * exists, and after one more read: the writer may have appended just before rolling. */

@@ -21,6 +21,10 @@ start_writer() {
 start_writer
 dp_wait_socket "$SOCK"
 
+# A reader follows the queue the way dpiped does (QueueReader + inotify) through every crash.
+dp_bg follower "$DUMP" "$STATE_DIR/queue" --follow-until=$((2 * N)) --timeout=100
+FOLLOWER=${DP_OTHER_PIDS[-1]}
+
 # Small batches and a window of several batches: many batches in flight at every kill.
 dp_bg feed-a "$FEED" --socket="$SOCK" --source=alpha --count="$N" --batch=100 --window=8 --reconnect
 FEED_A=${DP_OTHER_PIDS[-1]}
@@ -74,5 +78,8 @@ for source, got in seqs.items():
 print(f'{expect_offset} records, offsets 0..{expect_offset - 1}, every seq of both sources exactly once, in order')
 PY
 dp_assert_eq "0 $((2 * N))" "$("$DUMP" "$STATE_DIR/queue" --bounds)" "queue bounds"
+dp_wait_exit "$FOLLOWER" 30 || dp_fail "the following reader did not reach offset $((2 * N))"
+wait "$FOLLOWER" || dp_fail "the following reader failed: $(cat "$LOG_DIR/follower.log")"
+dp_assert_eq $((2 * N)) "$(cat "$LOG_DIR/follower.log")" "records seen by the following reader"
 dp_assert_eq '{"op":"hello","source":"alpha","last_seq":'"$N"'}' \
         "$(python3 "$SOURCE_DIR/tests/integration/writer-proto.py" "$SOCK" hello alpha)" "last_seq after the crashes"

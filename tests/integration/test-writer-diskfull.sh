@@ -82,6 +82,8 @@ dp_retry 30 grep -q 'reached its limit (--max-bytes=524288)' "$LOG_DIR/writer2.l
 dp_wait_exit "$FEED2_PID" 60 || dp_fail "the connector did not finish as retention freed space"
 wait "$FEED2_PID" || dp_fail "connector failed: $(cat "$LOG_DIR/feed2.log")"
 grep -q 'Retention removed segment' "$LOG_DIR/writer2.log" || dp_fail "retention did not log what it removed"
+# Stopped, so that retention does not remove segments while we read them.
+dp_kill_daemon writer2 TERM
 read -r first count <<<"$(check_queue "$STATE2/queue")" || dp_fail "queue contents after the limited run"
 dp_assert_eq 12000 "$((first + count))" "next offset after the limited run"
 [ "$first" -gt 0 ] || dp_fail "the first offset did not move up with retention"

@@ -670,6 +670,62 @@ static void test_reader_follows_writer(void **state) {
         rm_rf(tmp);
 }
 
+static void test_reader_across_torn_tail(void **state) {
+        /* A writer killed in the middle of a write leaves half a record; a reader that follows the
+         * queue waits at it, and after recovery cut it and new records were written in its place, it
+         * reads the new records, never a mix of old and new bytes. */
+        char *tmp = make_tmp(), *dir = qdir_of(tmp);
+        _cleanup_free_ char *seg = NULL;
+        Events ev = {};
+        QueueOptions o = { .on_event = on_event, .userdata = &ev };
+        QueueReader *r = NULL;
+        QueueRecord rec;
+        Queue *q = NULL;
+        uint8_t *bytes = NULL;
+        size_t size;
+        int fd;
+
+        assert_int_equal(queue_open(dir, &o, &q), 0);
+        append_n(q, "s", 1, 10, 0);
+        assert_int_equal(queue_flush(q), 0);
+        assert_int_equal(read_all(dir, 0, NULL, 0), 10);
+        assert_int_equal(queue_reader_open(dir, 0, &r), 0);
+        for (int i = 0; i < 10; i++)
+                assert_int_equal(queue_reader_next(r, &rec), 1);
+        queue_free(q);
+
+        /* Half of a record that claims 55 bytes. */
+        seg = path_join(dir, "00000000000000000000.seg");
+        assert_int_equal(file_read_all(seg, &bytes, &size), 0);
+        fd = open(seg, O_WRONLY | O_APPEND);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, bytes + size - 55, 50), 50);
+        close(fd);
+        assert_int_equal(queue_reader_next(r, &rec), 0);
+        assert_int_equal(queue_reader_next(r, &rec), 0);
+
+        assert_int_equal(queue_open(dir, &o, &q), 0);
+        assert_int_equal(ev.count[QUEUE_EVENT_TRUNCATED], 1);
+        assert_int_equal(queue_next_offset(q), 10);
+        append_n(q, "t", 500, 3, 10);
+        assert_int_equal(queue_flush(q), 0);
+        for (int i = 0; i < 3; i++) {
+                char d[64];
+                assert_int_equal(queue_reader_next(r, &rec), 1);
+                assert_int_equal(rec.offset, 10 + (uint64_t) i);
+                assert_int_equal(rec.seq, 500 + (uint64_t) i);
+                assert_memory_equal(rec.source, "t", 1);
+                assert_int_equal(rec.data_len, make_data(d, rec.seq));
+                assert_memory_equal(rec.data, d, rec.data_len);
+        }
+        assert_int_equal(queue_reader_next(r, &rec), 0);
+        queue_reader_free(r);
+        queue_free(q);
+        free(bytes);
+        free(dir);
+        rm_rf(tmp);
+}
+
 static void test_many_sources(void **state) {
         char *tmp = make_tmp(), *dir = qdir_of(tmp);
         Queue *q = NULL;
@@ -709,6 +765,7 @@ int main(void) {
                 cmocka_unit_test(test_torn_and_corrupt_headers),
                 cmocka_unit_test(test_max_bytes),
                 cmocka_unit_test(test_reader_follows_writer),
+                cmocka_unit_test(test_reader_across_torn_tail),
                 cmocka_unit_test(test_many_sources),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
