@@ -159,8 +159,10 @@ for call in "AddSource ssa{sv} y tcp 1 address s 127.0.0.1:9" "RemoveSource s od
 done
 dp_assert_eq 'a(ssso) 2' "$(dp_manager ListSources | cut -d' ' -f1-2)" "nobody changed nothing"
 
-# The signals.
-sleep 0.2
+# The signals. Clients is signalled when a client comes and goes.
+dp_assert_eq '{"op":"pong"}' "$(dp_client send:ping recv:1)" "a client"
+dp_retry 5 bash -c "grep -A6 'member=PropertiesChanged' '$LOG_DIR/monitor.log' | grep -q '\"Clients\"'" ||
+        dp_fail "no PropertiesChanged for Clients"
 grep -q 'member=SourceAdded' "$LOG_DIR/monitor.log" || dp_fail "no SourceAdded signal"
 grep -q 'member=SourceRemoved' "$LOG_DIR/monitor.log" || dp_fail "no SourceRemoved signal"
 grep -A12 'member=PropertiesChanged' "$LOG_DIR/monitor.log" | grep -q '"paused"' ||
