@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# dpipe-client --reconnect (issue #7): it resumes right after the last record it printed, with no
+# gap and no repeat, across a restart of the real dpiped and across a connection cut in the middle
+# of a stream by a stand-in server; and a reader of its output that stalls for longer than dpiped's
+# client timeout does not get it dropped (it keeps answering pings while its output waits).
+source "$(dirname "$0")/lib.sh"
+
+for exe in dpipe-writer dpipe-connector-tcp dpiped dpipe-source dpipectl dpipe-client; do
+        command -v "$exe" >/dev/null || { dp_log "SKIP: $exe not built"; rm -rf "$TMP"; trap - EXIT; exit 77; }
+done
+HERE=$(cd "$(dirname "$0")" && pwd)
+
+python3 - "$TMP/alpha.csv" "$TMP/beta.csv" <<'PY'
+import sys
+with open(sys.argv[1], "w") as f:
+    f.write("id,name,note\n")
+    for i in range(300):
+        f.write('%d,name %d,"comma, and ""quotes"" %d"\n' % (i, i, i))
+with open(sys.argv[2], "w") as f:
+    f.write("city,n\n")
+    for i in range(120):
+        f.write("city %d,%d\n" % (i, i))
+PY
+N_ALPHA=300
+N_BETA=120
+
+# expect_exit CODE CMD...: stdout in $out, stderr in $err.
+expect_exit() {
+        local want=$1 rc=0
+        shift
+        out=$("$@" 2>"$TMP/stderr") || rc=$?
+        err=$(cat "$TMP/stderr")
+        [ "$rc" = "$want" ] || dp_fail "'$*' exited $rc (expected $want); stdout: $out; stderr: $err"
+}
+count_lines() { if [ -e "$1" ]; then wc -l <"$1"; else echo 0; fi; }
+wait_lines() {
+        dp_retry "${3:-20}" bash -c '[ "$(wc -l <"$1")" -ge "$2" ]' _ "$1" "$2" ||
+                dp_fail "$(basename "$1"): expected $2 lines, got $(count_lines "$1")"
+}
+# check_stream FILE N: exactly N record lines, offsets 0..N-1, each a JSON object as the server sent it.
+check_stream() {
+        python3 - "$1" "$2" <<'PY' || dp_fail "$(basename "$1") is not the expected record stream"
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+n = int(sys.argv[2])
+offs = [r["offset"] for r in recs]
+if offs != list(range(n)):
+    missing = sorted(set(range(n)) - set(offs))[:10]
+    dup = len(offs) - len(set(offs))
+    sys.exit("%d records; missing %s; %d repeated; first offsets %s" % (len(offs), missing, dup, offs[:10]))
+for r in recs:
+    assert r["op"] == "record" and r["source"] in ("alpha", "beta", "gamma") and r["ts_us"] > 0, r
+    if r["source"] == "alpha":
+        i = r["offset"]
+        assert r["data"] == {"id": i, "name": "name %d" % i, "note": 'comma, and "quotes" %d' % i} or \
+               r["data"] == {"id": str(i), "name": "name %d" % i, "note": 'comma, and "quotes" %d' % i}, r
+print("%s: %d records in order" % (sys.argv[1], n))
+PY
+}
+
+dp_start_bus
+# A short heartbeat: dpiped drops clients silent for 3 x 300 ms, and clients notice a dead dpiped as fast.
+dp_start_pipeline --heartbeat-ms=300
+ADDR="127.0.0.1:$DPIPED_PORT"
+
+PORT_ALPHA=$(dp_free_port)
+dp_daemon source-alpha dpipe-source --file="$TMP/alpha.csv" --tcp="127.0.0.1:$PORT_ALPHA"
+dp_wait_port 127.0.0.1 "$PORT_ALPHA"
+PORT_BETA=$(dp_free_port)
+dp_daemon source-beta dpipe-source --file="$TMP/beta.csv" --tcp="127.0.0.1:$PORT_BETA"
+dp_wait_port 127.0.0.1 "$PORT_BETA"
+
+
+# --- a subscriber that reconnects, started before any record exists ----------------------------
+dp_bg reconnecting bash -c 'exec dpipe-client --reconnect --window=50 --connect="$1" subscribe earliest >"$2" 2>"$2.err"' \
+        _ "$ADDR" "$TMP/reconnect.jsonl"
+expect_exit 0 dpipectl add-source alpha --type=tcp --address="127.0.0.1:$PORT_ALPHA"
+wait_lines "$TMP/reconnect.jsonl" "$N_ALPHA"
+check_stream "$TMP/reconnect.jsonl" "$N_ALPHA"
+
+# --- --reconnect across a restart of dpiped ---------------------------------------------------
+dp_bg ending bash -c 'dpipe-client --connect="$1" subscribe earliest >"$2" 2>"$2.err"; echo $? >"$2.rc"' _ "$ADDR" "$TMP/ending.jsonl"
+wait_lines "$TMP/ending.jsonl" "$N_ALPHA"
+dp_kill_daemon dpiped TERM
+# A plain subscriber ends with 0 when the server closes the stream.
+dp_retry 10 test -s "$TMP/ending.jsonl.rc" || dp_fail "dpipe-client did not exit when dpiped stopped"
+dp_assert_eq 0 "$(cat "$TMP/ending.jsonl.rc")" "exit status of a subscriber whose server went away"
+dp_daemon dpiped dpiped --runtime-dir="$RUNTIME_DIR" --state-dir="$STATE_DIR" --listen="$ADDR" --heartbeat-ms=300
+dp_wait_bus_name org.dpipe.Pipeline1
+dp_wait_port 127.0.0.1 "$DPIPED_PORT"
+expect_exit 0 dpipectl add-source beta --type=tcp --address="127.0.0.1:$PORT_BETA"
+wait_lines "$TMP/reconnect.jsonl" $((N_ALPHA + N_BETA)) 30
+sleep 1
+check_stream "$TMP/reconnect.jsonl" $((N_ALPHA + N_BETA))
+dp_assert_contains "$(cat "$TMP/reconnect.jsonl.err")" "Reconnecting" "--reconnect message"
+
+# --- a reader that stalls for longer than the server's client timeout ----------------------------
+# 800 KB of records do not fit in a pipe: the client must keep answering pings while its output
+# waits (and ack only what was written), instead of blocking and being dropped by dpiped.
+python3 -c 'import sys
+with open(sys.argv[1], "w") as f:
+    f.write("id,blob\n")
+    for i in range(400):
+        f.write("%d,%s\n" % (i, "x" * 2000))' "$TMP/gamma.csv"
+N_GAMMA=400
+PORT_GAMMA=$(dp_free_port)
+dp_daemon source-gamma dpipe-source --file="$TMP/gamma.csv" --tcp="127.0.0.1:$PORT_GAMMA"
+dp_wait_port 127.0.0.1 "$PORT_GAMMA"
+expect_exit 0 dpipectl add-source gamma --type=tcp --address="127.0.0.1:$PORT_GAMMA"
+N_ALL=$((N_ALPHA + N_BETA + N_GAMMA))
+wait_lines "$TMP/reconnect.jsonl" "$N_ALL" 30
+dp_bg slow bash -c 'dpipe-client --connect="$1" subscribe earliest 2>"$2.err" | { sleep 3; cat; } >"$2"; echo "${PIPESTATUS[0]}" >"$2.rc"' \
+        _ "$ADDR" "$TMP/slow.jsonl"
+wait_lines "$TMP/slow.jsonl" "$N_ALL" 30
+check_stream "$TMP/slow.jsonl" "$N_ALL"
+sleep 1
+# Still subscribed: dpiped did not drop it as silent.
+[ ! -e "$TMP/slow.jsonl.rc" ] || dp_fail "the client of a stalled reader ended (status $(cat "$TMP/slow.jsonl.rc")): $(cat "$TMP/slow.jsonl.err")"
+! grep -q "sent nothing for" "$LOG_DIR/dpiped.log" || dp_fail "dpiped timed a client out: $(grep "sent nothing for" "$LOG_DIR/dpiped.log")"
+
+# --- --reconnect across a connection cut in mid-stream (stand-in server) -----------------------
+FAKE_PORT=$(dp_free_port)
+dp_bg fake python3 "$HERE/dpipe-client-fake-server.py" --port="$FAKE_PORT" --records=5000 --drop-after=1777 \
+        --heartbeat-ms=300 --log="$TMP/fake-requests.jsonl"
+dp_wait_port 127.0.0.1 "$FAKE_PORT" 20
+dp_bg cut bash -c 'exec dpipe-client --reconnect --window=100 --connect="$1" subscribe earliest >"$2" 2>"$2.err"' \
+        _ "127.0.0.1:$FAKE_PORT" "$TMP/cut.jsonl"
+wait_lines "$TMP/cut.jsonl" 5000 30
+sleep 0.5
+python3 - "$TMP/cut.jsonl" "$TMP/fake-requests.jsonl" <<'PY' || dp_fail "stream across a cut connection (see above)"
+import json, sys
+offs = [json.loads(l)["offset"] for l in open(sys.argv[1])]
+assert offs == list(range(5000)), "gap or repeat: %d records, first wrong at %s" % (
+    len(offs), next((i for i, o in enumerate(offs) if o != i), None))
+reqs = [json.loads(l) for l in open(sys.argv[2])]
+subs = [r for r in reqs if r["op"] == "subscribe"]
+assert len(subs) == 2 and subs[0]["from"] == "earliest", subs
+# The second subscription starts right after the last record the client acked.
+acks = [r["offset"] for r in reqs if r["op"] == "ack"]
+assert subs[1]["from"] == max(a for a in acks if a < subs[1]["from"]) + 1, (subs, acks[:50])
+assert subs[1]["window"] == 100, subs
+PY
