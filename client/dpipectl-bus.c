@@ -161,16 +161,14 @@ int bus_message_read_properties_json(sd_bus_message *m, struct json_object **ret
 
 int bus_get_all_properties_json(sd_bus *bus, const char *path, const char *iface, sd_bus_error *error,
                                 struct json_object **ret) {
-        sd_bus_message *reply = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         int r;
 
         r = sd_bus_call_method(bus, BUS_NAME, path, "org.freedesktop.DBus.Properties", "GetAll", error, &reply,
                                "s", iface);
         if (r < 0)
                 return r;
-        r = bus_message_read_properties_json(reply, ret);
-        sd_bus_message_unref(reply);
-        return r;
+        return bus_message_read_properties_json(reply, ret);
 }
 
 const char *bus_error_text(const sd_bus_error *e, int r) {
