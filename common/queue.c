@@ -826,6 +826,8 @@ int queue_open(const char *dir, const QueueOptions *opts, Queue **ret) {
                 char name[32], qname[64];
 
                 segment_name(name, s->first, "seg");
+                if (n > 1)
+                        queue_event(q, QUEUE_EVENT_PROGRESS, "Verifying segment %zu of %zu (%s)", i + 1, n, name);
                 if (have_prev && s->first < prev_end) {
                         /* Overlaps what the segments before it hold: it can not be trusted. */
                         r = queue_quarantine(q, s->first, false, qname);

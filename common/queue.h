@@ -30,6 +30,7 @@ typedef enum QueueEvent {
         QUEUE_EVENT_QUARANTINED, /* a corrupt segment was moved to queue/corrupt/ */
         QUEUE_EVENT_REMOVED,     /* retention removed a whole segment */
         QUEUE_EVENT_CREATED,     /* a new queue was created */
+        QUEUE_EVENT_PROGRESS,    /* queue_open() is verifying segment i of n (for a long start-up) */
 } QueueEvent;
 
 typedef void (*QueueEventFunc)(QueueEvent event, const char *message, void *userdata);

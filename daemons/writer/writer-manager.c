@@ -36,6 +36,11 @@ static void queue_event_log(QueueEvent ev, const char *message, void *userdata) 
         case QUEUE_EVENT_TRUNCATED:
                 log_warning("Queue recovery: %s", message);
                 break;
+        case QUEUE_EVENT_PROGRESS:
+                /* Verifying a large queue takes a while: tell systemd we are alive. */
+                log_debug("Queue recovery: %s", message);
+                (void) sd_notifyf(false, "STATUS=%s\nEXTEND_TIMEOUT_USEC=%" PRIu64, message, 30 * USEC_PER_SEC);
+                break;
         default:
                 log_info("Queue: %s", message);
         }
