@@ -16,8 +16,16 @@ if err=$(dpipe-writer --sync=sometimes 2>&1); then dp_fail "--sync=sometimes was
 dp_assert_contains "$err" "Invalid --sync='sometimes'" "error for a bad --sync"
 [ "$(printf '%s\n' "$err" | wc -l)" = 1 ] || dp_fail "bad usage printed more than one line: $err"
 
-dp_daemon writer dpipe-writer --runtime-dir="$RUNTIME_DIR" --state-dir="$STATE_DIR"
+# sd_notify: READY=1, STATUS=, and watchdog pings when the service manager asks for them.
+dp_bg notify python3 "$SOURCE_DIR/tests/integration/writer-proto.py" "$TMP/notify.sock" notify-listen "$TMP/notify.txt"
+dp_wait_socket "$TMP/notify.sock"
+dp_daemon writer env NOTIFY_SOCKET="$TMP/notify.sock" WATCHDOG_USEC=400000 \
+        bash -c 'export WATCHDOG_PID=$$; exec dpipe-writer "$@"' dpipe-writer \
+        --runtime-dir="$RUNTIME_DIR" --state-dir="$STATE_DIR"
 dp_wait_socket "$SOCK"
+dp_retry 10 grep -q 'READY=1' "$TMP/notify.txt" || dp_fail "no READY=1 from the writer"
+dp_retry 10 grep -q 'STATUS=Accepting records' "$TMP/notify.txt" || dp_fail "no STATUS= from the writer"
+dp_retry 10 grep -q 'WATCHDOG=1' "$TMP/notify.txt" || dp_fail "no watchdog ping from the writer"
 
 # A second writer on the same state dir is refused with a one-line reason.
 if err=$(dpipe-writer --runtime-dir="$TMP/run2" --state-dir="$STATE_DIR" 2>&1); then

@@ -8,6 +8,8 @@ for the writer's integration tests.
     writer-proto.py SOCKET status                 prints the writer's status reply
     writer-proto.py SOCKET garbage                sends a frame of an unknown type; exits 0 if the
                                                   writer closes the connection
+    writer-proto.py SOCKET notify-listen OUT      binds a datagram socket like systemd's
+                                                  NOTIFY_SOCKET and appends every message to OUT
 """
 import json
 import socket
@@ -36,8 +38,21 @@ def recv_frame(s):
     return t, recv_exact(s, size)
 
 
+def notify_listen(path, out):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(path)
+    with open(out, 'a') as f:
+        while True:
+            msg = s.recv(65536)
+            f.write(msg.decode(errors='replace').replace('\n', ' ') + '\n')
+            f.flush()
+
+
 def main():
     path, cmd = sys.argv[1], sys.argv[2]
+    if cmd == 'notify-listen':
+        notify_listen(path, sys.argv[3])
+        return
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(10)
     s.connect(path)
