@@ -65,6 +65,34 @@ static void connector_sources_set_state(Connector *c, SourceState state, const c
         }
 }
 
+/* A connector is kept (connected, or reconnecting) only while it has sources or removals to
+ * deliver: a socket-activated connector with neither exits when idle, and must not be woken up
+ * again by us. */
+static bool connector_is_needed(Connector *c) {
+        if (c->n_pending_removals > 0)
+                return true;
+        for (Source *s = c->manager->sources; s; s = s->next)
+                if (streq(s->type, c->type))
+                        return true;
+        return false;
+}
+
+/* Frees c if it is not needed and has nothing left to send. Returns true if it did. */
+bool connector_release_if_unneeded(Connector *c) {
+        Manager *m = c->manager;
+
+        if (connector_is_needed(c) || (c->connected && buffer_size(&c->out) > 0))
+                return false;
+        for (Connector **i = &m->connectors; *i; i = &(*i)->next)
+                if (*i == c) {
+                        *i = c->next;
+                        break;
+                }
+        log_debug("No sources of type %s left, closing the connection to its connector.", c->type);
+        connector_free(c);
+        return true;
+}
+
 static int retry_handler(sd_event_source *es, uint64_t usec, void *userdata) {
         Connector *c = userdata;
 
@@ -75,6 +103,9 @@ static int retry_handler(sd_event_source *es, uint64_t usec, void *userdata) {
 static void connector_schedule_retry(Connector *c, const char *reason) {
         uint64_t now;
         int r;
+
+        if (!connector_is_needed(c))
+                return; /* released by the caller's connector_release_if_unneeded() */
 
         c->backoff_usec = c->backoff_usec == 0 ? CONNECTOR_BACKOFF_MIN_USEC
                                                : MIN(c->backoff_usec * 2, CONNECTOR_BACKOFF_MAX_USEC);
@@ -351,10 +382,12 @@ static int connector_io_handler(sd_event_source *es, int fd, uint32_t revents, v
                 log_warning_errno(r, "Failed to write to connector %s: %m", c->type);
                 goto fail;
         }
+        (void) connector_release_if_unneeded(c);
         return 0;
 fail:
         connector_disconnect(c);
         connector_schedule_retry(c, reason);
+        (void) connector_release_if_unneeded(c);
         return 0;
 }
 

@@ -47,3 +47,4 @@ void manager_connectors_free(Manager *m);
 int connector_send_add(Connector *c, Source *s);
 int connector_send_op(Connector *c, const char *op, const char *name);
 int connector_remove_source(Connector *c, const char *name);
+bool connector_release_if_unneeded(Connector *c);

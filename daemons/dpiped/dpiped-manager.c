@@ -219,11 +219,16 @@ int manager_remove_source(Manager *m, const char *name, sd_bus_error *error) {
                 log_error_errno(r, "Failed to remove source %s from the registry: %m", name);
                 return sd_bus_error_set_errnof(error, r, "Failed to remove source \"%s\" from the registry: %m", name);
         }
-        for (Connector *c = m->connectors; c; c = c->next)
-                if (streq(c->type, s->type) && connector_remove_source(c, s->name) < 0)
-                        log_warning("Failed to tell connector %s to forget source %s, ignoring.", c->type, s->name);
-
         manager_unlink_source(m, s);
+        for (Connector *c = m->connectors; c; c = c->next)
+                if (streq(c->type, s->type)) {
+                        if (connector_remove_source(c, s->name) < 0)
+                                log_warning("Failed to tell connector %s to forget source %s, ignoring.", c->type,
+                                            s->name);
+                        (void) connector_release_if_unneeded(c);
+                        break;
+                }
+
         log_info("Source %s removed.", s->name);
         manager_emit_source_removed(m, s->name, s->object_path);
         source_free(s);

@@ -4,7 +4,8 @@
 # protocol of docs/ARCHITECTURE.md (FRAME_CONTROL frames), logs every message it gets as one JSON
 # line, acks requests with "ok", reports "add"ed sources as active (or paused), and answers
 # "remove"/"pause"/"resume" like a connector would. An address of "refuse:..." is refused with an
-# error, to test how dpiped reports that.
+# error, to test how dpiped reports that. When dpiped closes the connection it logs
+# {"event": "closed"}.
 import json
 import os
 import socket
@@ -26,7 +27,10 @@ while True:
 
     def send(o):
         b = json.dumps(o).encode()
-        conn.sendall(struct.pack("<IHH", len(b), 1, 0) + b)
+        try:
+            conn.sendall(struct.pack("<IHH", len(b), 1, 0) + b)
+        except OSError:
+            pass  # dpiped went away; the recv() below notices
 
     send({"op": "hello", "type": os.path.basename(path)[10:-5], "version": 1})
     buf = b""
@@ -56,4 +60,5 @@ while True:
                 send({"op": "state", "name": o["name"], "state": "paused" if paused else "active",
                       "records": 7, "bytes": 700, "last_record_us": 1, "last_heartbeat_us": 2,
                       "reconnects": 1})
+    log.write('{"event": "closed"}\n')
     conn.close()

@@ -139,7 +139,10 @@ dp_retry 5 grep -q '"name": "stays", "op": "add"' "$LOG_DIR/connector-tcp.messag
         dp_fail "the connector did not get the remaining source again"
 dp_retry 5 bash -c '[ "$(busctl --system get-property org.dpipe.Pipeline1 /org/dpipe/Pipeline1/source/stays org.dpipe.Pipeline1.Source State)" = "s \"active\"" ]' ||
         dp_fail "State did not become active after the connector came back"
+# With no source of its type left, dpiped lets the connector go (so that it may exit when idle).
 dp_manager RemoveSource s stays
+dp_retry 5 grep -q '"event": "closed"' "$LOG_DIR/connector-tcp.messages" ||
+        dp_fail "dpiped kept the control connection of a connector without sources"
 
 # The policy: everyone reads, only root changes.
 as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
