@@ -59,6 +59,7 @@ typedef struct Client {
 
         /* the subscription to renew after a reconnect */
         struct json_object *subscribe_request;
+        char *subscribe_inline; /* one-shot subscribe with words only the server knows, as sent */
         bool subscribed;
 
         unsigned pending_replies;
@@ -89,6 +90,7 @@ static Client *client_free(Client *c) {
         buffer_done(&c->in);
         record_formatter_done(&c->formatter);
         json_object_putp(&c->subscribe_request);
+        free(c->subscribe_inline);
         free(c);
         return NULL;
 }
@@ -191,17 +193,22 @@ static int build_subscribe(const SubscribeFrom *from, struct json_object **ret) 
         return 0;
 }
 
-/* After a reconnect, continue right after the last record we printed (and acked). */
+/* After a reconnect, continue right after the last record we received (and printed). */
 static int client_resubscribe(Client *c) {
         struct json_object *req = c->subscribe_request;
+        bool have_last;
         uint64_t last;
 
-        if (client_conn_last_offset(c->conn, &last)) {
-                if (json_object_object_add(req, "from", json_object_new_uint64(last + 1)) < 0)
-                        return -ENOMEM;
+        have_last = client_conn_last_offset(c->conn, &last);
+        if (have_last)
                 client_conn_set_skip_through(c->conn, last);
-        }
         c->pending_replies++;
+        if (!req)
+                /* Words we do not interpret: the same request again; what we have already is
+                 * dropped by the skip above, so there is still no repeat. */
+                return client_conn_send_line(c->conn, c->subscribe_inline, strlen(c->subscribe_inline));
+        if (have_last && json_object_object_add(req, "from", json_object_new_uint64(last + 1)) < 0)
+                return -ENOMEM;
         return client_conn_send_json(c->conn, req);
 }
 
@@ -230,7 +237,7 @@ static int on_connected(ClientConn *conn, void *userdata) {
         int r;
 
         c->reconnect_delay = 0;
-        if (c->subscribe_request && (c->subscribed || !c->interactive)) {
+        if ((c->subscribe_request || c->subscribe_inline) && (c->subscribed || !c->interactive)) {
                 r = client_resubscribe(c);
                 if (r < 0)
                         return r;
@@ -604,16 +611,23 @@ static int client_setup_command(Client *c) {
         if (streq(arg_command[0], "subscribe")) {
                 SubscribeFrom from = { .kind = SUBSCRIBE_FROM_EARLIEST };
 
-                if (arg_n_command > 2) {
-                        log_error("Too many arguments: subscribe [earliest|latest|OFFSET] (use --source= to filter).");
-                        return -EINVAL;
-                }
-                if (arg_n_command == 2 && subscribe_from_parse(arg_command[1], &from) < 0) {
-                        log_error("Invalid position '%s': expected earliest, latest or an offset.", arg_command[1]);
-                        return -EINVAL;
-                }
                 c->command_is_subscribe = true;
-                return build_subscribe(&from, &c->subscribe_request) < 0 ? log_oom() : 0;
+                if (arg_n_command == 1 || (arg_n_command == 2 && subscribe_from_parse(arg_command[1], &from) >= 0))
+                        return build_subscribe(&from, &c->subscribe_request) < 0 ? log_oom() : 0;
+
+                /* More than the contract's "subscribe [earliest|latest|OFFSET]": the server's own
+                 * extensions; pass the words on as they are and let the server judge them. */
+                _cleanup_(buffer_done) Buffer line = {};
+                if (arg_n_sources > 0 || arg_window > 0) {
+                        log_error("--source= and --window= only go with subscribe [earliest|latest|OFFSET].");
+                        return -EINVAL;
+                }
+                if (inline_command_append(&line, arg_command, arg_n_command) < 0 || buffer_append(&line, "", 1) < 0) {
+                        log_error("Invalid command: words cannot contain newlines.");
+                        return -EINVAL;
+                }
+                c->subscribe_inline = strdup(buffer_begin(&line));
+                return c->subscribe_inline ? 0 : log_oom();
         }
         c->command_is_ack = streq(arg_command[0], "ack");
         return 0;
@@ -683,10 +697,11 @@ static int run(int argc, char *argv[]) {
                 c->tty = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
                 c->stdin_is_file = fstat(STDIN_FILENO, &st) >= 0 && !S_ISFIFO(st.st_mode) && !S_ISSOCK(st.st_mode) && !S_ISCHR(st.st_mode);
                 /* No O_NONBLOCK on stdin (it is shared with the shell): one read() per wakeup never blocks. */
-                if (c->stdin_is_file)
-                        r = sd_event_add_defer(c->event, &c->stdin_source, stdin_file_handler, c);
-                else
+                r = -EPERM;
+                if (!c->stdin_is_file)
                         r = sd_event_add_io(c->event, &c->stdin_source, STDIN_FILENO, EPOLLIN, stdin_handler, c);
+                if (r == -EPERM) /* a file, or a device epoll refuses (/dev/null) */
+                        r = sd_event_add_defer(c->event, &c->stdin_source, stdin_file_handler, c);
                 if (r < 0)
                         return log_error_errno(r, "Failed to watch standard input: %m"), EXIT_FAILURE;
                 (void) sd_event_source_set_enabled(c->stdin_source, SD_EVENT_OFF);

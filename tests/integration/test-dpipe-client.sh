@@ -96,7 +96,12 @@ expect_exit 1 dpipe-client --connect="$ADDR" remove "no such"
 expect_exit 1 dpipe-client --connect=127.0.0.1:1 list
 dp_assert_contains "$err" "127.0.0.1:1" "connection refused message"
 expect_exit 2 dpipe-client --format=xml list
-expect_exit 2 dpipe-client --connect="$ADDR" subscribe yesterday
+# Words beyond "subscribe [earliest|latest|OFFSET]" are the server's to judge.
+expect_exit 1 dpipe-client --connect="$ADDR" subscribe yesterday
+[ -n "$err" ] && [ "$(printf '%s\n' "$err" | wc -l)" = 1 ] || dp_fail "subscribe yesterday: stderr '$err'"
+expect_exit 0 bash -c 'dpipe-client --connect="$1" list </dev/null' _ "$ADDR"
+expect_exit 0 bash -c 'dpipe-client --connect="$1" </dev/null' _ "$ADDR"
+dp_assert_eq "" "$out" "interactive mode with nothing on stdin"
 expect_exit 2 dpipe-client --bogus
 expect_exit 0 dpipe-client --version
 [[ "$out" =~ ^dpipe-client\ [0-9] ]] || dp_fail "--version printed '$out'"
