@@ -33,7 +33,7 @@ FEED_B=${DP_OTHER_PIDS[-1]}
 
 for ((k = 1; k <= KILLS; k++)); do
         # Let it take some records, then kill it in the middle of whatever it is doing.
-        sleep "0.$((RANDOM % 4 + 1))"
+        sleep "0.$((RANDOM % 3 + 1))"
         kill -KILL "$WPID"
         wait "$WPID" 2>/dev/null || true
         dp_log "killed the writer ($k/$KILLS); queue at $("$DUMP" "$STATE_DIR/queue" --bounds)"
@@ -83,3 +83,20 @@ wait "$FOLLOWER" || dp_fail "the following reader failed: $(cat "$LOG_DIR/follow
 dp_assert_eq $((2 * N)) "$(cat "$LOG_DIR/follower.log")" "records seen by the following reader"
 dp_assert_eq '{"op":"hello","source":"alpha","last_seq":'"$N"'}' \
         "$(python3 "$SOURCE_DIR/tests/integration/writer-proto.py" "$SOCK" hello alpha)" "last_seq after the crashes"
+
+# A byte flipped in an older segment: the next start moves that segment to corrupt/ with an error
+# line, serves the rest, never hands its offsets out again, and takes new records.
+dp_kill_daemon writer TERM
+victim=$(ls "$STATE_DIR"/queue/*.seg | sed -n 2p)
+printf '\377' | dd of="$victim" bs=1 seek=5000 conv=notrunc status=none
+dp_daemon writer dpipe-writer "${WRITER_ARGS[@]}"
+dp_wait_socket "$SOCK"
+dp_retry 10 grep -q "^<3>Queue recovery: Segment $(basename "$victim") is corrupt" "$LOG_DIR/writer.log" \
+        || dp_fail "quarantining a corrupt segment was not logged as an error"
+[ -e "$STATE_DIR/queue/corrupt/$(basename "$victim")" ] || dp_fail "the corrupt segment is not in queue/corrupt/"
+read -r first next <<<"$("$DUMP" "$STATE_DIR/queue" --bounds)"
+dp_assert_eq "0 $((2 * N))" "$first $next" "queue bounds after quarantine"
+"$FEED" --socket="$SOCK" --source=gamma --count=10 >"$LOG_DIR/feed-c.log" || dp_fail "appending after quarantine failed"
+dp_assert_eq "$((2 * N))" "$("$DUMP" "$STATE_DIR/queue" --from=$((2 * N)) | head -1 | cut -f1)" "offset of the first record after quarantine"
+kept=$("$DUMP" "$STATE_DIR/queue" | wc -l)
+[ "$kept" -lt $((2 * N + 10)) ] && [ "$kept" -gt $((2 * N - 100000)) ] || dp_fail "$kept records readable after quarantine"
