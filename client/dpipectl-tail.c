@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* tail: follow records through dpiped's client protocol (not D-Bus: records do not belong on the
  * bus). Human output is "OFFSET TIME SOURCE: DATA"; --json prints each record line as the server
- * sent it. Acks after printing, like dpipe-client. */
+ * sent it. Acks after printing, like dpipe-client.
+ *
+ * Like tail -n N -f: -n begins N records before the end of the queue, --no-follow stops at the
+ * end the queue had when we started; both learn where that is from the QueueNextOffset property. */
 
 #include <inttypes.h>
 #include <signal.h>
@@ -23,7 +26,10 @@ typedef struct Tail {
         ClientConn *conn;
         Output *output;
         Buffer *out;
-        uint64_t printed;
+        SubscribeFrom from;
+        bool stop_at_end;   /* --no-follow: exit after the record at end - 1 */
+        uint64_t end;
+        bool filter_here;   /* --no-follow with --source: filter ourselves, to see every offset */
         int exit_code;
         bool done;
 } Tail;
@@ -50,6 +56,7 @@ static void on_output_done(Output *o, int error, void *userdata) {
 
 static int on_connected(ClientConn *c, void *userdata) {
         _cleanup_json_ struct json_object *o = json_object_new_object();
+        Tail *t = userdata;
         uint64_t last;
 
         if (!o)
@@ -57,11 +64,11 @@ static int on_connected(ClientConn *c, void *userdata) {
         (void) json_object_object_add(o, "op", json_object_new_string("subscribe"));
         if (client_conn_last_offset(c, &last))
                 (void) json_object_object_add(o, "from", json_object_new_uint64(last + 1));
-        else if (arg_from.kind == SUBSCRIBE_FROM_OFFSET)
-                (void) json_object_object_add(o, "from", json_object_new_uint64(arg_from.offset));
+        else if (t->from.kind == SUBSCRIBE_FROM_OFFSET)
+                (void) json_object_object_add(o, "from", json_object_new_uint64(t->from.offset));
         else
-                (void) json_object_object_add(o, "from", json_object_new_string(arg_from.kind == SUBSCRIBE_FROM_EARLIEST ? "earliest" : "latest"));
-        if (arg_n_sources > 0) {
+                (void) json_object_object_add(o, "from", json_object_new_string(t->from.kind == SUBSCRIBE_FROM_EARLIEST ? "earliest" : "latest"));
+        if (arg_n_sources > 0 && !t->filter_here) {
                 struct json_object *a = json_object_new_array();
 
                 (void) json_object_object_add(o, "sources", a);
@@ -93,22 +100,36 @@ static int append_human(Tail *t, const char *line, size_t len, uint64_t offset) 
                              json_object_to_json_string_ext(data, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 }
 
+static bool source_wanted(const char *line, size_t len) {
+        _cleanup_json_ struct json_object *rec = NULL;
+        const char *source;
+
+        if (json_parse_n(line, len, &rec, NULL) < 0)
+                return false;
+        source = json_get_string(rec, "source");
+        for (size_t i = 0; i < arg_n_sources; i++)
+                if (streq_ptr(source, arg_sources[i]))
+                        return true;
+        return false;
+}
+
 static int on_record(ClientConn *c, const char *line, size_t len, uint64_t offset, void *userdata) {
         Tail *t = userdata;
-        int r;
+        int r = 0;
 
         if (t->done)
                 return 0;
-        if (arg_json) {
-                r = buffer_append(t->out, line, len);
-                if (r >= 0)
-                        r = buffer_append(t->out, "\n", 1);
-        } else
-                r = append_human(t, line, len, offset);
-        if (r < 0)
-                return r;
-        t->printed++;
-        if (arg_lines_set && t->printed >= arg_lines)
+        if (!t->filter_here || source_wanted(line, len)) {
+                if (arg_json) {
+                        r = buffer_append(t->out, line, len);
+                        if (r >= 0)
+                                r = buffer_append(t->out, "\n", 1);
+                } else
+                        r = append_human(t, line, len, offset);
+                if (r < 0)
+                        return r;
+        }
+        if (t->stop_at_end && offset + 1 >= t->end)
                 tail_exit(t, EXIT_SUCCESS);
         return 0;
 }
@@ -158,12 +179,37 @@ int verb_tail(sd_bus *bus, int argc, char **argv) {
                 .on_flush = on_flush,
                 .on_disconnected = on_disconnected,
         };
-        Tail t = {};
+        Tail t = { .from = arg_from };
         sigset_t mask;
         int r;
 
-        if (arg_lines_set && arg_lines == 0)
-                return EXIT_SUCCESS;
+        if (arg_lines_set || arg_no_follow) {
+                _cleanup_(sd_bus_flush_close_unrefp) sd_bus *b = NULL;
+                _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+                uint64_t first = 0, end = 0, start;
+
+                if (bus_connect(&b) < 0)
+                        return EXIT_FAILURE;
+                r = sd_bus_get_property_trivial(b, BUS_NAME, BUS_PATH, BUS_MANAGER_IFACE, "QueueFirstOffset", &error, 't', &first);
+                if (r >= 0)
+                        r = sd_bus_get_property_trivial(b, BUS_NAME, BUS_PATH, BUS_MANAGER_IFACE, "QueueNextOffset", &error, 't', &end);
+                if (r < 0) {
+                        log_error("Failed to read where the queue ends: %s", bus_error_text(&error, r));
+                        return EXIT_FAILURE;
+                }
+                if (arg_lines_set)
+                        t.from = (SubscribeFrom) { .kind = SUBSCRIBE_FROM_OFFSET,
+                                                   .offset = MAX(first, end > arg_lines ? end - arg_lines : 0) };
+                start = t.from.kind == SUBSCRIBE_FROM_OFFSET ? MAX(t.from.offset, first) :
+                        t.from.kind == SUBSCRIBE_FROM_EARLIEST ? first : end;
+                if (arg_no_follow) {
+                        if (start >= end)
+                                return EXIT_SUCCESS; /* nothing there to show */
+                        t.stop_at_end = true;
+                        t.end = end;
+                        t.filter_here = arg_n_sources > 0;
+                }
+        }
 
         (void) signal(SIGPIPE, SIG_IGN);
         sigemptyset(&mask);

@@ -25,6 +25,7 @@ char **arg_sources = NULL;
 size_t arg_n_sources = 0;
 uint64_t arg_lines = 0;
 bool arg_lines_set = false;
+bool arg_no_follow = false;
 
 static const char *arg_type = NULL;
 static const char *arg_address = NULL;
@@ -171,9 +172,10 @@ static void help(void) {
                "  -a --address=ADDR           add-source: host:port or URL of the source\n"
                "  -o --option=KEY=VALUE       add-source: another option (format, query,\n"
                "                              interval_ms, heartbeat_ms, timeout_ms, csv_header)\n"
-               "     --from=POS               tail: earliest, latest (default) or an offset\n"
+               "     --from=POS               tail: begin at earliest, latest (default) or an offset\n"
                "     --source=NAME            tail: only records of this source (repeatable)\n"
-               "  -n --lines=N                tail: exit after N records\n"
+               "  -n --lines=N                tail: begin with the last N records of the queue\n"
+               "     --no-follow              tail: stop at the end of what is queued now\n"
                "     --connect=HOST:PORT      tail: dpiped's client port (default %s)\n",
                program_invocation_short_name, DEFAULT_CONNECT_ADDRESS);
 }
@@ -200,6 +202,7 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_FROM,
                 ARG_SOURCE,
                 ARG_CONNECT,
+                ARG_NO_FOLLOW,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -216,6 +219,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "source", required_argument, NULL, ARG_SOURCE },
                 { "lines", required_argument, NULL, 'n' },
                 { "connect", required_argument, NULL, ARG_CONNECT },
+                { "no-follow", no_argument, NULL, ARG_NO_FOLLOW },
                 {}
         };
         int c, r;
@@ -292,6 +296,9 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_CONNECT:
                         arg_connect = optarg;
                         break;
+                case ARG_NO_FOLLOW:
+                        arg_no_follow = true;
+                        break;
                 case '?':
                         return -EINVAL;
                 default:
@@ -308,8 +315,12 @@ static int check_verb_options(const char *verb) {
                 log_error("--type=, --address= and --option= are only valid with add-source.");
                 return -EINVAL;
         }
-        if (!tail && (arg_from_set || arg_n_sources > 0 || arg_lines_set)) {
-                log_error("--from=, --source= and --lines= are only valid with tail.");
+        if (!tail && (arg_from_set || arg_n_sources > 0 || arg_lines_set || arg_no_follow)) {
+                log_error("--from=, --source=, --lines= and --no-follow are only valid with tail.");
+                return -EINVAL;
+        }
+        if (arg_from_set && arg_lines_set) {
+                log_error("--from= and --lines= both say where to begin: give one of them.");
                 return -EINVAL;
         }
         if (add && !arg_type) {
@@ -330,7 +341,7 @@ static int check_verb_options(const char *verb) {
         return 0;
 }
 
-static int bus_connect(sd_bus **ret) {
+int bus_connect(sd_bus **ret) {
         int r;
 
         r = arg_user ? sd_bus_open_user(ret) : sd_bus_open_system(ret);

@@ -30,8 +30,9 @@ extern SubscribeFrom arg_from;
 extern bool arg_from_set;
 extern char **arg_sources;
 extern size_t arg_n_sources;
-extern uint64_t arg_lines;        /* tail -n: 0 = follow forever */
+extern uint64_t arg_lines;        /* tail -n: start this many records before the end */
 extern bool arg_lines_set;
+extern bool arg_no_follow;        /* tail: stop at the end of what the queue held at start */
 
 #define EXIT_USAGE 2
 
@@ -60,6 +61,9 @@ int bus_get_all_properties_json(sd_bus *bus, const char *path, const char *iface
                                 struct json_object **ret);
 /* The D-Bus error as one readable line ("Source demo exists." rather than the error name). */
 const char *bus_error_text(const sd_bus_error *e, int r);
+
+/* The system bus, or the session bus with --user; logs the error. */
+int bus_connect(sd_bus **ret);
 
 /* Prints a JSON value on stdout, pretty on a terminal, one line otherwise. */
 void json_print(struct json_object *o);

@@ -193,7 +193,7 @@ dp_retry 10 bash -c '[ "$(busctl --system get-property org.dpipe.Pipeline1 /org/
         dp_fail "beta still paused after resume-source"
 
 # --- tail: records through the client protocol -------------------------------------------------
-expect_exit 0 timeout 20 dpipectl tail --from=earliest -n 3 --json --connect="127.0.0.1:$DPIPED_PORT"
+expect_exit 0 timeout 20 dpipectl tail --from=earliest --no-follow --json --connect="127.0.0.1:$DPIPED_PORT"
 python3 - "$out" <<'PY' || dp_fail "tail --json: $out"
 import json, sys
 recs = [json.loads(l) for l in sys.argv[1].splitlines()]
@@ -201,10 +201,24 @@ assert [r["offset"] for r in recs] == [0, 1, 2], recs
 assert [r["data"]["name"] for r in recs] == ["ann", "bob, jr", "cy"], recs
 assert all(r["source"] == "alpha" and r["op"] == "record" for r in recs), recs
 PY
-expect_exit 0 timeout 20 dpipectl tail --from=1 -n 2 --source=alpha --connect="127.0.0.1:$DPIPED_PORT"
+# -n 2: the last two records of the queue, like tail -n.
+expect_exit 0 timeout 20 dpipectl tail -n 2 --no-follow --source=alpha --connect="127.0.0.1:$DPIPED_PORT"
 [ "$(printf '%s\n' "$out" | wc -l)" = 2 ] || dp_fail "tail -n 2 printed: $out"
 [[ "$(printf '%s\n' "$out" | head -n1)" =~ ^1\ [0-9]{4}-[0-9]{2}-[0-9]{2}\ [0-9:.]+\ alpha:\ \{.*\"bob,\ jr\" ]] ||
         dp_fail "tail human line: $out"
+expect_exit 0 timeout 20 dpipectl tail --from=earliest --no-follow --source=nosuch --connect="127.0.0.1:$DPIPED_PORT"
+dp_assert_eq "" "$out" "tail of a source without records"
+expect_exit 2 dpipectl tail --from=earliest -n 2
+# Following: runs until SIGTERM, then exits 0.
+dpipectl tail -n 1 --json --connect="127.0.0.1:$DPIPED_PORT" >"$TMP/follow.jsonl" 2>&1 &
+follow_pid=$!
+DP_OTHER_PIDS+=("$follow_pid")
+dp_retry 10 grep -q '"offset":2,' "$TMP/follow.jsonl" || dp_fail "tail -n 1 did not show the last record: $(cat "$TMP/follow.jsonl")"
+kill -TERM "$follow_pid"
+rc=0
+wait "$follow_pid" || rc=$?
+dp_assert_eq 0 "$rc" "exit status of tail after SIGTERM"
+dp_assert_eq 1 "$(wc -l <"$TMP/follow.jsonl")" "lines printed by tail -n 1"
 expect_exit 1 dpipectl tail --connect=127.0.0.1:1
 one_line "tail with nothing listening"
 
