@@ -37,7 +37,6 @@ typedef struct FileConfig {
         char *start;   /* "beginning" or "end": where a file without cursor is read from */
         uint32_t poll_ms;
         uint64_t max_record_bytes;
-        uint32_t interval_ms, heartbeat_ms, timeout_ms; /* accepted for symmetry; unused */
 } FileConfig;
 
 static const ConnectorOption file_options[] = {
@@ -47,9 +46,6 @@ static const ConnectorOption file_options[] = {
         CONNECTOR_OPTION_STRING("start", FileConfig, start, "beginning", false),
         CONNECTOR_OPTION_U32("poll_ms", FileConfig, poll_ms, "1000"),
         CONNECTOR_OPTION_U64("max_record_bytes", FileConfig, max_record_bytes, "1048576"),
-        CONNECTOR_OPTION_U32("interval_ms", FileConfig, interval_ms, "0"),
-        CONNECTOR_OPTION_U32("heartbeat_ms", FileConfig, heartbeat_ms, "0"),
-        CONNECTOR_OPTION_U32("timeout_ms", FileConfig, timeout_ms, "0"),
         {}
 };
 

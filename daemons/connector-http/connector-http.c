@@ -41,7 +41,6 @@ typedef struct HttpConfig {
         uint32_t connect_timeout_ms;
         uint32_t limit;
         uint64_t max_record_bytes;
-        uint32_t heartbeat_ms; /* accepted for symmetry with other types; unused */
 } HttpConfig;
 
 static const ConnectorOption http_options[] = {
@@ -54,7 +53,6 @@ static const ConnectorOption http_options[] = {
         CONNECTOR_OPTION_U32("connect_timeout_ms", HttpConfig, connect_timeout_ms, "5000"),
         CONNECTOR_OPTION_U32("limit", HttpConfig, limit, "1000"),
         CONNECTOR_OPTION_U64("max_record_bytes", HttpConfig, max_record_bytes, "1048576"),
-        CONNECTOR_OPTION_U32("heartbeat_ms", HttpConfig, heartbeat_ms, "0"),
         {}
 };
 

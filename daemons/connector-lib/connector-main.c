@@ -27,6 +27,7 @@ static void help(const ConnectorType *t) {
         for (const ConnectorOption *o = t->options; o->name; o++)
                 printf("  %-20s %s%s%s\n", o->name, o->required ? "(required)" : "",
                        o->default_value ? "default: " : "", o->default_value ?: "");
+        printf("Other options are ignored with a warning.\n");
         printf("\nSee the dpipe-connector-%s(8) and dpipe-connector(7) man pages for details.\n", t->name);
 }
 

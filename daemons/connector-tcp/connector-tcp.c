@@ -37,7 +37,6 @@ typedef struct TcpConfig {
         uint32_t connect_timeout_ms;
         uint64_t max_record_bytes;
         bool keepalive;
-        uint32_t interval_ms; /* accepted for symmetry with other types; unused */
 } TcpConfig;
 
 static const ConnectorOption tcp_options[] = {
@@ -50,7 +49,6 @@ static const ConnectorOption tcp_options[] = {
         CONNECTOR_OPTION_U32("connect_timeout_ms", TcpConfig, connect_timeout_ms, "5000"),
         CONNECTOR_OPTION_U64("max_record_bytes", TcpConfig, max_record_bytes, "1048576"),
         CONNECTOR_OPTION_BOOL("keepalive", TcpConfig, keepalive, "yes"),
-        CONNECTOR_OPTION_U32("interval_ms", TcpConfig, interval_ms, "0"),
         {}
 };
 
