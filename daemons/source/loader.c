@@ -114,17 +114,15 @@ int loader_load(const char *path, const LoaderOptions *options, LoadError *err, 
         if (r < 0)
                 return r;
 
-        /* Under --follow a last line without its line break may still be being written: it is
-         * completed by the next read, not taken as it is. */
+        /* The file as it is now must be complete and clean, also under --follow: a reload replaces
+         * the data only with a file that loads cleanly. Appends are read from here on. */
         if (l->csv) {
-                if (!options->follow) {
-                        r = csv_parser_finish(l->csv, err);
-                        if (r < 0)
-                                return r;
-                }
+                r = csv_parser_finish(l->csv, err);
+                if (r < 0)
+                        return r;
                 l->can_follow = true;
         } else {
-                r = json_loader_finish(l->json, options->follow, err);
+                r = json_loader_finish(l->json, false, err);
                 if (r < 0)
                         return r;
                 l->can_follow = json_loader_can_follow(l->json);

@@ -350,11 +350,11 @@ int http_server_new(Manager *m, const char *listen, HttpServer **ret) {
         }
 
         s->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, http_handler, s,
+                                     MHD_OPTION_EXTERNAL_LOGGER, http_logger, NULL,
                                      MHD_OPTION_LISTEN_SOCKET, s->fd,
                                      MHD_OPTION_CONNECTION_LIMIT, HTTP_CONNECTION_LIMIT,
                                      MHD_OPTION_CONNECTION_TIMEOUT, HTTP_CONNECTION_TIMEOUT_SEC,
                                      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) (1024 * 1024),
-                                     MHD_OPTION_EXTERNAL_LOGGER, http_logger, NULL,
                                      MHD_OPTION_END);
         if (!s->daemon)
                 return log_error_errno(EIO, "Failed to start the HTTP server on %s.", listen);

@@ -195,12 +195,12 @@ static void client_fail(Client *c, const char *code, const char *message) {
 
         if (c->closing)
                 return;
-        nl = memchr(buffer_begin(&c->out), '\n', buffer_size(&c->out));
+        nl = buffer_size(&c->out) > 0 ? memchr(buffer_begin(&c->out), '\n', buffer_size(&c->out)) : NULL;
         if (nl)
                 c->out.tail = (size_t) (nl + 1 - c->out.data);
         (void) client_send_error(c, NULL, code, message);
         client_begin_close(c);
-        client_pump(c);
+        /* The caller pumps: c stays valid until then. */
 }
 
 /* The row streamed as seq, if there is one yet. */
@@ -364,6 +364,7 @@ static int client_rate_tick(sd_event_source *s, uint64_t usec, void *userdata) {
                                          buffer_size(&c->out));
                                 client_fail(c, "overflow",
                                             "client too slow: output buffer limit reached, disconnecting");
+                                client_pump(c);
                                 return 0;
                         }
                 }
@@ -656,11 +657,7 @@ static void client_read(Client *c) {
                 c->last_rx_usec = now_usec(CLOCK_MONOTONIC);
 
         client_process_lines(c);
-        if (c->closing && buffer_size(&c->out) == 0 && !c->timer) {
-                client_close(c, "closing");
-                return;
-        }
-        client_pump(c);
+        client_pump(c); /* may free c */
 }
 
 static int client_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
@@ -756,6 +753,7 @@ static int server_heartbeat(sd_event_source *es, uint64_t usec, void *userdata) 
                         log_info("TCP client %s: silent for %" PRIu64 " ms, disconnecting.", c->peer,
                                  (now - c->last_rx_usec) / USEC_PER_MSEC);
                         client_fail(c, "timeout", "no message from the peer within the timeout");
+                        client_pump(c);
                         continue;
                 }
                 if (now - c->last_ping_usec >= m->heartbeat_usec) {
