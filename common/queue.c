@@ -861,7 +861,9 @@ int queue_open(const char *dir, const QueueOptions *opts, Queue **ret) {
                                 scan.error = -EBADMSG;
                         else {
                                 r = segment_scan(q, fd, s->first, NULL, &scan);
-                                if (r < 0)
+                                if (r == -EIO)
+                                        scan.error = r; /* unreadable: quarantine it, do not crash-loop */
+                                else if (r < 0)
                                         return r;
                         }
                         if (scan.error != 0) {
