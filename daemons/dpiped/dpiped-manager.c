@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
@@ -183,7 +184,8 @@ int manager_add_source(Manager *m, const char *name, const char *type, struct js
         r = registry_save(m->sources_dir, s);
         if (r < 0) {
                 log_error_errno(r, "Failed to persist source %s: %m", name);
-                return sd_bus_error_set_errnof(error, r, "Failed to persist source \"%s\": %m", name);
+                return sd_bus_error_setf(error, SD_BUS_ERROR_FAILED, "Failed to persist source \"%s\": %s", name,
+                                         strerror(-r));
         }
         r = manager_link_source(m, s);
         if (r < 0) {
@@ -217,7 +219,8 @@ int manager_remove_source(Manager *m, const char *name, sd_bus_error *error) {
         r = registry_remove(m->sources_dir, name);
         if (r < 0) {
                 log_error_errno(r, "Failed to remove source %s from the registry: %m", name);
-                return sd_bus_error_set_errnof(error, r, "Failed to remove source \"%s\" from the registry: %m", name);
+                return sd_bus_error_setf(error, SD_BUS_ERROR_FAILED,
+                                         "Failed to remove source \"%s\" from the registry: %s", name, strerror(-r));
         }
         manager_unlink_source(m, s);
         for (Connector *c = m->connectors; c; c = c->next)
@@ -251,7 +254,8 @@ int manager_pause_source(Manager *m, const char *name, bool pause, sd_bus_error 
         if (r < 0) {
                 s->paused = !pause;
                 log_error_errno(r, "Failed to persist source %s: %m", name);
-                return sd_bus_error_set_errnof(error, r, "Failed to persist source \"%s\": %m", name);
+                return sd_bus_error_setf(error, SD_BUS_ERROR_FAILED, "Failed to persist source \"%s\": %s", name,
+                                         strerror(-r));
         }
         for (Connector *c = m->connectors; c; c = c->next)
                 if (streq(c->type, s->type))

@@ -98,11 +98,20 @@ size_t subscription_ack(Subscription *s, uint64_t offset) {
         return n;
 }
 
+/* <dir>/<name>.offset: the suffix keeps names like ".." plain file names. */
+static char *committed_path(const char *dir, const char *name) {
+        char *p;
+
+        if (asprintf(&p, "%s/%s.offset", dir, name) < 0)
+                return NULL;
+        return p;
+}
+
 int subscription_load_committed(const char *dir, const char *name, uint64_t *ret) {
         _cleanup_free_ char *path = NULL, *text = NULL;
         int r;
 
-        path = path_join(dir, name);
+        path = committed_path(dir, name);
         if (!path)
                 return -ENOMEM;
         r = read_file(path, 64, &text, NULL);
@@ -120,7 +129,7 @@ int subscription_save_committed(const char *dir, const char *name, uint64_t offs
         r = mkdir_p(dir, 0755);
         if (r < 0)
                 return r;
-        path = path_join(dir, name);
+        path = committed_path(dir, name);
         if (!path)
                 return -ENOMEM;
         n = snprintf(text, sizeof(text), "%" PRIu64 "\n", offset);

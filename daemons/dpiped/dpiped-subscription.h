@@ -3,7 +3,7 @@
 
 /* A client's subscription: where it reads the queue, which sources it wants, and the window of
  * records sent but not yet acked. A named subscription is durable: the offset after the last ack
- * is stored in <state-dir>/subscriptions/<name> and "from":"committed" resumes there. */
+ * is stored in <state-dir>/subscriptions/<name>.offset and "from":"committed" resumes there. */
 
 #include <stdbool.h>
 #include <stddef.h>

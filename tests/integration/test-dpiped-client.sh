@@ -96,7 +96,7 @@ dp_assert_contains "$(tail -n1 <<<"$out")" '"in_flight":4' "window full again"
 # Named durable subscriptions: resume after the last ack, across reconnects and restarts.
 out=$(dp_client 'send:{"op":"subscribe","name":"analytics","from":"committed","window":3}' recv:1 recv-records:3 ack-all sleep:1.5)
 dp_assert_eq '{"op":"ok","offset":0}' "$(sed -n 1p <<<"$out")" "committed without a stored offset starts at the beginning"
-dp_assert_eq 3 "$(cat "$STATE_DIR/subscriptions/analytics")" "stored offset"
+dp_assert_eq 3 "$(cat "$STATE_DIR/subscriptions/analytics.offset")" "stored offset"
 out=$(dp_client 'send:subscribe committed name=analytics window=2' recv:1 recv-records:2 'send:ack 3' 'send:quit' closed)
 dp_assert_eq '{"op":"ok","offset":3}' "$(sed -n 1p <<<"$out")" "resumes after the last ack"
 dp_assert_contains "$(sed -n 2p <<<"$out")" '"offset":3,' "first record after resuming"

@@ -110,14 +110,21 @@ static void test_committed(void **state) {
         assert_int_equal(subscription_load_committed(dir, "analytics", &v), 0);
         assert_int_equal(v, UINT64_MAX - 1);
 
-        path = path_join(dir, "broken");
+        path = path_join(dir, "broken.offset");
         assert_int_equal(write_file_atomic(path, "12x\n", 4), 0);
         assert_int_equal(subscription_load_committed(dir, "broken", &v), -EBADMSG);
 
         (void) unlink(path);
         free(path);
-        path = path_join(dir, "analytics");
-        (void) unlink(path);
+        path = path_join(dir, "analytics.offset");
+        assert_int_equal(unlink(path), 0);
+        /* Names that are special in paths are plain file names here. */
+        assert_int_equal(subscription_save_committed(dir, "..", 9), 0);
+        assert_int_equal(subscription_load_committed(dir, "..", &v), 0);
+        assert_int_equal(v, 9);
+        free(path);
+        path = path_join(dir, "...offset");
+        assert_int_equal(unlink(path), 0);
         assert_int_equal(rmdir(dir), 0);
         assert_int_equal(rmdir(tmpl), 0);
 }
