@@ -63,7 +63,7 @@ wait $spid
 echo "raw unix socket, 1 connection:           $(json 'f"{records_per_sec:,.0f} records/s"' <"$TMP/raw.json"), $(json 'f"{mb_per_sec} MB/s of data"' <"$TMP/raw.json"), $(json 'f"{mb_per_sec} MB/s framed"' <"$TMP/sink.json")"
 echo
 
-printf '%-14s %14s %10s %12s %12s %12s %14s\n' "--sync" "records/s" "MB/s" "ack p50 ms" "ack p99 ms" "ack max ms" "writer RSS MB"
+printf '%-14s %12s %8s %11s %11s %11s %9s %14s\n' "--sync" "records/s" "MB/s" "ack p50 ms" "ack p99 ms" "ack max ms" "RSS MB" "rec/CPU-s"
 for sync in batch interval:100 none; do
         state="$TMP/state-${sync%%:*}"
         run="$TMP/run-${sync%%:*}"
@@ -81,23 +81,27 @@ for sync in batch interval:100 none; do
         for p in "${pids[@]}"; do wait "$p"; done
         end=$(date +%s.%N)
         rss=$(awk '/VmHWM/{print $2}' "/proc/$WPID/status")
+        # utime + stime of the writer: records per CPU second does not depend on what else runs.
+        cpu=$(awk -v t="$(getconf CLK_TCK)" '{print ($14 + $15) / t}' "/proc/$WPID/stat")
         kill "$WPID"
         wait "$WPID" || true
         WPID=
-        python3 - "$sync" "$start" "$end" "$rss" "$TMP"/feed-*.json <<'PY'
+        python3 - "$sync" "$start" "$end" "$rss" "$cpu" "$TMP"/feed-*.json <<'PY'
 import json, sys
-sync, start, end, rss = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
-feeds = [json.load(open(f)) for f in sys.argv[5:]]
+sync, start, end, rss, cpu = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+feeds = [json.load(open(f)) for f in sys.argv[6:]]
 n = sum(f['records'] for f in feeds)
 sec = end - start
 p50 = max(f['ack_latency_us']['p50'] for f in feeds) / 1000
 p99 = max(f['ack_latency_us']['p99'] for f in feeds) / 1000
 mx = max(f['ack_latency_us']['max'] for f in feeds) / 1000
-print(f'{sync:<14} {n / sec:14,.0f} {n * 100 / sec / 1e6:10.1f} {p50:12.1f} {p99:12.1f} {mx:12.1f} {rss / 1024:14.1f}')
+per_cpu = f'{n / cpu:14,.0f}' if cpu > 0 else f'{"-":>14}'
+print(f'{sync:<14} {n / sec:12,.0f} {n * 100 / sec / 1e6:8.1f} {p50:11.1f} {p99:11.1f} {mx:11.1f} {rss / 1024:9.1f} {per_cpu}')
 PY
 done
 echo
-echo "(ack latency: per batch of 1000 records, 8 batches in flight per connector, worst connector)"
+echo "(ack latency: per batch of 1000 records, 8 batches in flight per connector, worst connector;"
+echo " rec/CPU-s: records per second of the writer's own CPU time, user + system)"
 echo
 
 read_json=$("$DUMP" "$TMP/state-none/queue" --bench)
