@@ -194,6 +194,8 @@ void source_set_throttled(Source *s, bool throttled);
 int source_report(Source *s);
 json_object *source_state_json(Source *s);
 int source_save_cursor(Source *s);
+/* The delay before retry number attempt (0-based): jittered exponential, see BACKOFF_*. */
+uint64_t source_backoff_delay(unsigned attempt);
 
 /* connector-options.c */
 int options_parse(const ConnectorOption *table, json_object *options, void *config, char **ret_message);

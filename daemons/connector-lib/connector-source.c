@@ -383,7 +383,7 @@ static int source_backoff_fire(sd_event_source *es, uint64_t usec, void *userdat
         return 0;
 }
 
-static uint64_t backoff_delay(unsigned attempt) {
+uint64_t source_backoff_delay(unsigned attempt) {
         uint64_t d = BACKOFF_MIN_USEC, r = 0;
 
         for (unsigned i = 0; i < attempt && d < BACKOFF_MAX_USEC; i++)
@@ -421,7 +421,7 @@ int source_fail(Source *s, int error, const char *fmt, ...) {
         va_end(ap);
 
         source_do_stop(s);
-        delay = backoff_delay(s->backoff_attempt);
+        delay = source_backoff_delay(s->backoff_attempt);
         if (s->backoff_attempt < 32)
                 s->backoff_attempt++;
         log_warning("Source %s: %s; retrying in %" PRIu64 " ms", s->name, s->error ?: "failed",
