@@ -82,7 +82,7 @@ int manager_handle_batch(Manager *m, Conn *c, const uint8_t *payload, uint32_t s
         BatchAck ack = {};
         BatchRecord rec;
         BatchView v;
-        uint64_t last = 0;
+        uint64_t last = 0, bytes = 0;
         size_t pos = 0, n = 0;
         bool have;
         int r;
@@ -109,6 +109,7 @@ int manager_handle_batch(Manager *m, Conn *c, const uint8_t *payload, uint32_t s
                         continue;
                 }
                 m->scratch[n++] = (QueueAppend) { .seq = rec.seq, .ts_us = rec.ts_us, .data = rec.data, .data_len = rec.len };
+                bytes += QUEUE_RECORD_HEADER_SIZE + v.source_len + rec.len;
                 last = rec.seq;
                 have = true;
         }
@@ -117,8 +118,13 @@ int manager_handle_batch(Manager *m, Conn *c, const uint8_t *payload, uint32_t s
         ack.first_offset = queue_next_offset(m->queue);
         if (n > 0) {
                 r = queue_append(m->queue, v.source, v.source_len, m->scratch, n, &ack.first_offset);
-                if (r == -ENOSPC || r == -EDQUOT)
+                if (r == -ENOSPC || r == -EDQUOT) {
+                        uint64_t limit = m->opts.queue.max_bytes;
+
+                        m->stall_at_limit = limit > 0 &&
+                                queue_disk_bytes(m->queue) + queue_pending_bytes(m->queue) + bytes > limit;
                         return r; /* the caller stalls; this frame is processed again later */
+                }
                 if (r < 0) {
                         log_warning_errno(r, "Failed to append batch %" PRIu64 " of source %.*s from %s: %m",
                                           v.batch_id, (int) v.source_len, v.source, c->peer);
@@ -292,14 +298,10 @@ void manager_stall(Manager *m, int error) {
                         log_warning_errno(r, "Failed to arm the retry timer: %m");
         }
         if (!m->stall_reported) {
-                uint64_t limit = m->opts.queue.max_bytes;
-                bool at_limit = limit > 0 &&
-                                queue_disk_bytes(m->queue) + queue_pending_bytes(m->queue) + FRAME_SIZE_MAX / 64 >= limit;
-
-                if (at_limit)
+                if (m->stall_at_limit)
                         log_warning("The queue reached its limit (--max-bytes=%" PRIu64 "): holding acks and not reading "
                                     "from connectors until retention or an operator frees space.",
-                                    limit);
+                                    m->opts.queue.max_bytes);
                 else
                         log_warning_errno(error, "Cannot write to the queue in %s: %m. Holding acks and not reading "
                                           "from connectors until there is room again; retrying every second.",
@@ -307,6 +309,7 @@ void manager_stall(Manager *m, int error) {
                 m->stall_reported = true;
                 manager_update_status(m);
         }
+        m->stall_at_limit = false;
 }
 
 static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {

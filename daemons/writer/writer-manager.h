@@ -56,6 +56,7 @@ typedef struct Manager {
         bool stalled;        /* not accepting records: disk or queue full */
         bool stall_reported; /* logged; cleared once records flow again */
         int stall_error;
+        bool stall_at_limit; /* the batch that stalled would take the queue above --max-bytes */
 
         uint64_t records_written, duplicates, batches, bytes_written;
         uint64_t last_status_records;
