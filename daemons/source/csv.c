@@ -43,7 +43,8 @@ CsvParser *csv_parser_new(Dataset *d, bool infer_types) {
         p->infer_types = infer_types;
         p->line = p->column = 1;
         p->key_offsets = calloc(1, sizeof(size_t));
-        if (!p->key_offsets)
+        /* Allocate the field buffer up front: its data pointer is never NULL, even for "". */
+        if (!p->key_offsets || buffer_reserve(&p->field, 256) < 0)
                 return csv_parser_free(p);
         p->n_keys_allocated = 1;
         return p;
