@@ -568,7 +568,7 @@ static int client_flush(Client *c) {
         }
         if (c->closing && buffer_size(&c->out) == 0)
                 return -ESHUTDOWN;
-        if (!c->closing && buffer_size(&c->out) < CLIENT_OUT_HIGH)
+        if (!c->closing && buffer_size(&c->out) < CLIENT_OUT_MAX)
                 events |= EPOLLIN;
         if (buffer_size(&c->out) > 0)
                 events |= EPOLLOUT;

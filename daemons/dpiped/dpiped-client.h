@@ -12,9 +12,11 @@
 #include "dpiped-manager.h"
 #include "dpiped-subscription.h"
 
-/* Above this much unsent output a client gets no more records and no requests are read from it
- * until it drains: the bound on a slow client's memory. */
+/* Above this much unsent output a client gets no more records until it drains. Its requests are
+ * still read (a slow reader that answers pings is alive) up to CLIENT_OUT_MAX of replies, above
+ * which nothing more is read from it: the bound on a slow client's memory. */
 #define CLIENT_OUT_HIGH (256u * 1024u)
+#define CLIENT_OUT_MAX (1024u * 1024u)
 /* At most this many records are read from the queue for one client in one go (fairness). */
 #define CLIENT_PUMP_BATCH 4096u
 #define CLIENTS_MAX 16384u
