@@ -264,3 +264,20 @@ states = [(e["object"], e["properties"]["State"]) for e in ev
 assert ("beta", "paused") in states and ("alpha", "active") in states, states
 assert all(e["path"].startswith("/org/dpipe/Pipeline1") for e in ev if "path" in e), ev
 PY
+
+# --- --user: the session bus ---------------------------------------------------------------
+if command -v dbus-run-session >/dev/null; then
+        mkdir -p "$TMP/user/run" "$TMP/user/state"
+        USER_PORT=$(dp_free_port)
+        out=$(DBUS_SYSTEM_BUS_ADDRESS="unix:path=$TMP/nobus" dbus-run-session -- bash -c '
+                dpiped --user --runtime-dir="$1/run" --state-dir="$1/state" --listen="127.0.0.1:$2" 2>"$1/dpiped.log" &
+                pid=$!
+                for ((i = 0; i < 100; i++)); do
+                        busctl --user status org.dpipe.Pipeline1 >/dev/null 2>&1 && break
+                        sleep 0.1
+                done
+                dpipectl --user --no-legend --json list-sources; echo "user=$?"
+                dpipectl --no-legend list-sources 2>/dev/null; echo "system=$?"
+                kill -TERM "$pid"; wait "$pid"; echo "dpiped=$?"' _ "$TMP/user" "$USER_PORT" 2>/dev/null)
+        dp_assert_eq $'[]\nuser=0\nsystem=1\ndpiped=0' "$out" "dpipectl --user against dpiped --user"
+fi
