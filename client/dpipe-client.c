@@ -526,13 +526,14 @@ static void help(void) {
                "  -c --connect=HOST:PORT Server address (default %s)\n"
                "  -f --format=FORMAT     Output of records: json (default), csv, table\n"
                "     --reconnect         Reconnect when the connection is lost and resume\n"
-               "                         right after the last acknowledged record\n"
+               "                         right after the last record received\n"
                "     --source=NAME       subscribe: only records of this source (repeatable)\n"
                "     --window=N          subscribe: records in flight before an ack (1..%u)\n\n"
                "Commands (interfaces of dpiped, see dpipe-client(1)):\n"
                "  subscribe [earliest|latest|OFFSET]   Print records as they arrive\n"
                "  list | status | help | ping | hello  Print the server's reply\n"
-               "  add NAME TYPE KEY=VALUE... | remove NAME | pause NAME | start NAME\n",
+               "  add NAME TYPE KEY=VALUE... | remove NAME | pause NAME | start NAME\n"
+               "  ack OFFSET | quit\n",
                program_invocation_short_name, DEFAULT_CONNECT_ADDRESS, WINDOW_MAX);
 }
 
