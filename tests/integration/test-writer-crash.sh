@@ -8,8 +8,8 @@ source "$(dirname "$0")/lib.sh"
 FEED="$BUILD_DIR/bench/writer-feed"
 DUMP="$BUILD_DIR/bench/queue-dump"
 SOCK="$RUNTIME_DIR/writer.sock"
-N=${N:-400000}
-KILLS=${KILLS:-12}
+N=${N:-300000}
+KILLS=${KILLS:-10}
 WRITER_ARGS=(--runtime-dir="$RUNTIME_DIR" --state-dir="$STATE_DIR" --segment-size=1M)
 
 start_writer() {
