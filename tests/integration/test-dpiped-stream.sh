@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# dpiped streaming the queue to clients (interfaces.md §4): records with dense offsets and the
+# exact stored data, subscribe from earliest/latest/N with a sources filter, records pushed as
+# they are written, the ack window, and named durable subscriptions across reconnects and
+# restarts of dpiped.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/dpiped-lib.sh"
+
+dp_start_bus
+dp_dpiped --heartbeat-ms=400 --client-timeout-ms=30000
+
+# Records: dense offsets, the exact stored data, the source name, in order.
+dpiped-queue-fill "$STATE_DIR/queue" 5 demo
+dpiped-queue-fill "$STATE_DIR/queue" 3 other.src-2
+out=$(dp_client send:'subscribe earliest' recv:1 recv-records:8)
+dp_assert_eq '{"op":"ok","offset":0}' "$(sed -n 1p <<<"$out")" "subscribe reply"
+for i in 0 1 2 3 4; do
+        line=$(sed -n "$((i + 2))p" <<<"$out")
+        dp_assert_contains "$line" "{\"op\":\"record\",\"offset\":$i,\"source\":\"demo\",\"ts_us\":" "record $i"
+        dp_assert_contains "$line" ",\"data\":{\"i\":$((i + 1)),\"pad\":\"\"}}" "data of record $i"
+done
+dp_assert_contains "$(sed -n 7p <<<"$out")" '"offset":5,"source":"other.src-2","ts_us":' "another source"
+python3 -c 'import json,sys; [json.loads(l) for l in sys.stdin]' <<<"$out" || dp_fail "a line is not JSON"
+
+# From an offset, latest, a filter; records that arrive later are pushed.
+out=$(dp_client send:'subscribe 6' recv:1 recv-records:2)
+dp_assert_contains "$(sed -n 2p <<<"$out")" '"offset":6,' "subscribe N"
+out=$(dp_client 'send:{"op":"subscribe","from":"earliest","sources":["demo"]}' recv:1 recv-records:5 \
+        'send:{"op":"subscribe","from":"latest","id":9}' recv:1)
+dp_assert_eq '{"op":"ok","offset":8,"id":9}' "$(tail -n1 <<<"$out")" "subscribe latest"
+! grep -q 'other.src-2' <<<"$out" || dp_fail "the sources filter let another source through"
+out=$(dp_client 'send:subscribe latest' recv:1 "exec:dpiped-queue-fill '$STATE_DIR/queue' 2 demo" recv-records:2)
+dp_assert_contains "$(sed -n 2p <<<"$out")" '"offset":8,"source":"demo"' "a new record is pushed"
+dp_assert_contains "$(sed -n 3p <<<"$out")" '"offset":9,"source":"demo"' "and the next"
+
+# The window: never more than W records past the last ack.
+dpiped-queue-fill "$STATE_DIR/queue" 20 demo
+out=$(dp_client 'send:subscribe earliest window=4' recv:1 recv-records:4 sleep:1 'send:status' recv-until:'"op":"status"')
+dp_assert_eq 0 "$(grep -c '"offset":4,' <<<"$out")" "a fifth record before an ack"
+dp_assert_contains "$(tail -n1 <<<"$out")" '"subscription":{"next_offset":4,"window":4,"in_flight":4}' "status shows the window"
+out=$(dp_client 'send:subscribe earliest window=4' recv:1 recv-records:4 'send:ack 1' recv-records:2 sleep:1 send:status recv-until:'"op":"status"')
+dp_assert_contains "$(sed -n 6p <<<"$out")" '"offset":4,' "ack 1 lets record 4 through"
+dp_assert_contains "$(sed -n 7p <<<"$out")" '"offset":5,' "and record 5"
+dp_assert_contains "$(tail -n1 <<<"$out")" '"in_flight":4' "window full again"
+
+# Named durable subscriptions: resume after the last ack, across reconnects and restarts.
+out=$(dp_client 'send:{"op":"subscribe","name":"analytics","from":"committed","window":3}' recv:1 recv-records:3 ack-all sleep:1.5)
+dp_assert_eq '{"op":"ok","offset":0}' "$(sed -n 1p <<<"$out")" "committed without a stored offset starts at the beginning"
+dp_assert_eq 3 "$(cat "$STATE_DIR/subscriptions/analytics.offset")" "stored offset"
+out=$(dp_client 'send:subscribe committed name=analytics window=2' recv:1 recv-records:2 'send:ack 3' 'send:quit' closed)
+dp_assert_eq '{"op":"ok","offset":3}' "$(sed -n 1p <<<"$out")" "resumes after the last ack"
+dp_assert_contains "$(sed -n 2p <<<"$out")" '"offset":3,' "first record after resuming"
+dp_assert_eq '{"op":"bye"}' "$(grep -v '"op":"ping"' <<<"$out" | tail -n2 | head -n1)" "quit"
+dp_assert_eq CLOSED "$(tail -n1 <<<"$out")" "closed after quit"
+dp_kill_daemon dpiped TERM
+dp_dpiped --heartbeat-ms=400
+out=$(dp_client 'send:{"op":"subscribe","name":"analytics","from":"committed"}' recv:1)
+dp_assert_eq '{"op":"ok","offset":4}' "$out" "resumes after a restart of dpiped"
+
