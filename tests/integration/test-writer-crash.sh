@@ -12,8 +12,13 @@ N=${N:-300000}
 KILLS=${KILLS:-10}
 WRITER_ARGS=(--runtime-dir="$RUNTIME_DIR" --state-dir="$STATE_DIR" --segment-size=1M)
 
+SYNCS=(batch interval:20 none)
+STARTS=0
+
+# Each restart uses the next --sync policy: what a crash of the writer leaves must not depend on it.
 start_writer() {
-        dpipe-writer "${WRITER_ARGS[@]}" >>"$LOG_DIR/writer-killed.log" 2>&1 &
+        local sync=${SYNCS[$((STARTS++ % 3))]}
+        dpipe-writer "${WRITER_ARGS[@]}" --sync="$sync" >>"$LOG_DIR/writer-killed.log" 2>&1 &
         WPID=$!
         DP_OTHER_PIDS+=("$WPID")
 }
