@@ -187,7 +187,10 @@ int manager_handle_control(Manager *m, Conn *c, const uint8_t *payload, uint32_t
                         json_object_object_add(reply, "message", json_object_new_string("invalid source name"));
                 } else {
                         /* The last_seq we report must be durable under the policy, like an ack: a
-                         * connector may skip what it names. */
+                         * connector may skip what it names. While stalled with records not yet
+                         * written, the hello waits like a batch. */
+                        if (m->stalled && queue_pending_bytes(m->queue) > 0)
+                                return -m->stall_error;
                         (void) manager_commit(m);
                         json_object_object_add(reply, "op", json_object_new_string("hello"));
                         json_object_object_add(reply, "source", json_object_new_string(source));

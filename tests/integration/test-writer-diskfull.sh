@@ -53,8 +53,17 @@ dp_assert_contains "$status" '"stalled":true' "writer status while the disk is f
 dp_assert_eq "0 $k1" "$(check_queue "$STATE_DIR/queue")" "records stored while stalled"
 dp_log "stalled after $k1 records"
 
+# A hello now would name records that are not written yet: it waits for room like a batch.
+python3 "$SOURCE_DIR/tests/integration/writer-proto.py" "$SOCK" hello full >"$TMP/hello.json" 2>&1 &
+HELLO_PID=$!
+sleep 1
+kill -0 "$HELLO_PID" 2>/dev/null || dp_fail "hello was answered while records were held: $(cat "$TMP/hello.json")"
+
 # Free the space: it resumes by itself and every record arrives exactly once.
 rm -f "$STATE_DIR/ballast"
+wait "$HELLO_PID" || dp_fail "hello failed after space was freed: $(cat "$TMP/hello.json")"
+last=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["last_seq"])' "$TMP/hello.json")
+[ "$last" -ge "$k1" ] && [ "$last" -le "$N" ] || dp_fail "hello after the stall names last_seq $last"
 dp_wait_exit "$FEED_PID" 60 || dp_fail "the connector did not finish after space was freed"
 wait "$FEED_PID" || dp_fail "the connector failed: $(cat "$LOG_DIR/feed.log")"
 grep -q 'room again' "$LOG_DIR/writer.log" || dp_fail "resuming was not logged"
