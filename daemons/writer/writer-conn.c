@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* One connector connection: reads frames, hands batches and control messages to the manager, and
  * writes acks and replies back. While the manager is stalled, a connection stops reading at its
- * first batch (control messages such as hello are still answered until then); it also stops while
- * the peer does not read its acks. */
+ * first batch (control messages before it are still answered, except a hello while unwritten
+ * records are held); it also stops while the peer does not read its acks. */
 
 #include <errno.h>
 #include <inttypes.h>
