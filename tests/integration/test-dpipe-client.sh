@@ -143,8 +143,12 @@ dp_assert_eq 0 "$rc" "exit status of a subscriber after SIGTERM"
 check_stream "$TMP/live.jsonl" "$N_ALPHA"
 
 # --- dead server: freeze dpiped ---------------------------------------------------------------
+n_clients=$(busctl --system get-property org.dpipe.Pipeline1 /org/dpipe/Pipeline1 org.dpipe.Pipeline1.Manager Clients | cut -d' ' -f2)
 dp_bg frozen bash -c 'dpipe-client --connect="$1" subscribe latest >/dev/null 2>"$2.err"; echo $? >"$2.rc"' _ "$ADDR" "$TMP/frozen"
-sleep 1 # subscribed and idle, receiving pings
+# Once dpiped counts it, it is connected (and soon subscribed and idle, receiving pings).
+dp_retry 10 bash -c '[ "$(busctl --system get-property org.dpipe.Pipeline1 /org/dpipe/Pipeline1 org.dpipe.Pipeline1.Manager Clients | cut -d" " -f2)" -gt "$1" ]' _ "$n_clients" ||
+        dp_fail "the client to be frozen out did not connect"
+sleep 0.5
 kill -STOP "${DP_PIDS[dpiped]}"
 dp_retry 10 test -s "$TMP/frozen.rc" || { kill -CONT "${DP_PIDS[dpiped]}"; dp_fail "dpipe-client did not notice a frozen dpiped"; }
 kill -CONT "${DP_PIDS[dpiped]}"
