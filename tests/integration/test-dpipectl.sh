@@ -36,10 +36,11 @@ one_line() {
 }
 
 # --- monitor, started first so that it sees everything -------------------------------------
-dp_bg monitor bash -c 'exec dpipectl monitor >"$1"' _ "$TMP/monitor.txt"
+# The --json one prints no banner: start it first, and give it a moment more than the other.
 dp_bg monitor-json bash -c 'exec dpipectl monitor --json >"$1"' _ "$TMP/monitor.jsonl"
+dp_bg monitor bash -c 'exec dpipectl monitor >"$1"' _ "$TMP/monitor.txt"
 dp_retry 10 grep -q "^Monitoring org.dpipe.Pipeline1" "$TMP/monitor.txt" || dp_fail "monitor did not start"
-sleep 0.3 # the --json one prints no banner
+sleep 1
 
 # --- add-source ------------------------------------------------------------------------------
 expect_exit 0 dpipectl add-source alpha --type=tcp --address="127.0.0.1:$PORT_ALPHA" --option=heartbeat_ms=1000
