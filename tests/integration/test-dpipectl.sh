@@ -98,6 +98,9 @@ dp_retry 15 bash -c '[ "$(busctl --system get-property org.dpipe.Pipeline1 /org/
 dp_retry 10 bash -c '[ "$(busctl --system get-property org.dpipe.Pipeline1 /org/dpipe/Pipeline1/source/alpha org.dpipe.Pipeline1.Source State)" = "s \"active\"" ]' ||
         dp_fail "alpha is not active"
 
+dp_retry 10 bash -c '[ "$(busctl --system get-property org.dpipe.Pipeline1 /org/dpipe/Pipeline1 org.dpipe.Pipeline1.Manager QueueNextOffset)" = "t $1" ]' _ "$N_ALPHA" ||
+        dp_fail "the queue does not hold alpha's $N_ALPHA records"
+
 # --- list-sources: the table, to the character ------------------------------------------------
 # Ports from dp_free_port are ephemeral, i.e. 5 digits: the columns below are fixed.
 [ "${#PORT_ALPHA}" = 5 ] && [ "${#PORT_DEAD}" = 5 ] || dp_fail "unexpected port lengths $PORT_ALPHA $PORT_DEAD"
