@@ -12,7 +12,7 @@ diff -u "$SOURCE_DIR/dbus/org.dpipe.Pipeline1.xml" "$TMP/introspect.xml" ||
         dp_fail "dbus/org.dpipe.Pipeline1.xml differs from dpiped --bus-introspect"
 
 dp_start_bus
-dp_bg monitor dbus-monitor --system "type='signal',sender='org.dpipe.Pipeline1'"
+dp_bg monitor stdbuf -oL dbus-monitor --system "type='signal',sender='org.dpipe.Pipeline1'"
 dp_fake_connector tcp
 dp_dpiped
 
@@ -166,7 +166,7 @@ dp_assert_eq 'a(ssso) 2' "$(dp_manager ListSources | cut -d' ' -f1-2)" "nobody c
 dp_assert_eq '{"op":"pong"}' "$(dp_client send:ping recv:1)" "a client"
 dp_retry 5 bash -c "grep -A6 'member=PropertiesChanged' '$LOG_DIR/monitor.log' | grep -q '\"Clients\"'" ||
         dp_fail "no PropertiesChanged for Clients"
-grep -q 'member=SourceAdded' "$LOG_DIR/monitor.log" || dp_fail "no SourceAdded signal"
-grep -q 'member=SourceRemoved' "$LOG_DIR/monitor.log" || dp_fail "no SourceRemoved signal"
-grep -A12 'member=PropertiesChanged' "$LOG_DIR/monitor.log" | grep -q '"paused"' ||
+dp_retry 5 grep -q 'member=SourceAdded' "$LOG_DIR/monitor.log" || dp_fail "no SourceAdded signal"
+dp_retry 5 grep -q 'member=SourceRemoved' "$LOG_DIR/monitor.log" || dp_fail "no SourceRemoved signal"
+dp_retry 5 bash -c "grep -A12 'member=PropertiesChanged' '$LOG_DIR/monitor.log' | grep -q '\"paused\"'" ||
         dp_fail "no PropertiesChanged with the State"
