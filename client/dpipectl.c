@@ -327,14 +327,26 @@ static int check_verb_options(const char *verb) {
                 log_error("add-source needs --type=TYPE.");
                 return -EINVAL;
         }
-        if (add && !arg_address) {
-                bool found = false;
+        if (add) {
+                size_t n = !!arg_address;
 
-                for (size_t i = 0; i < arg_n_options; i++)
-                        if (strncmp(arg_options[i], "address=", 8) == 0)
-                                found = true;
-                if (!found) {
+                /* Each key once: the a{sv} would otherwise carry two values for it. */
+                for (size_t i = 0; i < arg_n_options; i++) {
+                        const char *eq = strchr(arg_options[i], '=');
+
+                        n += strncmp(arg_options[i], "address=", 8) == 0;
+                        for (size_t j = 0; j < i; j++)
+                                if (strncmp(arg_options[i], arg_options[j], (size_t) (eq - arg_options[i]) + 1) == 0) {
+                                        log_error("Option %.*s given twice.", (int) (eq - arg_options[i]), arg_options[i]);
+                                        return -EINVAL;
+                                }
+                }
+                if (n == 0) {
                         log_error("add-source needs --address=ADDR.");
+                        return -EINVAL;
+                }
+                if (n > 1) {
+                        log_error("The address is given twice (--address= and --option=address=).");
                         return -EINVAL;
                 }
         }

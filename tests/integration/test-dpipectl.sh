@@ -78,6 +78,8 @@ expect_exit 2 dpipectl add-source onlyname
 expect_exit 2 dpipectl add-source x --type=tcp
 expect_exit 2 dpipectl add-source x --type=tcp --address=a:1 --option=noequals
 expect_exit 2 dpipectl add-source x --type=tcp --address=a:1 --option=interval_ms=soon
+expect_exit 2 dpipectl add-source x --type=tcp --address=a:1 --option=address=b:2
+expect_exit 2 dpipectl add-source x --type=tcp --address=a:1 --option=format=csv --option=format=jsonl
 expect_exit 2 dpipectl list-sources extra
 expect_exit 2 dpipectl list-sources --type=tcp
 expect_exit 2 dpipectl tail --from=yesterday
