@@ -60,13 +60,13 @@ dp_assert_eq '{"op":"pong"}' "$(sed -n 21p <<<"$out")" "the connection lives on"
 
 # Heartbeat pings, and the idle timeout closes a silent client with "timeout".
 dp_kill_daemon dpiped TERM
-dp_dpiped --heartbeat-ms=400
+dp_dpiped --heartbeat-ms=500 --client-timeout-ms=2000
 out=$(dp_client 'send:hello' recv:1 'closed:15')
 dp_assert_contains "$out" '{"op":"ping"}' "heartbeat ping"
-dp_assert_contains "$out" '{"op":"error","code":"timeout",' "timeout"
+dp_assert_contains "$out" '{"op":"error","code":"timeout","message":"no message from the client within the timeout, closing"}' "timeout"
 dp_assert_eq CLOSED "$(tail -n1 <<<"$out")" "closed after timeout"
-# A client that answers pings stays.
-out=$(dp_client send:hello recv:1 sleep:0.5 send:pong sleep:0.5 send:pong sleep:0.5 send:pong sleep:0.5 send:pong send:ping recv-until:pong)
+# A client that answers pings stays: 4 s of pongs every 0.5 s, twice the timeout.
+out=$(dp_client send:hello recv:1 $(for i in $(seq 8); do echo sleep:0.5 send:pong; done) send:ping recv-until:pong)
 ! grep -q timeout <<<"$out" || dp_fail "a live client timed out"
 
 # A line over 1 MiB: too_long, then closed.
