@@ -51,6 +51,7 @@ typedef struct Client {
         bool interactive;
         bool tty;           /* prompt and line clearing */
         bool prompt_shown;
+        bool greeted;
 
         /* one-shot mode */
         bool command_done;  /* the reply to the command arrived */
@@ -247,6 +248,11 @@ static int on_connected(ClientConn *conn, void *userdata) {
                 if (r < 0)
                         return r;
         }
+        if (c->tty && !c->greeted) {
+                c->greeted = true;
+                (void) buffer_printf(c->out, "Connected to %s. \"help\" lists the commands, \"quit\" or Ctrl-D leaves.\n",
+                                     client_conn_address(conn));
+        }
         if (c->interactive && c->pending_replies == 0) {
                 /* The prompt appears once there is someone to talk to. */
                 client_show_prompt(c);
@@ -318,6 +324,16 @@ static int on_reply(ClientConn *conn, const char *line, size_t len, struct json_
                 c->subscribed = !is_error;
                 if (is_error)
                         json_object_putp(&c->subscribe_request), c->subscribe_request = NULL;
+        }
+        if (is_error && c->tty) {
+                /* On a terminal an error stands out; the line itself stays as the server sent it. */
+                int r = buffer_append_str(c->out, "\x1b[0;31m");
+
+                if (r >= 0)
+                        r = buffer_append(c->out, line, len);
+                if (r >= 0)
+                        r = buffer_append_str(c->out, "\x1b[0m\n");
+                return r;
         }
         return reply_format_append(arg_format, line, len, msg, c->out);
 }

@@ -38,7 +38,8 @@ def lines_since(mark):
     text = buf[mark:].decode(errors="replace").replace("\r", "").replace("\x1b[K", "")
     return [l[len("dpipe> "):] if l.startswith("dpipe> ") else l for l in text.split("\n")]
 
-read_until(rb"dpipe> $")
+# A greeting, then the prompt.
+read_until(rb'Connected to [^\r]*"help" lists the commands[^\r]*\r\ndpipe> $')
 
 # A reply, then the prompt again.
 mark = len(buf)
@@ -67,7 +68,7 @@ if [r["offset"] for r in recs] != list(range(n_records)):
 # Quoting: double quotes group words (the server sees one name with a blank and refuses it).
 mark = len(buf)
 os.write(fd, b'remove "no such"\n')
-read_until(rb'"op":"error".*\r\ndpipe> $')
+read_until(rb'\x1b\[0;31m\{"op":"error".*\x1b\[0m\r\ndpipe> $')  # errors in red
 
 os.write(fd, b"quit\n")
 read_until(rb'\{"op":"bye"\}')
