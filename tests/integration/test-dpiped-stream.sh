@@ -58,3 +58,19 @@ dp_dpiped --heartbeat-ms=400
 out=$(dp_client 'send:{"op":"subscribe","name":"analytics","from":"committed"}' recv:1)
 dp_assert_eq '{"op":"ok","offset":4}' "$out" "resumes after a restart of dpiped"
 
+
+# A record that fails its checksum: the client gets "internal" and is closed; dpiped lives on.
+dpiped-queue-fill "$STATE_DIR/queue" 1 demo 200
+next=$(busctl --system get-property org.dpipe.Pipeline1 /org/dpipe/Pipeline1 org.dpipe.Pipeline1.Manager QueueNextOffset | cut -d' ' -f2)
+seg=$(ls "$STATE_DIR"/queue/*.seg | tail -n1)
+python3 - "$seg" <<'PY'
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, "rb").read())
+b[-50] ^= 0xFF  # inside the payload of the last record
+open(p, "wb").write(b)
+PY
+out=$(dp_client "send:subscribe $((next - 1))" recv:1 closed)
+dp_assert_contains "$out" '{"op":"error","code":"internal","message":"failed to read the queue"}' "a corrupt record"
+dp_assert_eq CLOSED "$(tail -n1 <<<"$out")" "closed after internal"
+dp_assert_eq '{"op":"pong"}' "$(dp_client send:ping recv:1)" "dpiped lives on"
