@@ -82,6 +82,10 @@ static Client *client_free(Client *c) {
                 if (c->next)
                         c->next->prev = c->prev;
                 c->server->n_clients--;
+                if (c->server->warned_fd_limit) {
+                        c->server->warned_fd_limit = false;
+                        (void) sd_event_source_set_enabled(c->server->listen_source, SD_EVENT_ON);
+                }
                 manager_update_status(c->server->manager);
         }
         sd_event_source_disable_unref(c->io);
@@ -699,11 +703,16 @@ static int server_accept(sd_event_source *es, int lfd, uint32_t revents, void *u
                 if (fd < 0) {
                         if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
                                 return 0;
-                        if ((errno == EMFILE || errno == ENFILE) && !s->warned_fd_limit) {
+                        if (errno == EMFILE || errno == ENFILE) {
+                                /* The listening socket stays readable: stop watching it until a
+                                 * client goes away, rather than spinning. */
+                                if (!s->warned_fd_limit)
+                                        log_warning_errno(errno, "Failed to accept TCP connection, pausing accept until a client leaves: %m");
                                 s->warned_fd_limit = true;
-                                log_warning_errno(errno, "Failed to accept TCP connection, file descriptor limit reached: %m");
+                                (void) sd_event_source_set_enabled(s->listen_source, SD_EVENT_OFF);
                                 return 0;
                         }
+                        log_debug_errno(errno, "Failed to accept TCP connection, ignoring: %m");
                         return 0;
                 }
                 if (s->n_clients >= m->max_clients) {

@@ -214,15 +214,25 @@ static int parse_argv(int argc, char *argv[], Manager *m) {
         return 1;
 }
 
-/* 1000+ clients need as many fds: take the hard limit. */
-static void raise_fd_limit(void) {
+/* 1000+ clients need as many fds: take the hard limit, and refuse clients politely (an error
+ * line) before running out of fds. */
+static void raise_fd_limit(Manager *m) {
         struct rlimit rl;
 
-        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
                 return;
-        rl.rlim_cur = rl.rlim_max;
-        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-                log_debug_errno(errno, "Failed to raise the file descriptor limit, ignoring: %m");
+        if (rl.rlim_cur < rl.rlim_max) {
+                rl.rlim_cur = rl.rlim_max;
+                if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+                        log_debug_errno(errno, "Failed to raise the file descriptor limit, ignoring: %m");
+                        (void) getrlimit(RLIMIT_NOFILE, &rl);
+                }
+        }
+        if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > 128 && m->max_clients > rl.rlim_cur - 64) {
+                log_debug("Limiting TCP clients to %zu (file descriptor limit %llu).", (size_t) (rl.rlim_cur - 64),
+                          (unsigned long long) rl.rlim_cur);
+                m->max_clients = (size_t) (rl.rlim_cur - 64);
+        }
 }
 
 static int run(int argc, char *argv[]) {
@@ -240,7 +250,7 @@ static int run(int argc, char *argv[]) {
 
         /* Peers that go away must not kill us with SIGPIPE: writes fail with EPIPE instead. */
         (void) signal(SIGPIPE, SIG_IGN);
-        raise_fd_limit();
+        raise_fd_limit(m);
 
         r = manager_load(m);
         if (r < 0)
