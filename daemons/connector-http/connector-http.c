@@ -82,6 +82,8 @@ typedef struct HttpSource {
         char *etag, *last_modified, *content_type;   /* of the response being received */
         char *cur_etag, *cur_last_modified;           /* of the document the cursor refers to */
         uint64_t doc_index;                           /* records of that document handed over */
+        uint64_t page_offset;                         /* pages: the offset to ask for next */
+        uint64_t requested_offset;                    /* pages: the offset the request in flight asked for */
         char error[CURL_ERROR_SIZE];
 
         sd_event_source *poll_timer;
@@ -320,11 +322,16 @@ static int http_build_url(HttpSource *h) {
                 sep = strchr(base, '?') ? '&' : '?';
                 r = asprintf(&h->url, "%s%s%s%coffset=%" PRIu64 "&limit=%" PRIu32 "%s%s",
                              base, add_records && base[strlen(base) - 1] != '/' ? "/" : "", add_records ? "records" : "",
-                             add_records ? '?' : sep, source_next_seq(h->source), h->config->limit, q ? "&" : "", q ?: "");
-        } else if (q)
+                             add_records ? '?' : sep, h->page_offset, h->config->limit, q ? "&" : "", q ?: "");
+                h->requested_offset = h->page_offset;
+        } else if (q) {
                 r = asprintf(&h->url, "%s%c%s", base, strchr(base, '?') ? '&' : '?', q);
-        else
+                h->requested_offset = 0;
+        }
+        else {
                 r = asprintf(&h->url, "%s", base);
+                h->requested_offset = 0; /* a page found by "auto" without asking for an offset */
+        }
         return r < 0 ? -ENOMEM : 0;
 }
 
@@ -419,12 +426,17 @@ static void http_start(Source *s) {
         HttpSource *h = source_data(s);
         const char *pos = source_position(s);
 
-        /* A document cursor: how many records of which version were handed over. */
-        if (pos && !h->pages) {
+        /* Pages without a filter: seq = the row's offset at the source, so the next seq is the offset
+         * to ask for. With a filter (query) rows are skipped, so the records get our own seqs and
+         * the cursor's position remembers the source offset reached. */
+        h->page_offset = h->config->query ? 0 : source_next_seq(s);
+        if (pos) {
                 _cleanup_json_ json_object *o = json_tokener_parse(pos);
                 const char *v;
 
-                if (o) {
+                if (o && h->config->query)
+                        (void) json_get_uint64(o, "offset", &h->page_offset);
+                if (o && json_object_object_get_ex(o, "index", NULL)) {
                         (void) json_get_uint64(o, "index", &h->doc_index);
                         v = json_get_string(o, "etag");
                         free(h->cur_etag);
@@ -467,7 +479,9 @@ static int emit_value(HttpSource *h, json_object *v) {
 static int http_process_page(HttpSource *h, json_object *o) {
         Source *s = h->source;
         json_object *records;
-        uint64_t next = 0, total = 0, offset = source_next_seq(s);
+        uint64_t next = 0, total = 0, offset = h->requested_offset;
+        bool filtered = h->config->query;
+        char pos[64];
         size_t n;
         int r;
 
@@ -479,24 +493,30 @@ static int http_process_page(HttpSource *h, json_object *o) {
                 const char *text = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN |
                                                                              JSON_C_TO_STRING_NOSLASHESCAPE);
                 if (strlen(text) > h->config->max_record_bytes) {
-                        char pos[64];
                         (void) snprintf(pos, sizeof(pos), "offset %" PRIu64, offset + i);
                         source_skip_record(s, pos, "record longer than %" PRIu64 " bytes",
                                            h->config->max_record_bytes);
                         continue;
                 }
-                r = source_emit_seq(s, offset + i, text, strlen(text));
+                /* Unfiltered, a page re-read from an older offset yields old seqs: dropped here. */
+                r = filtered ? source_emit(s, text, strlen(text)) : source_emit_seq(s, offset + i, text, strlen(text));
                 if (r < 0)
                         return source_fail(s, r, "failed to queue record"), -EIO;
         }
-        if (json_get_uint64(o, "next_offset", &next) && next > offset + n) {
-                /* Skipped over filtered-out or removed rows: continue after them next time. */
-                log_debug("Source %s: next_offset %" PRIu64 " beyond %" PRIu64, source_name(s), next, offset + n);
-        }
-        if (next < offset + n)
+        if (!json_get_uint64(o, "next_offset", &next) || (!filtered && next < offset + n))
                 next = offset + n;
+        next = MAX(next, offset);
         (void) json_get_uint64(o, "total", &total);
-        return n > 0 && (total == 0 || next < total) ? 1 : 0;
+        h->page_offset = next;
+        if (filtered) {
+                (void) snprintf(pos, sizeof(pos), "{\"offset\":%" PRIu64 "}", next);
+                r = source_set_position(s, pos);
+                if (r < 0)
+                        return source_fail(s, r, "failed to record position"), -EIO;
+        }
+        if (next == offset)
+                return 0; /* no progress: wait for the interval */
+        return total > 0 ? next < total : n > 0;
 }
 
 static int http_process_document(HttpSource *h, RecordFormat f) {

@@ -16,8 +16,8 @@ import json, sys
 print(sum(1 for l in open(sys.argv[1]) if json.loads(l)['source'] == sys.argv[2]))" "$OUT" "$1"; }
 
 python3 -c "
-print('i,name')
-for i in range($N): print('%d,row-%d' % (i, i))" >"$TMP/rows.csv"
+print('i,name,kind')
+for i in range($N): print('%d,row-%d,%s' % (i, i, 'odd' if i % 2 else 'even'))" >"$TMP/rows.csv"
 python3 -c "import json; json.dump([{'k': i} for i in range(5)], open('$WWW/items.json', 'w'))"
 printf 'x,y\n1,"a, b"\n2,c\n' >"$WWW/table.csv"
 
@@ -36,6 +36,8 @@ add_all() {
         $CTL add table address="http://127.0.0.1:$WEB/table.csv" interval_ms=200 >/dev/null || dp_fail "add table"
         if [ -n "${SRC:-}" ]; then
                 $CTL add pages address="http://127.0.0.1:$SRC" interval_ms=200 limit=300 >/dev/null || dp_fail "add pages"
+                $CTL add odd address="http://127.0.0.1:$SRC" interval_ms=200 limit=300 query=kind=odd >/dev/null ||
+                        dp_fail "add odd"
         fi
 }
 start_connector 1
@@ -71,6 +73,14 @@ grep -q '"x": "1", "y": "a, b"' "$OUT" || dp_fail "CSV row values"
 if [ -n "${SRC:-}" ]; then
         $CTL wait pages next_seq == "$N" 30 >/dev/null || dp_fail "pagination did not reach the end"
         dp_assert_eq "$N" "$(count pages)" "records from the paginated source"
+        # A filter (query): only matching rows, each once, paginated by the source's next_offset.
+        $CTL wait odd records '>=' $((N / 2)) 30 >/dev/null || dp_fail "filtered pagination did not reach the end"
+        python3 - "$OUT" "$N" <<'PY' || dp_fail "filtered records"
+import json, sys
+rows = [json.loads(l)['data'] for l in open(sys.argv[1]) if json.loads(l)['source'] == 'odd']
+assert [int(r['i']) for r in rows] == list(range(1, int(sys.argv[2]), 2)), len(rows)
+assert all(r['kind'] == 'odd' for r in rows)
+PY
 fi
 
 # The document grows: only the new records are sent. (Sleep past the 1 s Last-Modified granularity.)
@@ -92,6 +102,10 @@ import json, sys
 print(' '.join(str(json.loads(l)['data']['k']) for l in open(sys.argv[1]) if json.loads(l)['source'] == 'items'))" "$OUT")" \
         "items stored exactly once each"
 dp_assert_eq 2 "$(count table)" "CSV rows stored once"
+if [ -n "${SRC:-}" ]; then
+        dp_assert_eq "$N" "$(count pages)" "paginated records after the restart"
+        dp_assert_eq $((N / 2)) "$(count odd)" "filtered records after the restart"
+fi
 if grep -h duplicate "$LOG_DIR"/writer.log; then
         dp_fail "records were sent twice"
 fi
