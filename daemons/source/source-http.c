@@ -14,9 +14,11 @@
 #include "source-tcp.h"
 #include "util.h"
 
+/* Longer request targets get our JSON 414. A request head longer than the per-connection memory
+ * (128 KiB, which bounds memory to 64 MiB over 512 connections) is refused by libmicrohttpd. */
 #define HTTP_URI_MAX 8192u
 #define HTTP_DEFAULT_LIMIT 100u
-#define HTTP_CONNECTION_LIMIT 1024u
+#define HTTP_CONNECTION_LIMIT 512u
 #define HTTP_CONNECTION_TIMEOUT_SEC 60u
 
 struct HttpServer {
@@ -354,7 +356,7 @@ int http_server_new(Manager *m, const char *listen, HttpServer **ret) {
                                      MHD_OPTION_LISTEN_SOCKET, s->fd,
                                      MHD_OPTION_CONNECTION_LIMIT, HTTP_CONNECTION_LIMIT,
                                      MHD_OPTION_CONNECTION_TIMEOUT, HTTP_CONNECTION_TIMEOUT_SEC,
-                                     MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) (1024 * 1024),
+                                     MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) (128 * 1024),
                                      MHD_OPTION_END);
         if (!s->daemon)
                 return log_error_errno(EIO, "Failed to start the HTTP server on %s.", listen);
