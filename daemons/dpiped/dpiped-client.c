@@ -427,6 +427,8 @@ static int client_process_line(Client *c, char *line, size_t len) {
                 line++, len--;
         if (len == 0)
                 return 0;
+        if (!utf8_is_valid_n(line, len))
+                return client_send_error(c, NULL, "bad_request", "not UTF-8 text");
 
         if (line[0] == '{') {
                 r = json_parse_n(line, len, &req, NULL);

@@ -6,6 +6,8 @@
  * stands for, so that both forms go through the same code afterwards. */
 
 #include <json-c/json.h>
+#include <stdbool.h>
+#include <stddef.h>
 
 #define REQUEST_WORDS_MAX 128
 
@@ -13,6 +15,10 @@
  * malformed arguments), -EOPNOTSUPP for an unknown command. *ret_error explains either. The line
  * is modified in place. */
 int request_from_inline(char *line, struct json_object **ret, const char **ret_error);
+
+/* The protocol is UTF-8 text: lines that are not (overlong forms, surrogates and code points above
+ * U+10FFFF included) are refused before anything else looks at them. */
+bool utf8_is_valid_n(const char *s, size_t n);
 
 /* The commands listed by "help". */
 extern const char *const request_inline_help[];

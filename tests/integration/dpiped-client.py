@@ -4,7 +4,7 @@
 #   dpiped-client.py PORT STEP...
 # Steps: "send:LINE" sends LINE + "\n"; "raw:HEX" sends bytes; "recv:N" prints the next N lines
 # skipping the server's pings (fails after 10 s); "recv-until:TEXT" prints lines up to the first that contains TEXT;
-# "exec:CMD" runs a shell command; "long:N" sends a line of N bytes; "recv-records:N" prints N record lines skipping pings; "sleep:S"; "closed" waits until the
+# "garbage:SEED" sends 2000 random lines; "exec:CMD" runs a shell command; "long:N" sends a line of N bytes; "recv-records:N" prints N record lines skipping pings; "sleep:S"; "closed" waits until the
 # server closes (prints the lines before); "ack-all" acks the last record printed.
 import socket
 import subprocess
@@ -60,6 +60,20 @@ for step in sys.argv[2:]:
         sock.sendall(b"a" * int(arg) + b"\n")
     elif kind == "exec":
         subprocess.run(arg, shell=True, check=True)
+    elif kind == "garbage":
+        # Seeded random lines: JSON-ish, inline-ish and binary, none longer than 4 KiB.
+        import random
+        rnd = random.Random(int(arg))
+        parts = [b"{", b"}", b"\"", b"op", b":", b",", b"[", b"]", b"add", b"subscribe", b"ack", b" ", b"=",
+                 b"\\", b"\x00", b"\r", b"1e999", b"-1", b"null", b"\xff\xfe", b"id", b"window", b"from"]
+        for _ in range(2000):
+            if rnd.random() < 0.3:
+                junk = bytes(rnd.randrange(1, 256) for _ in range(rnd.randrange(0, 64))).replace(b"\n", b"")
+            else:
+                junk = b"".join(rnd.choice(parts) for _ in range(rnd.randrange(0, 40)))
+            if b"quit" in junk:
+                continue
+            sock.sendall(junk + b"\n")
     elif kind == "sleep":
         time.sleep(float(arg))
     elif kind == "ack-all":

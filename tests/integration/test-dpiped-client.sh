@@ -58,6 +58,18 @@ dp_assert_contains "$(sed -n 5p <<<"$out")" 'HOST:PORT' "a clear message"
 dp_assert_eq '{"op":"error","code":"unknown_op","message":"unknown op, try \"help\"","id":6}' "$(sed -n 12p <<<"$out")" "unknown op with id"
 dp_assert_eq '{"op":"pong"}' "$(sed -n 21p <<<"$out")" "the connection lives on"
 
+# Not UTF-8: refused, the connection lives on; and no reply ever echoes such bytes.
+out=$(dp_client raw:6164642078c0af2074637020610a send:ping recv:2)
+dp_assert_eq '{"op":"error","code":"bad_request","message":"not UTF-8 text"}' "$(sed -n 1p <<<"$out")" "not UTF-8"
+dp_assert_eq '{"op":"pong"}' "$(sed -n 2p <<<"$out")" "alive after a line that is not UTF-8"
+
+# Random lines never close the connection nor hurt dpiped (run it under ASan to see); every
+# reply is UTF-8 JSON (the client decodes strictly).
+out=$(dp_client garbage:1 garbage:2 send:'ping' recv-until:'"op":"pong"')
+dp_assert_contains "$out" '{"op":"pong"}' "alive after random lines"
+! grep -q '"code":"internal"' <<<"$out" || dp_fail "random lines gave internal errors"
+dp_assert_eq '{"op":"pong"}' "$(dp_client send:ping recv:1)" "dpiped alive after random lines"
+
 # Heartbeat pings, and the idle timeout closes a silent client with "timeout".
 dp_kill_daemon dpiped TERM
 dp_dpiped --heartbeat-ms=500 --client-timeout-ms=2000

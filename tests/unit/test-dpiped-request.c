@@ -114,6 +114,23 @@ static void test_too_many_words(void **state) {
         check_error(line, -EINVAL, "too many words");
 }
 
+static void test_utf8(void **state) {
+        static const char *const good[] = {
+                "", "ascii", "gr\xc3\xbc\xc3\x9f" "e", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xef\xbf\xbf",
+                "\xf4\x8f\xbf\xbf",
+        };
+        static const char *const bad[] = {
+                "\xff", "\xc3", "\xc3(", "\xc0\xaf" /* overlong */, "\xe0\x80\xaf" /* overlong */,
+                "\xed\xa0\x80" /* surrogate */, "\xf4\x90\x80\x80" /* > U+10FFFF */, "\xf0\x9f\x98",
+                "ok\x80",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(good); i++)
+                assert_true(utf8_is_valid_n(good[i], strlen(good[i])));
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                assert_false(utf8_is_valid_n(bad[i], strlen(bad[i])));
+}
+
 static void test_help_list(void **state) {
         size_t n = 0;
 
@@ -128,6 +145,7 @@ int main(void) {
                 cmocka_unit_test(test_add),       cmocka_unit_test(test_subscribe),
                 cmocka_unit_test(test_ack),       cmocka_unit_test(test_unknown),
                 cmocka_unit_test(test_too_many_words), cmocka_unit_test(test_help_list),
+                cmocka_unit_test(test_utf8),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
