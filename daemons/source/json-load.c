@@ -43,6 +43,7 @@ struct JsonLoader {
         struct json_object *first;                   /* first object, until the shape is known */
         struct json_object *document;
         bool document_resolved;
+        bool in_string, in_escape; /* lexical state of the bytes given to the tokener */
 };
 
 JsonLoader *json_loader_new(Dataset *d, const char *records_pointer) {
@@ -206,6 +207,28 @@ static int element_done(JsonLoader *l, struct json_object *o, LoadError *err) {
         return r;
 }
 
+/* json-c 0.16 accepts single-quoted member names even in strict mode; JSON does not. Tracks
+ * strings over the bytes the tokener consumed and returns the offset of a quote outside of any
+ * string, or -1. */
+static ssize_t find_single_quote(JsonLoader *l, const char *s, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                char c = s[i];
+
+                if (l->in_string) {
+                        if (l->in_escape)
+                                l->in_escape = false;
+                        else if (c == '\\')
+                                l->in_escape = true;
+                        else if (c == '"')
+                                l->in_string = false;
+                } else if (c == '"')
+                        l->in_string = true;
+                else if (c == '\'')
+                        return (ssize_t) i;
+        }
+        return -1;
+}
+
 static int tokener_error(JsonLoader *l, const char *s, LoadError *err) {
         enum json_tokener_error e = json_tokener_get_error(l->tok);
         size_t end = json_tokener_get_parse_end(l->tok);
@@ -256,6 +279,7 @@ int json_loader_feed(JsonLoader *l, const char *data, size_t n, LoadError *err) 
                         l->element_column = l->column;
                         l->after_element = JL_ARRAY_SEP;
                         l->state = JL_ELEMENT;
+                        l->in_string = l->in_escape = false;
                         json_tokener_reset(l->tok);
                         continue;
 
@@ -286,16 +310,26 @@ int json_loader_feed(JsonLoader *l, const char *data, size_t n, LoadError *err) 
                         l->element_column = l->column;
                         l->after_element = JL_LINES;
                         l->state = JL_ELEMENT;
+                        l->in_string = l->in_escape = false;
                         json_tokener_reset(l->tok);
                         continue;
 
                 case JL_ELEMENT:
                 case JL_DOCUMENT: {
                         size_t len = (size_t) (end - s), used;
+                        ssize_t q;
 
                         if (len > INT32_MAX)
                                 len = INT32_MAX;
                         o = json_tokener_parse_ex(l->tok, s, (int) len);
+                        used = json_tokener_get_error(l->tok) == json_tokener_continue ? len
+                                                                                      : json_tokener_get_parse_end(l->tok);
+                        q = find_single_quote(l, s, used);
+                        if (q >= 0) {
+                                json_object_put(o);
+                                advance(l, s, (size_t) q);
+                                return load_error_set(err, l->line, l->column, "single quotes are not JSON");
+                        }
                         if (json_tokener_get_error(l->tok) == json_tokener_continue) {
                                 advance(l, s, len);
                                 s += len;
@@ -303,7 +337,6 @@ int json_loader_feed(JsonLoader *l, const char *data, size_t n, LoadError *err) 
                         }
                         if (json_tokener_get_error(l->tok) != json_tokener_success)
                                 return tokener_error(l, s, err);
-                        used = json_tokener_get_parse_end(l->tok);
                         advance(l, s, used);
                         s += used;
                         if (l->state == JL_DOCUMENT) {

@@ -107,6 +107,8 @@ static void test_errors(void **state) {
         expect_error("{\"a\":1}\n[1]\n", NULL, 2, 1, "expected a JSON object");
         expect_error("\"text\"", NULL, 1, 1, "expected '['");
         expect_error("{\"a\":\"\xff\"}", NULL, 1, 7, "");
+        expect_error("[{\"a\":1},\n {'b':2}]", NULL, 2, 3, "single quotes");
+        expect_error("{\"a\":1}\n{\"b\":\"it's\", 'c':1}", NULL, 2, 14, "single quotes");
 }
 
 /* --follow on JSON Lines: a line cut short is completed by the next read. */
