@@ -556,7 +556,7 @@ static int http_process_document(HttpSource *h, RecordFormat f) {
                 while ((r = record_reader_next(&h->reader, &h->body, true, &rec, &len)) != 0) {
                         if (r == -E2BIG) {
                                 char pos[64];
-                                (void) snprintf(pos, sizeof(pos), "line %" PRIu64, h->reader.line);
+                                (void) snprintf(pos, sizeof(pos), "line %" PRIu64, h->reader.skipped_line);
                                 if (index++ >= skip)
                                         source_skip_record(s, pos, "record longer than %zu bytes", h->reader.max_record);
                                 continue;

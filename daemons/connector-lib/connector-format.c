@@ -195,6 +195,7 @@ int record_reader_next(RecordReader *r, Buffer *b, bool eof, char **ret, size_t 
                                 r->scan = 0;
                                 r->in_quotes = false;
                                 r->skipping = true;
+                                r->skipped_line = r->line;
                                 return -E2BIG;
                         }
                         if (!eof || n == 0)
@@ -219,7 +220,7 @@ int record_reader_next(RecordReader *r, Buffer *b, bool eof, char **ret, size_t 
                         p[i] = 0;
                         buffer_consume(b, i + 1);
                         if (len > r->max_record) {
-                                r->line++;
+                                r->skipped_line = r->line++;
                                 return -E2BIG;
                         }
                 }
@@ -360,7 +361,7 @@ int record_reader_feed(RecordReader *r, Source *s, Buffer *b, bool eof) {
                         return emitted;
                 if (k == -E2BIG) {
                         char pos[64];
-                        (void) snprintf(pos, sizeof(pos), "line %" PRIu64, r->line);
+                        (void) snprintf(pos, sizeof(pos), "line %" PRIu64, r->skipped_line);
                         source_skip_record(s, pos, "record longer than %zu bytes", r->max_record);
                         continue;
                 }

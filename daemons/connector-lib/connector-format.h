@@ -51,6 +51,7 @@ typedef struct RecordReader {
         bool in_quotes;
         bool skipping;
         uint64_t line;   /* number of the line being read, 1-based, for messages */
+        uint64_t skipped_line; /* line of the last record record_reader_next() refused as too long */
         uint64_t offset; /* bytes consumed since the start of the stream */
 } RecordReader;
 

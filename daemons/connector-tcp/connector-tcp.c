@@ -238,7 +238,7 @@ static int tcp_process(TcpSource *t, bool eof) {
                         return 0;
                 if (r == -E2BIG) {
                         char pos[64];
-                        (void) snprintf(pos, sizeof(pos), "line %" PRIu64, t->reader.line - 1);
+                        (void) snprintf(pos, sizeof(pos), "line %" PRIu64, t->reader.skipped_line);
                         source_skip_record(s, pos, "line longer than %zu bytes", t->reader.max_record);
                         continue;
                 }

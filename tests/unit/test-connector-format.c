@@ -85,11 +85,13 @@ static void test_next_oversized(void **state) {
         /* Complete but too long. */
         assert_int_equal(buffer_append_str(&b, "0123456789\nok\n"), 0);
         assert_int_equal(record_reader_next(&r, &b, false, &rec, &len), -E2BIG);
+        assert_int_equal(r.skipped_line, 1);
         assert_int_equal(record_reader_next(&r, &b, false, &rec, &len), 1);
         assert_string_equal(rec, "ok");
         /* Incomplete and already too long: skipped up to its end, across reads. */
         assert_int_equal(buffer_append_str(&b, "0123456789abc"), 0);
         assert_int_equal(record_reader_next(&r, &b, false, &rec, &len), -E2BIG);
+        assert_int_equal(r.skipped_line, 2); /* "ok" was not emitted here, so it is not counted */
         assert_int_equal(buffer_append_str(&b, "def"), 0);
         assert_int_equal(record_reader_next(&r, &b, false, &rec, &len), 0);
         assert_int_equal(buffer_append_str(&b, "ghi\nnext\n"), 0);

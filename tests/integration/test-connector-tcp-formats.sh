@@ -1,0 +1,85 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# dpipe-connector-tcp against peers that are not ours: socat streaming files as raw TCP in the
+# jsonl, csv (header line, and csv_header) and lines formats. Malformed and oversized records are
+# counted as skipped, logged with source and line, and the stream goes on.
+source "$(dirname "$0")/lib.sh"
+HERE=$(cd "$(dirname "$0")" && pwd)
+CTL="python3 $HERE/connector-ctl.py $RUNTIME_DIR/connector-tcp.sock"
+OUT="$TMP/stored.jsonl"
+command -v socat >/dev/null || { dp_log "SKIP: socat missing"; exit 77; }
+
+printf '{"a":1}\n{broken\n\n[1,2]\n"text"\n{"a":"%s"}\n{"a":3}' "$(head -c 3000 /dev/zero | tr '\0' x)" >"$TMP/data.jsonl"
+printf 'name,city,note\r\nann,Oslo,"hello, world"\r\nbob,Rome,"two\nlines, ""quoted"""\r\nbad,row\r\ncid,Paris,\r\n' >"$TMP/data.csv"
+printf '1,Oslo\n2,Rome\n' >"$TMP/noheader.csv"
+printf 'first line\n  second "line"  \n\nlast without newline' >"$TMP/data.txt"
+
+serve() { # serve FILE: a one-shot socat peer; prints its port
+        local port
+        port=$(dp_free_port)
+        dp_bg "socat-$port" socat -u "FILE:$1" "TCP-LISTEN:$port,reuseaddr,bind=127.0.0.1"
+        dp_wait_port 127.0.0.1 "$port" >/dev/null
+        echo "$port"
+}
+# socat exits after its first connection, and dp_wait_port connects once: serve again for us.
+serve_for_connector() {
+        local port
+        port=$(dp_free_port)
+        dp_bg "socat-$port" socat -u "FILE:$1" "TCP-LISTEN:$port,reuseaddr,bind=127.0.0.1,fork"
+        sleep 0.3
+        echo "$port"
+}
+stored() { python3 -c "
+import json, sys
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    if r['source'] == sys.argv[2]: print(json.dumps(r['data'], sort_keys=True))" "$OUT" "$1"; }
+
+dp_bg writer python3 "$HERE/connector-fake-writer.py" "$RUNTIME_DIR/writer.sock" "$OUT"
+dp_wait_socket "$RUNTIME_DIR/writer.sock"
+dp_daemon connector dpipe-connector-tcp --runtime-dir="$RUNTIME_DIR" --state-dir="$STATE_DIR"
+dp_wait_socket "$RUNTIME_DIR/connector-tcp.sock"
+
+P1=$(serve_for_connector "$TMP/data.jsonl")
+P2=$(serve_for_connector "$TMP/data.csv")
+P3=$(serve_for_connector "$TMP/noheader.csv")
+P4=$(serve_for_connector "$TMP/data.txt")
+$CTL add j address="127.0.0.1:$P1" format=jsonl max_record_bytes=1024 >/dev/null || dp_fail "add j"
+$CTL add c address="127.0.0.1:$P2" format=csv >/dev/null || dp_fail "add c"
+$CTL add h address="127.0.0.1:$P3" format=csv csv_header=id,city >/dev/null || dp_fail "add h"
+$CTL add l address="127.0.0.1:$P4" format=lines >/dev/null || dp_fail "add l"
+
+# socat with fork replays the file on every connection: wait for the first pass only.
+$CTL wait j records '>=' 4 20 >/dev/null || dp_fail "jsonl records"
+$CTL wait c records '>=' 3 20 >/dev/null || dp_fail "csv records"
+$CTL wait h records '>=' 2 20 >/dev/null || dp_fail "csv_header records"
+$CTL wait l records '>=' 4 20 >/dev/null || dp_fail "lines records"
+
+dp_assert_eq '{"a": 1}
+[1, 2]
+"text"
+{"a": 3}' "$(stored j | head -n 4)" "jsonl records (malformed and oversized skipped)"
+st=$($CTL wait j skipped '>=' 2 5) || dp_fail "jsonl skipped counter"
+grep -q "Source j: skipping record at line 2: not valid JSON" "$LOG_DIR/connector.log" || dp_fail "malformed line not logged with its position"
+grep -q "Source j: skipping record at line 6: record longer than 1024 bytes" "$LOG_DIR/connector.log" ||
+        dp_fail "oversized line not logged with its position"
+
+dp_assert_eq '{"city": "Oslo", "name": "ann", "note": "hello, world"}
+{"city": "Rome", "name": "bob", "note": "two\nlines, \"quoted\""}
+{"city": "Paris", "name": "cid", "note": ""}' "$(stored c | head -n 3)" "csv records"
+$CTL wait c skipped '>=' 1 5 >/dev/null || dp_fail "csv row with too few fields not counted"
+
+dp_assert_eq '{"city": "Oslo", "id": "1"}
+{"city": "Rome", "id": "2"}' "$(stored h | head -n 2)" "csv_header records"
+
+dp_assert_eq '{"line": "first line"}
+{"line": "  second \"line\"  "}
+{"line": ""}
+{"line": "last without newline"}' "$(stored l | head -n 4)" "lines records"
+
+# Unreachable peer: connection refused is the state's LastError, and the source keeps retrying.
+DEAD=$(dp_free_port)
+$CTL add dead address="127.0.0.1:$DEAD" format=jsonl >/dev/null || dp_fail "add dead"
+st=$($CTL wait dead state == backoff 10) || dp_fail "refused connection not in backoff"
+dp_assert_contains "$st" "Connection refused" "LastError of a refused connection"
+$CTL wait dead reconnects '>=' 2 20 >/dev/null || dp_fail "no retries"
