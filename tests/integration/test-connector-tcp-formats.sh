@@ -14,14 +14,7 @@ printf 'name,city,note\r\nann,Oslo,"hello, world"\r\nbob,Rome,"two\nlines, ""quo
 printf '1,Oslo\n2,Rome\n' >"$TMP/noheader.csv"
 printf 'first line\n  second "line"  \n\nlast without newline' >"$TMP/data.txt"
 
-serve() { # serve FILE: a one-shot socat peer; prints its port
-        local port
-        port=$(dp_free_port)
-        dp_bg "socat-$port" socat -u "FILE:$1" "TCP-LISTEN:$port,reuseaddr,bind=127.0.0.1"
-        dp_wait_port 127.0.0.1 "$port" >/dev/null
-        echo "$port"
-}
-# socat exits after its first connection, and dp_wait_port connects once: serve again for us.
+# A socat peer that streams FILE to every connection (and so replays it after a reconnect).
 serve_for_connector() {
         local port
         port=$(dp_free_port)
