@@ -88,6 +88,14 @@ Buffer *output_buffer(Output *o) {
         return &o->buf;
 }
 
+/* "2>&1 | ...": O_NONBLOCK would hit our stderr too, and messages could be lost on a full pipe.
+ * Then we rather write blocking. */
+static bool shares_stderr(int fd, const struct stat *st) {
+        struct stat e;
+
+        return fd != STDERR_FILENO && fstat(STDERR_FILENO, &e) >= 0 && e.st_dev == st->st_dev && e.st_ino == st->st_ino;
+}
+
 int output_new(sd_event *e, int fd, output_done_t done, void *userdata, Output **ret) {
         Output *o;
         struct stat st;
@@ -102,7 +110,7 @@ int output_new(sd_event *e, int fd, output_done_t done, void *userdata, Output *
         o->userdata = userdata;
         flags = fcntl(fd, F_GETFL);
         if (fstat(fd, &st) >= 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)) && flags >= 0 && !(flags & O_NONBLOCK) &&
-            fd_set_nonblock(fd, true) >= 0)
+            !shares_stderr(fd, &st) && fd_set_nonblock(fd, true) >= 0)
                 o->restore_blocking = true;
         *ret = o;
         return 0;

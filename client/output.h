@@ -7,7 +7,8 @@
  * drained, so that the server's window (not our memory) bounds what piles up here.
  *
  * Pipes and sockets are switched to O_NONBLOCK for our lifetime (and back at the end); terminals
- * and files are left alone — a terminal is shared with the shell, and files never block. */
+ * and files are left alone — a terminal is shared with the shell, and files never block — and so
+ * is a pipe that is our stderr too (2>&1), so that no message is lost to EAGAIN. */
 
 #include <stdbool.h>
 #include <systemd/sd-event.h>

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* dpipe-client's stdout: a full pipe must not block the loop, the rest goes out when the reader
- * drains it (and only then is the owner told, so that it acks), a closed reader is -EPIPE, and the
- * pipe gets its blocking mode back. */
+ * drains it (and only then is the owner told, so that it acks), a closed reader is -EPIPE, the
+ * pipe gets its blocking mode back, and a pipe that is also stderr is left blocking. */
 
 #include <fcntl.h>
 #include <setjmp.h>
@@ -123,11 +123,33 @@ static void test_regular_file(void **state) {
         sd_event_unref(e);
 }
 
+static void test_shared_with_stderr(void **state) {
+        sd_event *e = NULL;
+        Output *o = NULL;
+        int p[2], saved;
+
+        /* "2>&1 | reader": the pipe stays blocking, or our own messages could be lost. */
+        assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+        saved = dup(STDERR_FILENO);
+        assert_true(saved >= 0);
+        assert_true(dup2(p[1], STDERR_FILENO) >= 0);
+        assert_int_equal(sd_event_new(&e), 0);
+        assert_int_equal(output_new(e, p[1], on_done, NULL, &o), 0);
+        assert_false(fcntl(p[1], F_GETFL) & O_NONBLOCK);
+        output_free(o);
+        assert_true(dup2(saved, STDERR_FILENO) >= 0);
+        close(saved);
+        close(p[0]);
+        close(p[1]);
+        sd_event_unref(e);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_full_pipe),
                 cmocka_unit_test(test_closed_reader),
                 cmocka_unit_test(test_regular_file),
+                cmocka_unit_test(test_shared_with_stderr),
         };
 
         (void) signal(SIGPIPE, SIG_IGN);
