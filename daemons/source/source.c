@@ -15,6 +15,9 @@
 #include "source-manager.h"
 #include "util.h"
 
+#define DEFAULT_TCP_LISTEN "127.0.0.1:7700"
+#define DEFAULT_HTTP_LISTEN "127.0.0.1:7701"
+
 static bool arg_check = false;
 
 static void help(void) {
@@ -28,6 +31,7 @@ static void help(void) {
                "     --infer-types           CSV: numbers, true/false and empty (null) as JSON types\n"
                "     --tcp=ADDR:PORT         Serve the real-time line protocol here\n"
                "     --http=ADDR:PORT        Serve REST over HTTP here\n"
+               "                             (neither given: --tcp=" DEFAULT_TCP_LISTEN " --http=" DEFAULT_HTTP_LISTEN ")\n"
                "     --rate=N                Rows per second per TCP subscriber (0 = unpaced)\n"
                "     --loop                  Start over at the end of the data (seq keeps growing)\n"
                "     --follow                Load rows appended to the file and push them\n"
@@ -204,10 +208,12 @@ static int parse_argv(int argc, char *argv[], Manager *m) {
                 fprintf(stderr, "%s: --file=PATH is required\n", program_invocation_short_name);
                 return -EINVAL;
         }
+        /* Neither side asked for: serve both on their default local ports. */
         if (!arg_check && !m->tcp_listen && !m->http_listen) {
-                fprintf(stderr, "%s: nothing to serve: give --tcp=ADDR:PORT and/or --http=ADDR:PORT\n",
-                        program_invocation_short_name);
-                return -EINVAL;
+                m->tcp_listen = strdup(DEFAULT_TCP_LISTEN);
+                m->http_listen = strdup(DEFAULT_HTTP_LISTEN);
+                if (!m->tcp_listen || !m->http_listen)
+                        return log_oom();
         }
         m->load_options.records_pointer = m->records_pointer;
         m->timeout_usec = timeout_ms > 0 ? timeout_ms * USEC_PER_MSEC : 3 * m->heartbeat_usec;

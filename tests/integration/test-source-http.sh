@@ -63,6 +63,22 @@ dp_assert_eq 304 "$(curl -s -o /dev/null -w '%{http_code}' -H "If-None-Match: $e
 dp_assert_eq 200 "$(curl -s -o /dev/null -w '%{http_code}' -H "If-None-Match: $etag" "$URL/records?offset=2&limit=2")" "other page, other ETag"
 dp_assert_eq 200 "$(curl -s -o /dev/null -w '%{http_code}' -H 'If-None-Match: "nope"' "$URL/records?offset=1&limit=2")" "stale ETag"
 
+# SIGHUP without --follow: a broken file keeps the old data (and its ETags); a good one replaces
+# it and the ETags change.
+cp "$TMP/data.csv" "$TMP/data.csv.orig"
+printf 'id,name\n1,"unterminated\n' >"$TMP/data.csv"
+kill -HUP "${DP_PIDS[source]}"
+dp_retry 10 grep -q "data.csv:2:3: unterminated quoted field" "$LOG_DIR/source.log" || dp_fail "broken reload not reported"
+dp_retry 10 grep -q "still serving the previous 25 rows" "$LOG_DIR/source.log" || dp_fail "no keep-old-data notice"
+dp_assert_eq 304 "$(curl -s -o /dev/null -w '%{http_code}' -H "If-None-Match: $etag" "$URL/records?offset=1&limit=2")" "ETag after a failed reload"
+printf 'id,name\n1,new\n' >"$TMP/data.csv"
+kill -HUP "${DP_PIDS[source]}"
+dp_retry 10 bash -c "curl -sf '$URL/records/0' | grep -q new" || dp_fail "good reload not served"
+dp_assert_eq 200 "$(curl -s -o /dev/null -w '%{http_code}' -H "If-None-Match: $etag" "$URL/records?offset=1&limit=2")" "ETag after a reload"
+cp "$TMP/data.csv.orig" "$TMP/data.csv"
+kill -HUP "${DP_PIDS[source]}"
+dp_retry 10 bash -c "curl -sf '$URL/records/24' | grep -q user24" || dp_fail "reload back"
+
 # Health.
 dp_assert_eq "ok 25" "$(curl -sf "$URL/health" | jq_py 'd["status"], d["rows"]')" "health"
 
