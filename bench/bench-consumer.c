@@ -81,6 +81,8 @@ static bool scan_u64(const char *p, const char *end, const char *key, size_t key
         if (!k)
                 return false;
         k += key_len;
+        while (k < end && *k == ' ')
+                k++;
         if (k >= end || *k < '0' || *k > '9')
                 return false;
         while (k < end && *k >= '0' && *k <= '9')
@@ -104,7 +106,8 @@ static int handle_record(Stats *st, const char *line, size_t len, uint64_t now) 
         uint64_t s, i, t, offset;
 
         if (!arg_raw) {
-                if (len < 12 || memcmp(line, "{\"op\":\"record\"", 14) != 0) {
+                /* dpiped writes "op" first and no blanks; accept other orders and ": " too. */
+                if (!memmem(line, len, "\"op\":\"record\"", 13) && !memmem(line, len, "\"op\": \"record\"", 14)) {
                         if (memmem(line, len, "\"op\":\"error\"", 12))
                                 fprintf(stderr, "server: %.*s\n", (int) len, line);
                         return 0; /* ping and replies are handled by the caller */
@@ -365,7 +368,7 @@ int main(int argc, char *argv[]) {
                         while ((r = line_next(&in, LINE_MAX_DEFAULT, &line, &len)) > 0) {
                                 if (handle_record(&st, line, len, now) > 0)
                                         continue;
-                                if (!arg_raw && len >= 13 && memcmp(line, "{\"op\":\"ping\"}", 13) == 0 &&
+                                if (!arg_raw && memmem(line, len, "\"ping\"", 6) &&
                                     send_all(fd, "pong\n", 5) < 0)
                                         eof = true;
                         }
