@@ -42,6 +42,9 @@
 #define SOURCE_UNACKED_MAX (8u * 1024u * 1024u)
 #define MANAGER_UNACKED_MAX (128u * 1024u * 1024u)
 
+/* On SIGTERM, wait this long at most for the writer to ack what was read. */
+#define DRAIN_TIMEOUT_USEC (3 * USEC_PER_SEC)
+
 #define BACKOFF_MIN_USEC (200 * USEC_PER_MSEC)
 #define BACKOFF_MAX_USEC (30 * USEC_PER_SEC)
 
@@ -144,7 +147,9 @@ struct Manager {
         sd_event_source *flush_defer;
         sd_event_source *report_timer; /* once a second: counters, cursors */
         sd_event_source *idle_timer;
+        sd_event_source *drain_timer;
         bool throttled_all;
+        bool exiting; /* SIGTERM: sources stopped, waiting for the last acks */
 };
 
 /* connector-manager.c */
@@ -156,6 +161,7 @@ int manager_start(Manager *m);
 void manager_broadcast(Manager *m, json_object *msg);
 void manager_schedule_flush(Manager *m, Source *s);
 void manager_check_idle(Manager *m);
+void manager_check_drained(Manager *m);
 Source *manager_find_source(Manager *m, const char *name);
 void manager_update_throttle(Manager *m);
 

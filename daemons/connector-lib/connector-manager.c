@@ -127,11 +127,46 @@ static int manager_accept(sd_event_source *es, int fd, uint32_t revents, void *u
         return 0;
 }
 
-static int manager_on_signal(sd_event_source *es, const struct signalfd_siginfo *si, void *userdata) {
+static int manager_drain_timeout(sd_event_source *es, uint64_t usec, void *userdata) {
         Manager *m = userdata;
 
-        log_info("Received %s, exiting", strsignal((int) si->ssi_signo));
+        log_warning("Writer did not ack everything within %u s, exiting anyway", (unsigned) (DRAIN_TIMEOUT_USEC / USEC_PER_SEC));
         return sd_event_exit(m->event, 0);
+}
+
+void manager_check_drained(Manager *m) {
+        if (m->exiting && !m->writer.batches_head)
+                (void) sd_event_exit(m->event, 0);
+}
+
+static int manager_on_signal(sd_event_source *es, const struct signalfd_siginfo *si, void *userdata) {
+        Manager *m = userdata;
+        struct lh_entry *e;
+        int r;
+
+        if (m->exiting) {
+                log_info("Received %s again, exiting now", strsignal((int) si->ssi_signo));
+                return sd_event_exit(m->event, 0);
+        }
+        log_info("Received %s, exiting", strsignal((int) si->ssi_signo));
+        /* Stop reading, hand over what was read, and give the writer a moment to ack it: records of
+         * a raw stream that can not be asked for again would otherwise be lost. */
+        m->exiting = true;
+        lh_foreach(m->sources, e) {
+                Source *s = (Source *) lh_entry_v(e);
+                if (s->started) {
+                        s->started = false;
+                        m->type->stop(s);
+                }
+                source_flush(s);
+        }
+        if (!m->writer.batches_head || !m->writer.connected)
+                return sd_event_exit(m->event, 0);
+        r = sd_event_add_time_relative(m->event, &m->drain_timer, CLOCK_MONOTONIC, DRAIN_TIMEOUT_USEC, 0,
+                                       manager_drain_timeout, m);
+        if (r < 0)
+                return sd_event_exit(m->event, 0);
+        return 0;
 }
 
 int manager_new(const ConnectorType *type, const char *runtime_dir, const char *state_dir, uint64_t idle_exit_usec,
@@ -196,6 +231,7 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->flush_defer);
         sd_event_source_disable_unref(m->report_timer);
         sd_event_source_disable_unref(m->idle_timer);
+        sd_event_source_disable_unref(m->drain_timer);
         safe_close(m->listen_fd);
         sd_event_unref(m->event);
         free(m->runtime_dir);

@@ -92,7 +92,7 @@ static void source_set_state(Source *s, SourceState state) {
 }
 
 static void source_do_start(Source *s) {
-        if (s->started || s->removed)
+        if (s->started || s->removed || s->manager->exiting)
                 return;
         s->started = true;
         s->manager->type->start(s);

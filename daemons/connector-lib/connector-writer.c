@@ -192,8 +192,10 @@ static int writer_client_handle_ack(WriterClient *w, const Frame *f) {
                 source_batch_acked(s, b);
         writer_client_recycle_batch(w, b);
         manager_update_throttle(w->manager);
-        if (!w->batches_head)
+        if (!w->batches_head) {
                 manager_check_idle(w->manager);
+                manager_check_drained(w->manager);
+        }
         return 0;
 }
 
