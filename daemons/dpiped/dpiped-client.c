@@ -255,7 +255,7 @@ static int op_subscribe(Client *c, struct json_object *req, struct json_object *
         _cleanup_json_ struct json_object *reply = NULL;
         struct json_object *from = NULL, *v;
         const char *name = json_get_string(req, "name");
-        uint64_t window = SUBSCRIPTION_WINDOW_DEFAULT, start = 0, committed = 0;
+        uint64_t window = SUBSCRIPTION_WINDOW_DEFAULT, start = 0, committed = 0, first;
         bool have_committed = false;
         int r;
 
@@ -303,6 +303,11 @@ static int op_subscribe(Client *c, struct json_object *req, struct json_object *
         } else
                 return client_send_error(c, id, "invalid_argument",
                                          "\"from\" must be earliest, latest, committed or an offset");
+
+        /* Records before the first one still stored are gone (retention): say where it really starts. */
+        manager_queue_bounds(c->manager, &first, NULL);
+        if (start < first)
+                start = first;
 
         r = subscription_new(start, (uint32_t) window, &s);
         if (r < 0)

@@ -59,6 +59,17 @@ out=$(dp_client 'send:{"op":"subscribe","name":"analytics","from":"committed"}' 
 dp_assert_eq '{"op":"ok","offset":4}' "$out" "resumes after a restart of dpiped"
 
 
+# After retention removed the oldest segment, "earliest" says where the queue really starts.
+dpiped-queue-fill "$STATE_DIR/queue" 5000 demo 1000
+first_seg=$(ls "$STATE_DIR"/queue/*.seg | head -n1)
+[ "$(ls "$STATE_DIR"/queue/*.seg | wc -l)" -ge 2 ] || dp_fail "expected two segments"
+rm -f "$first_seg" "${first_seg%.seg}.idx"
+first=$(busctl --system get-property org.dpipe.Pipeline1 /org/dpipe/Pipeline1 org.dpipe.Pipeline1.Manager QueueFirstOffset | cut -d' ' -f2)
+[ "$first" -gt 0 ] || dp_fail "QueueFirstOffset did not move"
+out=$(dp_client 'send:subscribe earliest window=1' recv:1 recv-records:1)
+dp_assert_eq "{\"op\":\"ok\",\"offset\":$first}" "$(sed -n 1p <<<"$out")" "earliest after retention"
+dp_assert_contains "$(sed -n 2p <<<"$out")" "\"offset\":$first," "first record after retention"
+
 # A record that fails its checksum: the client gets "internal" and is closed; dpiped lives on.
 dpiped-queue-fill "$STATE_DIR/queue" 1 demo 200
 next=$(busctl --system get-property org.dpipe.Pipeline1 /org/dpipe/Pipeline1 org.dpipe.Pipeline1.Manager QueueNextOffset | cut -d' ' -f2)
