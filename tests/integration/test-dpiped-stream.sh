@@ -57,6 +57,12 @@ dp_kill_daemon dpiped TERM
 dp_dpiped --heartbeat-ms=400
 out=$(dp_client 'send:{"op":"subscribe","name":"analytics","from":"committed"}' recv:1)
 dp_assert_eq '{"op":"ok","offset":4}' "$out" "resumes after a restart of dpiped"
+# ... and after a crash: acks are stored within a second.
+out=$(dp_client 'send:{"op":"subscribe","name":"analytics","from":"committed","window":2}' recv:1 recv-records:2 ack-all sleep:1.5)
+dp_kill_daemon dpiped KILL
+dp_dpiped --heartbeat-ms=400
+out=$(dp_client 'send:{"op":"subscribe","name":"analytics"}' recv:1)
+dp_assert_eq '{"op":"ok","offset":6}' "$out" "resumes after SIGKILL of dpiped"
 
 
 # After retention removed the oldest segment, "earliest" says where the queue really starts.
