@@ -83,6 +83,22 @@ assert all(r['kind'] == 'odd' for r in rows)
 PY
 fi
 
+# A server that validates with ETag only: unchanged documents cost a 304 and send nothing; a
+# changed one (same second or not) is read again and yields only its new records.
+ETAGPORT=$(dp_free_port)
+dp_bg etag python3 "$HERE/connector-etag-server.py" "$ETAGPORT" "$WWW"
+dp_wait_port 127.0.0.1 "$ETAGPORT"
+printf '{"e":0}\n{"e":1}\n' >"$WWW/events.jsonl"
+$CTL add events address="http://127.0.0.1:$ETAGPORT/events.jsonl" interval_ms=200 >/dev/null || dp_fail "add events"
+$CTL wait events records == 2 10 >/dev/null || dp_fail "jsonl document over ETag"
+dp_retry 10 grep -q "^304 /events.jsonl" "$LOG_DIR/etag.log" || dp_fail "no conditional request (If-None-Match)"
+printf '{"e":2}\n' >>"$WWW/events.jsonl"
+$CTL wait events records == 3 10 >/dev/null || dp_fail "appended record not read"
+dp_assert_eq '0 1 2' "$(python3 -c "
+import json, sys
+print(' '.join(str(json.loads(l)['data']['e']) for l in open(sys.argv[1]) if json.loads(l)['source'] == 'events'))" "$OUT")" \
+        "records of the ETag document, each once"
+
 # The document grows: only the new records are sent. (Sleep past the 1 s Last-Modified granularity.)
 sleep 1.1
 python3 -c "import json; json.dump([{'k': i} for i in range(8)], open('$WWW/items.json', 'w'))"
