@@ -62,8 +62,8 @@ void record_reader_reset(RecordReader *r, uint64_t offset);
 
 /* Takes the next record's text off the head of b (NUL-terminated in place, trailing '\r' removed).
  * Returns 1 with it, 0 when more bytes are needed (at eof, a last unterminated record is returned),
- * -E2BIG once for a record above max_record, which is then discarded up to its end. *ret_start gets
- * the stream offset where the record began. */
+ * -E2BIG once for a record above max_record, which is then discarded up to its end (its line number
+ * is in skipped_line). r->offset counts the bytes consumed so far. */
 int record_reader_next(RecordReader *r, Buffer *b, bool eof, char **ret, size_t *ret_len);
 
 /* Converts one record of a jsonl/csv/lines stream and hands it to the source. Returns 1 when

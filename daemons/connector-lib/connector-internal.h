@@ -194,7 +194,6 @@ void source_pause(Source *s);
 void source_resume(Source *s);
 void source_flush(Source *s);
 void source_resume_known(Source *s, bool have_last_seq, uint64_t last_seq);
-void source_writer_lost(Source *s);
 void source_batch_acked(Source *s, Batch *b);
 void source_set_throttled(Source *s, bool throttled);
 int source_report(Source *s);

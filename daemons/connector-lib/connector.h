@@ -137,7 +137,6 @@ void source_skip_record(Source *s, const char *position, const char *fmt, ...) _
 void source_connecting(Source *s);
 void source_active(Source *s);
 void source_heartbeat(Source *s);
-void source_add_bytes(Source *s, uint64_t n);
 /* Transient failure: stop(), state backoff, LastError, start() again after a jittered exponential
  * delay. Returns -abs(error) so it can end a callback. */
 int source_fail(Source *s, int error, const char *fmt, ...) _printf_(3, 4);
