@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # dpipe-connector-tcp against peers that are not ours: socat streaming files as raw TCP in the
 # jsonl, csv (header line, and csv_header) and lines formats. Malformed and oversized records are
-# counted as skipped, logged with source and line, and the stream goes on.
+# counted as skipped, logged with source and line, and the stream goes on. Refused connections and
+# connect timeouts end in backoff with the reason.
 source "$(dirname "$0")/lib.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
 CTL="python3 $HERE/connector-ctl.py $RUNTIME_DIR/connector-tcp.sock"
@@ -76,3 +77,12 @@ $CTL add dead address="127.0.0.1:$DEAD" format=jsonl >/dev/null || dp_fail "add 
 st=$($CTL wait dead state == backoff 10) || dp_fail "refused connection not in backoff"
 dp_assert_contains "$st" "Connection refused" "LastError of a refused connection"
 $CTL wait dead reconnects '>=' 2 20 >/dev/null || dp_fail "no retries"
+
+# A peer that never completes the handshake (its accept queue is full): the connect timeout ends
+# the attempt, and the error says so.
+FULL=$(dp_free_port)
+dp_bg full python3 "$HERE/connector-full-listener.py" "$FULL"
+dp_retry 10 grep -q ready "$LOG_DIR/full.log" || dp_fail "full listener did not start"
+$CTL add stuck address="127.0.0.1:$FULL" format=jsonl connect_timeout_ms=500 >/dev/null || dp_fail "add stuck"
+st=$($CTL wait stuck state == backoff 10) || dp_fail "connect timeout did not put the source in backoff"
+dp_assert_contains "$st" "Connection timed out" "LastError of a connect timeout"
