@@ -670,6 +670,54 @@ static void test_reader_follows_writer(void **state) {
         rm_rf(tmp);
 }
 
+static void test_reader_notices_roll_after_quiet(void **state) {
+        /* A reader that caught up and then sat idle (so that it trusts the directory to be unchanged
+         * and stops listing it) still finds the segment the writer rolls to, and every record in
+         * it: whether the new records arrive long after the roll or in the same instant. */
+        char *tmp = make_tmp(), *dir = qdir_of(tmp);
+        QueueOptions o = { .segment_size = 4096 };
+        QueueReader *r = NULL;
+        QueueRecord rec;
+        Queue *q = NULL;
+        uint64_t seen = 0;
+
+        assert_int_equal(queue_open(dir, &o, &q), 0);
+        assert_int_equal(queue_reader_open(dir, 0, &r), 0);
+        for (unsigned round = 0; round < 6; round++) {
+                uint64_t first_segment_offset = queue_next_offset(q);
+                int k;
+
+                append_n(q, "w", queue_next_offset(q) + 1, 5, queue_next_offset(q));
+                assert_int_equal(queue_flush(q), 0);
+                while (queue_reader_next(r, &rec) > 0)
+                        seen++;
+                assert_int_equal(seen, queue_next_offset(q));
+                if (round % 2 == 0) {
+                        /* Quiet: the directory's last change is now well in the past. */
+                        (void) usleep(150 * 1000);
+                        assert_int_equal(queue_reader_next(r, &rec), 0);
+                        assert_int_equal(queue_reader_next(r, &rec), 0);
+                }
+                /* Fill the segment past its size: the flush rolls to a new one ... */
+                append_n(q, "w", queue_next_offset(q) + 1, 4096 / 20, queue_next_offset(q));
+                assert_int_equal(queue_flush(q), 0);
+                /* ... and these land in the new segment only. */
+                append_n(q, "w", queue_next_offset(q) + 1, 3, queue_next_offset(q));
+                assert_int_equal(queue_flush(q), 0);
+                assert_true(queue_next_offset(q) > first_segment_offset);
+                while ((k = queue_reader_next(r, &rec)) > 0) {
+                        assert_int_equal(rec.offset, seen);
+                        seen++;
+                }
+                assert_int_equal(k, 0);
+                assert_int_equal(seen, queue_next_offset(q));
+        }
+        queue_reader_free(r);
+        queue_free(q);
+        free(dir);
+        rm_rf(tmp);
+}
+
 static void test_reader_across_torn_tail(void **state) {
         /* A writer killed in the middle of a write leaves half a record; a reader that follows the
          * queue waits at it, and after recovery cut it and new records were written in its place, it
@@ -765,6 +813,7 @@ int main(void) {
                 cmocka_unit_test(test_torn_and_corrupt_headers),
                 cmocka_unit_test(test_max_bytes),
                 cmocka_unit_test(test_reader_follows_writer),
+                cmocka_unit_test(test_reader_notices_roll_after_quiet),
                 cmocka_unit_test(test_reader_across_torn_tail),
                 cmocka_unit_test(test_many_sources),
         };
