@@ -1,0 +1,527 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* A strict, allocation-free JSON validator (RFC 8259 and RFC 3629 for the UTF-8 of strings). It walks
+ * the input once with an explicit stack of container kinds (one bit per level), so its cost is a
+ * few instructions per byte and it never recurses. */
+
+#include <assert.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include "json-scan.h"
+#include "macro.h"
+
+_Static_assert(JSON_SCAN_DEPTH_MAX <= 64, "the container stack is one uint64_t");
+
+/* Bytes that stand for themselves inside a string: printable ASCII but '"' and '\\'. */
+static const bool string_plain[256] = {
+        [0x20 ... 0x21] = true, /* not '"' (0x22) */
+        [0x23 ... 0x5b] = true, /* not '\\' (0x5c) */
+        [0x5d ... 0x7f] = true,
+};
+
+static inline bool is_blank(uint8_t c) {
+        return c == ' ' || c == '\n' || c == '\r' || c == '\t';
+}
+
+static inline const uint8_t *skip_blanks(const uint8_t *p, const uint8_t *end) {
+        while (p < end && is_blank(*p))
+                p++;
+        return p;
+}
+
+static inline bool is_digit(uint8_t c) {
+        return c >= '0' && c <= '9';
+}
+
+/* The length of the valid UTF-8 sequence at p (2 to 4 bytes, p[0] >= 0x80), 0 if it is not one. */
+static size_t utf8_sequence_length(const uint8_t *p, const uint8_t *end) {
+        size_t avail = (size_t) (end - p);
+        uint8_t c = p[0], lo = 0x80, hi = 0xbf;
+        size_t len;
+
+        if (c >= 0xc2 && c <= 0xdf)
+                len = 2;
+        else if (c >= 0xe0 && c <= 0xef) {
+                len = 3;
+                if (c == 0xe0)
+                        lo = 0xa0; /* overlong */
+                else if (c == 0xed)
+                        hi = 0x9f; /* UTF-16 surrogates */
+        } else if (c >= 0xf0 && c <= 0xf4) {
+                len = 4;
+                if (c == 0xf0)
+                        lo = 0x90; /* overlong */
+                else if (c == 0xf4)
+                        hi = 0x8f; /* above U+10FFFF */
+        } else
+                return 0;
+        if (avail < len || p[1] < lo || p[1] > hi)
+                return 0;
+        for (size_t i = 2; i < len; i++)
+                if (p[i] < 0x80 || p[i] > 0xbf)
+                        return 0;
+        return len;
+}
+
+static int hex_value(uint8_t c) {
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
+/* Four hex digits at p (which has at least 4 bytes), or -1. */
+static int32_t hex4(const uint8_t *p) {
+        int32_t v = 0;
+
+        for (int i = 0; i < 4; i++) {
+                int h = hex_value(p[i]);
+                if (h < 0)
+                        return -1;
+                v = v * 16 + h;
+        }
+        return v;
+}
+
+/* Decodes the escape sequence at p (p[0] == '\\') into a code point. Returns the bytes it spans (2,
+ * 6 or 12 for a surrogate pair), 0 if it is not valid. */
+static size_t escape_decode(const uint8_t *p, const uint8_t *end, uint32_t *ret) {
+        size_t avail = (size_t) (end - p);
+        int32_t hi, lo;
+
+        if (avail < 2)
+                return 0;
+        switch (p[1]) {
+        case '"':
+        case '\\':
+        case '/':
+                *ret = p[1];
+                return 2;
+        case 'b':
+                *ret = '\b';
+                return 2;
+        case 'f':
+                *ret = '\f';
+                return 2;
+        case 'n':
+                *ret = '\n';
+                return 2;
+        case 'r':
+                *ret = '\r';
+                return 2;
+        case 't':
+                *ret = '\t';
+                return 2;
+        case 'u':
+                break;
+        default:
+                return 0;
+        }
+        if (avail < 6 || (hi = hex4(p + 2)) < 0)
+                return 0;
+        if (hi < 0xd800 || hi > 0xdfff) {
+                *ret = (uint32_t) hi;
+                return 6;
+        }
+        /* A surrogate: only a high one followed by an escaped low one stands for a character. */
+        if (hi > 0xdbff || avail < 12 || p[6] != '\\' || p[7] != 'u' || (lo = hex4(p + 8)) < 0xdc00 || lo > 0xdfff)
+                return 0;
+        *ret = 0x10000 + (((uint32_t) hi - 0xd800) << 10) + ((uint32_t) lo - 0xdc00);
+        return 12;
+}
+
+/* Scans the inside of a string, p just after the opening quote. Returns the byte after the closing
+ * quote, or NULL with *ret_error at the offending byte. *ret_escaped says whether it has escapes. */
+static const uint8_t *scan_string(const uint8_t *p, const uint8_t *end, bool *ret_escaped, const uint8_t **ret_error) {
+        for (;;) {
+                size_t k;
+                uint32_t cp;
+
+                while (p < end && string_plain[*p])
+                        p++;
+                if (p >= end)
+                        break;
+                if (*p == '"')
+                        return p + 1;
+                if (*p == '\\') {
+                        k = escape_decode(p, end, &cp);
+                        *ret_escaped = true;
+                } else if (*p < 0x20)
+                        k = 0; /* control characters must be escaped */
+                else
+                        k = utf8_sequence_length(p, end);
+                if (k == 0)
+                        break;
+                p += k;
+        }
+        *ret_error = p;
+        return NULL;
+}
+
+static const uint8_t *scan_digits(const uint8_t *p, const uint8_t *end) {
+        while (p < end && is_digit(*p))
+                p++;
+        return p;
+}
+
+/* -? (0 | [1-9][0-9]*) (\.[0-9]+)? ([eE][+-]?[0-9]+)?  Returns the byte after it, or NULL with
+ * *ret_error set. What follows is checked by the caller (so "01" fails there, at the '1'). */
+static const uint8_t *scan_number(const uint8_t *p, const uint8_t *end, const uint8_t **ret_error) {
+        const uint8_t *q;
+
+        if (*p == '-')
+                p++;
+        if (p < end && *p == '0')
+                p++;
+        else if (p < end && is_digit(*p))
+                p = scan_digits(p, end);
+        else
+                goto fail;
+        if (p < end && *p == '.') {
+                q = scan_digits(p + 1, end);
+                if (q == p + 1) {
+                        p = q;
+                        goto fail;
+                }
+                p = q;
+        }
+        if (p < end && (*p == 'e' || *p == 'E')) {
+                p++;
+                if (p < end && (*p == '+' || *p == '-'))
+                        p++;
+                q = scan_digits(p, end);
+                if (q == p)
+                        goto fail;
+                p = q;
+        }
+        return p;
+fail:
+        *ret_error = p;
+        return NULL;
+}
+
+static const uint8_t *scan_literal(const uint8_t *p, const uint8_t *end, const char *word, size_t len,
+                                   const uint8_t **ret_error) {
+        for (size_t i = 0; i < len; i++)
+                if (p + i >= end || p[i] != (uint8_t) word[i]) {
+                        *ret_error = p + i;
+                        return NULL;
+                }
+        return p + len;
+}
+
+static JsonScanType type_of(uint8_t c) {
+        switch (c) {
+        case '{':
+                return JSON_SCAN_OBJECT;
+        case '[':
+                return JSON_SCAN_ARRAY;
+        case '"':
+                return JSON_SCAN_STRING;
+        case 't':
+                return JSON_SCAN_TRUE;
+        case 'f':
+                return JSON_SCAN_FALSE;
+        case 'n':
+                return JSON_SCAN_NULL;
+        default:
+                return JSON_SCAN_NUMBER;
+        }
+}
+
+/* Which field the key [start, end) (quotes included) names, or -1. */
+static ssize_t match_field(const uint8_t *start, const uint8_t *end, bool escaped, JsonScanField *fields,
+                           size_t n_fields) {
+        size_t len = (size_t) (end - start) - 2;
+
+        for (size_t i = 0; i < n_fields; i++) {
+                if (!escaped) {
+                        if (strlen(fields[i].key) == len && memcmp(start + 1, fields[i].key, len) == 0)
+                                return (ssize_t) i;
+                } else if (json_scan_string_equal((const char *) start, (size_t) (end - start), fields[i].key))
+                        return (ssize_t) i;
+        }
+        return -1;
+}
+
+int json_scan(const char *s, size_t n, JsonScanField *fields, size_t n_fields, size_t *ret_error_offset) {
+        const uint8_t *p = (const uint8_t *) s, *end = p + n, *error = NULL, *member_start = NULL, *key_start;
+        uint64_t objects = 0; /* bit d set: the container at depth d + 1 is an object */
+        unsigned depth = 0;
+        ssize_t member = -1; /* the field whose value is being scanned (depth 1 of an object) */
+        JsonScanType top;
+        bool escaped;
+
+        assert(s || n == 0);
+        assert(fields || n_fields == 0);
+
+        for (size_t i = 0; i < n_fields; i++) {
+                fields[i].type = JSON_SCAN_NONE;
+                fields[i].value = NULL;
+                fields[i].value_len = 0;
+        }
+
+        p = skip_blanks(p, end);
+        if (p >= end) {
+                error = p;
+                goto fail;
+        }
+        top = type_of(*p);
+
+value: /* p is at the first byte of a value (or at the end) */
+        if (p >= end) {
+                error = p;
+                goto fail;
+        }
+        switch (*p) {
+        case '{':
+        case '[':
+                if (depth >= JSON_SCAN_DEPTH_MAX) {
+                        error = p;
+                        goto fail;
+                }
+                if (*p == '{')
+                        objects |= UINT64_C(1) << depth;
+                else
+                        objects &= ~(UINT64_C(1) << depth);
+                depth++;
+                p = skip_blanks(p + 1, end);
+                if (p < end && *p == (objects >> (depth - 1) & 1 ? '}' : ']')) {
+                        p++;
+                        depth--;
+                        goto after_value;
+                }
+                if (objects >> (depth - 1) & 1)
+                        goto key;
+                goto value;
+        case '"':
+                escaped = false;
+                p = scan_string(p + 1, end, &escaped, &error);
+                break;
+        case '-':
+        case '0' ... '9':
+                p = scan_number(p, end, &error);
+                break;
+        case 't':
+                p = scan_literal(p, end, "true", 4, &error);
+                break;
+        case 'f':
+                p = scan_literal(p, end, "false", 5, &error);
+                break;
+        case 'n':
+                p = scan_literal(p, end, "null", 4, &error);
+                break;
+        default:
+                error = p;
+                goto fail;
+        }
+        if (!p)
+                goto fail;
+
+after_value: /* p is just after a complete value */
+        if (depth == 1 && member >= 0) {
+                fields[member].type = type_of(*member_start);
+                fields[member].value = (const char *) member_start;
+                fields[member].value_len = (size_t) (p - member_start);
+                member = -1;
+        }
+        if (depth == 0) {
+                p = skip_blanks(p, end);
+                if (p != end) {
+                        error = p;
+                        goto fail;
+                }
+                return top;
+        }
+        p = skip_blanks(p, end);
+        if (p >= end) {
+                error = p;
+                goto fail;
+        }
+        if (*p == ',') {
+                p = skip_blanks(p + 1, end);
+                if (objects >> (depth - 1) & 1)
+                        goto key;
+                goto value;
+        }
+        if (*p == (objects >> (depth - 1) & 1 ? '}' : ']')) {
+                p++;
+                depth--;
+                goto after_value;
+        }
+        error = p;
+        goto fail;
+
+key: /* p is where a member name must start */
+        if (p >= end || *p != '"') {
+                error = p;
+                goto fail;
+        }
+        key_start = p;
+        escaped = false;
+        p = scan_string(p + 1, end, &escaped, &error);
+        if (!p)
+                goto fail;
+        if (depth == 1 && n_fields > 0)
+                member = match_field(key_start, p, escaped, fields, n_fields);
+        p = skip_blanks(p, end);
+        if (p >= end || *p != ':') {
+                error = p;
+                goto fail;
+        }
+        p = skip_blanks(p + 1, end);
+        if (depth == 1)
+                member_start = p;
+        goto value;
+
+fail:
+        for (size_t i = 0; i < n_fields; i++) {
+                fields[i].type = JSON_SCAN_NONE;
+                fields[i].value = NULL;
+                fields[i].value_len = 0;
+        }
+        if (ret_error_offset)
+                *ret_error_offset = (size_t) (error - (const uint8_t *) s);
+        return -EBADMSG;
+}
+
+/* Decodes the next character inside a string span into UTF-8. Returns its length (1–4), 0 at the
+ * closing quote, -EBADMSG if the bytes are not a valid string. */
+static int string_next(const uint8_t **pp, const uint8_t *end, uint8_t out[static 4]) {
+        const uint8_t *p = *pp;
+        uint32_t cp;
+        size_t k;
+
+        if (p >= end)
+                return -EBADMSG;
+        if (string_plain[*p]) {
+                out[0] = *p;
+                *pp = p + 1;
+                return 1;
+        }
+        if (*p == '"')
+                return 0;
+        if (*p != '\\') {
+                if (*p < 0x20)
+                        return -EBADMSG;
+                k = utf8_sequence_length(p, end);
+                if (k == 0)
+                        return -EBADMSG;
+                memcpy(out, p, k);
+                *pp = p + k;
+                return (int) k;
+        }
+        k = escape_decode(p, end, &cp);
+        if (k == 0)
+                return -EBADMSG;
+        *pp = p + k;
+        if (cp < 0x80) {
+                out[0] = (uint8_t) cp;
+                return 1;
+        }
+        if (cp < 0x800) {
+                out[0] = (uint8_t) (0xc0 | (cp >> 6));
+                out[1] = (uint8_t) (0x80 | (cp & 0x3f));
+                return 2;
+        }
+        if (cp < 0x10000) {
+                out[0] = (uint8_t) (0xe0 | (cp >> 12));
+                out[1] = (uint8_t) (0x80 | ((cp >> 6) & 0x3f));
+                out[2] = (uint8_t) (0x80 | (cp & 0x3f));
+                return 3;
+        }
+        out[0] = (uint8_t) (0xf0 | (cp >> 18));
+        out[1] = (uint8_t) (0x80 | ((cp >> 12) & 0x3f));
+        out[2] = (uint8_t) (0x80 | ((cp >> 6) & 0x3f));
+        out[3] = (uint8_t) (0x80 | (cp & 0x3f));
+        return 4;
+}
+
+/* A string span must be quotes around its inside, and the closing quote must be its last byte. */
+static bool string_span_ok(const char *value, size_t len) {
+        return value && len >= 2 && value[0] == '"';
+}
+
+bool json_scan_string_equal(const char *value, size_t len, const char *s) {
+        const uint8_t *p, *end;
+        size_t i = 0;
+
+        if (!string_span_ok(value, len) || !s)
+                return false;
+        p = (const uint8_t *) value + 1;
+        end = (const uint8_t *) value + len;
+        for (;;) {
+                uint8_t c[4];
+                int k = string_next(&p, end, c);
+
+                if (k < 0)
+                        return false;
+                if (k == 0)
+                        return p + 1 == end && s[i] == 0;
+                if (strncmp((const char *) c, s + i, (size_t) k) != 0 || memchr(c, 0, (size_t) k))
+                        return false; /* differs, or an escaped NUL that s can not hold */
+                i += (size_t) k;
+        }
+}
+
+int json_scan_string_unescape(const char *value, size_t len, char *buf, size_t size) {
+        const uint8_t *p, *end;
+        size_t i = 0;
+
+        assert(buf && size > 0);
+
+        buf[0] = 0;
+        if (!string_span_ok(value, len))
+                return -EBADMSG;
+        p = (const uint8_t *) value + 1;
+        end = (const uint8_t *) value + len;
+        for (;;) {
+                uint8_t c[4];
+                int k = string_next(&p, end, c);
+
+                if (k < 0)
+                        return -EBADMSG;
+                if (k == 0) {
+                        if (p + 1 != end)
+                                return -EBADMSG;
+                        buf[i] = 0;
+                        return (int) MIN(i, (size_t) INT32_MAX);
+                }
+                if (i + (size_t) k >= size) {
+                        buf[i] = 0;
+                        return -ENOBUFS;
+                }
+                memcpy(buf + i, c, (size_t) k);
+                i += (size_t) k;
+        }
+}
+
+int json_scan_uint64(const char *value, size_t len, uint64_t *ret) {
+        uint64_t v = 0;
+
+        assert(ret);
+
+        if (!value || len == 0 || (len > 1 && value[0] == '0'))
+                return -EINVAL;
+        for (size_t i = 0; i < len; i++) {
+                unsigned d;
+
+                if (!is_digit((uint8_t) value[i]))
+                        return -EINVAL;
+                d = (unsigned) (value[i] - '0');
+                if (v > (UINT64_MAX - d) / 10) {
+                        /* Still say -EINVAL for what is not an integer at all further on. */
+                        for (size_t j = i + 1; j < len; j++)
+                                if (!is_digit((uint8_t) value[j]))
+                                        return -EINVAL;
+                        return -ERANGE;
+                }
+                v = v * 10 + d;
+        }
+        *ret = v;
+        return 0;
+}

@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Strict JSON (RFC 8259) validation in one pass that allocates nothing, and the byte spans of the
+ * members of a top-level object. This is what the data path uses where every record must be
+ * validated once but building a tree (json-c) would cost a dozen mallocs per record: validate,
+ * pick "op", "seq" and "data" out of the same pass, and hand the data bytes on unchanged.
+ *
+ * Strict means: exactly one value with optional blanks (space, tab, CR, LF) around it; no comments,
+ * single quotes, trailing commas, NaN/Infinity, leading zeros, '+' signs or bare control
+ * characters; strings must be valid UTF-8 (no overlong forms, no surrogates, nothing above
+ * U+10FFFF) and \u escapes must not leave a surrogate unpaired. Whatever json_scan() accepts,
+ * json-c accepts too (tests/unit/test-json-scan.c and tests/fuzz/fuzz-json-scan.c check that). */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Containers may nest this deep: json-c's default depth, so that records json-c refused before
+ * are refused still. */
+#define JSON_SCAN_DEPTH_MAX 32u
+
+typedef enum JsonScanType {
+        JSON_SCAN_NONE = 0, /* (a field the object does not have) */
+        JSON_SCAN_OBJECT,
+        JSON_SCAN_ARRAY,
+        JSON_SCAN_STRING,
+        JSON_SCAN_NUMBER,
+        JSON_SCAN_TRUE,
+        JSON_SCAN_FALSE,
+        JSON_SCAN_NULL,
+} JsonScanType;
+
+/* One member of the top-level object to look for. */
+typedef struct JsonScanField {
+        const char *key;   /* in: the member name (UTF-8, NUL-terminated; matched after unescaping) */
+        JsonScanType type; /* out: JSON_SCAN_NONE when the object has no such member */
+        const char *value; /* out: first byte of its value in the input (NULL when absent) */
+        size_t value_len;  /* out: length of the value; a string's includes its quotes */
+} JsonScanField;
+
+/* Validates s[0..n) as exactly one JSON value. When that value is an object, fills each of
+ * fields[0..n_fields) with the span of the member of that name (the last one if a name repeats,
+ * as json-c does); fields is left untouched on error. Returns the type of the value (> 0), or
+ * -EBADMSG when s is not valid JSON, with the offset of the offending byte in *ret_error_offset
+ * (may be NULL). */
+int json_scan(const char *s, size_t n, JsonScanField *fields, size_t n_fields, size_t *ret_error_offset);
+
+/* Validates only (no fields): true if s[0..n) is one valid JSON value. */
+static inline bool json_scan_valid(const char *s, size_t n) {
+        return json_scan(s, n, NULL, 0, NULL) > 0;
+}
+
+/* For a string value span as returned by json_scan() (quotes included): whether it unescapes to
+ * exactly the NUL-terminated s. False for anything that is not a valid JSON string. */
+bool json_scan_string_equal(const char *value, size_t len, const char *s);
+
+/* Unescapes a string value span (quotes included) into buf[0..size) and NUL-terminates it; for
+ * short values such as an error message. Returns the unescaped length, -EBADMSG if it is not a
+ * valid JSON string, -ENOBUFS if it does not fit (buf holds a truncated, terminated prefix). */
+int json_scan_string_unescape(const char *value, size_t len, char *buf, size_t size);
+
+/* For a number value span: the value as an unsigned 64-bit integer. -EINVAL if it is not a
+ * non-negative integer written without fraction or exponent, -ERANGE above UINT64_MAX. */
+int json_scan_uint64(const char *value, size_t len, uint64_t *ret);
