@@ -5,9 +5,16 @@
 #include <string.h>
 #include <strings.h>
 
+#include <sys/stat.h>
+#include <systemd/sd-journal.h>
+#include <unistd.h>
+
 #include "log.h"
 
 static int max_level = LOG_INFO;
+static bool journal_stream = false;
+
+static void detect_journal_stream(void);
 static const char *console_prefix = NULL;
 
 static const char *const level_names[] = {
@@ -34,6 +41,8 @@ void log_setup(void) {
         const char *e = getenv("DPIPE_LOG_LEVEL");
         int l;
 
+        detect_journal_stream();
+
         if (isempty(e))
                 return;
         l = log_level_from_string(e);
@@ -56,25 +65,41 @@ int log_get_max_level(void) {
         return max_level;
 }
 
-int log_internal(int level, int error, const char *file, int line, const char *func, const char *format, ...) {
-        char buf[2048];
-        va_list ap;
-        int saved = errno;
+/* Under systemd, stderr is a stream to journald and $JOURNAL_STREAM names it (device:inode). Only
+ * then do we send events that carry structured fields (DPIPE_SOURCE=) to journald directly; every
+ * other line still goes to stderr, which journald reads as well. */
+static void detect_journal_stream(void) {
+        const char *e = getenv("JOURNAL_STREAM");
+        unsigned long long dev, ino;
+        struct stat st;
 
-        (void) file;
-        (void) line;
-        (void) func;
+        journal_stream = false;
+        if (isempty(e) || sscanf(e, "%llu:%llu", &dev, &ino) != 2)
+                return;
+        if (fstat(STDERR_FILENO, &st) < 0)
+                return;
+        journal_stream = (unsigned long long) st.st_dev == dev && (unsigned long long) st.st_ino == ino;
+}
+
+static int log_internalv(int level, int error, const char *source, const char *format, va_list ap) {
+        char buf[2048];
+        int saved = errno;
 
         /* %m in the format is taken from the error we were given, not from whatever errno is now. */
         errno = error;
-        va_start(ap, format);
         vsnprintf(buf, sizeof(buf), format, ap);
-        va_end(ap);
 
         /* One event, one line: fold any embedded newline so that journald keeps it together. */
         for (char *p = buf; *p; p++)
                 if (*p == '\n' || *p == '\r')
                         *p = ' ';
+
+        if (source && journal_stream &&
+            sd_journal_send("MESSAGE=%s", buf, "PRIORITY=%i", level, "DPIPE_SOURCE=%s", source,
+                            "SYSLOG_IDENTIFIER=%s", program_invocation_short_name, NULL) >= 0) {
+                errno = saved;
+                return -error;
+        }
 
         if (console_prefix)
                 fprintf(stderr, "%s: %s\n", console_prefix, buf);
@@ -82,4 +107,28 @@ int log_internal(int level, int error, const char *file, int line, const char *f
                 fprintf(stderr, "<%i>%s\n", level, buf);
         errno = saved;
         return -error;
+}
+
+int log_internal(int level, int error, const char *file, int line, const char *func, const char *format, ...) {
+        va_list ap;
+        int r;
+
+        (void) file;
+        (void) line;
+        (void) func;
+
+        va_start(ap, format);
+        r = log_internalv(level, error, NULL, format, ap);
+        va_end(ap);
+        return r;
+}
+
+int log_source_internal(int level, int error, const char *source, const char *format, ...) {
+        va_list ap;
+        int r;
+
+        va_start(ap, format);
+        r = log_internalv(level, error, source, format, ap);
+        va_end(ap);
+        return r;
 }

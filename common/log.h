@@ -48,5 +48,25 @@ int log_internal(int level, int error, const char *file, int line, const char *f
 #define log_warning_errno(error, ...) log_full_errno(LOG_WARNING, error, __VA_ARGS__)
 #define log_error_errno(error, ...) log_full_errno(LOG_ERR, error, __VA_ARGS__)
 
+/* Events of one source: like log_*(), and under journald the entry also carries the field
+ * DPIPE_SOURCE=<name>, so that `journalctl DPIPE_SOURCE=demo` tells one source's story. Elsewhere
+ * the line goes to stderr as usual. */
+int log_source_internal(int level, int error, const char *source, const char *format, ...) _printf_(4, 5);
+#define log_source_full_errno(level, error, source, ...)                                                \
+        ({                                                                                              \
+                int _level_ = (level), _e_ = (error);                                                   \
+                _e_ = _e_ < 0 ? -_e_ : _e_;                                                             \
+                (log_get_max_level() >= _level_) ? log_source_internal(_level_, _e_, (source), __VA_ARGS__) \
+                                                 : -_e_;                                                \
+        })
+#define log_source_full(level, source, ...) (void) log_source_full_errno((level), 0, (source), __VA_ARGS__)
+#define log_source_debug(source, ...) log_source_full(LOG_DEBUG, source, __VA_ARGS__)
+#define log_source_info(source, ...) log_source_full(LOG_INFO, source, __VA_ARGS__)
+#define log_source_notice(source, ...) log_source_full(LOG_NOTICE, source, __VA_ARGS__)
+#define log_source_warning(source, ...) log_source_full(LOG_WARNING, source, __VA_ARGS__)
+#define log_source_error(source, ...) log_source_full(LOG_ERR, source, __VA_ARGS__)
+#define log_source_warning_errno(source, error, ...) log_source_full_errno(LOG_WARNING, error, source, __VA_ARGS__)
+#define log_source_error_errno(source, error, ...) log_source_full_errno(LOG_ERR, error, source, __VA_ARGS__)
+
 /* For out-of-memory: logs once at err and returns -ENOMEM. */
 #define log_oom() log_full_errno(LOG_ERR, ENOMEM, "Out of memory.")

@@ -86,7 +86,7 @@ static int control_handle_add(ControlConnection *c, json_object *req, const char
         if (r == -ENOMEM)
                 return log_oom();
         if (r < 0) {
-                log_warning("Refusing source %s: %s", name, message ?: strerror(-r));
+                log_source_warning(name, "Refusing source %s: %s", name, message ?: strerror(-r));
                 return control_reply(c, id, message ?: strerror(-r));
         }
         manager_check_idle(c->manager);

@@ -86,7 +86,7 @@ int source_report(Source *s) {
 static void source_set_state(Source *s, SourceState state) {
         if (s->state == state)
                 return;
-        log_info("Source %s: %s -> %s", s->name, source_state_to_string(s->state), source_state_to_string(state));
+        log_source_info(s->name, "Source %s: %s -> %s", s->name, source_state_to_string(s->state), source_state_to_string(state));
         s->state = state;
         (void) source_report(s);
 }
@@ -162,10 +162,10 @@ static int source_load_cursor(Source *s) {
         if (r == -ENOENT)
                 return 0;
         if (r < 0)
-                return log_warning_errno(r, "Source %s: failed to read cursor %s, ignoring: %m", s->name, path);
+                return log_source_warning_errno(s->name, r, "Source %s: failed to read cursor %s, ignoring: %m", s->name, path);
         r = json_parse_n(text, size, &o, NULL);
         if (r < 0 || !json_object_is_type(o, json_type_object) || !json_get_uint64(o, "next_seq", &seq))
-                return log_warning_errno(r < 0 ? r : -EBADMSG, "Source %s: malformed cursor %s, ignoring.", s->name,
+                return log_source_warning_errno(s->name, r < 0 ? r : -EBADMSG, "Source %s: malformed cursor %s, ignoring.", s->name,
                                          path);
         s->cursor_seq = seq;
         if (json_object_object_get_ex(o, "position", &pos) && pos) {
@@ -195,7 +195,7 @@ int source_save_cursor(Source *s) {
                 return log_warning_errno(r, "Failed to create %s: %m", s->manager->cursor_dir);
         r = write_file_atomic(path, buffer_begin(&b), buffer_size(&b));
         if (r < 0)
-                return log_warning_errno(r, "Source %s: failed to write cursor %s: %m", s->name, path);
+                return log_source_warning_errno(s->name, r, "Source %s: failed to write cursor %s: %m", s->name, path);
         s->cursor_dirty = false;
         return 0;
 }
@@ -262,7 +262,7 @@ int source_new(Manager *m, const char *name, json_object *options, bool paused, 
                 return -ENOMEM;
         m->n_sources++;
         s->paused = paused;
-        log_info("Source %s: added%s", s->name, paused ? " (paused)" : "");
+        log_source_info(s->name, "Source %s: added%s", s->name, paused ? " (paused)" : "");
         if (paused) {
                 s->state = SOURCE_PAUSED;
                 (void) source_report(s);
@@ -313,7 +313,7 @@ int source_update(Source *s, json_object *options, bool paused, char **ret_messa
                 return 0;
         }
 
-        log_info("Source %s: options changed, restarting", s->name);
+        log_source_info(s->name, "Source %s: options changed, restarting", s->name);
         source_do_stop(s);
         source_unconfigure(s);
         r = source_configure(s, options, ret_message);
@@ -344,7 +344,7 @@ void source_remove(Source *s) {
         Manager *m = s->manager;
         _cleanup_free_ char *path = NULL;
 
-        log_info("Source %s: removed", s->name);
+        log_source_info(s->name, "Source %s: removed", s->name);
         s->removed = true;
         source_do_stop(s);
         /* Batches already handed to the writer client stay there until acked: records read stay. */
@@ -424,12 +424,12 @@ int source_fail(Source *s, int error, const char *fmt, ...) {
         delay = source_backoff_delay(s->backoff_attempt);
         if (s->backoff_attempt < 32)
                 s->backoff_attempt++;
-        log_warning("Source %s: %s; retrying in %" PRIu64 " ms", s->name, s->error ?: "failed",
+        log_source_warning(s->name, "Source %s: %s; retrying in %" PRIu64 " ms", s->name, s->error ?: "failed",
                     delay / USEC_PER_MSEC);
         r = sd_event_add_time_relative(s->manager->event, &s->backoff_timer, CLOCK_MONOTONIC, delay, 0,
                                        source_backoff_fire, s);
         if (r < 0)
-                log_error_errno(r, "Source %s: failed to arm backoff timer: %m", s->name);
+                log_source_error_errno(s->name, r, "Source %s: failed to arm backoff timer: %m", s->name);
         if (s->state == SOURCE_BACKOFF)
                 (void) source_report(s); /* new error text */
         else
@@ -443,7 +443,7 @@ int source_fail_permanently(Source *s, int error, const char *fmt, ...) {
         va_start(ap, fmt);
         source_set_error(s, error, fmt, ap);
         va_end(ap);
-        log_error("Source %s: %s; giving up until the source is resumed or re-added", s->name,
+        log_source_error(s->name, "Source %s: %s; giving up until the source is resumed or re-added", s->name,
                   s->error ?: "failed");
         source_do_stop(s);
         source_set_state(s, SOURCE_FAILED);
@@ -477,7 +477,7 @@ void source_skip_record(Source *s, const char *position, const char *fmt, ...) {
         va_end(ap);
         s->skipped++;
         s->state_dirty = true;
-        log_warning("Source %s: skipping record at %s: %s", s->name, position ?: "?", msg ?: "bad record");
+        log_source_warning(s->name, "Source %s: skipping record at %s: %s", s->name, position ?: "?", msg ?: "bad record");
 }
 
 int source_emit_seq(Source *s, uint64_t seq, const char *data, size_t len) {
@@ -570,7 +570,7 @@ void source_flush(Source *s) {
         s->open_batch = NULL;
         r = batch_end(&s->builder);
         if (r < 0) {
-                log_error_errno(r, "Source %s: failed to finish batch, dropping %u records: %m", s->name, b->count);
+                log_source_error_errno(s->name, r, "Source %s: failed to finish batch, dropping %u records: %m", s->name, b->count);
                 writer_client_recycle_batch(&m->writer, b);
                 return;
         }

@@ -263,7 +263,7 @@ static void connector_handle_state(Connector *c, struct json_object *o) {
         if (source_set_state(s, state, error ?: (state == SOURCE_ACTIVE ? "" : NULL)))
                 changed = true;
         if (changed) {
-                log_info("Source %s is %s%s%s.", s->name, source_state_to_string(s->state),
+                log_source_info(s->name, "Source %s is %s%s%s.", s->name, source_state_to_string(s->state),
                          isempty(s->last_error) ? "" : ": ", s->last_error);
                 source_emit_state_changed(s);
         }
@@ -277,7 +277,7 @@ static void connector_handle_error(Connector *c, struct json_object *o) {
                 return;
         for (Source *s = c->manager->sources; s; s = s->next)
                 if (streq(s->type, c->type) && s->pending_request_id == id) {
-                        log_warning("Connector %s refused source %s: %s", c->type, s->name, message);
+                        log_source_warning(s->name, "Connector %s refused source %s: %s", c->type, s->name, message);
                         if (source_set_state(s, SOURCE_FAILED, message))
                                 source_emit_state_changed(s);
                         return;

@@ -193,7 +193,7 @@ int manager_add_source(Manager *m, const char *name, const char *type, struct js
                 return sd_bus_error_set_errno(error, r);
         }
         added = TAKE_PTR(s);
-        log_info("Source %s added (type %s, address %s).", added->name, added->type, source_address(added));
+        log_source_info(added->name, "Source %s added (type %s, address %s).", added->name, added->type, source_address(added));
 
         r = manager_get_connector(m, type, &c);
         if (r < 0)
@@ -232,7 +232,7 @@ int manager_remove_source(Manager *m, const char *name, sd_bus_error *error) {
                         break;
                 }
 
-        log_info("Source %s removed.", s->name);
+        log_source_info(s->name, "Source %s removed.", s->name);
         manager_emit_source_removed(m, s->name, s->object_path);
         source_free(s);
         manager_update_status(m);
@@ -261,7 +261,7 @@ int manager_pause_source(Manager *m, const char *name, bool pause, sd_bus_error 
                 if (streq(c->type, s->type))
                         (void) connector_send_op(c, pause ? "pause" : "resume", s->name);
 
-        log_info("Source %s %s.", s->name, pause ? "paused" : "resumed");
+        log_source_info(s->name, "Source %s %s.", s->name, pause ? "paused" : "resumed");
         if (source_set_state(s, pause ? SOURCE_PAUSED : SOURCE_CONNECTING, NULL))
                 source_emit_state_changed(s);
         return 0;
