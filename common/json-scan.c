@@ -134,6 +134,18 @@ static size_t escape_decode(const uint8_t *p, const uint8_t *end, uint32_t *ret)
         return 12;
 }
 
+#define BYTES_ONE UINT64_C(0x0101010101010101)
+#define BYTES_HIGH UINT64_C(0x8080808080808080)
+
+/* Whether none of the 8 bytes of w needs a closer look: no '"', '\\', control character or byte >=
+ * 0x80 (the usual word-at-a-time tests for a zero byte and a byte below n). */
+static inline bool word_is_plain(uint64_t w) {
+        uint64_t quote = w ^ (BYTES_ONE * '"'), backslash = w ^ (BYTES_ONE * '\\');
+
+        return ((((w - BYTES_ONE * 0x20) & ~w) | ((quote - BYTES_ONE) & ~quote) |
+                 ((backslash - BYTES_ONE) & ~backslash) | w) & BYTES_HIGH) == 0;
+}
+
 /* Scans the inside of a string, p just after the opening quote. Returns the byte after the closing
  * quote, or NULL with *ret_error at the offending byte. *ret_escaped says whether it has escapes. */
 static const uint8_t *scan_string(const uint8_t *p, const uint8_t *end, bool *ret_escaped, const uint8_t **ret_error) {
@@ -141,6 +153,15 @@ static const uint8_t *scan_string(const uint8_t *p, const uint8_t *end, bool *re
                 size_t k;
                 uint32_t cp;
 
+                /* Record data is mostly plain ASCII: 8 bytes at a time, then byte by byte. */
+                while (end - p >= 8) {
+                        uint64_t w;
+
+                        memcpy(&w, p, sizeof(w));
+                        if (!word_is_plain(w))
+                                break;
+                        p += 8;
+                }
                 while (p < end && string_plain[*p])
                         p++;
                 if (p >= end)
@@ -240,6 +261,8 @@ static ssize_t match_field(const uint8_t *start, const uint8_t *end, bool escape
 
         for (size_t i = 0; i < n_fields; i++) {
                 if (!escaped) {
+                        if (len > 0 && fields[i].key[0] != (char) start[1])
+                                continue; /* the cheap test first: names mostly differ at once */
                         if (strlen(fields[i].key) == len && memcmp(start + 1, fields[i].key, len) == 0)
                                 return (ssize_t) i;
                 } else if (json_scan_string_equal((const char *) start, (size_t) (end - start), fields[i].key))
@@ -456,14 +479,25 @@ bool json_scan_string_equal(const char *value, size_t len, const char *s) {
         end = (const uint8_t *) value + len;
         for (;;) {
                 uint8_t c[4];
-                int k = string_next(&p, end, c);
+                int k;
 
+                if (p < end && string_plain[*p]) {
+                        /* A byte that stands for itself: the common case, compared in place. */
+                        if ((uint8_t) s[i] != *p)
+                                return false;
+                        p++, i++;
+                        continue;
+                }
+                k = string_next(&p, end, c);
                 if (k < 0)
                         return false;
                 if (k == 0)
                         return p + 1 == end && s[i] == 0;
-                if (strncmp((const char *) c, s + i, (size_t) k) != 0 || memchr(c, 0, (size_t) k))
-                        return false; /* differs, or an escaped NUL that s can not hold */
+                /* Stops at the first difference, so never reads past the end of s; an escaped NUL
+                 * differs from everything s can hold. */
+                for (int j = 0; j < k; j++)
+                        if (c[j] == 0 || (uint8_t) s[i + j] != c[j])
+                                return false;
                 i += (size_t) k;
         }
 }
