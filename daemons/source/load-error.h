@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include "utf8.h"
+
 /* Where and why a data file was refused: printed as "file:line:column: message". Lines and
  * columns count from 1; columns count bytes. */
 
@@ -29,5 +31,3 @@ static inline int _printf_(4, 5) load_error_set(LoadError *e, unsigned long line
         return -EBADMSG;
 }
 
-/* Returns the number of leading bytes of s[0..n) that form valid UTF-8 (n if all do). */
-size_t utf8_valid_prefix(const char *s, size_t n);

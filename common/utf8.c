@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <stdint.h>
 
-#include "load-error.h"
+#include "utf8.h"
 
 size_t utf8_valid_prefix(const char *str, size_t n) {
         const unsigned char *s = (const unsigned char *) str;
