@@ -175,8 +175,18 @@ int read_file(const char *path, size_t max_size, char **ret, size_t *ret_size) {
                         buf = p;
                         allocated = a;
                 }
-                if (allocated - size <= 1)
-                        return -EFBIG;
+                if (allocated - size <= 1) {
+                        /* The buffer holds max_size bytes: the file fits only if it ends here. */
+                        char probe;
+                        n = read(fd, &probe, 1);
+                        if (n < 0 && errno == EINTR)
+                                continue;
+                        if (n < 0)
+                                return -errno;
+                        if (n > 0)
+                                return -EFBIG;
+                        break;
+                }
                 n = read(fd, buf + size, allocated - size - 1);
                 if (n < 0) {
                         if (errno == EINTR)
