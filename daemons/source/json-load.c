@@ -6,9 +6,13 @@
 #include <string.h>
 
 #include "json-load.h"
+#include "buffer.h"
+#include "json-scan.h"
 #include "json-util.h"
 
-#define JSON_LOAD_MAX_DEPTH 128
+/* As deep as json-c's default and common/json-scan.h allow, so that every row dpipe-source serves
+ * is one the connectors accept. */
+#define JSON_LOAD_MAX_DEPTH JSON_SCAN_DEPTH_MAX
 
 typedef enum JsonState {
         JL_START,
@@ -44,6 +48,7 @@ struct JsonLoader {
         struct json_object *document;
         bool document_resolved;
         bool in_string, in_escape; /* lexical state of the bytes given to the tokener */
+        Buffer element;            /* the bytes of the current element, for strict validation */
 };
 
 JsonLoader *json_loader_new(Dataset *d, const char *records_pointer) {
@@ -62,7 +67,8 @@ JsonLoader *json_loader_new(Dataset *d, const char *records_pointer) {
         l->tok = json_tokener_new_ex(JSON_LOAD_MAX_DEPTH);
         if (!l->tok)
                 return json_loader_free(l);
-        json_tokener_set_flags(l->tok, JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS | JSON_TOKENER_VALIDATE_UTF8);
+        /* UTF-8 is checked by element_validate(): json-c refuses a character split across two chunks. */
+        json_tokener_set_flags(l->tok, JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS);
         return l;
 }
 
@@ -74,6 +80,7 @@ JsonLoader *json_loader_free(JsonLoader *l) {
         json_object_put(l->first);
         json_object_put(l->document);
         free(l->records_pointer);
+        buffer_done(&l->element);
         free(l);
         return NULL;
 }
@@ -229,6 +236,25 @@ static ssize_t find_single_quote(JsonLoader *l, const char *s, size_t n) {
         return -1;
 }
 
+/* json-c's incremental tokener is less strict where a value is split across two parse calls (it takes
+ * "0" then "-}" as 0, and lets control characters through in some splits), so whether a file loads
+ * would depend on where the reads happen to split it. Each complete element is therefore checked
+ * once more, whole, by the strict validator of common/json-scan.h. */
+static int element_validate(JsonLoader *l, LoadError *err) {
+        size_t off = 0;
+        unsigned long line = l->element_line, column = l->element_column;
+        const char *e = buffer_begin(&l->element);
+
+        if (json_scan(e, buffer_size(&l->element), NULL, 0, &off) > 0)
+                return 0;
+        for (size_t i = 0; i < off && i < buffer_size(&l->element); i++)
+                if (e[i] == '\n')
+                        line++, column = 1;
+                else
+                        column++;
+        return load_error_set(err, line, column, "invalid JSON");
+}
+
 static int tokener_error(JsonLoader *l, const char *s, LoadError *err) {
         enum json_tokener_error e = json_tokener_get_error(l->tok);
         size_t end = json_tokener_get_parse_end(l->tok);
@@ -253,6 +279,8 @@ int json_loader_feed(JsonLoader *l, const char *data, size_t n, LoadError *err) 
                         if (l->records_pointer) {
                                 l->shape = SHAPE_DOCUMENT;
                                 l->state = JL_DOCUMENT;
+                                l->element_line = l->line;
+                                l->element_column = l->column;
                                 continue;
                         }
                         if (c == '[') {
@@ -281,6 +309,7 @@ int json_loader_feed(JsonLoader *l, const char *data, size_t n, LoadError *err) 
                         l->state = JL_ELEMENT;
                         l->in_string = l->in_escape = false;
                         json_tokener_reset(l->tok);
+                        buffer_clear(&l->element);
                         continue;
 
                 case JL_ARRAY_SEP:
@@ -312,6 +341,7 @@ int json_loader_feed(JsonLoader *l, const char *data, size_t n, LoadError *err) 
                         l->state = JL_ELEMENT;
                         l->in_string = l->in_escape = false;
                         json_tokener_reset(l->tok);
+                        buffer_clear(&l->element);
                         continue;
 
                 case JL_ELEMENT:
@@ -330,6 +360,10 @@ int json_loader_feed(JsonLoader *l, const char *data, size_t n, LoadError *err) 
                                 advance(l, s, (size_t) q);
                                 return load_error_set(err, l->line, l->column, "single quotes are not JSON");
                         }
+                        if (buffer_append(&l->element, s, used) < 0) {
+                                json_object_put(o);
+                                return load_error_set(err, l->line, l->column, "out of memory");
+                        }
                         if (json_tokener_get_error(l->tok) == json_tokener_continue) {
                                 advance(l, s, len);
                                 s += len;
@@ -337,6 +371,12 @@ int json_loader_feed(JsonLoader *l, const char *data, size_t n, LoadError *err) 
                         }
                         if (json_tokener_get_error(l->tok) != json_tokener_success)
                                 return tokener_error(l, s, err);
+                        r = element_validate(l, err);
+                        buffer_clear(&l->element);
+                        if (r < 0) {
+                                json_object_put(o);
+                                return r;
+                        }
                         advance(l, s, used);
                         s += used;
                         if (l->state == JL_DOCUMENT) {
