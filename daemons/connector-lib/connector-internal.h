@@ -134,6 +134,7 @@ struct Manager {
         uint64_t idle_exit_usec;
 
         int listen_fd;
+        char *bound_path; /* the socket file we bound ourselves (not socket-activated): removed at exit */
         sd_event_source *listen_io;
         ControlConnection *controls_head, *controls_tail;
         unsigned n_controls;

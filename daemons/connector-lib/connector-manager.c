@@ -233,6 +233,11 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->idle_timer);
         sd_event_source_disable_unref(m->drain_timer);
         safe_close(m->listen_fd);
+        /* A socket file left behind would look like a live connector to the next one's peers. */
+        if (m->bound_path) {
+                (void) unlink(m->bound_path);
+                free(m->bound_path);
+        }
         sd_event_unref(m->event);
         free(m->runtime_dir);
         free(m->state_dir);
@@ -279,6 +284,11 @@ int manager_start(Manager *m) {
                 if (r < 0)
                         return log_error_errno(r, "Failed to create runtime directory %s: %m", m->runtime_dir);
                 m->listen_fd = socket_listen_unix(path, SOMAXCONN);
+                if (m->listen_fd >= 0) {
+                        m->bound_path = strdup(path);
+                        if (!m->bound_path)
+                                return log_oom();
+                }
         }
         if (m->listen_fd < 0)
                 return log_error_errno(m->listen_fd, "Failed to listen on %s: %m", path);
