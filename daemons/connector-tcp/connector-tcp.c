@@ -19,6 +19,7 @@
 
 #include "connector-format.h"
 #include "connector.h"
+#include "json-scan.h"
 #include "json-util.h"
 #include "log.h"
 #include "socket-util.h"
@@ -172,50 +173,75 @@ static void tcp_arm_timer(TcpSource *t) {
         (void) sd_event_source_set_enabled(t->timer, SD_EVENT_ONESHOT);
 }
 
+static bool field_is_string(const JsonScanField *f, const char *s) {
+        return f->type == JSON_SCAN_STRING && json_scan_string_equal(f->value, f->value_len, s);
+}
+
+/* A short string member as text (truncated to the buffer), or NULL when it is no string. */
+static const char *field_string(const JsonScanField *f, char *buf, size_t size) {
+        if (f->type != JSON_SCAN_STRING)
+                return NULL;
+        (void) json_scan_string_unescape(f->value, f->value_len, buf, size);
+        return buf;
+}
+
 static int tcp_handle_dpipe_line(TcpSource *t, char *line, size_t len) {
+        enum { FIELD_OP, FIELD_SEQ, FIELD_DATA, FIELD_MESSAGE };
+        JsonScanField f[] = {
+                [FIELD_OP] = { .key = "op" },
+                [FIELD_SEQ] = { .key = "seq" },
+                [FIELD_DATA] = { .key = "data" },
+                [FIELD_MESSAGE] = { .key = "message" },
+        };
         Source *s = t->source;
-        _cleanup_json_ json_object *o = NULL;
-        json_object *data;
-        const char *op, *text;
-        char pos[64];
-        uint64_t seq;
+        uint64_t seq, line_no;
+        char pos[32];
         int r;
 
         if (len == 0)
                 return 0;
-        (void) snprintf(pos, sizeof(pos), "line %" PRIu64, t->reader.line);
-        t->reader.line++;
-        if (record_reader_parse_json(&t->reader, line, len, &o) < 0 || !json_object_is_type(o, json_type_object)) {
+        line_no = t->reader.line++;
+        /* The one parse of the record on its whole way: validates the line and finds the members;
+         * data is handed on as the bytes received (no tree, no re-serialisation). */
+        if (json_scan(line, len, f, ELEMENTSOF(f), NULL) != JSON_SCAN_OBJECT) {
+                (void) snprintf(pos, sizeof(pos), "line %" PRIu64, line_no);
                 source_skip_record(s, pos, "not a JSON object");
                 return 0;
         }
-        op = json_get_string(o, "op");
         if (!t->got_data) {
                 t->got_data = true;
                 source_active(s);
         }
-        if (streq_ptr(op, "record")) {
-                if (!json_get_uint64(o, "seq", &seq) || !json_object_object_get_ex(o, "data", &data)) {
+        if (field_is_string(&f[FIELD_OP], "record")) {
+                if (f[FIELD_SEQ].type != JSON_SCAN_NUMBER || f[FIELD_DATA].type == JSON_SCAN_NONE ||
+                    json_scan_uint64(f[FIELD_SEQ].value, f[FIELD_SEQ].value_len, &seq) < 0) {
+                        (void) snprintf(pos, sizeof(pos), "line %" PRIu64, line_no);
                         source_skip_record(s, pos, "record without seq or data");
                         return 0;
                 }
                 if (seq > source_next_seq(s))
                         log_notice("Source %s: peer skipped from seq %" PRIu64 " to %" PRIu64, source_name(s),
                                    source_next_seq(s), seq);
-                text = json_object_to_json_string_ext(data, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-                r = source_emit_seq(s, seq, text, strlen(text));
+                r = source_emit_seq(s, seq, f[FIELD_DATA].value, f[FIELD_DATA].value_len);
                 if (r < 0)
                         return r;
                 source_backoff_reset(s);
-        } else if (streq_ptr(op, "ping")) {
+        } else if (field_is_string(&f[FIELD_OP], "ping")) {
                 source_heartbeat(s);
                 return tcp_send_line(t, "{\"op\":\"pong\"}");
-        } else if (streq_ptr(op, "pong"))
+        } else if (field_is_string(&f[FIELD_OP], "pong"))
                 source_heartbeat(s);
-        else if (streq_ptr(op, "error"))
-                return source_fail(s, 0, "peer reported an error: %s", json_get_string(o, "message") ?: "(no message)");
-        else
-                log_debug("Source %s: ignoring '%s' from peer", source_name(s), op ?: "?");
+        else if (field_is_string(&f[FIELD_OP], "error")) {
+                char message[512];
+
+                return source_fail(s, 0, "peer reported an error: %s",
+                                   field_string(&f[FIELD_MESSAGE], message, sizeof(message)) ?: "(no message)");
+        } else {
+                char op[64];
+
+                log_debug("Source %s: ignoring '%s' from peer", source_name(s),
+                          field_string(&f[FIELD_OP], op, sizeof(op)) ?: "?");
+        }
         return 0;
 }
 

@@ -10,7 +10,8 @@ CTL="python3 $HERE/connector-ctl.py $RUNTIME_DIR/connector-tcp.sock"
 OUT="$TMP/stored.jsonl"
 command -v socat >/dev/null || { dp_log "SKIP: socat missing"; exit 77; }
 
-printf '{"a":1}\n{broken\n\n[1,2]\n"text"\n{"a":"%s"}\n{"a":3}' "$(head -c 3000 /dev/zero | tr '\0' x)" >"$TMP/data.jsonl"
+# Line 8 is JSON only to a lax parser (trailing comma): refused, so that clients only ever get JSON.
+printf '{"a":1}\n{broken\n\n[1,2]\n"text"\n{"a":"%s"}\n{"a":3}\n{"a":1,}\n{"b": 2}' "$(head -c 3000 /dev/zero | tr '\0' x)" >"$TMP/data.jsonl"
 printf 'name,city,note\r\nann,Oslo,"hello, world"\r\nbob,Rome,"two\nlines, ""quoted"""\r\nbad,row\r\ncid,Paris,\r\n' >"$TMP/data.csv"
 printf '1,Oslo\n2,Rome\n' >"$TMP/noheader.csv"
 printf 'first line\n  second "line"  \n\nlast without newline' >"$TMP/data.txt"
@@ -44,7 +45,7 @@ $CTL add h address="127.0.0.1:$P3" format=csv csv_header=id,city >/dev/null || d
 $CTL add l address="127.0.0.1:$P4" format=lines >/dev/null || dp_fail "add l"
 
 # socat with fork replays the file on every connection: wait for the first pass only.
-$CTL wait j records '>=' 4 20 >/dev/null || dp_fail "jsonl records"
+$CTL wait j records '>=' 5 20 >/dev/null || dp_fail "jsonl records"
 $CTL wait c records '>=' 3 20 >/dev/null || dp_fail "csv records"
 $CTL wait h records '>=' 2 20 >/dev/null || dp_fail "csv_header records"
 $CTL wait l records '>=' 4 20 >/dev/null || dp_fail "lines records"
@@ -52,11 +53,14 @@ $CTL wait l records '>=' 4 20 >/dev/null || dp_fail "lines records"
 dp_assert_eq '{"a": 1}
 [1, 2]
 "text"
-{"a": 3}' "$(stored j | head -n 4)" "jsonl records (malformed and oversized skipped)"
-st=$($CTL wait j skipped '>=' 2 5) || dp_fail "jsonl skipped counter"
+{"a": 3}
+{"b": 2}' "$(stored j | head -n 5)" "jsonl records (malformed and oversized skipped)"
+st=$($CTL wait j skipped '>=' 3 5) || dp_fail "jsonl skipped counter"
 grep -q "Source j: skipping record at line 2: not valid JSON" "$LOG_DIR/connector.log" || dp_fail "malformed line not logged with its position"
 grep -q "Source j: skipping record at line 6: record longer than 1024 bytes" "$LOG_DIR/connector.log" ||
         dp_fail "oversized line not logged with its position"
+grep -q "Source j: skipping record at line 8: not valid JSON" "$LOG_DIR/connector.log" ||
+        dp_fail "a trailing comma was taken as JSON"
 
 dp_assert_eq '{"city": "Oslo", "name": "ann", "note": "hello, world"}
 {"city": "Rome", "name": "bob", "note": "two\nlines, \"quoted\""}
