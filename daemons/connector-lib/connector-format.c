@@ -110,9 +110,7 @@ int record_reader_init(RecordReader *r, RecordFormat format, size_t max_record, 
                 .max_record = max_record,
                 .line = 1,
         };
-        r->tok = json_tokener_new();
-        if (!r->tok)
-                return -ENOMEM;
+        /* The json-c tokener (~2 KB) is made on first use: most formats never need it. */
         if (!isempty(csv_header)) {
                 _cleanup_free_ char *copy = strdup(csv_header);
 
@@ -245,6 +243,11 @@ int record_reader_parse_json(RecordReader *r, const char *text, size_t len, json
 
         if (len > INT32_MAX)
                 return -E2BIG;
+        if (!r->tok) {
+                r->tok = json_tokener_new();
+                if (!r->tok)
+                        return -ENOMEM;
+        }
         json_tokener_reset(r->tok);
         o = json_tokener_parse_ex(r->tok, text, (int) len);
         err = json_tokener_get_error(r->tok);

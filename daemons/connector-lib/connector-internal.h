@@ -35,12 +35,18 @@
                 (item)->name##_next = (item)->name##_prev = NULL;                                      \
         } while (0)
 
-/* Flush a source's open batch at this size or count (or at the end of the loop iteration). */
+/* Flush a source's open batch at this size or count (or at the end of the loop iteration). With
+ * many sources the size shrinks (BATCH_OPEN_BUDGET shared by all, but never below
+ * BATCH_FLUSH_BYTES_MIN), so that open batches stay bounded whatever the number of sources. */
 #define BATCH_FLUSH_BYTES (256u * 1024u)
+#define BATCH_FLUSH_BYTES_MIN (2u * 1024u)
+#define BATCH_OPEN_BUDGET (2u * 1024u * 1024u)
 #define BATCH_FLUSH_RECORDS 2048u
-/* Throttle a source above this many unacked bytes, and everybody above the global bound. */
+/* Throttle a source above this many unacked bytes, and everybody above the global bound: one
+ * memory budget for all sources (with the open batches and spare buffers the connector stays
+ * under ~16 MB whatever the number of sources), still many batches in flight to the writer. */
 #define SOURCE_UNACKED_MAX (8u * 1024u * 1024u)
-#define MANAGER_UNACKED_MAX (128u * 1024u * 1024u)
+#define MANAGER_UNACKED_MAX (4u * 1024u * 1024u)
 
 /* On SIGTERM, wait this long at most for the writer to ack what was read. */
 #define DRAIN_TIMEOUT_USEC (3 * USEC_PER_SEC)
@@ -101,6 +107,11 @@ struct Source {
         unsigned backoff_attempt;
         sd_event_source *backoff_timer;
 };
+
+/* What a batch holds of memory until it is acked: the unit of the connector's memory budget. */
+static inline uint64_t batch_memory(const Batch *b) {
+        return (uint64_t) b->frame.allocated + sizeof(Batch);
+}
 
 typedef struct ControlConnection ControlConnection;
 struct ControlConnection {

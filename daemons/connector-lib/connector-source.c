@@ -480,6 +480,13 @@ void source_skip_record(Source *s, const char *position, const char *fmt, ...) {
         log_source_warning(s->name, "Source %s: skipping record at %s: %s", s->name, position ?: "?", msg ?: "bad record");
 }
 
+/* Where this source's open batch is flushed: its share of the budget for open batches. */
+static size_t source_flush_bytes(Source *s) {
+        unsigned n = MAX(s->manager->n_sources, 1u);
+
+        return MAX(MIN((size_t) BATCH_OPEN_BUDGET / n, (size_t) BATCH_FLUSH_BYTES), (size_t) BATCH_FLUSH_BYTES_MIN);
+}
+
 int source_emit_seq(Source *s, uint64_t seq, const char *data, size_t len) {
         WriterClient *w = &s->manager->writer;
         uint64_t now;
@@ -519,7 +526,7 @@ int source_emit_seq(Source *s, uint64_t seq, const char *data, size_t len) {
         s->last_record_us = now;
         s->state_dirty = true;
 
-        if (batch_size(&s->builder) >= BATCH_FLUSH_BYTES || s->builder.count >= BATCH_FLUSH_RECORDS)
+        if (batch_size(&s->builder) >= source_flush_bytes(s) || s->builder.count >= BATCH_FLUSH_RECORDS)
                 source_flush(s);
         return 1;
 }
@@ -575,7 +582,7 @@ void source_flush(Source *s) {
                 return;
         }
         s->unacked_batches++;
-        s->unacked_bytes += buffer_size(&b->frame);
+        s->unacked_bytes += batch_memory(b);
         s->last_batch_id = b->id;
         (void) writer_client_submit(&m->writer, b);
         if (s->unacked_bytes > SOURCE_UNACKED_MAX)
@@ -586,7 +593,7 @@ void source_flush(Source *s) {
 void source_batch_acked(Source *s, Batch *b) {
         if (s->unacked_batches > 0)
                 s->unacked_batches--;
-        s->unacked_bytes -= MIN(s->unacked_bytes, (uint64_t) buffer_size(&b->frame));
+        s->unacked_bytes -= MIN(s->unacked_bytes, batch_memory(b));
         if (b->position) {
                 source_adopt_position(s, TAKE_PTR(b->position), b->position_seq);
         } else if (!s->position && b->count > 0) {

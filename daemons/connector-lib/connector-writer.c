@@ -18,7 +18,8 @@
 
 #define WRITER_RETRY_MIN_USEC (100 * USEC_PER_MSEC)
 #define WRITER_RETRY_MAX_USEC (5 * USEC_PER_SEC)
-#define BATCH_FREE_LIST_MAX 32
+/* Spare batch buffers kept for reuse (each up to ~4 x BATCH_FLUSH_BYTES): a few, not one per source. */
+#define BATCH_FREE_LIST_MAX 4
 
 static void writer_client_disconnect(WriterClient *w, bool retry);
 
@@ -186,7 +187,7 @@ static int writer_client_handle_ack(WriterClient *w, const Frame *f) {
         log_debug("Batch %" PRIu64 " of %s acked: %u stored at offset %" PRIu64 ", %u duplicates", ack.batch_id,
                   b->source, ack.stored, ack.first_offset, ack.duplicates);
         LIST_REMOVE(batches, w->batches_head, w->batches_tail, b);
-        w->unacked_bytes -= MIN(w->unacked_bytes, (uint64_t) buffer_size(&b->frame));
+        w->unacked_bytes -= MIN(w->unacked_bytes, batch_memory(b));
         s = manager_find_source(w->manager, b->source);
         if (s)
                 source_batch_acked(s, b);
@@ -362,7 +363,7 @@ int writer_client_submit(WriterClient *w, Batch *b) {
         int r;
 
         LIST_APPEND(batches, w->batches_head, w->batches_tail, b);
-        w->unacked_bytes += buffer_size(&b->frame);
+        w->unacked_bytes += batch_memory(b);
         if (!w->connected)
                 return writer_client_connect(w);
         r = buffer_append(&w->out, buffer_begin(&b->frame), buffer_size(&b->frame));
