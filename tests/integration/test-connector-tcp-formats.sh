@@ -16,13 +16,14 @@ printf 'name,city,note\r\nann,Oslo,"hello, world"\r\nbob,Rome,"two\nlines, ""quo
 printf '1,Oslo\n2,Rome\n' >"$TMP/noheader.csv"
 printf 'first line\n  second "line"  \n\nlast without newline' >"$TMP/data.txt"
 
-# A socat peer that streams FILE to every connection (and so replays it after a reconnect).
+# A socat peer that streams FILE to every connection (and so replays it after a reconnect). Sets
+# PORT; not called in a $(...) subshell, so that dp_bg records the PID and the cleanup stops it.
 serve_for_connector() {
-        local port
-        port=$(dp_free_port)
-        dp_bg "socat-$port" socat -u "FILE:$1" "TCP-LISTEN:$port,reuseaddr,bind=127.0.0.1,fork"
+        PORT=$(dp_free_port)
+        dp_bg "socat-$PORT" socat -u "FILE:$1" "TCP-LISTEN:$PORT,reuseaddr,bind=127.0.0.1,fork"
+        # No probe connection: socat shares the file's offset between its forks, so a probe
+        # would take the data meant for the connector.
         sleep 0.3
-        echo "$port"
 }
 stored() { python3 -c "
 import json, sys
@@ -35,10 +36,10 @@ dp_wait_socket "$RUNTIME_DIR/writer.sock"
 dp_daemon connector dpipe-connector-tcp --runtime-dir="$RUNTIME_DIR" --state-dir="$STATE_DIR"
 dp_wait_socket "$RUNTIME_DIR/connector-tcp.sock"
 
-P1=$(serve_for_connector "$TMP/data.jsonl")
-P2=$(serve_for_connector "$TMP/data.csv")
-P3=$(serve_for_connector "$TMP/noheader.csv")
-P4=$(serve_for_connector "$TMP/data.txt")
+serve_for_connector "$TMP/data.jsonl"; P1=$PORT
+serve_for_connector "$TMP/data.csv"; P2=$PORT
+serve_for_connector "$TMP/noheader.csv"; P3=$PORT
+serve_for_connector "$TMP/data.txt"; P4=$PORT
 $CTL add j address="127.0.0.1:$P1" format=jsonl max_record_bytes=1024 >/dev/null || dp_fail "add j"
 $CTL add c address="127.0.0.1:$P2" format=csv >/dev/null || dp_fail "add c"
 $CTL add h address="127.0.0.1:$P3" format=csv csv_header=id,city >/dev/null || dp_fail "add h"
