@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "json-load.h"
+#include "fuzz-dataset-oracle.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -41,22 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         assert(a && b);
         na = load((const char *) data, size, pointer, size ? size : 1, a);
         nb = load((const char *) data, size, pointer, chunk, b);
-        assert(na == nb);
-        if (na != SIZE_MAX)
-                for (size_t i = 0; i < a->n_rows; i++) {
-                        size_t la, lb;
-                        const char *ra = dataset_row(a, i, &la), *rb = dataset_row(b, i, &lb);
-                        struct json_tokener *tok = json_tokener_new();
-                        struct json_object *o;
-
-                        assert(la == lb && memcmp(ra, rb, la) == 0);
-                        assert(!memchr(ra, '\n', la));
-                        o = json_tokener_parse_ex(tok, ra, (int) la);
-                        assert(o && json_object_is_type(o, json_type_object));
-                        assert(json_tokener_get_parse_end(tok) == la);
-                        json_object_put(o);
-                        json_tokener_free(tok);
-                }
+        assert_same_rows(a, na, b, nb);
         dataset_free(a);
         dataset_free(b);
         return 0;
