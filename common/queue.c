@@ -360,6 +360,9 @@ struct Queue {
         Buffer pending;          /* appended, not yet written */
         Buffer index_pending;    /* index entries for the pending bytes */
         bool need_data_sync, need_dir_sync;
+        /* queue_sync_begin() handed out a sync that queue_sync_end() has not reported yet, and what
+         * it covers: until then, those bytes count as not durable (roll and queue_sync() sync them). */
+        bool sync_in_flight, inflight_data, inflight_dir;
 
         SourceTable sources;
 };
@@ -636,8 +639,10 @@ static int queue_roll(Queue *q) {
 
         assert(buffer_size(&q->pending) == 0);
 
-        /* The old segment must be durable before anything lands in the new one: acks cover both. */
-        if (q->need_data_sync && fdatasync(q->active_fd) < 0)
+        /* The old segment must be durable before anything lands in the new one: acks cover both,
+         * and a non-last segment with a torn tail is quarantined as a whole at start-up. A sync
+         * running elsewhere (queue_sync_begin()) has not necessarily finished: do it here. */
+        if ((q->need_data_sync || q->inflight_data) && fdatasync(q->active_fd) < 0)
                 return -errno;
         q->need_data_sync = false;
         /* Give back the space reserved past the end of the segment we close. */
@@ -1107,17 +1112,71 @@ int queue_sync(Queue *q) {
         r = queue_flush(q);
         if (r < 0)
                 return r;
-        if (q->need_data_sync) {
+        /* What an unfinished queue_sync_begin() covers is not durable yet either. */
+        if (q->need_data_sync || q->inflight_data) {
                 if (fdatasync(q->active_fd) < 0)
                         return -errno;
                 q->need_data_sync = false;
         }
-        if (q->need_dir_sync) {
+        if (q->need_dir_sync || q->inflight_dir) {
                 if (fsync(q->dir_fd) < 0)
                         return -errno;
                 q->need_dir_sync = false;
         }
         return 0;
+}
+
+int queue_sync_begin(Queue *q, int *ret_data_fd, int *ret_dir_fd) {
+        _cleanup_close_ int data_fd = -EBADF, dir_fd = -EBADF;
+        int r;
+
+        assert(q);
+        assert(ret_data_fd);
+        assert(ret_dir_fd);
+
+        if (q->sync_in_flight)
+                return -EBUSY;
+        r = queue_flush(q);
+        if (r < 0)
+                return r;
+        if (!q->need_data_sync && !q->need_dir_sync)
+                return 0;
+
+        /* Duplicates: the caller may close, roll or unlink the segment while the sync runs. */
+        if (q->need_data_sync) {
+                data_fd = fcntl(q->active_fd, F_DUPFD_CLOEXEC, 3);
+                if (data_fd < 0)
+                        return -errno;
+        }
+        if (q->need_dir_sync) {
+                dir_fd = fcntl(q->dir_fd, F_DUPFD_CLOEXEC, 3);
+                if (dir_fd < 0)
+                        return -errno;
+        }
+        q->inflight_data = q->need_data_sync;
+        q->inflight_dir = q->need_dir_sync;
+        q->need_data_sync = q->need_dir_sync = false;
+        q->sync_in_flight = true;
+        *ret_data_fd = TAKE_FD(data_fd);
+        *ret_dir_fd = TAKE_FD(dir_fd);
+        return 1;
+}
+
+void queue_sync_end(Queue *q, int error) {
+        assert(q);
+
+        if (!q->sync_in_flight)
+                return;
+        if (error < 0) {
+                /* Not durable after all: the next sync (or roll) does it again. */
+                q->need_data_sync = q->need_data_sync || q->inflight_data;
+                q->need_dir_sync = q->need_dir_sync || q->inflight_dir;
+        }
+        q->sync_in_flight = q->inflight_data = q->inflight_dir = false;
+}
+
+bool queue_sync_in_flight(Queue *q) {
+        return q->sync_in_flight;
 }
 
 bool queue_last_seq(Queue *q, const char *source, size_t source_len, uint64_t *ret) {

@@ -81,6 +81,21 @@ int queue_append(Queue *q, const char *source, size_t source_len, const QueueApp
 /* Makes everything appended so far durable (fdatasync of the active segment and, after a roll, the
  * directory). */
 int queue_sync(Queue *q);
+/* The same in two steps, so that the fdatasync()/fsync() can run in another thread while the caller
+ * goes on appending (dpipe-writer's sync thread):
+ *
+ * queue_sync_begin() writes what was appended (like queue_flush()) and, when something is not durable
+ * yet, returns 1 with duplicates of the active segment's fd (to fdatasync(), or -EBADF) and of the
+ * directory's fd (to fsync() after it, or -EBADF); the caller owns and closes them. Everything
+ * written before the call is durable once both calls succeeded. Returns 0 when everything written
+ * is durable already, -EBUSY while a sync is in flight, or the error of the write (see queue_flush()).
+ *
+ * queue_sync_end() reports the result (0 or negative errno) of that sync; on failure the next sync
+ * covers those bytes again. Until then a segment roll (and queue_sync()) syncs them itself: a segment
+ * is durable before the next one is created. Only the thread that owns the Queue calls these. */
+int queue_sync_begin(Queue *q, int *ret_data_fd, int *ret_dir_fd);
+void queue_sync_end(Queue *q, int error);
+bool queue_sync_in_flight(Queue *q);
 /* Writes what was appended to the segment file (visible to readers, not yet durable). queue_sync()
  * does this first. On -ENOSPC the file is cut back and everything stays pending: call again later. */
 int queue_flush(Queue *q);

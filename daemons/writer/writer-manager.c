@@ -4,12 +4,19 @@
  *
  * Batching: connections only parse and append into the queue's memory buffer during an event loop
  * iteration; a post event source (lower priority than the connections) then writes everything with
- * one write(), syncs once, and sends all acks. The same happens earlier when a lot is pending. */
+ * one write() and acks it. The same happens earlier when a lot is pending.
+ *
+ * Syncing: fdatasync() runs in the sync thread (writer-sync.c), so that the loop goes on reading and
+ * writing while the disk flushes. With --sync=interval the timer starts a sync every interval and
+ * acks go out after the write. With --sync=batch acks are group-committed: each write bumps a
+ * generation, and a sync that started at generation G releases the acks of every write up to G
+ * when it completes; the next sync then starts at once for what was written meanwhile. */
 
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -62,6 +69,9 @@ void manager_update_status(Manager *m) {
                                   m->n_conns, queue_first_offset(m->queue), queue_next_offset(m->queue),
                                   m->records_written);
 }
+
+static int manager_commit_internal(Manager *m);
+static int manager_send_acks(Manager *m, uint64_t gen);
 
 static int manager_add_ack(Manager *m, Conn *c, const BatchAck *ack) {
         if (m->n_acks == m->allocated_acks) {
@@ -149,7 +159,7 @@ int manager_handle_batch(Manager *m, Conn *c, const uint8_t *payload, uint32_t s
                 return log_oom();
 
         /* Do not let one iteration pile up without bound (see the comment at the top). */
-        if (queue_pending_bytes(m->queue) >= COMMIT_PENDING_BYTES || m->n_acks >= COMMIT_PENDING_ACKS)
+        if (queue_pending_bytes(m->queue) >= COMMIT_PENDING_BYTES || m->n_acks - m->n_acks_written >= COMMIT_PENDING_ACKS)
                 (void) manager_commit(m);
         return 0;
 }
@@ -192,6 +202,23 @@ int manager_handle_control(Manager *m, Conn *c, const uint8_t *payload, uint32_t
                         if (m->stalled && queue_pending_bytes(m->queue) > 0)
                                 return -m->stall_error;
                         (void) manager_commit(m);
+                        if (m->stalled && queue_pending_bytes(m->queue) > 0)
+                                return -m->stall_error;
+                        if (m->opts.sync == QUEUE_SYNC_BATCH) {
+                                /* Rare (once per connection and source): sync right here rather
+                                 * than hold the reply, and ack what that made durable. */
+                                r = queue_sync(m->queue);
+                                if (r == -ENOSPC || r == -EDQUOT)
+                                        return r;
+                                if (r < 0) {
+                                        log_error_errno(r, "Failed to sync the queue in %s, exiting: %m", m->queue_dir);
+                                        (void) sd_event_exit(m->event, r);
+                                        return r;
+                                }
+                                r = manager_send_acks(m, m->write_gen);
+                                if (r < 0)
+                                        return r;
+                        }
                         json_object_object_add(reply, "op", json_object_new_string("hello"));
                         json_object_object_add(reply, "source", json_object_new_string(source));
                         if (queue_last_seq(m->queue, source, strlen(source), &last))
@@ -219,11 +246,13 @@ int manager_handle_control(Manager *m, Conn *c, const uint8_t *payload, uint32_t
         return 0;
 }
 
-static int manager_send_acks(Manager *m) {
+/* Sends the acks of everything written up to generation gen. */
+static int manager_send_acks(Manager *m, uint64_t gen) {
+        size_t k;
         int r;
 
-        for (size_t i = 0; i < m->n_acks; i++) {
-                PendingAck *a = m->acks + i;
+        for (k = 0; k < m->n_acks_written && m->acks[k].gen <= gen; k++) {
+                PendingAck *a = m->acks + k;
                 if (!a->conn)
                         continue;
                 a->conn->pending--;
@@ -231,7 +260,11 @@ static int manager_send_acks(Manager *m) {
                 if (r < 0)
                         return log_oom();
         }
-        m->n_acks = 0;
+        if (k == 0)
+                return 0;
+        memmove(m->acks, m->acks + k, (m->n_acks - k) * sizeof(PendingAck));
+        m->n_acks -= k;
+        m->n_acks_written -= k;
 
         for (Conn *c = m->conns; c; c = c->next) {
                 if (buffer_size(&c->out) == 0)
@@ -248,29 +281,95 @@ static int manager_send_acks(Manager *m) {
         return 0;
 }
 
-/* Makes what was appended durable under the sync policy and acks it. -ENOSPC/-EDQUOT stall; other
- * errors are fatal (the state of the file is unknown: restart and let recovery verify it). */
-static int manager_commit_internal(Manager *m) {
-        int r;
-
-        if (m->n_acks == 0 && queue_pending_bytes(m->queue) == 0)
-                return 0;
-
-        r = m->opts.sync == QUEUE_SYNC_BATCH ? queue_sync(m->queue) : queue_flush(m->queue);
+/* Maps an error of writing or syncing the queue: -ENOSPC/-EDQUOT stall; anything else is fatal (the
+ * state of the file is unknown: restart and let recovery verify it). */
+static int manager_queue_error(Manager *m, int r, const char *what) {
         if (r == -ENOSPC || r == -EDQUOT) {
                 manager_stall(m, r);
                 return r;
         }
+        log_error_errno(r, "Failed to %s the queue in %s, exiting: %m", what, m->queue_dir);
+        (void) sd_event_exit(m->event, r);
+        return r;
+}
+
+/* Writes what was appended (one write()) and gives the acks appended so far a new generation.
+ * Returns 1 if there was anything, 0 if not. */
+static int manager_write(Manager *m) {
+        int r;
+
+        if (m->n_acks == m->n_acks_written && queue_pending_bytes(m->queue) == 0)
+                return 0;
+        r = queue_flush(m->queue);
+        if (r < 0)
+                return manager_queue_error(m, r, "write to");
+        m->write_gen++;
+        for (size_t i = m->n_acks_written; i < m->n_acks; i++)
+                m->acks[i].gen = m->write_gen;
+        m->n_acks_written = m->n_acks;
+        return 1;
+}
+
+/* Hands a sync of what was written so far to the sync thread, unless one runs already (its
+ * completion starts the next one). */
+static int manager_sync_start(Manager *m) {
+        int data_fd = -EBADF, dir_fd = -EBADF, r;
+
+        if (!m->sync_thread || sync_thread_busy(m->sync_thread))
+                return 0;
+        r = queue_sync_begin(m->queue, &data_fd, &dir_fd);
+        if (r < 0)
+                return manager_queue_error(m, r, "write to");
+        if (r == 0) {
+                /* Everything written is durable already (a roll or hello synced it). */
+                if (m->opts.sync == QUEUE_SYNC_BATCH)
+                        return manager_send_acks(m, m->write_gen);
+                return 0;
+        }
+        m->sync_gen = m->write_gen;
+        r = sync_thread_start(m->sync_thread, data_fd, dir_fd);
         if (r < 0) {
-                log_error_errno(r, "Failed to write to the queue in %s, exiting: %m", m->queue_dir);
-                (void) sd_event_exit(m->event, r);
-                return r;
+                queue_sync_end(m->queue, r);
+                return manager_queue_error(m, r, "sync");
+        }
+        return 0;
+}
+
+static void on_sync_done(SyncThread *t, int error, void *userdata) {
+        Manager *m = userdata;
+
+        queue_sync_end(m->queue, error);
+        if (error < 0) {
+                /* On -ENOSPC the need to sync came back: the retry (batch) or the timer
+                 * (interval) syncs again. */
+                (void) manager_queue_error(m, error, "sync");
+                return;
         }
         if (m->opts.sync != QUEUE_SYNC_BATCH)
-                m->unsynced = true;
-        r = manager_send_acks(m);
-        /* With --sync=interval, get the disk going now: the periodic fdatasync() then blocks the
-         * loop only for what is left. */
+                return;
+        if (manager_send_acks(m, m->sync_gen) < 0) {
+                (void) sd_event_exit(m->event, -ENOMEM);
+                return;
+        }
+        /* Group commit: what was written while this sync ran gets the next one, right away. */
+        (void) manager_commit(m);
+}
+
+/* Makes what was appended durable under the sync policy and acks it (--sync=batch: once the sync
+ * it starts, or the one after the running one, completed). */
+static int manager_commit_internal(Manager *m) {
+        int r;
+
+        r = manager_write(m);
+        if (r < 0)
+                return r;
+        if (m->opts.sync == QUEUE_SYNC_BATCH)
+                return m->n_acks_written > 0 ? manager_sync_start(m) : 0;
+        if (r == 0)
+                return 0;
+        r = manager_send_acks(m, m->write_gen);
+        /* With --sync=interval, get the disk going now: the periodic fdatasync() then has little
+         * left to do. */
         if (m->opts.sync == QUEUE_SYNC_INTERVAL)
                 queue_writeback(m->queue);
         return r;
@@ -352,16 +451,10 @@ static int on_sync_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Manager *m = userdata;
         int r;
 
-        if (m->unsynced && !m->stalled) {
-                r = queue_sync(m->queue);
-                if (r == -ENOSPC || r == -EDQUOT)
-                        manager_stall(m, r);
-                else if (r < 0) {
-                        log_error_errno(r, "Failed to sync the queue in %s, exiting: %m", m->queue_dir);
-                        return sd_event_exit(m->event, r);
-                } else
-                        m->unsynced = false;
-        }
+        /* Acks went out after the write; this only bounds what a power loss can take. A sync still
+         * running from the last tick is left alone. */
+        if (!m->stalled)
+                (void) manager_sync_start(m);
         r = sd_event_source_set_time_relative(s, m->opts.sync_interval_usec);
         if (r < 0)
                 return log_error_errno(r, "Failed to re-arm the sync timer: %m");
@@ -520,6 +613,8 @@ int manager_start(Manager *m) {
         if (r >= 0 && m->opts.sync == QUEUE_SYNC_INTERVAL)
                 r = sd_event_add_time_relative(m->event, &m->sync_timer, CLOCK_MONOTONIC,
                                                m->opts.sync_interval_usec, 0, on_sync_timer, m);
+        if (r >= 0 && m->opts.sync != QUEUE_SYNC_NONE)
+                r = sync_thread_new(m->event, on_sync_done, m, &m->sync_thread);
         if (r >= 0 && m->opts.idle_exit_usec > 0)
                 r = sd_event_add_time_relative(m->event, &m->idle_timer, CLOCK_MONOTONIC, m->opts.idle_exit_usec,
                                                0, on_idle, m);
@@ -539,14 +634,19 @@ Manager *manager_free(Manager *m) {
 
         /* Whatever was appended is written and synced; acks go out to whoever still listens. */
         if (m->queue) {
+                if (m->sync_thread)
+                        queue_sync_end(m->queue, sync_thread_wait(m->sync_thread));
                 if (!m->stalled)
-                        (void) manager_commit_internal(m);
+                        (void) manager_write(m);
                 r = queue_sync(m->queue);
                 if (r < 0)
                         log_warning_errno(r, "Failed to sync the queue at exit: %m");
+                else
+                        (void) manager_send_acks(m, m->write_gen);
         }
         while (m->conns)
                 conn_free(m->conns);
+        sync_thread_free(m->sync_thread);
 
         sd_event_source_disable_unref(m->listen_source);
         sd_event_source_disable_unref(m->commit_source);

@@ -8,6 +8,7 @@
 #include "batch.h"
 #include "macro.h"
 #include "queue.h"
+#include "writer-sync.h"
 
 typedef struct Conn Conn;
 
@@ -23,6 +24,7 @@ typedef struct WriterOptions {
 /* An ack that waits until its batch is durable under the sync policy. */
 typedef struct PendingAck {
         Conn *conn; /* NULL once the connection is gone */
+        uint64_t gen; /* the write generation that wrote its records (set when written) */
         BatchAck ack;
 } PendingAck;
 
@@ -47,12 +49,19 @@ typedef struct Manager {
         unsigned n_conns;
         uint64_t next_conn_id;
 
+        /* In order: acks[0..n_acks_written) are written and (--sync=batch) wait for a sync that
+         * started after their write, acks[n_acks_written..n_acks) are appended, not yet written. */
         PendingAck *acks;
-        size_t n_acks, allocated_acks;
+        size_t n_acks, n_acks_written, allocated_acks;
         QueueAppend *scratch; /* reused for every batch: no allocation per record */
         size_t allocated_scratch;
 
-        bool unsynced;       /* written but not fsynced (interval/none) */
+        /* Group commit: every write that stored something bumps write_gen; a sync covers what was
+         * written up to the generation it started at (sync_gen). The fdatasync() itself runs in
+         * sync_thread, never on the loop (except at a segment roll, for hello and at exit). */
+        SyncThread *sync_thread;
+        uint64_t write_gen;
+        uint64_t sync_gen;
         bool stalled;        /* not accepting records: disk or queue full */
         bool stall_reported; /* logged; cleared once records flow again */
         int stall_error;

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -31,6 +32,40 @@ static void on_event(QueueEvent ev, const char *message, void *userdata) {
         Events *e = userdata;
         e->count[ev]++;
         snprintf(e->last[ev], sizeof(e->last[ev]), "%s", message);
+}
+
+/* Every fdatasync() of the queue library lands here (a definition in the test program takes
+ * precedence over libc's), so that a test can tell whether a given file was synced. */
+static struct {
+        dev_t dev;
+        ino_t ino;
+        unsigned calls; /* on the watched file */
+} fdatasync_watch;
+
+int fdatasync(int fd) {
+        struct stat st;
+
+        if (fdatasync_watch.ino != 0 && fstat(fd, &st) >= 0 && st.st_ino == fdatasync_watch.ino &&
+            st.st_dev == fdatasync_watch.dev)
+                fdatasync_watch.calls++;
+        return (int) syscall(SYS_fdatasync, fd);
+}
+
+static void fdatasync_watch_path(const char *path) {
+        struct stat st;
+
+        assert_int_equal(stat(path, &st), 0);
+        fdatasync_watch.dev = st.st_dev;
+        fdatasync_watch.ino = st.st_ino;
+        fdatasync_watch.calls = 0;
+}
+
+static bool same_file(int fd, const char *path) {
+        struct stat a, b;
+
+        assert_int_equal(fstat(fd, &a), 0);
+        assert_int_equal(stat(path, &b), 0);
+        return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
@@ -799,6 +834,147 @@ static void test_many_sources(void **state) {
         rm_rf(tmp);
 }
 
+static char *segment_path(const char *dir, uint64_t first) {
+        char name[64], *p;
+
+        snprintf(name, sizeof(name), "%020" PRIu64 ".seg", first);
+        p = path_join(dir, name);
+        assert_non_null(p);
+        return p;
+}
+
+/* queue_sync_begin()/queue_sync_end(): what dpipe-writer's sync thread is handed, and that a failed
+ * sync is done again. */
+static void test_sync_begin_end(void **state) {
+        char *tmp = make_tmp(), *dir = qdir_of(tmp), *seg0;
+        Queue *q = NULL;
+        int data_fd = -EBADF, dir_fd = -EBADF;
+
+        assert_int_equal(queue_open(dir, &(QueueOptions) {}, &q), 0);
+        seg0 = segment_path(dir, 0);
+
+        /* queue_open() left everything durable. */
+        assert_int_equal(queue_sync_begin(q, &data_fd, &dir_fd), 0);
+        assert_false(queue_sync_in_flight(q));
+
+        /* Appended records: written by begin (a reader sees them while the sync runs), and the
+         * fd to sync is the segment's. */
+        append_n(q, "s", 1, 10, 0);
+        assert_int_equal(queue_sync_begin(q, &data_fd, &dir_fd), 1);
+        assert_true(queue_sync_in_flight(q));
+        assert_int_equal(queue_pending_bytes(q), 0);
+        assert_true(data_fd >= 0);
+        assert_true(same_file(data_fd, seg0));
+        assert_int_equal(dir_fd, -EBADF);
+        assert_int_equal(read_all(dir, 0, NULL, 0), 10);
+        /* One at a time. */
+        assert_int_equal(queue_sync_begin(q, &(int) { -EBADF }, &(int) { -EBADF }), -EBUSY);
+        assert_int_equal(fdatasync(data_fd), 0);
+        data_fd = safe_close(data_fd);
+        queue_sync_end(q, 0);
+        assert_false(queue_sync_in_flight(q));
+        assert_int_equal(queue_sync_begin(q, &data_fd, &dir_fd), 0);
+
+        /* A failed sync: the next one covers the same bytes again. */
+        append_n(q, "s", 11, 5, 10);
+        assert_int_equal(queue_sync_begin(q, &data_fd, &dir_fd), 1);
+        data_fd = safe_close(data_fd);
+        queue_sync_end(q, -EIO);
+        assert_int_equal(queue_sync_begin(q, &data_fd, &dir_fd), 1);
+        assert_true(same_file(data_fd, seg0));
+        data_fd = safe_close(data_fd);
+        queue_sync_end(q, 0);
+        assert_int_equal(queue_sync_begin(q, &data_fd, &dir_fd), 0);
+
+        /* Written while a sync was in flight: not covered by it. */
+        append_n(q, "s", 16, 5, 15);
+        assert_int_equal(queue_sync_begin(q, &data_fd, &dir_fd), 1);
+        data_fd = safe_close(data_fd);
+        append_n(q, "s", 21, 5, 20);
+        assert_int_equal(queue_flush(q), 0);
+        queue_sync_end(q, 0);
+        assert_int_equal(queue_sync_begin(q, &data_fd, &dir_fd), 1);
+        data_fd = safe_close(data_fd);
+        queue_sync_end(q, 0);
+
+        /* queue_sync() (hello, exit) while a sync is in flight syncs what that one covers itself:
+         * it may not have finished. */
+        append_n(q, "s", 26, 5, 25);
+        assert_int_equal(queue_sync_begin(q, &data_fd, &dir_fd), 1);
+        data_fd = safe_close(data_fd);
+        fdatasync_watch_path(seg0);
+        assert_int_equal(queue_sync(q), 0);
+        assert_int_equal(fdatasync_watch.calls, 1);
+        queue_sync_end(q, 0);
+        /* Nothing new: no sync at all. */
+        assert_int_equal(queue_sync(q), 0);
+        assert_int_equal(fdatasync_watch.calls, 1);
+        fdatasync_watch.ino = 0;
+
+        assert_int_equal(read_all(dir, 0, NULL, 0), 30);
+        queue_free(q);
+        free(seg0);
+        free(dir);
+        rm_rf(tmp);
+}
+
+/* A segment roll makes the old segment durable before the new one exists, also when the sync of its
+ * last bytes was handed out (queue_sync_begin()) and has not been reported yet. The roll here is
+ * retention's (the active segment is older than --retention-sec), the one that can find nothing
+ * written since the last queue_sync_begin(). */
+static void test_sync_in_flight_roll(void **state) {
+        char *tmp = make_tmp(), *dir = qdir_of(tmp), *seg;
+        QueueOptions o = { .retention_usec = 1000 };
+        Queue *q = NULL;
+        int data_fd = -EBADF, dir_fd = -EBADF;
+
+        assert_int_equal(queue_open(dir, &o, &q), 0);
+
+        /* Control: after a completed sync the roll has nothing to sync. */
+        append_n(q, "s", 1, 10, 0);
+        assert_int_equal(queue_sync(q), 0);
+        seg = segment_path(dir, 0);
+        fdatasync_watch_path(seg);
+        free(seg);
+        usleep(5000);
+        assert_true(queue_apply_retention(q) > 0);
+        assert_int_equal(fdatasync_watch.calls, 0);
+        assert_int_equal(queue_first_offset(q), 10);
+
+        /* The sync of the last bytes is in flight: the roll syncs the segment itself. */
+        append_n(q, "s", 11, 10, 10);
+        assert_int_equal(queue_sync_begin(q, &data_fd, &dir_fd), 1);
+        seg = segment_path(dir, 10);
+        assert_true(same_file(data_fd, seg));
+        fdatasync_watch_path(seg);
+        free(seg);
+        usleep(5000);
+        assert_true(queue_apply_retention(q) > 0);
+        assert_int_equal(fdatasync_watch.calls, 1);
+        fdatasync_watch.ino = 0;
+        /* The old segment is gone (retention), the fd handed out still works. */
+        assert_int_equal(fdatasync(data_fd), 0);
+        data_fd = safe_close(data_fd);
+        dir_fd = safe_close(dir_fd);
+        queue_sync_end(q, 0);
+
+        /* The new segment and its directory entry still need a sync: the one that ended covered
+         * neither. */
+        assert_int_equal(queue_sync_begin(q, &data_fd, &dir_fd), 1);
+        seg = segment_path(dir, 20);
+        assert_true(same_file(data_fd, seg));
+        free(seg);
+        assert_true(dir_fd >= 0);
+        data_fd = safe_close(data_fd);
+        dir_fd = safe_close(dir_fd);
+        queue_sync_end(q, 0);
+        assert_int_equal(queue_sync_begin(q, &data_fd, &dir_fd), 0);
+
+        queue_free(q);
+        free(dir);
+        rm_rf(tmp);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_roundtrip),
@@ -816,6 +992,8 @@ int main(void) {
                 cmocka_unit_test(test_reader_notices_roll_after_quiet),
                 cmocka_unit_test(test_reader_across_torn_tail),
                 cmocka_unit_test(test_many_sources),
+                cmocka_unit_test(test_sync_begin_end),
+                cmocka_unit_test(test_sync_in_flight_roll),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The writer's sync thread: runs fdatasync()/fsync() off the event loop, one job at a time, and
+ * reports the result back to the loop through an eventfd watched by sd-event. The thread never
+ * logs and touches nothing but the two file descriptors of its job; everything else stays on the
+ * loop's thread. */
+
+#include <stdbool.h>
+#include <systemd/sd-event.h>
+
+#include "macro.h"
+
+typedef struct SyncThread SyncThread;
+
+/* Called on the loop when a job finished: error is 0 or the negative errno of the first failed
+ * call. */
+typedef void (*SyncDoneFunc)(SyncThread *t, int error, void *userdata);
+
+int sync_thread_new(sd_event *event, SyncDoneFunc done, void *userdata, SyncThread **ret);
+/* Waits for the job in flight (its result is dropped: call sync_thread_wait() first to get it),
+ * stops and joins the thread. */
+SyncThread *sync_thread_free(SyncThread *t);
+DEFINE_TRIVIAL_CLEANUP_FUNC(SyncThread *, sync_thread_free);
+
+/* Hands a job to the thread: fdatasync(data_fd) then fsync(dir_fd), each skipped when negative.
+ * Takes ownership of both fds, also on failure. -EBUSY while a job is in flight. */
+int sync_thread_start(SyncThread *t, int data_fd, int dir_fd);
+bool sync_thread_busy(SyncThread *t);
+/* Blocks until the job in flight is done and returns its result instead of calling done (0 when
+ * there is none). For the exit path. */
+int sync_thread_wait(SyncThread *t);
