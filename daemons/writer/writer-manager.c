@@ -234,6 +234,8 @@ int manager_handle_control(Manager *m, Conn *c, const uint8_t *payload, uint32_t
                 json_object_object_add(reply, "duplicates", json_object_new_uint64(m->duplicates));
                 json_object_object_add(reply, "connections", json_object_new_uint64(m->n_conns));
                 json_object_object_add(reply, "stalled", json_object_new_boolean(m->stalled));
+                json_object_object_add(reply, "syncing",
+                                       json_object_new_boolean(m->sync_thread && sync_thread_busy(m->sync_thread)));
         } else {
                 log_debug("Connection %s sent unknown control op '%s'.", c->peer, op ?: "(none)");
                 json_object_object_add(reply, "op", json_object_new_string("error"));
