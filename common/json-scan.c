@@ -261,9 +261,15 @@ static ssize_t match_field(const uint8_t *start, const uint8_t *end, bool escape
 
         for (size_t i = 0; i < n_fields; i++) {
                 if (!escaped) {
-                        if (len > 0 && fields[i].key[0] != (char) start[1])
-                                continue; /* the cheap test first: names mostly differ at once */
-                        if (strlen(fields[i].key) == len && memcmp(start + 1, fields[i].key, len) == 0)
+                        const char *k = fields[i].key;
+                        size_t j = 0;
+
+                        /* Byte by byte, stopping at the first difference: names are short and mostly
+                         * differ at once, and an unescaped name holds no NUL, so the key's
+                         * terminator is a difference too and nothing reads past it. */
+                        while (j < len && (uint8_t) k[j] == start[1 + j])
+                                j++;
+                        if (j == len && k[j] == 0)
                                 return (ssize_t) i;
                 } else if (json_scan_string_equal((const char *) start, (size_t) (end - start), fields[i].key))
                         return (ssize_t) i;
@@ -541,6 +547,16 @@ int json_scan_uint64(const char *value, size_t len, uint64_t *ret) {
 
         if (!value || len == 0 || (len > 1 && value[0] == '0'))
                 return -EINVAL;
+        if (len < 20) {
+                /* At most 19 digits can not overflow: no check per digit. */
+                for (size_t i = 0; i < len; i++) {
+                        if (!is_digit((uint8_t) value[i]))
+                                return -EINVAL;
+                        v = v * 10 + (unsigned) (value[i] - '0');
+                }
+                *ret = v;
+                return 0;
+        }
         for (size_t i = 0; i < len; i++) {
                 unsigned d;
 

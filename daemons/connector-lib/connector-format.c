@@ -134,6 +134,27 @@ static void record_reader_drop_header(RecordReader *r) {
         r->header_owned = false;
         r->header = r->csv_fixed_header;
         r->n_header = r->n_fixed_header;
+        r->header_json_valid = false;
+}
+
+/* The header's names escaped as JSON strings once per header, not once per record. */
+static int record_reader_header_json(RecordReader *r) {
+        size_t *end;
+
+        if (r->header_json_valid)
+                return 0;
+        end = reallocarray(r->header_json_end, MAX(r->n_header, (size_t) 1), sizeof(size_t));
+        if (!end)
+                return -ENOMEM;
+        r->header_json_end = end;
+        buffer_clear(&r->header_json);
+        for (size_t i = 0; i < r->n_header; i++) {
+                if (buffer_append_json_string(&r->header_json, r->header[i], strlen(r->header[i])) < 0)
+                        return -ENOMEM;
+                end[i] = buffer_size(&r->header_json);
+        }
+        r->header_json_valid = true;
+        return 0;
 }
 
 void record_reader_done(RecordReader *r) {
@@ -143,6 +164,10 @@ void record_reader_done(RecordReader *r) {
         free(r->fields);
         r->fields = NULL;
         buffer_done(&r->scratch);
+        buffer_done(&r->header_json);
+        free(r->header_json_end);
+        r->header_json_end = NULL;
+        r->header_json_valid = false;
         if (r->tok)
                 json_tokener_free(r->tok);
         r->tok = NULL;
@@ -289,10 +314,12 @@ int record_reader_emit(RecordReader *r, Source *s, char *rec, size_t len) {
         uint64_t line = r->line;
         int k;
 
-        /* Count lines, including those inside quoted CSV fields. */
+        /* Count lines, including those inside quoted CSV fields (only CSV records can hold a
+         * newline: every other format splits at each one). */
         r->line++;
-        for (const char *p = rec, *e = rec + len; (p = memchr(p, '\n', (size_t) (e - p))); p++)
-                r->line++;
+        if (r->format == RECORD_FORMAT_CSV)
+                for (const char *p = rec, *e = rec + len; (p = memchr(p, '\n', (size_t) (e - p))); p++)
+                        r->line++;
 
         switch (r->format) {
         case RECORD_FORMAT_JSONL:
@@ -310,7 +337,7 @@ int record_reader_emit(RecordReader *r, Source *s, char *rec, size_t len) {
                 return k < 0 ? k : 1;
         case RECORD_FORMAT_LINES:
                 buffer_clear(&r->scratch);
-                if (buffer_append_str(&r->scratch, "{\"line\":") < 0 ||
+                if (buffer_append(&r->scratch, "{\"line\":", sizeof("{\"line\":") - 1) < 0 ||
                     buffer_append_json_string(&r->scratch, rec, len) < 0 || buffer_append(&r->scratch, "}", 1) < 0)
                         return -ENOMEM;
                 k = source_emit(s, buffer_begin(&r->scratch), buffer_size(&r->scratch));
@@ -332,6 +359,7 @@ int record_reader_emit(RecordReader *r, Source *s, char *rec, size_t len) {
                         if (k < 0)
                                 return k;
                         r->header_owned = true;
+                        r->header_json_valid = false;
                         return 0;
                 }
                 if ((size_t) n != r->n_header) {
@@ -339,12 +367,17 @@ int record_reader_emit(RecordReader *r, Source *s, char *rec, size_t len) {
                                            r->n_header);
                         return 0;
                 }
+                if (record_reader_header_json(r) < 0)
+                        return -ENOMEM;
                 buffer_clear(&r->scratch);
                 if (buffer_append(&r->scratch, "{", 1) < 0)
                         return -ENOMEM;
                 for (int i = 0; i < n; i++) {
+                        size_t start = i > 0 ? r->header_json_end[i - 1] : 0;
+
                         if ((i > 0 && buffer_append(&r->scratch, ",", 1) < 0) ||
-                            buffer_append_json_string(&r->scratch, r->header[i], strlen(r->header[i])) < 0 ||
+                            buffer_append(&r->scratch, buffer_begin(&r->header_json) + start,
+                                          r->header_json_end[i] - start) < 0 ||
                             buffer_append(&r->scratch, ":", 1) < 0 ||
                             buffer_append_json_string(&r->scratch, r->fields[i], strlen(r->fields[i])) < 0)
                                 return -ENOMEM;

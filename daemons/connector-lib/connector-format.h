@@ -42,6 +42,9 @@ typedef struct RecordReader {
         size_t n_header;
         bool header_owned;
         Buffer scratch; /* the JSON built for csv and lines records */
+        Buffer header_json;     /* the header names as JSON strings, one after the other, escaped once */
+        size_t *header_json_end; /* where each of them ends in header_json */
+        bool header_json_valid;
         char **fields;
         size_t n_fields_allocated;
         struct json_tokener *tok;

@@ -162,6 +162,12 @@ struct Manager {
         sd_event_source *drain_timer;
         bool throttled_all;
         bool exiting; /* SIGTERM: sources stopped, waiting for the last acks */
+
+        /* The receive time of records: the loop iteration's CLOCK_REALTIME timestamp, read from
+         * sd-event once per iteration (now_valid is cleared by a prepare callback before each). */
+        uint64_t now_realtime;
+        bool now_valid;
+        bool now_cacheable; /* the prepare callback is in place */
 };
 
 /* connector-manager.c */
@@ -176,6 +182,8 @@ void manager_check_idle(Manager *m);
 void manager_check_drained(Manager *m);
 Source *manager_find_source(Manager *m, const char *name);
 void manager_update_throttle(Manager *m);
+/* CLOCK_REALTIME of the current event loop iteration, in µs: no clock read per record. */
+uint64_t manager_now(Manager *m);
 
 /* connector-control.c */
 int control_connection_new(Manager *m, int fd);

@@ -64,6 +64,33 @@ void manager_update_throttle(Manager *m) {
         }
 }
 
+/* Runs before every event loop iteration (it belongs to the report timer, which is always on):
+ * the iteration about to start takes a new timestamp. */
+static int manager_prepare(sd_event_source *es, void *userdata) {
+        Manager *m = userdata;
+
+        m->now_valid = false;
+        return 0;
+}
+
+uint64_t manager_now(Manager *m) {
+        uint64_t now;
+        int r;
+
+        if (m->now_valid)
+                return m->now_realtime;
+        /* sd-event took this time when the iteration began: no clock read. It says 0 for that,
+         * > 0 when it had to read the clock because no iteration ran yet (not cached then). */
+        r = sd_event_now(m->event, CLOCK_REALTIME, &now);
+        if (r < 0)
+                return now_usec(CLOCK_REALTIME);
+        if (r == 0 && m->now_cacheable) {
+                m->now_realtime = now;
+                m->now_valid = true;
+        }
+        return now;
+}
+
 static int manager_report_fire(sd_event_source *es, uint64_t usec, void *userdata) {
         Manager *m = userdata;
         struct lh_entry *e;
@@ -307,8 +334,11 @@ int manager_start(Manager *m) {
                                                manager_report_fire, m);
         if (r >= 0)
                 r = sd_event_source_set_enabled(m->report_timer, SD_EVENT_ON);
+        if (r >= 0)
+                r = sd_event_source_set_prepare(m->report_timer, manager_prepare);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up event sources: %m");
+        m->now_cacheable = true;
         manager_check_idle(m);
 
         log_info("dpipe-connector-%s %s listening on %s%s", m->type->name, dpipe_version(), path,

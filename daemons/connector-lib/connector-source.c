@@ -463,7 +463,7 @@ void source_backoff_reset(Source *s) {
 }
 
 void source_heartbeat(Source *s) {
-        s->last_heartbeat_us = now_usec(CLOCK_REALTIME);
+        s->last_heartbeat_us = manager_now(s->manager);
         s->state_dirty = true;
 }
 
@@ -514,7 +514,7 @@ int source_emit_seq(Source *s, uint64_t seq, const char *data, size_t len) {
                 s->open_batch = b;
                 manager_schedule_flush(s->manager, s);
         }
-        now = now_usec(CLOCK_REALTIME);
+        now = manager_now(s->manager);
         r = batch_add(&s->builder, seq, now, data, (uint32_t) len);
         if (r < 0)
                 return r;

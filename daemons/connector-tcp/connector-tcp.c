@@ -173,9 +173,16 @@ static void tcp_arm_timer(TcpSource *t) {
         (void) sd_event_source_set_enabled(t->timer, SD_EVENT_ONESHOT);
 }
 
-static bool field_is_string(const JsonScanField *f, const char *s) {
-        return f->type == JSON_SCAN_STRING && json_scan_string_equal(f->value, f->value_len, s);
+/* Whether the member is the string s: the bytes as sent ("record", quotes included, compared in
+ * place) in the common case, any escaped spelling of it otherwise. */
+static bool field_is_string_n(const JsonScanField *f, const char *quoted, size_t quoted_len, const char *s) {
+        if (f->type != JSON_SCAN_STRING)
+                return false;
+        if (f->value_len == quoted_len && memcmp(f->value, quoted, quoted_len) == 0)
+                return true;
+        return memchr(f->value, '\\', f->value_len) && json_scan_string_equal(f->value, f->value_len, s);
 }
+#define field_is_string(f, s) field_is_string_n((f), "\"" s "\"", sizeof("\"" s "\"") - 1, (s))
 
 /* A short string member as text (truncated to the buffer), or NULL when it is no string. */
 static const char *field_string(const JsonScanField *f, char *buf, size_t size) {

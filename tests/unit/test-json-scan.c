@@ -206,6 +206,16 @@ static void test_fields(void **state) {
         assert_true(json_scan_string_equal(f[2].value, f[2].value_len, "\xc3\xa9"));
         assert_null(json_scan_oracle(line, strlen(line)));
 
+        /* A name matches only whole: not a prefix of it, not a longer name that starts with it. */
+        line = "{\"o\":1,\"opx\":2,\"se\":3,\"seqq\":4,\"\":5,\"dat\":6}";
+        assert_int_equal(json_scan(line, strlen(line), f, ELEMENTSOF(f), NULL), JSON_SCAN_OBJECT);
+        for (size_t i = 0; i < ELEMENTSOF(f); i++)
+                assert_int_equal(f[i].type, JSON_SCAN_NONE);
+        line = "{\"x\":\"a\",\"xx\":\"b\"}";
+        assert_int_equal(json_scan(line, strlen(line), f, ELEMENTSOF(f), NULL), JSON_SCAN_OBJECT);
+        assert_int_equal(f[3].type, JSON_SCAN_STRING);
+        assert_memory_equal(f[3].value, "\"a\"", 3);
+
         /* Only top-level members: not those of a top-level array, nor nested ones. */
         line = "[{\"op\":\"record\"}]";
         assert_int_equal(json_scan(line, strlen(line), f, ELEMENTSOF(f), NULL), JSON_SCAN_ARRAY);
@@ -252,6 +262,10 @@ static void test_uint64(void **state) {
         } t[] = {
                 { "0", 0, 0 },
                 { "7", 0, 7 },
+                { "1234567890123456789", 0, UINT64_C(1234567890123456789) }, /* 19 digits: never overflows */
+                { "9999999999999999999", 0, UINT64_C(9999999999999999999) },
+                { "999999999999999999x", -EINVAL, 0 },
+                { "10000000000000000000", 0, UINT64_C(10000000000000000000) }, /* 20 digits: checked */
                 { "18446744073709551615", 0, UINT64_MAX },
                 { "18446744073709551616", -ERANGE, 0 },
                 { "99999999999999999999999", -ERANGE, 0 },
