@@ -363,6 +363,9 @@ struct Queue {
         /* queue_sync_begin() handed out a sync that queue_sync_end() has not reported yet, and what
          * it covers: until then, those bytes count as not durable (roll and queue_sync() sync them). */
         bool sync_in_flight, inflight_data, inflight_dir;
+        /* opts.roll_when_synced: the active segment is full and rolls at the first flush that finds
+         * it durable; until a sync of it is in flight, writes still go to it. */
+        bool roll_wanted;
 
         SourceTable sources;
 };
@@ -396,6 +399,14 @@ static int read_next_offset_file(int dir_fd, uint64_t *ret) {
         return safe_atou64(buf, ret);
 }
 
+/* The offset after the last record written to the files: pending records (appended, not written,
+ * possibly held over a segment roll) have offsets from here on. */
+static uint64_t queue_written_next_offset(Queue *q) {
+        if (buffer_size(&q->pending) >= QUEUE_RECORD_HEADER_SIZE)
+                return le64_get((const uint8_t *) buffer_begin(&q->pending) + 8);
+        return q->next_offset;
+}
+
 static int queue_persist_next_offset(Queue *q) {
         _cleanup_free_ char *path = NULL;
         char buf[32];
@@ -404,7 +415,7 @@ static int queue_persist_next_offset(Queue *q) {
         path = path_join(q->dir, NEXT_OFFSET_FILE);
         if (!path)
                 return -ENOMEM;
-        n = snprintf(buf, sizeof(buf), "%" PRIu64 "\n", q->next_offset);
+        n = snprintf(buf, sizeof(buf), "%" PRIu64 "\n", queue_written_next_offset(q));
         return write_file_atomic(path, buf, (size_t) n);
 }
 
@@ -585,25 +596,25 @@ static int write_all(int fd, const void *p, size_t n) {
         return 0;
 }
 
-/* Creates a new, empty active segment starting at q->next_offset. */
+/* Creates a new, empty active segment starting at the offset of the next record to be written. */
 static int queue_create_segment(Queue *q) {
         _cleanup_close_ int fd = -EBADF, ifd = -EBADF;
         uint8_t h[QUEUE_SEGMENT_HEADER_SIZE];
         char name[32], idx[32];
-        uint64_t now = now_usec(CLOCK_REALTIME);
+        uint64_t now = now_usec(CLOCK_REALTIME), first = queue_written_next_offset(q);
         int r;
 
-        r = queue_add_segment_ref(q, &(SegmentRef) { .first = q->next_offset, .size = 0, .mtime_usec = now });
+        r = queue_add_segment_ref(q, &(SegmentRef) { .first = first, .size = 0, .mtime_usec = now });
         if (r < 0)
                 return r;
         q->n_segments--; /* reserved the slot; committed below */
 
-        segment_name(name, q->next_offset, "seg");
-        segment_name(idx, q->next_offset, "idx");
+        segment_name(name, first, "seg");
+        segment_name(idx, first, "idx");
         fd = openat(q->dir_fd, name, O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
         if (fd < 0)
                 return -errno;
-        segment_header_build(h, q->next_offset, now);
+        segment_header_build(h, first, now);
         r = write_all(fd, h, sizeof(h));
         if (r < 0) {
                 (void) unlinkat(q->dir_fd, name, 0);
@@ -620,24 +631,49 @@ static int queue_create_segment(Queue *q) {
         safe_close(q->index_fd);
         q->active_fd = TAKE_FD(fd);
         q->index_fd = TAKE_FD(ifd);
-        q->active_first = q->next_offset;
+        q->active_first = first;
         q->active_size = QUEUE_SEGMENT_HEADER_SIZE;
         q->writeback_pos = 0;
         q->allocated_end = 0;
         q->active_created_us = now;
         q->last_write_usec = now;
         q->index_last_pos = 0;
-        q->segments[q->n_segments++] = (SegmentRef) { .first = q->next_offset, .size = QUEUE_SEGMENT_HEADER_SIZE, .mtime_usec = now };
+        q->segments[q->n_segments++] = (SegmentRef) { .first = first, .size = QUEUE_SEGMENT_HEADER_SIZE, .mtime_usec = now };
         q->disk_bytes += QUEUE_SEGMENT_HEADER_SIZE;
         q->need_data_sync = true;
         q->need_dir_sync = true;
+        q->roll_wanted = false;
         return 0;
 }
 
+/* Index entries for pending bytes that now go to the start of a new segment. */
+static void queue_reindex_pending(Queue *q) {
+        const uint8_t *p = (const uint8_t *) buffer_begin(&q->pending);
+        size_t n = buffer_size(&q->pending);
+        uint64_t pos = q->active_size;
+
+        buffer_clear(&q->index_pending);
+        if (buffer_reserve(&q->index_pending, (n / QUEUE_INDEX_INTERVAL + 2) * 16) < 0)
+                return; /* the index is advisory: readers scan without it */
+        for (size_t k = 0; k + QUEUE_RECORD_HEADER_SIZE <= n;) {
+                uint32_t size = le32_get(p + k);
+
+                if (pos - q->index_last_pos >= QUEUE_INDEX_INTERVAL) {
+                        uint8_t *e = (uint8_t *) buffer_tail(&q->index_pending);
+                        le64_put(e, le64_get(p + k + 8));
+                        le64_put(e + 8, pos);
+                        buffer_advance(&q->index_pending, 16);
+                        q->index_last_pos = pos;
+                }
+                pos += size;
+                k += size;
+        }
+}
+
+/* Closes the active segment and starts a new one. Pending bytes (held while the old segment's
+ * last sync was in flight) go to the new one. */
 static int queue_roll(Queue *q) {
         int r;
-
-        assert(buffer_size(&q->pending) == 0);
 
         /* The old segment must be durable before anything lands in the new one: acks cover both,
          * and a non-last segment with a torn tail is quarantined as a whole at start-up. A sync
@@ -652,6 +688,8 @@ static int queue_roll(Queue *q) {
         r = queue_create_segment(q);
         if (r < 0)
                 return r;
+        if (buffer_size(&q->pending) > 0)
+                queue_reindex_pending(q);
         (void) queue_persist_next_offset(q);
         return 0;
 }
@@ -1058,11 +1096,28 @@ size_t queue_pending_bytes(Queue *q) {
         return buffer_size(&q->pending);
 }
 
-int queue_flush(Queue *q) {
+/* With may_hold, a full active segment whose last bytes are being synced elsewhere keeps the pending
+ * bytes in memory until that sync ended (then it rolls without an fdatasync of its own); without,
+ * it rolls now, syncing the old segment itself. */
+static int queue_flush_internal(Queue *q, bool may_hold) {
         size_t size = buffer_size(&q->pending);
         int r;
 
         assert(q);
+
+        if (q->roll_wanted) {
+                if (!q->need_data_sync && q->inflight_data && may_hold)
+                        return 0; /* held: the sync in flight ends it */
+                if ((!q->need_data_sync && !q->inflight_data) || !may_hold) {
+                        r = queue_roll(q);
+                        if (r < 0 && r != -ENOSPC && r != -EDQUOT)
+                                return r;
+                        /* Without room for a new segment: on into the full one, try again later. */
+                        if (r >= 0)
+                                (void) queue_apply_retention(q);
+                        size = buffer_size(&q->pending);
+                }
+        }
 
         if (size > 0) {
                 r = queue_reserve_space(q, q->active_size + size);
@@ -1094,6 +1149,10 @@ int queue_flush(Queue *q) {
                 buffer_clear(&q->index_pending);
         }
         if (q->active_size >= q->opts.segment_size && q->next_offset > q->active_first) {
+                if (q->opts.roll_when_synced) {
+                        q->roll_wanted = true;
+                        return 0;
+                }
                 r = queue_roll(q);
                 if (r == -ENOSPC || r == -EDQUOT)
                         return 0; /* keep writing to the full segment; try again after the next flush */
@@ -1104,12 +1163,16 @@ int queue_flush(Queue *q) {
         return 0;
 }
 
+int queue_flush(Queue *q) {
+        return queue_flush_internal(q, true);
+}
+
 int queue_sync(Queue *q) {
         int r;
 
         assert(q);
 
-        r = queue_flush(q);
+        r = queue_flush_internal(q, false);
         if (r < 0)
                 return r;
         /* What an unfinished queue_sync_begin() covers is not durable yet either. */
@@ -1177,6 +1240,10 @@ void queue_sync_end(Queue *q, int error) {
 
 bool queue_sync_in_flight(Queue *q) {
         return q->sync_in_flight;
+}
+
+bool queue_roll_pending(Queue *q) {
+        return q->roll_wanted;
 }
 
 bool queue_last_seq(Queue *q, const char *source, size_t source_len, uint64_t *ret) {

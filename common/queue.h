@@ -42,6 +42,10 @@ typedef struct QueueOptions {
         uint64_t max_bytes;         /* hard limit: appends fail with -ENOSPC above it (0 = none) */
         QueueEventFunc on_event;    /* optional */
         void *userdata;
+        /* A full active segment rolls once it is durable rather than with an fdatasync() of its
+         * own in queue_flush(): see queue_roll_pending(). For a caller that syncs in another thread
+         * with queue_sync_begin(). */
+        bool roll_when_synced;
 } QueueOptions;
 
 #define QUEUE_SEGMENT_SIZE_DEFAULT (UINT64_C(64) * 1024 * 1024)
@@ -96,6 +100,12 @@ int queue_sync(Queue *q);
 int queue_sync_begin(Queue *q, int *ret_data_fd, int *ret_dir_fd);
 void queue_sync_end(Queue *q, int error);
 bool queue_sync_in_flight(Queue *q);
+/* With roll_when_synced: the active segment is full and waits to roll. Until a sync of it is in
+ * flight writes still go to it; while one is, queue_flush() keeps new records in memory (readers do
+ * not see them yet); the first flush after that sync ended rolls without an fdatasync() on the
+ * caller's thread and writes them to the new segment. So start a sync as soon as this is true.
+ * queue_sync() does not wait: it rolls at once, syncing the old segment itself. */
+bool queue_roll_pending(Queue *q);
 /* Writes what was appended to the segment file (visible to readers, not yet durable). queue_sync()
  * does this first. On -ENOSPC the file is cut back and everything stays pending: call again later. */
 int queue_flush(Queue *q);

@@ -305,6 +305,8 @@ static int manager_write(Manager *m) {
         r = queue_flush(m->queue);
         if (r < 0)
                 return manager_queue_error(m, r, "write to");
+        if (queue_pending_bytes(m->queue) > 0)
+                return 0; /* held until the full segment's sync ends: nothing written */
         m->write_gen++;
         for (size_t i = m->n_acks_written; i < m->n_acks; i++)
                 m->acks[i].gen = m->write_gen;
@@ -347,13 +349,12 @@ static void on_sync_done(SyncThread *t, int error, void *userdata) {
                 (void) manager_queue_error(m, error, "sync");
                 return;
         }
-        if (m->opts.sync != QUEUE_SYNC_BATCH)
-                return;
-        if (manager_send_acks(m, m->sync_gen) < 0) {
+        if (m->opts.sync == QUEUE_SYNC_BATCH && manager_send_acks(m, m->sync_gen) < 0) {
                 (void) sd_event_exit(m->event, -ENOMEM);
                 return;
         }
-        /* Group commit: what was written while this sync ran gets the next one, right away. */
+        /* Group commit: what was written while this sync ran gets the next one, right away. And a
+         * full segment rolls now, writing what was held meanwhile. */
         (void) manager_commit(m);
 }
 
@@ -365,8 +366,14 @@ static int manager_commit_internal(Manager *m) {
         r = manager_write(m);
         if (r < 0)
                 return r;
+        /* A full segment rolls once it is durable: sync it now, not at the next tick. */
+        if (queue_roll_pending(m->queue) || (m->opts.sync == QUEUE_SYNC_BATCH && m->n_acks_written > 0)) {
+                int k = manager_sync_start(m);
+                if (k < 0)
+                        return k;
+        }
         if (m->opts.sync == QUEUE_SYNC_BATCH)
-                return m->n_acks_written > 0 ? manager_sync_start(m) : 0;
+                return 0;
         if (r == 0)
                 return 0;
         r = manager_send_acks(m, m->write_gen);
@@ -553,6 +560,8 @@ int manager_new(const WriterOptions *opts, Manager **ret) {
         if (!m->opts.runtime_dir || !m->opts.state_dir)
                 return log_oom();
         m->opts.queue.on_event = queue_event_log;
+        /* No fdatasync() on the loop when a segment rolls: see queue_roll_pending(). */
+        m->opts.queue.roll_when_synced = m->opts.sync != QUEUE_SYNC_NONE;
         m->opts.queue.userdata = m;
         m->queue_dir = path_join(m->opts.state_dir, "queue");
         m->socket_path = path_join(m->opts.runtime_dir, "writer.sock");

@@ -20,6 +20,7 @@
 
 #include <cmocka.h>
 
+#include "frame.h"
 #include "queue.h"
 #include "util.h"
 
@@ -975,6 +976,176 @@ static void test_sync_in_flight_roll(void **state) {
         rm_rf(tmp);
 }
 
+/* roll_when_synced (dpipe-writer with its sync thread): a full segment does not roll with an
+ * fdatasync() of its own. It takes writes until a sync of it is in flight, holds new records in
+ * memory while that runs, and rolls without syncing when it ended; offsets, names and the index
+ * stay exact. */
+static void test_roll_when_synced(void **state) {
+        char *tmp = make_tmp(), *dir = qdir_of(tmp), *seg0, *seg1;
+        QueueOptions o = { .segment_size = 4096, .roll_when_synced = true };
+        Queue *q = NULL;
+        int data_fd = -EBADF, dir_fd = -EBADF;
+        uint64_t offsets[400];
+
+        assert_int_equal(queue_open(dir, &o, &q), 0);
+        seg0 = segment_path(dir, 0);
+        fdatasync_watch_path(seg0);
+
+        /* ~5 KiB: the segment is full, but nothing synced it yet: it takes more writes. */
+        append_n(q, "s", 1, 80, 0);
+        assert_int_equal(queue_flush(q), 0);
+        assert_true(queue_roll_pending(q));
+        append_n(q, "s", 81, 10, 80);
+        assert_int_equal(queue_flush(q), 0);
+        assert_int_equal(queue_pending_bytes(q), 0);
+        assert_int_equal(read_all(dir, 0, NULL, 0), 90);
+
+        /* Its sync is in flight: new records wait in memory, readers do not see them. */
+        assert_int_equal(queue_sync_begin(q, &data_fd, &dir_fd), 1);
+        assert_true(same_file(data_fd, seg0));
+        append_n(q, "s", 91, 10, 90);
+        assert_int_equal(queue_flush(q), 0);
+        assert_true(queue_pending_bytes(q) > 0);
+        assert_int_equal(read_all(dir, 0, NULL, 0), 90);
+        assert_int_equal(queue_next_offset(q), 100);
+
+        /* The sync ends: the next flush rolls without an fdatasync() and writes the held records to
+         * a segment named after the first of them. */
+        assert_int_equal(fdatasync(data_fd), 0);
+        data_fd = safe_close(data_fd);
+        dir_fd = safe_close(dir_fd);
+        fdatasync_watch.calls = 0;
+        queue_sync_end(q, 0);
+        assert_true(queue_roll_pending(q));
+        assert_int_equal(queue_flush(q), 0);
+        assert_false(queue_roll_pending(q));
+        assert_int_equal(fdatasync_watch.calls, 0);
+        assert_int_equal(queue_pending_bytes(q), 0);
+        seg1 = segment_path(dir, 90);
+        assert_int_equal(access(seg1, F_OK), 0);
+        assert_int_equal(read_all(dir, 0, offsets, 400), 100);
+        for (uint64_t i = 0; i < 100; i++)
+                assert_int_equal(offsets[i], i);
+        /* The new segment and its directory entry need a sync. */
+        assert_int_equal(queue_sync_begin(q, &data_fd, &dir_fd), 1);
+        assert_true(same_file(data_fd, seg1));
+        assert_true(dir_fd >= 0);
+        data_fd = safe_close(data_fd);
+        dir_fd = safe_close(dir_fd);
+        queue_sync_end(q, 0);
+
+        /* A held roll whose sync fails: the records go to the full segment after all. */
+        append_n(q, "s", 101, 80, 100);
+        assert_int_equal(queue_sync_begin(q, &data_fd, &dir_fd), 1);
+        assert_true(queue_roll_pending(q));
+        append_n(q, "s", 181, 5, 180);
+        assert_int_equal(queue_flush(q), 0);
+        assert_true(queue_pending_bytes(q) > 0);
+        data_fd = safe_close(data_fd);
+        dir_fd = safe_close(dir_fd);
+        queue_sync_end(q, -EIO);
+        assert_int_equal(queue_flush(q), 0);
+        assert_int_equal(queue_pending_bytes(q), 0);
+        assert_true(queue_roll_pending(q));
+        assert_int_equal(read_all(dir, 90, NULL, 0), 95);
+
+        /* queue_sync() does not wait for a sync in flight: it rolls at once, syncing the full
+         * segment itself, and writes and syncs the held records. */
+        assert_int_equal(queue_sync_begin(q, &data_fd, &dir_fd), 1);
+        append_n(q, "s", 186, 5, 185);
+        assert_int_equal(queue_flush(q), 0);
+        assert_true(queue_pending_bytes(q) > 0);
+        fdatasync_watch_path(seg1);
+        assert_int_equal(queue_sync(q), 0);
+        assert_int_equal(fdatasync_watch.calls, 1);
+        fdatasync_watch.ino = 0;
+        assert_false(queue_roll_pending(q));
+        assert_int_equal(queue_pending_bytes(q), 0);
+        data_fd = safe_close(data_fd);
+        dir_fd = safe_close(dir_fd);
+        queue_sync_end(q, 0);
+        free(seg1);
+        seg1 = segment_path(dir, 185);
+        assert_int_equal(access(seg1, F_OK), 0);
+
+        /* Reopened: every record, dense offsets, nothing quarantined, next offset exact. */
+        queue_free(q);
+        q = NULL;
+        assert_int_equal(queue_open(dir, &o, &q), 0);
+        assert_int_equal(queue_next_offset(q), 190);
+        assert_int_equal(read_all(dir, 0, offsets, 400), 190);
+        for (uint64_t i = 0; i < 190; i++)
+                assert_int_equal(offsets[i], i);
+        assert_int_equal(count_corrupt(dir), 0);
+
+        queue_free(q);
+        free(seg0);
+        free(seg1);
+        free(dir);
+        rm_rf(tmp);
+}
+
+/* The index of a segment that starts with records held over a roll points at their positions in
+ * the new segment: a reader opened at any offset gets exactly that record. */
+static void test_roll_when_synced_index(void **state) {
+        char *tmp = make_tmp(), *dir = qdir_of(tmp);
+        QueueOptions o = { .segment_size = 64 * 1024, .roll_when_synced = true };
+        Queue *q = NULL;
+        int data_fd = -EBADF, dir_fd = -EBADF;
+
+        assert_int_equal(queue_open(dir, &o, &q), 0);
+        append_n(q, "s", 1, 3000, 0);
+        assert_int_equal(queue_sync_begin(q, &data_fd, &dir_fd), 1);
+        assert_true(queue_roll_pending(q));
+        /* ~150 KiB held: several index entries, computed for the old segment at append time. */
+        append_n(q, "s", 3001, 6000, 3000);
+        data_fd = safe_close(data_fd);
+        dir_fd = safe_close(dir_fd);
+        queue_sync_end(q, 0);
+        assert_int_equal(queue_flush(q), 0);
+        assert_false(queue_roll_pending(q) && queue_pending_bytes(q) > 0);
+        for (uint64_t off = 2990; off < 9000; off += 397) {
+                QueueReader *r = NULL;
+                QueueRecord rec;
+
+                assert_int_equal(queue_reader_open(dir, off, &r), 0);
+                assert_int_equal(queue_reader_next(r, &rec), 1);
+                assert_int_equal(rec.offset, off);
+                assert_int_equal(rec.seq, off + 1);
+                queue_reader_free(r);
+        }
+        assert_int_equal(read_all(dir, 0, NULL, 0), 9000);
+
+        /* Readers fall back to a scan on a bad entry, so look at the entries themselves: each
+         * names the record at its position. */
+        {
+                char name[64], *idx, *seg;
+                uint8_t *p = NULL;
+                size_t n = 0;
+                int fd;
+
+                snprintf(name, sizeof(name), "%020" PRIu64 ".idx", UINT64_C(3000));
+                idx = path_join(dir, name);
+                seg = segment_path(dir, 3000);
+                assert_int_equal(file_read_all(idx, &p, &n), 0);
+                assert_true(n >= 32 && n % 16 == 0);
+                fd = open(seg, O_RDONLY | O_CLOEXEC);
+                assert_true(fd >= 0);
+                for (size_t k = 0; k < n; k += 16) {
+                        uint8_t h[16];
+                        assert_int_equal(pread(fd, h, sizeof(h), (off_t) le64_get(p + k + 8)), (ssize_t) sizeof(h));
+                        assert_int_equal(le64_get(h + 8), le64_get(p + k));
+                }
+                close(fd);
+                free(p);
+                free(idx);
+                free(seg);
+        }
+        queue_free(q);
+        free(dir);
+        rm_rf(tmp);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_roundtrip),
@@ -994,6 +1165,8 @@ int main(void) {
                 cmocka_unit_test(test_many_sources),
                 cmocka_unit_test(test_sync_begin_end),
                 cmocka_unit_test(test_sync_in_flight_roll),
+                cmocka_unit_test(test_roll_when_synced),
+                cmocka_unit_test(test_roll_when_synced_index),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
