@@ -287,6 +287,99 @@ static void test_uint64(void **state) {
         }
 }
 
+/* Strings and numbers are scanned 16, 8 and 1 bytes at a time depending on how much input is left:
+ * a byte that needs a closer look must be found at every position of every one of those steps. */
+static void test_block_boundaries(void **state) {
+        static const struct {
+                const char *bytes;
+                bool valid;
+        } inner[] = {
+                { "\\n", true }, { "\\u00e9", true }, { "\xc3\xa9", true }, { "\x7f", true },
+                { "\x01", false }, { "\x1f", false }, { "\x80", false }, { "\xff", false }, { "\\x", false },
+        };
+        char doc[128];
+
+        for (size_t len = 1; len <= 40; len++)
+                for (size_t at = 0; at < len; at++)
+                        for (size_t x = 0; x < ELEMENTSOF(inner); x++)
+                                for (size_t tail = 0; tail <= 17; tail++)
+                                        for (int as_key = 0; as_key <= 1; as_key++) {
+                                                size_t n = 0, k = strlen(inner[x].bytes), err = 0;
+                                                int r;
+
+                                                if (as_key)
+                                                        doc[n++] = '{';
+                                                doc[n++] = '"';
+                                                memset(doc + n, 'a', at);
+                                                n += at;
+                                                memcpy(doc + n, inner[x].bytes, k);
+                                                n += k;
+                                                memset(doc + n, 'b', len - at - 1);
+                                                n += len - at - 1;
+                                                doc[n++] = '"';
+                                                if (as_key) {
+                                                        memcpy(doc + n, ":1}", 3);
+                                                        n += 3;
+                                                }
+                                                memset(doc + n, ' ', tail);
+                                                n += tail;
+
+                                                r = json_scan(doc, n, NULL, 0, &err);
+                                                if (inner[x].valid)
+                                                        assert_int_equal(r, as_key ? JSON_SCAN_OBJECT : JSON_SCAN_STRING);
+                                                else {
+                                                        assert_int_equal(r, -EBADMSG);
+                                                        assert_int_equal(err, (size_t) as_key + 1 + at);
+                                                }
+                                        }
+
+        /* A quote ends the string wherever it is; what follows it decides. */
+        for (size_t len = 0; len <= 40; len++)
+                for (size_t tail = 0; tail <= 17; tail++) {
+                        size_t n = 0, err = 0;
+
+                        doc[n++] = '[';
+                        doc[n++] = '"';
+                        memset(doc + n, 'a', len);
+                        n += len;
+                        memcpy(doc + n, "\"x\"]", 4);
+                        n += 4;
+                        memset(doc + n, '\n', tail);
+                        n += tail;
+                        assert_int_equal(json_scan(doc, n, NULL, 0, &err), -EBADMSG);
+                        assert_int_equal(err, 2 + len + 1);
+                        doc[2 + len + 1] = ',';
+                        assert_int_equal(json_scan(doc, n, NULL, 0, &err), -EBADMSG); /* ,"] */
+                        doc[2 + len + 2] = '1';
+                        assert_int_equal(json_scan(doc, n, NULL, 0, NULL), JSON_SCAN_ARRAY); /* ,1] */
+                }
+
+        /* Digits end at the first byte that is none, whatever it is (bytes >= 0xfa included). */
+        static const char enders[] = { 'x', ':', '/', '\x00', '\xfa', '\xff', '\x80', '.', 'e' };
+        for (size_t len = 1; len <= 30; len++)
+                for (size_t e = 0; e < ELEMENTSOF(enders); e++)
+                        for (size_t tail = 0; tail <= 9; tail++) {
+                                size_t n = 0, err = 0;
+                                int r;
+
+                                doc[n++] = '[';
+                                doc[n++] = '1';
+                                for (size_t i = 1; i < len; i++)
+                                        doc[n++] = (char) ('0' + i % 10);
+                                doc[n++] = enders[e];
+                                for (size_t i = 0; i < tail; i++)
+                                        doc[n++] = '9';
+                                doc[n++] = ']';
+                                r = json_scan(doc, n, NULL, 0, &err);
+                                if ((enders[e] == '.' || enders[e] == 'e') && tail > 0)
+                                        assert_int_equal(r, JSON_SCAN_ARRAY);
+                                else {
+                                        assert_int_equal(r, -EBADMSG);
+                                        assert_int_equal(err, 1 + len + (enders[e] == '.' || enders[e] == 'e'));
+                                }
+                        }
+}
+
 /* Every code point encoded in UTF-8 is valid in a string, but surrogates; every one escaped too. */
 static void test_all_code_points(void **state) {
         for (uint32_t cp = 0x20; cp <= 0x10ffff; cp++) {
@@ -446,6 +539,7 @@ int main(void) {
                 cmocka_unit_test(test_fields),
                 cmocka_unit_test(test_strings),
                 cmocka_unit_test(test_uint64),
+                cmocka_unit_test(test_block_boundaries),
                 cmocka_unit_test(test_all_code_points),
                 cmocka_unit_test(test_random),
         };
