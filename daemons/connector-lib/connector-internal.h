@@ -219,6 +219,9 @@ void source_set_throttled(Source *s, bool throttled);
 int source_report(Source *s);
 json_object *source_state_json(Source *s);
 int source_save_cursor(Source *s);
+/* Saves every changed cursor (only those with a position if with_position_only) with one syncfs()
+ * and one directory fsync() for all of them. */
+int source_save_cursors(Manager *m, bool with_position_only);
 /* The delay before retry number attempt (0-based): jittered exponential, see BACKOFF_*. */
 uint64_t source_backoff_delay(unsigned attempt);
 

@@ -3,11 +3,13 @@
  * counters, the open batch, the backoff timer and the persisted cursor. */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include "connector-internal.h"
 #include "frame.h"
@@ -177,6 +179,10 @@ static int source_load_cursor(Source *s) {
         return 0;
 }
 
+static int source_cursor_text(Source *s, Buffer *b) {
+        return buffer_printf(b, "{\"next_seq\":%" PRIu64 ",\"position\":%s}\n", s->cursor_seq, s->position ?: "null");
+}
+
 int source_save_cursor(Source *s) {
         _cleanup_free_ char *path = NULL;
         _cleanup_(buffer_done) Buffer b = {};
@@ -187,7 +193,7 @@ int source_save_cursor(Source *s) {
         path = source_cursor_path(s);
         if (!path)
                 return -ENOMEM;
-        r = buffer_printf(&b, "{\"next_seq\":%" PRIu64 ",\"position\":%s}\n", s->cursor_seq, s->position ?: "null");
+        r = source_cursor_text(s, &b);
         if (r < 0)
                 return r;
         r = mkdir_p(s->manager->cursor_dir, 0755);
@@ -197,6 +203,110 @@ int source_save_cursor(Source *s) {
         if (r < 0)
                 return log_source_warning_errno(s->name, r, "Source %s: failed to write cursor %s: %m", s->name, path);
         s->cursor_dirty = false;
+        return 0;
+}
+
+/* Writes <name>.cursor.tmp.<pid> in the cursor directory, without fsync. */
+static int source_write_cursor_tmp(Source *s, int dfd, Buffer *b) {
+        _cleanup_free_ char *tmp = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        const char *p;
+        size_t left;
+        int r;
+
+        buffer_clear(b);
+        r = source_cursor_text(s, b);
+        if (r < 0)
+                return r;
+        if (asprintf(&tmp, "%s.cursor.tmp.%ld", s->name, (long) getpid()) < 0)
+                return -ENOMEM;
+        fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0)
+                return -errno;
+        for (p = buffer_begin(b), left = buffer_size(b); left > 0;) {
+                ssize_t n = write(fd, p, left);
+
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        r = -errno;
+                        (void) unlinkat(dfd, tmp, 0);
+                        return r;
+                }
+                p += n;
+                left -= (size_t) n;
+        }
+        return 0;
+}
+
+int source_save_cursors(Manager *m, bool with_position_only) {
+        _cleanup_free_ Source **written = NULL;
+        _cleanup_(buffer_done) Buffer b = {};
+        _cleanup_close_ int dfd = -EBADF;
+        struct lh_entry *e;
+        size_t n = 0, n_dirty = 0;
+        Source *one = NULL;
+        int r;
+
+        lh_foreach(m->sources, e) {
+                Source *s = (Source *) lh_entry_v(e);
+                if (s->cursor_dirty && (s->position || !with_position_only)) {
+                        n_dirty++;
+                        one = s;
+                }
+        }
+        if (n_dirty <= 1)
+                return one ? source_save_cursor(one) : 0;
+
+        /* Many cursors (e.g. at exit with a thousand sources): the same atomic replacement as
+         * write_file_atomic(), but with one syncfs() for all the new files and one fsync() of the
+         * directory for all the renames, instead of two fsync()s per file. A cursor only ever says
+         * what the writer acked, so writing it late is safe; a crash leaves each cursor old or new. */
+        r = mkdir_p(m->cursor_dir, 0755);
+        if (r < 0)
+                return log_warning_errno(r, "Failed to create %s: %m", m->cursor_dir);
+        dfd = open(m->cursor_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                return log_warning_errno(errno, "Failed to open %s: %m", m->cursor_dir);
+        written = calloc(n_dirty, sizeof(Source *));
+        if (!written)
+                return log_oom();
+        lh_foreach(m->sources, e) {
+                Source *s = (Source *) lh_entry_v(e);
+                if (!s->cursor_dirty || (!s->position && with_position_only) || n >= n_dirty)
+                        continue;
+                r = source_write_cursor_tmp(s, dfd, &b);
+                if (r < 0) {
+                        log_source_warning_errno(s->name, r, "Source %s: failed to write cursor: %m", s->name);
+                        continue;
+                }
+                written[n++] = s;
+        }
+        if (syncfs(dfd) < 0) {
+                r = log_warning_errno(errno, "Failed to sync the cursors in %s: %m", m->cursor_dir);
+                for (size_t i = 0; i < n; i++) {
+                        _cleanup_free_ char *tmp = NULL;
+                        if (asprintf(&tmp, "%s.cursor.tmp.%ld", written[i]->name, (long) getpid()) >= 0)
+                                (void) unlinkat(dfd, tmp, 0);
+                }
+                return r;
+        }
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *tmp = NULL, *name = NULL;
+                Source *s = written[i];
+
+                if (asprintf(&tmp, "%s.cursor.tmp.%ld", s->name, (long) getpid()) < 0 ||
+                    asprintf(&name, "%s.cursor", s->name) < 0)
+                        return log_oom();
+                if (renameat(dfd, tmp, dfd, name) < 0) {
+                        log_source_warning_errno(s->name, errno, "Source %s: failed to write cursor %s: %m", s->name, name);
+                        (void) unlinkat(dfd, tmp, 0);
+                        continue;
+                }
+                s->cursor_dirty = false;
+        }
+        if (fsync(dfd) < 0)
+                return log_warning_errno(errno, "Failed to sync %s: %m", m->cursor_dir);
         return 0;
 }
 
