@@ -1266,6 +1266,11 @@ bool queue_roll_pending(Queue *q) {
         return q->roll_wanted;
 }
 
+uint64_t queue_active_room(Queue *q) {
+        uint64_t used = q->active_size + buffer_size(&q->pending);
+        return used < q->opts.segment_size ? q->opts.segment_size - used : 0;
+}
+
 bool queue_last_seq(Queue *q, const char *source, size_t source_len, uint64_t *ret) {
         SourceSlot *slot;
 

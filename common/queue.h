@@ -106,6 +106,8 @@ bool queue_sync_in_flight(Queue *q);
  * caller's thread and writes them to the new segment. So start a sync as soon as this is true.
  * queue_sync() does not wait: it rolls at once, syncing the old segment itself. */
 bool queue_roll_pending(Queue *q);
+/* Bytes the active segment takes before it is full. */
+uint64_t queue_active_room(Queue *q);
 /* Writes what was appended to the segment file (visible to readers, not yet durable). queue_sync()
  * does this first. On -ENOSPC the file is cut back and everything stays pending: call again later. */
 int queue_flush(Queue *q);

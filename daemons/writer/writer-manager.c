@@ -32,6 +32,7 @@
 
 #define COMMIT_PENDING_BYTES (8u * 1024u * 1024u)
 #define COMMIT_PENDING_ACKS 4096u
+#define ROLL_PRESYNC_BYTES (4u * 1024u * 1024u)
 #define STALL_RETRY_USEC (1 * USEC_PER_SEC)
 #define MAINTENANCE_USEC (5 * USEC_PER_SEC)
 
@@ -366,8 +367,12 @@ static int manager_commit_internal(Manager *m) {
         r = manager_write(m);
         if (r < 0)
                 return r;
-        /* A full segment rolls once it is durable: sync it now, not at the next tick. */
-        if (queue_roll_pending(m->queue) || (m->opts.sync == QUEUE_SYNC_BATCH && m->n_acks_written > 0)) {
+        /* A full segment rolls once it is durable: sync it now, not at the next tick; and shortly
+         * before it is full, so that the last sync, during which new records wait, has little
+         * to do. */
+        if (queue_roll_pending(m->queue) ||
+            queue_active_room(m->queue) < MIN(m->opts.queue.segment_size / 8, ROLL_PRESYNC_BYTES) ||
+            (m->opts.sync == QUEUE_SYNC_BATCH && m->n_acks_written > 0)) {
                 int k = manager_sync_start(m);
                 if (k < 0)
                         return k;
