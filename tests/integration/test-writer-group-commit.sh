@@ -11,7 +11,7 @@ source "$(dirname "$0")/lib.sh"
 FEED="$BUILD_DIR/bench/writer-feed"
 DUMP="$BUILD_DIR/bench/queue-dump"
 SOCK="$RUNTIME_DIR/writer.sock"
-N=${N:-50000}
+N=${N:-80000}
 KILLS=${KILLS:-8}
 WRITER_ARGS=(--runtime-dir="$RUNTIME_DIR" --state-dir="$STATE_DIR" --segment-size=1M --sync=batch)
 SOURCES=(s1 s2 s3 s4)
