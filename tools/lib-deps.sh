@@ -29,6 +29,7 @@ DPIPE_DEPS=(
         iproute2                # ss
         util-linux              # setpriv
         groff-base              # tools/lint renders the man pages
+        strace                  # test-writer-sync.sh injects sync faults with it
         # systemd units tested in a booted container (tests/systemd/run)
         debootstrap
         systemd-container       # systemd-nspawn
