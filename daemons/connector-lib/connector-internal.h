@@ -35,13 +35,15 @@
                 (item)->name##_next = (item)->name##_prev = NULL;                                      \
         } while (0)
 
-/* Flush a source's open batch at this size or count (or at the end of the loop iteration). With
- * many sources the size shrinks (BATCH_OPEN_BUDGET shared by all, but never below
- * BATCH_FLUSH_BYTES_MIN), so that open batches stay bounded whatever the number of sources. */
+/* Flush a source's open batch at this size or count, or at the end of the loop iteration. All open
+ * batches together stay under BATCH_OPEN_BUDGET bytes: above it the oldest open batches are flushed
+ * first, so that with many sources the ones that are being read still make big batches and open
+ * batches stay bounded whatever the number of sources. */
 #define BATCH_FLUSH_BYTES (256u * 1024u)
-#define BATCH_FLUSH_BYTES_MIN (2u * 1024u)
 #define BATCH_OPEN_BUDGET (2u * 1024u * 1024u)
 #define BATCH_FLUSH_RECORDS 2048u
+/* Batches are written to the writer at the end of the loop iteration, or at once above this. */
+#define WRITER_OUT_FLUSH_BYTES (256u * 1024u)
 /* Throttle a source above this many unacked bytes, and everybody above the global bound: one
  * memory budget for all sources (with the open batches and spare buffers the connector stays
  * under ~16 MB whatever the number of sources), still many batches in flight to the writer. */
@@ -155,7 +157,8 @@ struct Manager {
 
         WriterClient writer;
 
-        Source *flush_head, *flush_tail;
+        Source *flush_head, *flush_tail; /* sources with an open batch, oldest first */
+        size_t open_bytes;                /* what the open batches hold */
         sd_event_source *flush_defer;
         sd_event_source *report_timer; /* once a second: counters, cursors */
         sd_event_source *idle_timer;
@@ -178,6 +181,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
 int manager_start(Manager *m);
 void manager_broadcast(Manager *m, json_object *msg);
 void manager_schedule_flush(Manager *m, Source *s);
+/* Writes what the writer client buffered at the end of this loop iteration. */
+void manager_schedule_write(Manager *m);
 void manager_check_idle(Manager *m);
 void manager_check_drained(Manager *m);
 Source *manager_find_source(Manager *m, const char *name);
@@ -197,6 +202,7 @@ int writer_client_connect(WriterClient *w);
 Batch *writer_client_new_batch(WriterClient *w);
 void writer_client_recycle_batch(WriterClient *w, Batch *b);
 int writer_client_submit(WriterClient *w, Batch *b);
+void writer_client_write(WriterClient *w);
 int writer_client_hello(WriterClient *w, Source *s);
 
 static inline void *mfree(void *p) {

@@ -34,7 +34,13 @@ static int manager_flush_all(sd_event_source *es, void *userdata) {
 
         while (m->flush_head)
                 source_flush(m->flush_head);
+        /* One write for every batch of this iteration, not one per batch. */
+        writer_client_write(&m->writer);
         return 0;
+}
+
+void manager_schedule_write(Manager *m) {
+        (void) sd_event_source_set_enabled(m->flush_defer, SD_EVENT_ONESHOT);
 }
 
 void manager_schedule_flush(Manager *m, Source *s) {
@@ -42,7 +48,7 @@ void manager_schedule_flush(Manager *m, Source *s) {
                 LIST_APPEND(flush, m->flush_head, m->flush_tail, s);
                 s->in_flush_list = true;
         }
-        (void) sd_event_source_set_enabled(m->flush_defer, SD_EVENT_ONESHOT);
+        manager_schedule_write(m);
 }
 
 void manager_update_throttle(Manager *m) {

@@ -392,6 +392,7 @@ Source *source_free(Source *s) {
                 s->manager->type->stop(s);
         }
         if (s->open_batch) {
+                s->manager->open_bytes -= MIN(s->manager->open_bytes, batch_size(&s->builder));
                 writer_client_recycle_batch(&s->manager->writer, s->open_batch);
                 s->open_batch = NULL;
         }
@@ -590,13 +591,6 @@ void source_skip_record(Source *s, const char *position, const char *fmt, ...) {
         log_source_warning(s->name, "Source %s: skipping record at %s: %s", s->name, position ?: "?", msg ?: "bad record");
 }
 
-/* Where this source's open batch is flushed: its share of the budget for open batches. */
-static size_t source_flush_bytes(Source *s) {
-        unsigned n = MAX(s->manager->n_sources, 1u);
-
-        return MAX(MIN((size_t) BATCH_OPEN_BUDGET / n, (size_t) BATCH_FLUSH_BYTES), (size_t) BATCH_FLUSH_BYTES_MIN);
-}
-
 int source_emit_seq(Source *s, uint64_t seq, const char *data, size_t len) {
         WriterClient *w = &s->manager->writer;
         uint64_t now;
@@ -607,7 +601,11 @@ int source_emit_seq(Source *s, uint64_t seq, const char *data, size_t len) {
         if (len > FRAME_SIZE_MAX / 2)
                 return -EMSGSIZE;
 
-        if (s->open_batch && batch_size(&s->builder) + len + BATCH_RECORD_HEADER_SIZE > FRAME_SIZE_MAX - 1024)
+        /* Flush before the record would take the batch over its size: its buffer then stays at
+         * BATCH_FLUSH_BYTES instead of doubling for the last record (the memory budget counts
+         * allocations). A record bigger than that gets a batch of its own. */
+        if (s->open_batch && s->open_batch->count > 0 &&
+            batch_size(&s->builder) + len + BATCH_RECORD_HEADER_SIZE > BATCH_FLUSH_BYTES)
                 source_flush(s);
         if (!s->open_batch) {
                 Batch *b = writer_client_new_batch(w);
@@ -622,12 +620,14 @@ int source_emit_seq(Source *s, uint64_t seq, const char *data, size_t len) {
                 strcpy(b->source, s->name);
                 b->first_seq = seq;
                 s->open_batch = b;
+                s->manager->open_bytes += batch_size(&s->builder);
                 manager_schedule_flush(s->manager, s);
         }
         now = manager_now(s->manager);
         r = batch_add(&s->builder, seq, now, data, (uint32_t) len);
         if (r < 0)
                 return r;
+        s->manager->open_bytes += BATCH_RECORD_HEADER_SIZE + len;
         s->open_batch->last_seq = seq;
         s->open_batch->count++;
         s->next_seq = seq + 1;
@@ -636,8 +636,12 @@ int source_emit_seq(Source *s, uint64_t seq, const char *data, size_t len) {
         s->last_record_us = now;
         s->state_dirty = true;
 
-        if (batch_size(&s->builder) >= source_flush_bytes(s) || s->builder.count >= BATCH_FLUSH_RECORDS)
+        if (batch_size(&s->builder) >= BATCH_FLUSH_BYTES || s->builder.count >= BATCH_FLUSH_RECORDS)
                 source_flush(s);
+        /* Over the budget of all open batches: the oldest go first (a source read long ago has
+         * nothing more coming in this iteration; the one being read keeps growing its batch). */
+        while (s->manager->open_bytes > BATCH_OPEN_BUDGET && s->manager->flush_head)
+                source_flush(s->manager->flush_head);
         return 1;
 }
 
@@ -685,6 +689,7 @@ void source_flush(Source *s) {
         if (!b)
                 return;
         s->open_batch = NULL;
+        m->open_bytes -= MIN(m->open_bytes, batch_size(&s->builder));
         r = batch_end(&s->builder);
         if (r < 0) {
                 log_source_error_errno(s->name, r, "Source %s: failed to finish batch, dropping %u records: %m", s->name, b->count);

@@ -369,7 +369,17 @@ int writer_client_submit(WriterClient *w, Batch *b) {
         r = buffer_append(&w->out, buffer_begin(&b->frame), buffer_size(&b->frame));
         if (r < 0)
                 return r;
+        /* Small batches (many sources) go out together at the end of the iteration. */
+        if (buffer_size(&w->out) < WRITER_OUT_FLUSH_BYTES) {
+                manager_schedule_write(w->manager);
+                return 0;
+        }
         return writer_client_flush_out(w);
+}
+
+void writer_client_write(WriterClient *w) {
+        if (w->connected && buffer_size(&w->out) > 0)
+                (void) writer_client_flush_out(w);
 }
 
 int writer_client_hello(WriterClient *w, Source *s) {

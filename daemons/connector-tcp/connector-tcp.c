@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -329,15 +330,21 @@ static int tcp_on_connected(TcpSource *t) {
 }
 
 /* Keeps no big read buffer between wake-ups: with a thousand sources they would add up to 64+ MB.
- * What is left is at most a partial line, moved to a small buffer (or none at all). */
+ * What is left is at most a partial line, moved to an allocation of just its size (or none at
+ * all): even buffer_reserve()'s 4 KiB minimum would be 4 MB with a thousand sources. */
 static void tcp_shrink_input(TcpSource *t) {
         Buffer small = {};
         size_t n = buffer_size(&t->in);
 
-        if (t->in.allocated <= 4096 || n > 1024)
+        if (t->in.allocated <= MAX(n, (size_t) 64) || n > 1024)
                 return;
-        if (n > 0 && buffer_append(&small, buffer_begin(&t->in), n) < 0)
-                return; /* keep the big one */
+        if (n > 0) {
+                small.data = malloc(n);
+                if (!small.data)
+                        return; /* keep the big one */
+                memcpy(small.data, buffer_begin(&t->in), n);
+                small.allocated = small.tail = n;
+        }
         buffer_done(&t->in);
         t->in = small;
 }

@@ -212,6 +212,56 @@ static void test_pause_resume(void **state) {
         assert_non_null(s->backoff_timer);
 }
 
+/* A batch is flushed before a record would take it over BATCH_FLUSH_BYTES (its buffer does not
+ * double for the last record), and all open batches together stay within BATCH_OPEN_BUDGET, the
+ * oldest flushed first, whatever the number of sources: no record is lost or reordered on the way. */
+static void test_batch_bounds(void **state) {
+        Fixture *f = *state;
+        WriterClient *w = &f->m->writer;
+        char rec[1002], name[16];
+        Source *src[20];
+        uint64_t total = 0, seen = 0;
+
+        memset(rec, ' ', sizeof(rec));
+        rec[0] = '"', rec[sizeof(rec) - 1] = '"';
+        for (unsigned i = 0; i < ELEMENTSOF(src); i++) {
+                (void) snprintf(name, sizeof(name), "s%u", i);
+                src[i] = add(f, name);
+                source_resume_known(src[i], false, 0);
+        }
+        /* 200 KB into each source in turn: each stays below its own limit, all together not. */
+        for (unsigned i = 0; i < ELEMENTSOF(src); i++)
+                for (unsigned k = 0; k < 200; k++) {
+                        assert_int_equal(source_emit(src[i], rec, sizeof(rec)), 1);
+                        total++;
+                        assert_true(f->m->open_bytes <= BATCH_OPEN_BUDGET);
+                }
+        /* The first sources were flushed, in the order they were opened; the last is still open. */
+        assert_non_null(w->batches_head);
+        assert_string_equal(w->batches_head->source, "s0");
+        assert_non_null(src[ELEMENTSOF(src) - 1]->open_batch);
+        for (unsigned i = 0; i < ELEMENTSOF(src); i++)
+                source_flush(src[i]);
+        assert_int_equal(f->m->open_bytes, 0);
+        for (Batch *b = w->batches_head; b; b = b->batches_next) {
+                assert_true(buffer_size(&b->frame) <= BATCH_FLUSH_BYTES);
+                assert_true(b->frame.allocated <= BATCH_FLUSH_BYTES);
+                assert_int_equal(b->last_seq - b->first_seq + 1, b->count);
+                seen += b->count;
+        }
+        assert_int_equal(seen, total);
+
+        /* One source alone: batches end below BATCH_FLUSH_BYTES, in seq order. */
+        for (unsigned k = 0; k < 600; k++)
+                assert_int_equal(source_emit(src[0], rec, sizeof(rec)), 1);
+        source_flush(src[0]);
+        for (Batch *b = w->batches_head, *prev = NULL; b; prev = b, b = b->batches_next) {
+                assert_true(b->frame.allocated <= BATCH_FLUSH_BYTES);
+                if (prev && streq(prev->source, "s0") && streq(b->source, "s0"))
+                        assert_int_equal(b->first_seq, prev->last_seq + 1);
+        }
+}
+
 static void test_backoff_delay(void **state) {
         for (unsigned a = 0; a < 40; a++) {
                 uint64_t d = BACKOFF_MIN_USEC, v;
@@ -234,6 +284,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_position_after_ack, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_cursor_reload, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_pause_resume, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_batch_bounds, setup, teardown),
                 cmocka_unit_test(test_backoff_delay),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
