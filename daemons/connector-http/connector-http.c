@@ -463,8 +463,9 @@ static int http_set_document_position(HttpSource *h) {
 }
 
 static int emit_value(HttpSource *h, json_object *v) {
-        const char *text = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-        size_t len = strlen(text);
+        size_t len;
+        const char *text = json_object_to_json_string_length(v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
+                                                             &len);
 
         if (len > h->config->max_record_bytes) {
                 char pos[64];
@@ -490,16 +491,17 @@ static int http_process_page(HttpSource *h, json_object *o) {
         n = json_object_array_length(records);
         for (size_t i = 0; i < n; i++) {
                 json_object *v = json_object_array_get_idx(records, i);
-                const char *text = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN |
-                                                                             JSON_C_TO_STRING_NOSLASHESCAPE);
-                if (strlen(text) > h->config->max_record_bytes) {
+                size_t len;
+                const char *text = json_object_to_json_string_length(
+                        v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+                if (len > h->config->max_record_bytes) {
                         (void) snprintf(pos, sizeof(pos), "offset %" PRIu64, offset + i);
                         source_skip_record(s, pos, "record longer than %" PRIu64 " bytes",
                                            h->config->max_record_bytes);
                         continue;
                 }
                 /* Unfiltered, a page re-read from an older offset yields old seqs: dropped here. */
-                r = filtered ? source_emit(s, text, strlen(text)) : source_emit_seq(s, offset + i, text, strlen(text));
+                r = filtered ? source_emit(s, text, len) : source_emit_seq(s, offset + i, text, len);
                 if (r < 0)
                         return source_fail(s, r, "failed to queue record"), -EIO;
         }
