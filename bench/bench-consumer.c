@@ -41,6 +41,13 @@ static uint64_t arg_window = 100000;
 static uint64_t arg_idle_timeout_sec = 20;
 static uint64_t arg_skip = 0;
 static const char *arg_hist = NULL;
+static const char *arg_timeline = NULL;
+
+/* --timeline: the worst latency among the records generated in each 10 ms, to tie the tail of the
+ * distribution to what the daemons did at that moment (a sync, a segment roll). */
+#define TIMELINE_SLOT_USEC 10000u
+#define TIMELINE_SLOTS 60000u /* 10 minutes */
+static uint32_t *timeline;
 static bool arg_raw = false;
 
 static uint64_t hist[N_BUCKETS];
@@ -191,6 +198,11 @@ good:
                 st->first_t = t;
         if (st->received > arg_skip) {
                 hist[bucket_of(now > t ? now - t : 0)]++;
+                if (timeline && t >= st->first_t) {
+                        uint64_t slot = (t - st->first_t) / TIMELINE_SLOT_USEC, lat = now > t ? now - t : 0;
+                        if (slot < TIMELINE_SLOTS && lat > timeline[slot])
+                                timeline[slot] = (uint32_t) MIN(lat, (uint64_t) UINT32_MAX);
+                }
                 st->latency_n++;
         }
         return 1;
@@ -244,11 +256,12 @@ static void help(void) {
                "     --skip=N            Leave the first N records out of the latency histogram\n"
                "     --idle-timeout=SEC  Give up after SEC s without a new record (default: 20)\n"
                "     --hist=PATH         Write the latency distribution here\n"
+               "     --timeline=PATH     Write the worst latency per 10 ms of generation time here\n"
                "     --raw               Bare data lines, no protocol (relay baseline)\n");
 }
 
 static int parse_argv(int argc, char *argv[]) {
-        enum { ARG_VERSION = 0x100, ARG_CONNECT, ARG_SOURCES, ARG_RECORDS, ARG_WINDOW, ARG_SKIP, ARG_IDLE, ARG_HIST, ARG_RAW };
+        enum { ARG_VERSION = 0x100, ARG_CONNECT, ARG_SOURCES, ARG_RECORDS, ARG_WINDOW, ARG_SKIP, ARG_IDLE, ARG_HIST, ARG_TIMELINE, ARG_RAW };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -259,6 +272,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "skip", required_argument, NULL, ARG_SKIP },
                 { "idle-timeout", required_argument, NULL, ARG_IDLE },
                 { "hist", required_argument, NULL, ARG_HIST },
+                { "timeline", required_argument, NULL, ARG_TIMELINE },
                 { "raw", no_argument, NULL, ARG_RAW },
                 {}
         };
@@ -310,6 +324,9 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_HIST:
                         arg_hist = optarg;
                         break;
+                case ARG_TIMELINE:
+                        arg_timeline = optarg;
+                        break;
                 case ARG_RAW:
                         arg_raw = true;
                         break;
@@ -339,7 +356,9 @@ int main(int argc, char *argv[]) {
 
         expected = (uint64_t) arg_sources * arg_records;
         st.seen = calloc(expected / 8 + 1, 1);
-        if (!st.seen) {
+        if (arg_timeline)
+                timeline = calloc(TIMELINE_SLOTS, sizeof(uint32_t));
+        if (!st.seen || (arg_timeline && !timeline)) {
                 fprintf(stderr, "Out of memory.\n");
                 return EXIT_FAILURE;
         }
@@ -471,6 +490,20 @@ int main(int argc, char *argv[]) {
                         fclose(f);
                 }
         }
+        if (arg_timeline && timeline) {
+                FILE *f = fopen(arg_timeline, "we");
+                uint64_t last = st.last_recv_usec > st.first_t ? (st.last_recv_usec - st.first_t) / TIMELINE_SLOT_USEC : 0;
+
+                if (!f)
+                        fprintf(stderr, "Failed to open %s: %m\n", arg_timeline);
+                else {
+                        fprintf(f, "# ms_since_first_record worst_latency_us\n");
+                        for (uint64_t k = 0; k <= last && k < TIMELINE_SLOTS; k++)
+                                fprintf(f, "%" PRIu64 " %" PRIu32 "\n", k * TIMELINE_SLOT_USEC / 1000, timeline[k]);
+                        fclose(f);
+                }
+        }
+        free(timeline);
         free(st.seen);
         return lost == 0 && st.duplicates == 0 && st.malformed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
