@@ -848,12 +848,54 @@ static int queue_recover_last(Queue *q, const SegmentRef *s) {
         return 1;
 }
 
+/* The second-to-last segment s (open as fd) failed its scan. If it ends in a torn tail — the file
+ * ends inside a record, or no valid record follows the bad bytes (zeros or garbage to the end, what
+ * a power loss leaves in a file whose last writes were not durable) — it was the segment that was
+ * sealed at a roll while its last sync had not completed yet (roll_when_synced): cut it back to its
+ * last valid record like a torn last segment, and rebuild its index. Returns 1 when it did (the
+ * caller quarantines the last segment, written after the lost records), 0 when it is corruption
+ * (the caller quarantines this segment as a whole, as for any other). */
+static int queue_recover_sealed(Queue *q, const SegmentRef *s, int fd, const ScanResult *scan, const Buffer *idx) {
+        _cleanup_close_ int wfd = -EBADF, ifd = -EBADF;
+        char name[32], iname[32];
+        uint64_t max_offset = 0;
+        bool found = false;
+        int r;
+
+        if (scan->error == -EBADMSG) {
+                r = segment_resync(fd, scan->valid_end, s->size, &found, &max_offset);
+                if (r < 0)
+                        return r;
+                if (found)
+                        return 0; /* valid records after it: corruption, not a torn tail */
+        }
+
+        segment_name(name, s->first, "seg");
+        segment_name(iname, s->first, "idx");
+        wfd = openat(q->dir_fd, name, O_WRONLY | O_CLOEXEC);
+        if (wfd < 0)
+                return -errno;
+        if (ftruncate(wfd, (off_t) scan->valid_end) < 0)
+                return -errno;
+        if (fsync(wfd) < 0)
+                return -errno;
+        /* Its index must not point past the cut. */
+        ifd = openat(q->dir_fd, iname, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (ifd >= 0 && write_all(ifd, buffer_begin(idx), buffer_size(idx)) < 0)
+                (void) ftruncate(ifd, 0);
+        queue_event(q, QUEUE_EVENT_TRUNCATED,
+                    "Segment %s (not the last one) ended in a torn tail at position %" PRIu64 " (offset %" PRIu64
+                    "): its last sync did not complete before a crash; cut %" PRIu64 " bytes",
+                    name, scan->valid_end, scan->next_offset, s->size - scan->valid_end);
+        return 1;
+}
+
 int queue_open(const char *dir, const QueueOptions *opts, Queue **ret) {
         _cleanup_(queue_freep) Queue *q = NULL;
         _cleanup_free_ SegmentRef *list = NULL;
         size_t n = 0;
         uint64_t persisted = 0;
-        bool have_persisted, active = false, have_prev = false;
+        bool have_persisted, active = false, have_prev = false, quarantine_last = false;
         uint64_t prev_end = 0;
         int r;
 
@@ -907,6 +949,33 @@ int queue_open(const char *dir, const QueueOptions *opts, Queue **ret) {
                         continue;
                 }
 
+                if (i + 1 == n && quarantine_last) {
+                        /* Everything in it was written after records of the segment before it
+                         * that did not survive: see the torn second-to-last segment below. */
+                        _cleanup_close_ int fd = -EBADF;
+                        uint64_t max_offset = 0;
+                        bool found = false;
+
+                        fd = openat(q->dir_fd, name, O_RDONLY | O_CLOEXEC);
+                        if (fd < 0)
+                                return -errno;
+                        r = segment_resync(fd, 0, s->size, &found, &max_offset);
+                        if (r < 0)
+                                return r;
+                        r = queue_quarantine(q, s->first, false, qname);
+                        if (r < 0)
+                                return r;
+                        /* Its offsets are never handed out again. */
+                        q->next_offset = MAX(q->next_offset, s->first);
+                        if (found)
+                                q->next_offset = MAX(q->next_offset, max_offset + 1);
+                        queue_event(q, QUEUE_EVENT_QUARANTINED,
+                                    "Segment %s was written after records of the segment before it that were "
+                                    "lost (not durable at a crash); moved it to %s, continuing at offset %" PRIu64,
+                                    name, qname, q->next_offset);
+                        continue;
+                }
+
                 if (i + 1 == n) {
                         r = queue_recover_last(q, s);
                         if (r < 0)
@@ -914,8 +983,10 @@ int queue_open(const char *dir, const QueueOptions *opts, Queue **ret) {
                         active = r > 0;
                 } else {
                         _cleanup_close_ int fd = -EBADF;
+                        _cleanup_(buffer_done) Buffer idx = {};
                         uint8_t h[QUEUE_SEGMENT_HEADER_SIZE];
                         ScanResult scan = {};
+                        bool second_to_last = i + 2 == n;
                         ssize_t k;
 
                         fd = openat(q->dir_fd, name, O_RDONLY | O_CLOEXEC);
@@ -927,11 +998,20 @@ int queue_open(const char *dir, const QueueOptions *opts, Queue **ret) {
                         if ((size_t) k < sizeof(h) || segment_header_check(h, s->first, NULL) < 0)
                                 scan.error = -EBADMSG;
                         else {
-                                r = segment_scan(q, fd, s->first, NULL, &scan);
+                                r = segment_scan(q, fd, s->first, second_to_last ? &idx : NULL, &scan);
                                 if (r == -EIO)
                                         scan.error = r; /* unreadable: quarantine it, do not crash-loop */
                                 else if (r < 0)
                                         return r;
+                        }
+                        if (second_to_last && (scan.error == -EPIPE || scan.error == -EBADMSG)) {
+                                r = queue_recover_sealed(q, s, fd, &scan, &idx);
+                                if (r < 0)
+                                        return r;
+                                if (r > 0) {
+                                        quarantine_last = true;
+                                        scan.error = 0;
+                                }
                         }
                         if (scan.error != 0) {
                                 r = queue_quarantine(q, s->first, false, qname);
@@ -945,7 +1025,11 @@ int queue_open(const char *dir, const QueueOptions *opts, Queue **ret) {
                                 q->next_offset = MAX(q->next_offset, i + 1 < n ? list[i + 1].first : scan.next_offset);
                                 continue;
                         }
-                        r = queue_add_segment_ref(q, s);
+                        r = queue_add_segment_ref(q, &(SegmentRef) {
+                                .first = s->first,
+                                .size = quarantine_last ? scan.valid_end : s->size,
+                                .mtime_usec = s->mtime_usec,
+                        });
                         if (r < 0)
                                 return r;
                         q->next_offset = MAX(q->next_offset, scan.next_offset);

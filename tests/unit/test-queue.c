@@ -1146,6 +1146,137 @@ static void test_roll_when_synced_index(void **state) {
         rm_rf(tmp);
 }
 
+/* Three segments of 100, 100 and 50 records ("s", 55 bytes each, segment_size 4096). */
+static void make_three_segments(const char *dir) {
+        QueueOptions o = { .segment_size = 4096 };
+        Queue *q = NULL;
+
+        assert_int_equal(queue_open(dir, &o, &q), 0);
+        for (int i = 0; i < 5; i++) {
+                append_n(q, "s", 1 + (uint64_t) i * 50, 50, (uint64_t) i * 50);
+                assert_int_equal(queue_flush(q), 0);
+        }
+        assert_int_equal(queue_sync(q), 0);
+        queue_free(q);
+}
+
+/* After a crash while the second-to-last segment's last sync (started at the roll) had not
+ * completed: its tail is torn. It is cut back to its last valid record, and the last segment — all
+ * written after the lost records — goes to corrupt/; no offset of either is handed out again. */
+static void test_torn_second_to_last(void **state) {
+        const size_t rec_size = QUEUE_RECORD_HEADER_SIZE + 1 + 14;
+
+        for (int mode = 0; mode < 3; mode++) {
+                char *tmp = make_tmp(), *dir = qdir_of(tmp), *seg1, *seg2, *nextf;
+                Events ev = {};
+                QueueOptions o = { .segment_size = 4096, .on_event = on_event, .userdata = &ev };
+                uint64_t offsets[400], seq;
+                size_t keep = mode == 2 ? 100 : 90; /* records of the second segment that survive */
+                Queue *q = NULL;
+                struct stat st;
+
+                make_three_segments(dir);
+                seg1 = segment_path(dir, 100);
+                seg2 = segment_path(dir, 200);
+                nextf = path_join(dir, "next-offset");
+                assert_int_equal(stat(seg1, &st), 0);
+                assert_int_equal((size_t) st.st_size, QUEUE_SEGMENT_HEADER_SIZE + 100 * rec_size);
+                assert_int_equal(access(seg2, F_OK), 0);
+
+                if (mode == 0)
+                        /* The file ends inside record 190. */
+                        assert_int_equal(truncate(seg1, (off_t) (QUEUE_SEGMENT_HEADER_SIZE + 90 * rec_size + 20)), 0);
+                else {
+                        /* Zeros where the last records were (mode 1), or after the last one
+                         * (mode 2): the size made it to disk, the data did not. */
+                        uint8_t zeros[2048] = {};
+                        int fd = open(seg1, O_WRONLY);
+                        assert_true(fd >= 0);
+                        if (mode == 1)
+                                assert_int_equal(pwrite(fd, zeros, 10 * rec_size, QUEUE_SEGMENT_HEADER_SIZE + 90 * rec_size),
+                                                 (ssize_t) (10 * rec_size));
+                        else
+                                assert_int_equal(pwrite(fd, zeros, sizeof(zeros), QUEUE_SEGMENT_HEADER_SIZE + 100 * rec_size),
+                                                 (ssize_t) sizeof(zeros));
+                        close(fd);
+                }
+                /* As after a crash: next-offset holds an old value. */
+                file_write_all(nextf, (const uint8_t *) "0\n", 2);
+
+                assert_int_equal(queue_open(dir, &o, &q), 0);
+                assert_int_equal(ev.count[QUEUE_EVENT_TRUNCATED], 1);
+                assert_non_null(strstr(ev.last[QUEUE_EVENT_TRUNCATED], "00000000000000000100.seg"));
+                assert_int_equal(ev.count[QUEUE_EVENT_QUARANTINED], 1);
+                assert_non_null(strstr(ev.last[QUEUE_EVENT_QUARANTINED], "00000000000000000200.seg"));
+                assert_int_equal(count_corrupt(dir), 1);
+                assert_int_equal(access(seg2, F_OK), -1);
+                assert_int_equal(stat(seg1, &st), 0);
+                assert_int_equal((size_t) st.st_size, QUEUE_SEGMENT_HEADER_SIZE + keep * rec_size);
+                /* Neither the cut records' offsets nor the quarantined segment's come back. */
+                assert_int_equal(queue_next_offset(q), 250);
+                assert_true(queue_last_seq(q, "s", 1, &seq));
+                assert_int_equal(seq, 100 + keep);
+                assert_int_equal(read_all(dir, 0, offsets, 400), 100 + keep);
+                for (uint64_t i = 0; i < 100 + keep; i++)
+                        assert_int_equal(offsets[i], i);
+                {
+                        QueueReader *r = NULL;
+                        QueueRecord rec;
+
+                        assert_int_equal(queue_reader_open(dir, 100 + keep - 1, &r), 0);
+                        assert_int_equal(queue_reader_next(r, &rec), 1);
+                        assert_int_equal(rec.offset, 100 + keep - 1);
+                        queue_reader_free(r);
+                }
+                append_n(q, "s", 1000, 1, 250);
+                assert_int_equal(queue_sync(q), 0);
+                queue_free(q);
+
+                /* Stable: nothing more to recover. */
+                ev = (Events) {};
+                assert_int_equal(queue_open(dir, &o, &q), 0);
+                assert_int_equal(ev.count[QUEUE_EVENT_TRUNCATED] + ev.count[QUEUE_EVENT_QUARANTINED], 0);
+                assert_int_equal(queue_next_offset(q), 251);
+                assert_int_equal(read_all(dir, 0, NULL, 0), 100 + keep + 1);
+                queue_free(q);
+                free(nextf);
+                free(seg1);
+                free(seg2);
+                free(dir);
+                rm_rf(tmp);
+        }
+}
+
+/* Corruption (valid records after the bad one) in the second-to-last segment is not a torn tail:
+ * that segment is quarantined as a whole and the last one kept, as for any older segment. */
+static void test_corrupt_second_to_last(void **state) {
+        const size_t rec_size = QUEUE_RECORD_HEADER_SIZE + 1 + 14;
+        char *tmp = make_tmp(), *dir = qdir_of(tmp), *seg1;
+        Events ev = {};
+        QueueOptions o = { .segment_size = 4096, .on_event = on_event, .userdata = &ev };
+        uint64_t offsets[400];
+        Queue *q = NULL;
+
+        make_three_segments(dir);
+        seg1 = segment_path(dir, 100);
+        flip_byte(seg1, QUEUE_SEGMENT_HEADER_SIZE + 30 * rec_size + 45);
+        assert_int_equal(queue_open(dir, &o, &q), 0);
+        assert_int_equal(ev.count[QUEUE_EVENT_TRUNCATED], 0);
+        assert_int_equal(ev.count[QUEUE_EVENT_QUARANTINED], 1);
+        assert_non_null(strstr(ev.last[QUEUE_EVENT_QUARANTINED], "00000000000000000100.seg"));
+        assert_int_equal(access(seg1, F_OK), -1);
+        assert_int_equal(count_corrupt(dir), 1);
+        assert_int_equal(queue_next_offset(q), 250);
+        assert_int_equal(read_all(dir, 0, offsets, 400), 150);
+        assert_int_equal(offsets[99], 99);
+        assert_int_equal(offsets[100], 200);
+        assert_int_equal(offsets[149], 249);
+        queue_free(q);
+        free(seg1);
+        free(dir);
+        rm_rf(tmp);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_roundtrip),
@@ -1167,6 +1298,8 @@ int main(void) {
                 cmocka_unit_test(test_sync_in_flight_roll),
                 cmocka_unit_test(test_roll_when_synced),
                 cmocka_unit_test(test_roll_when_synced_index),
+                cmocka_unit_test(test_torn_second_to_last),
+                cmocka_unit_test(test_corrupt_second_to_last),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
