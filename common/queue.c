@@ -363,9 +363,12 @@ struct Queue {
         /* queue_sync_begin() handed out a sync that queue_sync_end() has not reported yet, and what
          * it covers: until then, those bytes count as not durable (roll and queue_sync() sync them). */
         bool sync_in_flight, inflight_data, inflight_dir;
-        /* opts.roll_when_synced: the active segment is full and rolls at the first flush that finds
-         * it durable; until a sync of it is in flight, writes still go to it. */
-        bool roll_wanted;
+        /* opts.roll_when_synced: a dup of the segment closed at the last roll while it was not
+         * durable yet, or -EBADF. The next sync covers it before the active segment; there is at
+         * most one (a second roll syncs it first). sealed_inflight: the sync queue_sync_begin2()
+         * handed out covers it. */
+        int sealed_fd;
+        bool sealed_inflight;
 
         SourceTable sources;
 };
@@ -399,8 +402,8 @@ static int read_next_offset_file(int dir_fd, uint64_t *ret) {
         return safe_atou64(buf, ret);
 }
 
-/* The offset after the last record written to the files: pending records (appended, not written,
- * possibly held over a segment roll) have offsets from here on. */
+/* The offset after the last record written to the files: pending records (appended, not written)
+ * have offsets from here on. */
 static uint64_t queue_written_next_offset(Queue *q) {
         if (buffer_size(&q->pending) >= QUEUE_RECORD_HEADER_SIZE)
                 return le64_get((const uint8_t *) buffer_begin(&q->pending) + 8);
@@ -662,45 +665,45 @@ static int queue_create_segment(Queue *q) {
         q->disk_bytes += QUEUE_SEGMENT_HEADER_SIZE;
         q->need_data_sync = true;
         q->need_dir_sync = true;
-        q->roll_wanted = false;
         return 0;
 }
 
-/* Index entries for pending bytes that now go to the start of a new segment. */
-static void queue_reindex_pending(Queue *q) {
-        const uint8_t *p = (const uint8_t *) buffer_begin(&q->pending);
-        size_t n = buffer_size(&q->pending);
-        uint64_t pos = q->active_size;
-
-        buffer_clear(&q->index_pending);
-        if (buffer_reserve(&q->index_pending, (n / QUEUE_INDEX_INTERVAL + 2) * 16) < 0)
-                return; /* the index is advisory: readers scan without it */
-        for (size_t k = 0; k + QUEUE_RECORD_HEADER_SIZE <= n;) {
-                uint32_t size = le32_get(p + k);
-
-                if (pos - q->index_last_pos >= QUEUE_INDEX_INTERVAL) {
-                        uint8_t *e = (uint8_t *) buffer_tail(&q->index_pending);
-                        le64_put(e, le64_get(p + k + 8));
-                        le64_put(e + 8, pos);
-                        buffer_advance(&q->index_pending, 16);
-                        q->index_last_pos = pos;
-                }
-                pos += size;
-                k += size;
-        }
+/* Makes the sealed segment (closed at a roll, not durable yet) durable on the caller's thread. */
+static int queue_sync_sealed(Queue *q) {
+        if (q->sealed_fd < 0)
+                return 0;
+        if (fdatasync(q->sealed_fd) < 0)
+                return -errno;
+        q->sealed_fd = safe_close(q->sealed_fd);
+        q->sealed_inflight = false;
+        return 0;
 }
 
-/* Closes the active segment and starts a new one. Pending bytes (held while the old segment's
- * last sync was in flight) go to the new one. */
+/* Closes the active segment and starts a new one (pending bytes, if any, go to the new one). */
 static int queue_roll(Queue *q) {
+        _cleanup_close_ int sealed = -EBADF;
+        bool unsynced = q->need_data_sync || q->inflight_data;
         int r;
 
-        /* The old segment must be durable before anything lands in the new one: acks cover both,
-         * and a non-last segment with a torn tail is quarantined as a whole at start-up. A sync
-         * running elsewhere (queue_sync_begin()) has not necessarily finished: do it here. */
-        if ((q->need_data_sync || q->inflight_data) && fdatasync(q->active_fd) < 0)
-                return -errno;
-        q->need_data_sync = false;
+        /* At most one closed segment is not durable, and it is the one before the active one:
+         * recovery relies on that (see queue_recover_sealed()). Sync an earlier one here. */
+        r = queue_sync_sealed(q);
+        if (r < 0)
+                return r;
+        if (unsynced && q->opts.roll_when_synced) {
+                /* The old segment becomes the sealed one: the next sync makes it durable before
+                 * the new segment, and until then acks under --sync=batch wait. Should its tail be
+                 * lost in a crash, recovery cuts it and quarantines the new segment as a whole. */
+                sealed = fcntl(q->active_fd, F_DUPFD_CLOEXEC, 3);
+                if (sealed < 0)
+                        return -errno;
+        } else if (unsynced) {
+                /* The old segment must be durable before anything lands in the new one. A sync
+                 * running elsewhere (queue_sync_begin()) has not necessarily finished: do it here. */
+                if (fdatasync(q->active_fd) < 0)
+                        return -errno;
+                q->need_data_sync = false;
+        }
         /* Give back the space reserved past the end of the segment we close. */
         if (q->allocated_end > q->active_size)
                 (void) ftruncate(q->active_fd, (off_t) q->active_size);
@@ -708,8 +711,10 @@ static int queue_roll(Queue *q) {
         r = queue_create_segment(q);
         if (r < 0)
                 return r;
-        if (buffer_size(&q->pending) > 0)
-                queue_reindex_pending(q);
+        if (sealed >= 0) {
+                q->sealed_fd = TAKE_FD(sealed);
+                q->sealed_inflight = false;
+        }
         queue_persist_next_offset_lazy(q);
         return 0;
 }
@@ -721,6 +726,7 @@ Queue *queue_free(Queue *q) {
                 (void) queue_persist_next_offset(q);
         safe_close(q->active_fd);
         safe_close(q->index_fd);
+        safe_close(q->sealed_fd);
         safe_close(q->lock_fd);
         safe_close(q->dir_fd);
         buffer_done(&q->pending);
@@ -902,7 +908,7 @@ int queue_open(const char *dir, const QueueOptions *opts, Queue **ret) {
         q = calloc(1, sizeof(Queue));
         if (!q)
                 return -ENOMEM;
-        q->dir_fd = q->lock_fd = q->active_fd = q->index_fd = -EBADF;
+        q->dir_fd = q->lock_fd = q->active_fd = q->index_fd = q->sealed_fd = -EBADF;
         if (opts)
                 q->opts = *opts;
         if (q->opts.segment_size == 0)
@@ -1200,28 +1206,11 @@ size_t queue_pending_bytes(Queue *q) {
         return buffer_size(&q->pending);
 }
 
-/* With may_hold, a full active segment whose last bytes are being synced elsewhere keeps the pending
- * bytes in memory until that sync ended (then it rolls without an fdatasync of its own); without,
- * it rolls now, syncing the old segment itself. */
-static int queue_flush_internal(Queue *q, bool may_hold) {
+int queue_flush(Queue *q) {
         size_t size = buffer_size(&q->pending);
         int r;
 
         assert(q);
-
-        if (q->roll_wanted) {
-                if (!q->need_data_sync && q->inflight_data && may_hold)
-                        return 0; /* held: the sync in flight ends it */
-                if ((!q->need_data_sync && !q->inflight_data) || !may_hold) {
-                        r = queue_roll(q);
-                        if (r < 0 && r != -ENOSPC && r != -EDQUOT)
-                                return r;
-                        /* Without room for a new segment: on into the full one, try again later. */
-                        if (r >= 0)
-                                (void) queue_apply_retention(q);
-                        size = buffer_size(&q->pending);
-                }
-        }
 
         if (size > 0) {
                 r = queue_reserve_space(q, q->active_size + size);
@@ -1253,10 +1242,6 @@ static int queue_flush_internal(Queue *q, bool may_hold) {
                 buffer_clear(&q->index_pending);
         }
         if (q->active_size >= q->opts.segment_size && q->next_offset > q->active_first) {
-                if (q->opts.roll_when_synced) {
-                        q->roll_wanted = true;
-                        return 0;
-                }
                 r = queue_roll(q);
                 if (r == -ENOSPC || r == -EDQUOT)
                         return 0; /* keep writing to the full segment; try again after the next flush */
@@ -1267,16 +1252,15 @@ static int queue_flush_internal(Queue *q, bool may_hold) {
         return 0;
 }
 
-int queue_flush(Queue *q) {
-        return queue_flush_internal(q, true);
-}
-
 int queue_sync(Queue *q) {
         int r;
 
         assert(q);
 
-        r = queue_flush_internal(q, false);
+        r = queue_flush(q);
+        if (r < 0)
+                return r;
+        r = queue_sync_sealed(q);
         if (r < 0)
                 return r;
         /* What an unfinished queue_sync_begin() covers is not durable yet either. */
@@ -1293,21 +1277,26 @@ int queue_sync(Queue *q) {
         return 0;
 }
 
-int queue_sync_begin(Queue *q, int *ret_data_fd, int *ret_dir_fd) {
-        _cleanup_close_ int data_fd = -EBADF, dir_fd = -EBADF;
+int queue_sync_begin2(Queue *q, int ret_fds[static 3]) {
+        _cleanup_close_ int sealed_fd = -EBADF, data_fd = -EBADF, dir_fd = -EBADF;
         int r;
 
         assert(q);
-        assert(ret_data_fd);
-        assert(ret_dir_fd);
+        assert(ret_fds);
 
         if (q->sync_in_flight)
                 return -EBUSY;
         r = queue_flush(q);
         if (r < 0)
                 return r;
-        if (!q->need_data_sync && !q->need_dir_sync)
+        if (!q->need_data_sync && !q->need_dir_sync && q->sealed_fd < 0)
                 return 0;
+
+        if (q->sealed_fd >= 0) {
+                sealed_fd = fcntl(q->sealed_fd, F_DUPFD_CLOEXEC, 3);
+                if (sealed_fd < 0)
+                        return -errno;
+        }
 
         /* Duplicates: the caller may close, roll or unlink the segment while the sync runs. */
         if (q->need_data_sync) {
@@ -1322,10 +1311,37 @@ int queue_sync_begin(Queue *q, int *ret_data_fd, int *ret_dir_fd) {
         }
         q->inflight_data = q->need_data_sync;
         q->inflight_dir = q->need_dir_sync;
+        q->sealed_inflight = q->sealed_fd >= 0;
         q->need_data_sync = q->need_dir_sync = false;
         q->sync_in_flight = true;
-        *ret_data_fd = TAKE_FD(data_fd);
-        *ret_dir_fd = TAKE_FD(dir_fd);
+        ret_fds[0] = TAKE_FD(sealed_fd);
+        ret_fds[1] = TAKE_FD(data_fd);
+        ret_fds[2] = TAKE_FD(dir_fd);
+        return 1;
+}
+
+int queue_sync_begin(Queue *q, int *ret_data_fd, int *ret_dir_fd) {
+        int fds[3], r;
+
+        assert(q);
+        assert(ret_data_fd);
+        assert(ret_dir_fd);
+
+        if (q->sync_in_flight)
+                return -EBUSY;
+        /* This form has no slot for a sealed segment: make it durable here, before the job. */
+        r = queue_flush(q);
+        if (r < 0)
+                return r;
+        r = queue_sync_sealed(q);
+        if (r < 0)
+                return r;
+        r = queue_sync_begin2(q, fds);
+        if (r <= 0)
+                return r;
+        assert(fds[0] < 0);
+        *ret_data_fd = fds[1];
+        *ret_dir_fd = fds[2];
         return 1;
 }
 
@@ -1338,8 +1354,9 @@ void queue_sync_end(Queue *q, int error) {
                 /* Not durable after all: the next sync (or roll) does it again. */
                 q->need_data_sync = q->need_data_sync || q->inflight_data;
                 q->need_dir_sync = q->need_dir_sync || q->inflight_dir;
-        }
-        q->sync_in_flight = q->inflight_data = q->inflight_dir = false;
+        } else if (q->sealed_inflight)
+                q->sealed_fd = safe_close(q->sealed_fd);
+        q->sync_in_flight = q->inflight_data = q->inflight_dir = q->sealed_inflight = false;
 }
 
 bool queue_sync_in_flight(Queue *q) {
@@ -1347,7 +1364,7 @@ bool queue_sync_in_flight(Queue *q) {
 }
 
 bool queue_roll_pending(Queue *q) {
-        return q->roll_wanted;
+        return false; /* a full segment rolls at once now */
 }
 
 uint64_t queue_active_room(Queue *q) {

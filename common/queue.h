@@ -42,9 +42,12 @@ typedef struct QueueOptions {
         uint64_t max_bytes;         /* hard limit: appends fail with -ENOSPC above it (0 = none) */
         QueueEventFunc on_event;    /* optional */
         void *userdata;
-        /* A full active segment rolls once it is durable rather than with an fdatasync() of its
-         * own in queue_flush(): see queue_roll_pending(). For a caller that syncs in another thread
-         * with queue_sync_begin(). */
+        /* A full active segment rolls at once, without an fdatasync() of its own: it becomes the
+         * "sealed" segment, which the next sync (queue_sync_begin2(), queue_sync()) makes durable
+         * before the new active one. At most one is sealed at a time (a second roll syncs the
+         * first on the caller's thread). Recovery cuts a torn tail of the second-to-last segment
+         * and quarantines the last one (docs/queue-format.md). For a caller that syncs in another
+         * thread with queue_sync_begin2(). */
         bool roll_when_synced;
 } QueueOptions;
 
@@ -82,8 +85,8 @@ typedef struct QueueAppend {
 } QueueAppend;
 int queue_append(Queue *q, const char *source, size_t source_len, const QueueAppend *records, size_t n,
                  uint64_t *ret_first_offset);
-/* Makes everything appended so far durable (fdatasync of the active segment and, after a roll, the
- * directory). */
+/* Makes everything appended so far durable (fdatasync of a sealed segment, of the active segment
+ * and, after a roll, the directory). */
 int queue_sync(Queue *q);
 /* The same in two steps, so that the fdatasync()/fsync() can run in another thread while the caller
  * goes on appending (dpipe-writer's sync thread):
@@ -96,15 +99,17 @@ int queue_sync(Queue *q);
  *
  * queue_sync_end() reports the result (0 or negative errno) of that sync; on failure the next sync
  * covers those bytes again. Until then a segment roll (and queue_sync()) syncs them itself: a segment
- * is durable before the next one is created. Only the thread that owns the Queue calls these. */
+ * is durable before the next one is created (with roll_when_synced: before the one after it).
+ * Only the thread that owns the Queue calls these. */
 int queue_sync_begin(Queue *q, int *ret_data_fd, int *ret_dir_fd);
+/* The same with the sealed segment (roll_when_synced): ret_fds[0] is a duplicate of the segment
+ * closed at the last roll that is not durable yet (or -EBADF), to fdatasync() FIRST; ret_fds[1] and
+ * ret_fds[2] are the data and directory fds as above. (queue_sync_begin() syncs a sealed segment on
+ * the caller's thread before it hands out its job.) */
+int queue_sync_begin2(Queue *q, int ret_fds[static 3]);
 void queue_sync_end(Queue *q, int error);
 bool queue_sync_in_flight(Queue *q);
-/* With roll_when_synced: the active segment is full and waits to roll. Until a sync of it is in
- * flight writes still go to it; while one is, queue_flush() keeps new records in memory (readers do
- * not see them yet); the first flush after that sync ended rolls without an fdatasync() on the
- * caller's thread and writes them to the new segment. So start a sync as soon as this is true.
- * queue_sync() does not wait: it rolls at once, syncing the old segment itself. */
+/* Always false now: a full segment rolls at once (see roll_when_synced). Kept for compatibility. */
 bool queue_roll_pending(Queue *q);
 /* Bytes the active segment takes before it is full. */
 uint64_t queue_active_room(Queue *q);

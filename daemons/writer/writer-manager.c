@@ -32,7 +32,6 @@
 
 #define COMMIT_PENDING_BYTES (8u * 1024u * 1024u)
 #define COMMIT_PENDING_ACKS 4096u
-#define ROLL_PRESYNC_BYTES (4u * 1024u * 1024u)
 #define STALL_RETRY_USEC (1 * USEC_PER_SEC)
 #define MAINTENANCE_USEC (5 * USEC_PER_SEC)
 
@@ -306,8 +305,6 @@ static int manager_write(Manager *m) {
         r = queue_flush(m->queue);
         if (r < 0)
                 return manager_queue_error(m, r, "write to");
-        if (queue_pending_bytes(m->queue) > 0)
-                return 0; /* held until the full segment's sync ends: nothing written */
         m->write_gen++;
         for (size_t i = m->n_acks_written; i < m->n_acks; i++)
                 m->acks[i].gen = m->write_gen;
@@ -318,11 +315,13 @@ static int manager_write(Manager *m) {
 /* Hands a sync of what was written so far to the sync thread, unless one runs already (its
  * completion starts the next one). */
 static int manager_sync_start(Manager *m) {
-        int data_fd = -EBADF, dir_fd = -EBADF, r;
+        int fds[3] = { -EBADF, -EBADF, -EBADF }, r;
 
         if (!m->sync_thread || sync_thread_busy(m->sync_thread))
                 return 0;
-        r = queue_sync_begin(m->queue, &data_fd, &dir_fd);
+        /* The job covers the segment closed at the last roll, if that is not durable yet, before
+         * the active one: an ack under --sync=batch never gets ahead of the old segment's tail. */
+        r = queue_sync_begin2(m->queue, fds);
         if (r < 0)
                 return manager_queue_error(m, r, "write to");
         if (r == 0) {
@@ -332,7 +331,7 @@ static int manager_sync_start(Manager *m) {
                 return 0;
         }
         m->sync_gen = m->write_gen;
-        r = sync_thread_start(m->sync_thread, data_fd, dir_fd);
+        r = sync_thread_start(m->sync_thread, fds[0], fds[1], fds[2]);
         if (r < 0) {
                 queue_sync_end(m->queue, r);
                 return manager_queue_error(m, r, "sync");
@@ -354,8 +353,7 @@ static void on_sync_done(SyncThread *t, int error, void *userdata) {
                 (void) sd_event_exit(m->event, -ENOMEM);
                 return;
         }
-        /* Group commit: what was written while this sync ran gets the next one, right away. And a
-         * full segment rolls now, writing what was held meanwhile. */
+        /* Group commit: what was written while this sync ran gets the next one, right away. */
         (void) manager_commit(m);
 }
 
@@ -367,12 +365,7 @@ static int manager_commit_internal(Manager *m) {
         r = manager_write(m);
         if (r < 0)
                 return r;
-        /* A full segment rolls once it is durable: sync it now, not at the next tick; and shortly
-         * before it is full, so that the last sync, during which new records wait, has little
-         * to do. */
-        if (queue_roll_pending(m->queue) ||
-            queue_active_room(m->queue) < MIN(m->opts.queue.segment_size / 8, ROLL_PRESYNC_BYTES) ||
-            (m->opts.sync == QUEUE_SYNC_BATCH && m->n_acks_written > 0)) {
+        if (m->opts.sync == QUEUE_SYNC_BATCH && m->n_acks_written > 0) {
                 int k = manager_sync_start(m);
                 if (k < 0)
                         return k;
@@ -565,7 +558,8 @@ int manager_new(const WriterOptions *opts, Manager **ret) {
         if (!m->opts.runtime_dir || !m->opts.state_dir)
                 return log_oom();
         m->opts.queue.on_event = queue_event_log;
-        /* No fdatasync() on the loop when a segment rolls: see queue_roll_pending(). */
+        /* No fdatasync() on the loop when a segment rolls: the old segment is synced by the next
+         * job of the sync thread (see roll_when_synced in queue.h). */
         m->opts.queue.roll_when_synced = m->opts.sync != QUEUE_SYNC_NONE;
         m->opts.queue.userdata = m;
         m->queue_dir = path_join(m->opts.state_dir, "queue");

@@ -33,17 +33,21 @@ struct SyncThread {
         bool queued;  /* handed over, not yet taken by the thread */
         bool finished; /* the thread stored the result */
         bool quit;
-        int data_fd, dir_fd;
+        int sealed_fd, data_fd, dir_fd;
         int result;
 };
 
-static int sync_run(int data_fd, int dir_fd) {
+/* The segment closed at a roll (sealed_fd) first: nothing after it counts as durable before it is. */
+static int sync_run(int sealed_fd, int data_fd, int dir_fd) {
         int r = 0;
 
-        if (data_fd >= 0 && fdatasync(data_fd) < 0)
+        if (sealed_fd >= 0 && fdatasync(sealed_fd) < 0)
+                r = -errno;
+        if (r == 0 && data_fd >= 0 && fdatasync(data_fd) < 0)
                 r = -errno;
         if (r == 0 && dir_fd >= 0 && fsync(dir_fd) < 0)
                 r = -errno;
+        safe_close(sealed_fd);
         safe_close(data_fd);
         safe_close(dir_fd);
         return r;
@@ -54,19 +58,20 @@ static void *sync_thread_main(void *arg) {
 
         pthread_mutex_lock(&t->lock);
         for (;;) {
-                int data_fd, dir_fd, r;
+                int sealed_fd, data_fd, dir_fd, r;
 
                 while (!t->queued && !t->quit)
                         pthread_cond_wait(&t->cond, &t->lock);
                 /* A job handed over before quit still runs: its bytes are waiting for it. */
                 if (!t->queued)
                         break;
+                sealed_fd = TAKE_FD(t->sealed_fd);
                 data_fd = TAKE_FD(t->data_fd);
                 dir_fd = TAKE_FD(t->dir_fd);
                 t->queued = false;
                 pthread_mutex_unlock(&t->lock);
 
-                r = sync_run(data_fd, dir_fd);
+                r = sync_run(sealed_fd, data_fd, dir_fd);
 
                 pthread_mutex_lock(&t->lock);
                 t->result = r;
@@ -117,7 +122,7 @@ int sync_thread_new(sd_event *event, SyncDoneFunc done, void *userdata, SyncThre
         t = calloc(1, sizeof(SyncThread));
         if (!t)
                 return -ENOMEM;
-        t->data_fd = t->dir_fd = -EBADF;
+        t->sealed_fd = t->data_fd = t->dir_fd = -EBADF;
         t->done = done;
         t->userdata = userdata;
         pthread_mutex_init(&t->lock, NULL);
@@ -155,6 +160,7 @@ SyncThread *sync_thread_free(SyncThread *t) {
                 pthread_mutex_unlock(&t->lock);
                 (void) pthread_join(t->thread, NULL);
         }
+        safe_close(t->sealed_fd);
         safe_close(t->data_fd);
         safe_close(t->dir_fd);
         sd_event_source_disable_unref(t->event_source);
@@ -165,14 +171,16 @@ SyncThread *sync_thread_free(SyncThread *t) {
         return NULL;
 }
 
-int sync_thread_start(SyncThread *t, int data_fd, int dir_fd) {
+int sync_thread_start(SyncThread *t, int sealed_fd, int data_fd, int dir_fd) {
         pthread_mutex_lock(&t->lock);
         if (t->busy) {
                 pthread_mutex_unlock(&t->lock);
+                safe_close(sealed_fd);
                 safe_close(data_fd);
                 safe_close(dir_fd);
                 return -EBUSY;
         }
+        t->sealed_fd = sealed_fd;
         t->data_fd = data_fd;
         t->dir_fd = dir_fd;
         t->queued = t->busy = true;

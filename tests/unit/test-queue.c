@@ -976,134 +976,135 @@ static void test_sync_in_flight_roll(void **state) {
         rm_rf(tmp);
 }
 
-/* roll_when_synced (dpipe-writer with its sync thread): a full segment does not roll with an
- * fdatasync() of its own. It takes writes until a sync of it is in flight, holds new records in
- * memory while that runs, and rolls without syncing when it ended; offsets, names and the index
- * stay exact. */
+/* roll_when_synced (dpipe-writer with its sync thread): a full segment rolls at once, without an
+ * fdatasync() on the caller's thread; records go on landing in the new segment (readers see them at
+ * once), and the next sync job covers the old segment before the new one. */
 static void test_roll_when_synced(void **state) {
-        char *tmp = make_tmp(), *dir = qdir_of(tmp), *seg0, *seg1;
+        char *tmp = make_tmp(), *dir = qdir_of(tmp), *seg0, *seg1, *seg2;
         QueueOptions o = { .segment_size = 4096, .roll_when_synced = true };
         Queue *q = NULL;
-        int data_fd = -EBADF, dir_fd = -EBADF;
-        uint64_t offsets[400];
+        int fds[3], data_fd = -EBADF, dir_fd = -EBADF;
+        uint64_t offsets[500];
+        struct stat st;
 
         assert_int_equal(queue_open(dir, &o, &q), 0);
         seg0 = segment_path(dir, 0);
+        seg1 = segment_path(dir, 80);
         fdatasync_watch_path(seg0);
 
-        /* ~5 KiB: the segment is full, but nothing synced it yet: it takes more writes. */
+        /* ~4.3 KiB: full; it rolls right away, nothing synced on this thread. */
         append_n(q, "s", 1, 80, 0);
         assert_int_equal(queue_flush(q), 0);
-        assert_true(queue_roll_pending(q));
+        assert_false(queue_roll_pending(q));
+        assert_int_equal(access(seg1, F_OK), 0);
+        assert_int_equal(fdatasync_watch.calls, 0);
+
+        /* Records after the roll are written to the new segment and visible at once. */
         append_n(q, "s", 81, 10, 80);
         assert_int_equal(queue_flush(q), 0);
         assert_int_equal(queue_pending_bytes(q), 0);
-        assert_int_equal(read_all(dir, 0, NULL, 0), 90);
-
-        /* Its sync is in flight: new records wait in memory, readers do not see them. */
-        assert_int_equal(queue_sync_begin(q, &data_fd, &dir_fd), 1);
-        assert_true(same_file(data_fd, seg0));
-        append_n(q, "s", 91, 10, 90);
-        assert_int_equal(queue_flush(q), 0);
-        assert_true(queue_pending_bytes(q) > 0);
-        assert_int_equal(read_all(dir, 0, NULL, 0), 90);
-        assert_int_equal(queue_next_offset(q), 100);
-
-        /* The sync ends: the next flush rolls without an fdatasync() and writes the held records to
-         * a segment named after the first of them. */
-        assert_int_equal(fdatasync(data_fd), 0);
-        data_fd = safe_close(data_fd);
-        dir_fd = safe_close(dir_fd);
-        fdatasync_watch.calls = 0;
-        queue_sync_end(q, 0);
-        assert_true(queue_roll_pending(q));
-        assert_int_equal(queue_flush(q), 0);
-        assert_false(queue_roll_pending(q));
         assert_int_equal(fdatasync_watch.calls, 0);
-        assert_int_equal(queue_pending_bytes(q), 0);
-        seg1 = segment_path(dir, 90);
-        assert_int_equal(access(seg1, F_OK), 0);
-        assert_int_equal(read_all(dir, 0, offsets, 400), 100);
-        for (uint64_t i = 0; i < 100; i++)
+        assert_int_equal(read_all(dir, 0, offsets, 500), 90);
+        for (uint64_t i = 0; i < 90; i++)
                 assert_int_equal(offsets[i], i);
-        /* The new segment and its directory entry need a sync. */
-        assert_int_equal(queue_sync_begin(q, &data_fd, &dir_fd), 1);
-        assert_true(same_file(data_fd, seg1));
-        assert_true(dir_fd >= 0);
-        data_fd = safe_close(data_fd);
-        dir_fd = safe_close(dir_fd);
+        assert_int_equal(stat(seg1, &st), 0);
+        assert_int_equal((size_t) st.st_size, QUEUE_SEGMENT_HEADER_SIZE + 10 * (QUEUE_RECORD_HEADER_SIZE + 1 + 14));
+
+        /* The next sync job covers the old segment, then the new one and the directory. A failed
+         * one leaves the old segment to the next job. */
+        assert_int_equal(queue_sync_begin2(q, fds), 1);
+        assert_true(fds[0] >= 0 && same_file(fds[0], seg0));
+        assert_true(same_file(fds[1], seg1));
+        assert_true(fds[2] >= 0);
+        for (int i = 0; i < 3; i++)
+                safe_close(fds[i]);
+        queue_sync_end(q, -EIO);
+        assert_int_equal(queue_sync_begin2(q, fds), 1);
+        assert_true(fds[0] >= 0 && same_file(fds[0], seg0));
+        assert_int_equal(fdatasync(fds[0]), 0);
+        for (int i = 0; i < 3; i++)
+                safe_close(fds[i]);
+        queue_sync_end(q, 0);
+        /* Durable now: nothing left to sync, no sealed segment. */
+        assert_int_equal(queue_sync_begin2(q, fds), 0);
+
+        /* Two rolls without a sync between them: the second syncs the first sealed segment on
+         * this thread (at most one is not durable), the next job covers the second. */
+        append_n(q, "s", 91, 80, 90);
+        assert_int_equal(queue_flush(q), 0);
+        seg2 = segment_path(dir, 170);
+        assert_int_equal(access(seg2, F_OK), 0);
+        fdatasync_watch_path(seg1);
+        append_n(q, "s", 171, 80, 170);
+        assert_int_equal(queue_flush(q), 0);
+        assert_int_equal(fdatasync_watch.calls, 1);
+        assert_int_equal(queue_sync_begin2(q, fds), 1);
+        assert_true(fds[0] >= 0 && same_file(fds[0], seg2));
+        for (int i = 0; i < 3; i++)
+                safe_close(fds[i]);
+        /* A roll while that job is in flight syncs the sealed segment itself too. */
+        fdatasync_watch_path(seg2);
+        append_n(q, "s", 251, 80, 250);
+        assert_int_equal(queue_flush(q), 0);
+        assert_int_equal(fdatasync_watch.calls, 1);
         queue_sync_end(q, 0);
 
-        /* A held roll whose sync fails: the records go to the full segment after all. */
-        append_n(q, "s", 101, 80, 100);
-        assert_int_equal(queue_sync_begin(q, &data_fd, &dir_fd), 1);
-        assert_true(queue_roll_pending(q));
-        append_n(q, "s", 181, 5, 180);
-        assert_int_equal(queue_flush(q), 0);
-        assert_true(queue_pending_bytes(q) > 0);
-        data_fd = safe_close(data_fd);
-        dir_fd = safe_close(dir_fd);
-        queue_sync_end(q, -EIO);
-        assert_int_equal(queue_flush(q), 0);
-        assert_int_equal(queue_pending_bytes(q), 0);
-        assert_true(queue_roll_pending(q));
-        assert_int_equal(read_all(dir, 90, NULL, 0), 95);
-
-        /* queue_sync() does not wait for a sync in flight: it rolls at once, syncing the full
-         * segment itself, and writes and syncs the held records. */
-        assert_int_equal(queue_sync_begin(q, &data_fd, &dir_fd), 1);
-        append_n(q, "s", 186, 5, 185);
-        assert_int_equal(queue_flush(q), 0);
-        assert_true(queue_pending_bytes(q) > 0);
-        fdatasync_watch_path(seg1);
+        /* queue_sync() syncs the sealed segment. */
+        free(seg2);
+        seg2 = segment_path(dir, 250);
+        fdatasync_watch_path(seg2);
         assert_int_equal(queue_sync(q), 0);
         assert_int_equal(fdatasync_watch.calls, 1);
+        assert_int_equal(queue_sync_begin2(q, fds), 0);
+
+        /* The old queue_sync_begin() syncs a sealed segment itself before its job. */
+        append_n(q, "s", 331, 80, 330);
+        assert_int_equal(queue_flush(q), 0);
+        free(seg2);
+        seg2 = segment_path(dir, 410);
+        assert_int_equal(access(seg2, F_OK), 0);
+        free(seg2);
+        seg2 = segment_path(dir, 330);
+        fdatasync_watch_path(seg2);
+        assert_int_equal(queue_sync_begin(q, &data_fd, &dir_fd), 1);
+        assert_int_equal(fdatasync_watch.calls, 1);
         fdatasync_watch.ino = 0;
-        assert_false(queue_roll_pending(q));
-        assert_int_equal(queue_pending_bytes(q), 0);
+        assert_false(same_file(data_fd, seg2));
         data_fd = safe_close(data_fd);
         dir_fd = safe_close(dir_fd);
         queue_sync_end(q, 0);
-        free(seg1);
-        seg1 = segment_path(dir, 185);
-        assert_int_equal(access(seg1, F_OK), 0);
 
         /* Reopened: every record, dense offsets, nothing quarantined, next offset exact. */
         queue_free(q);
         q = NULL;
         assert_int_equal(queue_open(dir, &o, &q), 0);
-        assert_int_equal(queue_next_offset(q), 190);
-        assert_int_equal(read_all(dir, 0, offsets, 400), 190);
-        for (uint64_t i = 0; i < 190; i++)
+        assert_int_equal(queue_next_offset(q), 410);
+        assert_int_equal(read_all(dir, 0, offsets, 500), 410);
+        for (uint64_t i = 0; i < 410; i++)
                 assert_int_equal(offsets[i], i);
         assert_int_equal(count_corrupt(dir), 0);
 
         queue_free(q);
         free(seg0);
         free(seg1);
+        free(seg2);
         free(dir);
         rm_rf(tmp);
 }
 
-/* The index of a segment that starts with records held over a roll points at their positions in
- * the new segment: a reader opened at any offset gets exactly that record. */
+/* The index of a segment started by an immediate roll points at the records' positions in it: a
+ * reader opened at any offset gets exactly that record. */
 static void test_roll_when_synced_index(void **state) {
         char *tmp = make_tmp(), *dir = qdir_of(tmp);
         QueueOptions o = { .segment_size = 64 * 1024, .roll_when_synced = true };
         Queue *q = NULL;
-        int data_fd = -EBADF, dir_fd = -EBADF;
 
         assert_int_equal(queue_open(dir, &o, &q), 0);
         append_n(q, "s", 1, 3000, 0);
-        assert_int_equal(queue_sync_begin(q, &data_fd, &dir_fd), 1);
-        assert_true(queue_roll_pending(q));
-        /* ~150 KiB held: several index entries, computed for the old segment at append time. */
-        append_n(q, "s", 3001, 6000, 3000);
-        data_fd = safe_close(data_fd);
-        dir_fd = safe_close(dir_fd);
-        queue_sync_end(q, 0);
         assert_int_equal(queue_flush(q), 0);
-        assert_false(queue_roll_pending(q) && queue_pending_bytes(q) > 0);
+        /* ~150 KiB in one write: several index entries, in a segment of its own. */
+        append_n(q, "s", 3001, 6000, 3000);
+        assert_int_equal(queue_flush(q), 0);
         for (uint64_t off = 2990; off < 9000; off += 397) {
                 QueueReader *r = NULL;
                 QueueRecord rec;
