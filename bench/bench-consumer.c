@@ -497,7 +497,8 @@ int main(int argc, char *argv[]) {
                 if (!f)
                         fprintf(stderr, "Failed to open %s: %m\n", arg_timeline);
                 else {
-                        fprintf(f, "# ms_since_first_record worst_latency_us\n");
+                        fprintf(f, "# first record generated at CLOCK_MONOTONIC %" PRIu64 " us\n"
+                                   "# ms_since_first_record worst_latency_us\n", st.first_t);
                         for (uint64_t k = 0; k <= last && k < TIMELINE_SLOTS; k++)
                                 fprintf(f, "%" PRIu64 " %" PRIu32 "\n", k * TIMELINE_SLOT_USEC / 1000, timeline[k]);
                         fclose(f);
