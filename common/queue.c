@@ -1012,7 +1012,9 @@ int queue_open(const char *dir, const QueueOptions *opts, Queue **ret) {
                                 else if (r < 0)
                                         return r;
                         }
-                        if (second_to_last && (scan.error == -EPIPE || scan.error == -EBADMSG)) {
+                        /* Only with an intact header: a bad one is not what a torn tail looks like. */
+                        if (second_to_last && scan.valid_end >= QUEUE_SEGMENT_HEADER_SIZE &&
+                            (scan.error == -EPIPE || scan.error == -EBADMSG)) {
                                 r = queue_recover_sealed(q, s, fd, &scan, &idx);
                                 if (r < 0)
                                         return r;

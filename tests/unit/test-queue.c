@@ -1278,6 +1278,45 @@ static void test_corrupt_second_to_last(void **state) {
         rm_rf(tmp);
 }
 
+/* A second-to-last segment that is zeros from its first byte (header included) is not a torn tail:
+ * it is quarantined whole and the last segment stays, as for any other corruption. */
+static void test_zeroed_second_to_last(void **state) {
+        char *tmp = make_tmp(), *dir = qdir_of(tmp), *seg1;
+        Events ev = {};
+        QueueOptions o = { .segment_size = 4096, .on_event = on_event, .userdata = &ev };
+        uint64_t offsets[400];
+        Queue *q = NULL;
+        struct stat st;
+        char *zeros;
+        int fd;
+
+        make_three_segments(dir);
+        seg1 = segment_path(dir, 100);
+        assert_int_equal(stat(seg1, &st), 0);
+        zeros = calloc(1, (size_t) st.st_size);
+        assert_non_null(zeros);
+        fd = open(seg1, O_WRONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        assert_int_equal(pwrite(fd, zeros, (size_t) st.st_size, 0), st.st_size);
+        close(fd);
+        free(zeros);
+
+        assert_int_equal(queue_open(dir, &o, &q), 0);
+        assert_int_equal(ev.count[QUEUE_EVENT_TRUNCATED], 0);
+        assert_int_equal(ev.count[QUEUE_EVENT_QUARANTINED], 1);
+        assert_non_null(strstr(ev.last[QUEUE_EVENT_QUARANTINED], "00000000000000000100.seg"));
+        assert_int_equal(access(seg1, F_OK), -1);
+        assert_int_equal(queue_next_offset(q), 250);
+        assert_int_equal(read_all(dir, 0, offsets, 400), 150);
+        assert_int_equal(offsets[99], 99);
+        assert_int_equal(offsets[100], 200);
+        assert_int_equal(offsets[149], 249);
+        queue_free(q);
+        free(seg1);
+        free(dir);
+        rm_rf(tmp);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_roundtrip),
@@ -1301,6 +1340,7 @@ int main(void) {
                 cmocka_unit_test(test_roll_when_synced_index),
                 cmocka_unit_test(test_torn_second_to_last),
                 cmocka_unit_test(test_corrupt_second_to_last),
+                cmocka_unit_test(test_zeroed_second_to_last),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
