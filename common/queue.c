@@ -427,21 +427,19 @@ static int queue_persist_next_offset(Queue *q) {
 /* The same at a segment roll, without fsync() (two of them cost milliseconds on the writer's loop):
  * there the new segment's name carries the same offset, and recovery takes the highest of both, so
  * a stale or empty file after a crash changes nothing. The directory is synced with the new
- * segment's entry. */
-static int write_all(int fd, const void *p, size_t n);
-
+ * segment's entry. Written in place, not by a rename: replacing the file frees the old inode's
+ * block, and on a file system mounted with "discard" that waited for a discard on the loop at every
+ * roll. Reading stops at the first newline, so a shorter number leaves nothing stale in effect. */
 static void queue_persist_next_offset_lazy(Queue *q) {
-        char buf[32], tmp[sizeof(NEXT_OFFSET_FILE) + 8];
         _cleanup_close_ int fd = -EBADF;
+        char buf[32];
         int n;
 
-        snprintf(tmp, sizeof(tmp), "%s.tmp", NEXT_OFFSET_FILE);
         n = snprintf(buf, sizeof(buf), "%" PRIu64 "\n", queue_written_next_offset(q));
-        fd = openat(q->dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        fd = openat(q->dir_fd, NEXT_OFFSET_FILE, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
         if (fd < 0)
                 return;
-        if (write_all(fd, buf, (size_t) n) < 0 || renameat(q->dir_fd, tmp, q->dir_fd, NEXT_OFFSET_FILE) < 0)
-                (void) unlinkat(q->dir_fd, tmp, 0);
+        (void) pwrite(fd, buf, (size_t) n, 0);
 }
 
 static int copy_fd(int from, int to) {

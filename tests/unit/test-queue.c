@@ -1317,6 +1317,54 @@ static void test_zeroed_second_to_last(void **state) {
         rm_rf(tmp);
 }
 
+/* At each roll the next-offset file is rewritten in place (no rename, no fsync) with the first
+ * offset of the new segment; only its first line counts. */
+static void test_next_offset_at_roll(void **state) {
+        char *tmp = make_tmp(), *dir = qdir_of(tmp), *nextf, *seg, buf[64];
+        QueueOptions o = { .segment_size = 4096 };
+        Queue *q = NULL;
+        struct stat st;
+        uint8_t *bytes;
+        size_t size;
+        uint64_t v;
+        ino_t ino;
+
+        assert_int_equal(queue_open(dir, &o, &q), 0);
+        nextf = path_join(dir, "next-offset");
+        assert_non_null(nextf);
+        /* Longer than anything a roll writes here: what is after the first newline is ignored. */
+        file_write_all(nextf, (const uint8_t *) "0\n99999999999999\n", 18);
+        assert_int_equal(stat(nextf, &st), 0);
+        ino = st.st_ino;
+        for (uint64_t k = 0; k < 40; k++) {
+                append_n(q, "src", 1 + k * 10, 10, k * 10);
+                assert_int_equal(queue_flush(q), 0);
+        }
+        assert_int_equal(file_read_all(nextf, &bytes, &size), 0);
+        assert_true(size > 0 && size < sizeof(buf));
+        memcpy(buf, bytes, size);
+        buf[size] = 0;
+        free(bytes);
+        buf[strcspn(buf, "\n")] = 0;
+        assert_int_equal(safe_atou64(buf, &v), 0);
+        assert_true(v > 0 && v <= 400);
+        /* The same file, not a new one renamed over it. */
+        assert_int_equal(stat(nextf, &st), 0);
+        assert_int_equal(st.st_ino, ino);
+        seg = segment_path(dir, v); /* the active segment starts there */
+        assert_int_equal(access(seg, F_OK), 0);
+        queue_free(q);
+
+        /* Reopened, the queue goes on at 400 whatever the file says. */
+        assert_int_equal(queue_open(dir, &o, &q), 0);
+        assert_int_equal(queue_next_offset(q), 400);
+        queue_free(q);
+        free(seg);
+        free(nextf);
+        free(dir);
+        rm_rf(tmp);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_roundtrip),
@@ -1341,6 +1389,7 @@ int main(void) {
                 cmocka_unit_test(test_torn_second_to_last),
                 cmocka_unit_test(test_corrupt_second_to_last),
                 cmocka_unit_test(test_zeroed_second_to_last),
+                cmocka_unit_test(test_next_offset_at_roll),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
