@@ -61,27 +61,7 @@ grep -q '"reconnects":[1-9]' "$LOG_DIR/feed-a.log" || dp_fail "alpha never had t
 
 # Every record exactly once, per-source order, dense offsets.
 "$DUMP" "$STATE_DIR/queue" >"$TMP/dump.tsv" || dp_fail "reading the queue failed"
-python3 - "$TMP/dump.tsv" "$N" <<'PY' || dp_fail "queue contents are wrong"
-import json, sys
-path, n = sys.argv[1], int(sys.argv[2])
-seqs = {'alpha': [], 'beta': []}
-expect_offset = 0
-for line in open(path):
-    offset, source, seq, data = line.rstrip('\n').split('\t', 3)
-    if int(offset) != expect_offset:
-        sys.exit(f'offset {offset} where {expect_offset} was expected (offsets must be dense)')
-    expect_offset += 1
-    d = json.loads(data)
-    if d['s'] != source or d['q'] != int(seq):
-        sys.exit(f'record at offset {offset} carries {data} but is filed as {source}/{seq}')
-    seqs[source].append(int(seq))
-for source, got in seqs.items():
-    if got != list(range(1, n + 1)):
-        dup = len(got) - len(set(got))
-        missing = n - len(set(got))
-        sys.exit(f'{source}: {len(got)} records, {dup} duplicates, {missing} missing, in order: {got == sorted(got)}')
-print(f'{expect_offset} records, offsets 0..{expect_offset - 1}, every seq of both sources exactly once, in order')
-PY
+python3 "$SOURCE_DIR/tests/integration/queue-exactly-once.py" "$TMP/dump.tsv" "$N" alpha beta || dp_fail "queue contents are wrong"
 dp_assert_eq "0 $((2 * N))" "$("$DUMP" "$STATE_DIR/queue" --bounds)" "queue bounds"
 dp_wait_exit "$FOLLOWER" 30 || dp_fail "the following reader did not reach offset $((2 * N))"
 wait "$FOLLOWER" || dp_fail "the following reader failed: $(cat "$LOG_DIR/follower.log")"

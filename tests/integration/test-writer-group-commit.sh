@@ -64,27 +64,7 @@ reconnected=$(grep -l '"reconnects":[1-9]' "$LOG_DIR"/feed-*.log | wc -l)
         dp_fail "$((k - 1)) kills while records flowed, $reconnected connectors reconnected: the test did not test anything"
 
 "$DUMP" "$STATE_DIR/queue" >"$TMP/dump.tsv" || dp_fail "reading the queue failed"
-python3 - "$TMP/dump.tsv" "$N" "${SOURCES[@]}" <<'PY' || dp_fail "queue contents are wrong"
-import json, sys
-path, n, sources = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-seqs = {s: [] for s in sources}
-expect_offset = 0
-for line in open(path):
-    offset, source, seq, data = line.rstrip('\n').split('\t', 3)
-    if int(offset) != expect_offset:
-        sys.exit(f'offset {offset} where {expect_offset} was expected (offsets must be dense)')
-    expect_offset += 1
-    d = json.loads(data)
-    if d['s'] != source or d['q'] != int(seq):
-        sys.exit(f'record at offset {offset} carries {data} but is filed as {source}/{seq}')
-    seqs[source].append(int(seq))
-for source, got in seqs.items():
-    if got != list(range(1, n + 1)):
-        dup = len(got) - len(set(got))
-        missing = n - len(set(got))
-        sys.exit(f'{source}: {len(got)} records, {dup} duplicates, {missing} missing, in order: {got == sorted(got)}')
-print(f'{expect_offset} records, every seq of {len(sources)} sources exactly once, in order')
-PY
+python3 "$SOURCE_DIR/tests/integration/queue-exactly-once.py" "$TMP/dump.tsv" "$N" "${SOURCES[@]}" || dp_fail "queue contents are wrong"
 dp_assert_eq "0 $((${#SOURCES[@]} * N))" "$("$DUMP" "$STATE_DIR/queue" --bounds)" "queue bounds"
 for s in "${SOURCES[@]}"; do
         dp_assert_eq '{"op":"hello","source":"'"$s"'","last_seq":'"$N"'}' \
