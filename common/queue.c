@@ -738,6 +738,26 @@ Queue *queue_free(Queue *q) {
         return NULL;
 }
 
+/* Moves segment s (open as fd) to corrupt/ as a whole, without trusting its header or its scan: the
+ * offsets it had handed out — from its name up to the highest offset any valid record in it still
+ * carries — are never handed out again. */
+static int queue_quarantine_unreadable(Queue *q, const SegmentRef *s, int fd, char qname[static 64]) {
+        uint64_t max_offset = 0;
+        bool found = false;
+        int r;
+
+        r = segment_resync(fd, 0, s->size, &found, &max_offset);
+        if (r < 0)
+                return r;
+        r = queue_quarantine(q, s->first, false, qname);
+        if (r < 0)
+                return r;
+        q->next_offset = MAX(q->next_offset, s->first);
+        if (found)
+                q->next_offset = MAX(q->next_offset, max_offset + 1);
+        return 0;
+}
+
 /* Recovers the last segment: keeps what is valid, cuts a torn tail, quarantines corruption. Returns
  * 1 if it stays the active segment (fds set), 0 if it was quarantined as a whole. */
 static int queue_recover_last(Queue *q, const SegmentRef *s) {
@@ -771,18 +791,9 @@ static int queue_recover_last(Queue *q, const SegmentRef *s) {
                 queue_event(q, QUEUE_EVENT_TRUNCATED, "Segment %s had a torn header (%zd bytes), rewrote it", name, n);
                 size = sizeof(h);
         } else if (segment_header_check(h, s->first, &created_us) < 0) {
-                bool found;
-                uint64_t max_offset = 0;
-
-                r = segment_resync(fd, 0, size, &found, &max_offset);
+                r = queue_quarantine_unreadable(q, s, fd, qname);
                 if (r < 0)
                         return r;
-                r = queue_quarantine(q, s->first, false, qname);
-                if (r < 0)
-                        return r;
-                q->next_offset = MAX(q->next_offset, s->first);
-                if (found)
-                        q->next_offset = MAX(q->next_offset, max_offset + 1);
                 queue_event(q, QUEUE_EVENT_QUARANTINED,
                             "Segment %s has a corrupt header; moved it to %s, continuing at offset %" PRIu64, name,
                             qname, q->next_offset);
@@ -959,22 +970,13 @@ int queue_open(const char *dir, const QueueOptions *opts, Queue **ret) {
                         /* Everything in it was written after records of the segment before it
                          * that did not survive: see the torn second-to-last segment below. */
                         _cleanup_close_ int fd = -EBADF;
-                        uint64_t max_offset = 0;
-                        bool found = false;
 
                         fd = openat(q->dir_fd, name, O_RDONLY | O_CLOEXEC);
                         if (fd < 0)
                                 return -errno;
-                        r = segment_resync(fd, 0, s->size, &found, &max_offset);
+                        r = queue_quarantine_unreadable(q, s, fd, qname);
                         if (r < 0)
                                 return r;
-                        r = queue_quarantine(q, s->first, false, qname);
-                        if (r < 0)
-                                return r;
-                        /* Its offsets are never handed out again. */
-                        q->next_offset = MAX(q->next_offset, s->first);
-                        if (found)
-                                q->next_offset = MAX(q->next_offset, max_offset + 1);
                         queue_event(q, QUEUE_EVENT_QUARANTINED,
                                     "Segment %s was written after records of the segment before it that were "
                                     "lost (not durable at a crash); moved it to %s, continuing at offset %" PRIu64,
