@@ -74,19 +74,6 @@ static void on_signal(int sig) {
         stop = 1;
 }
 
-static char *format_u64(char *p, uint64_t v) {
-        char tmp[24];
-        size_t n = 0;
-
-        do {
-                tmp[n++] = (char) ('0' + v % 10);
-                v /= 10;
-        } while (v > 0);
-        while (n > 0)
-                *p++ = tmp[--n];
-        return p;
-}
-
 /* Appends one record (wire line) to c->out. No allocation once the buffer has grown. */
 static int conn_append_record(Conn *c, uint64_t now) {
         char *p, *start, *pad;
@@ -101,17 +88,20 @@ static int conn_append_record(Conn *c, uint64_t now) {
                 static const char prefix[] = "{\"op\":\"record\",\"seq\":";
                 memcpy(p, prefix, sizeof(prefix) - 1);
                 p += sizeof(prefix) - 1;
-                p = format_u64(p, c->next_seq);
+                p += format_u64(p, c->next_seq);
                 memcpy(p, ",\"data\":", 8);
                 p += 8;
         }
         pad = p;
         memcpy(p, "{\"s\":", 5);
-        p = format_u64(p + 5, c->port->index);
+        p += 5;
+        p += format_u64(p, c->port->index);
         memcpy(p, ",\"i\":", 5);
-        p = format_u64(p + 5, c->next_seq);
+        p += 5;
+        p += format_u64(p, c->next_seq);
         memcpy(p, ",\"t\":", 5);
-        p = format_u64(p + 5, now);
+        p += 5;
+        p += format_u64(p, now);
         memcpy(p, ",\"p\":\"", 6);
         p += 6;
         data_len = (size_t) (p - pad) + 2;

@@ -120,19 +120,6 @@ static int cmp_u64(const void *a, const void *b) {
         return x < y ? -1 : x > y;
 }
 
-static size_t format_u64(char *p, uint64_t v) {
-        char tmp[20];
-        size_t n = 0;
-
-        do {
-                tmp[n++] = (char) ('0' + v % 10);
-                v /= 10;
-        } while (v > 0);
-        for (size_t i = 0; i < n; i++)
-                p[i] = tmp[n - 1 - i];
-        return n;
-}
-
 static int build_batch(InFlight *b, uint64_t id, uint64_t first_seq, uint64_t n) {
         static char data[65536];
         size_t prefix_len, src_len = strlen(arg_source);

@@ -59,6 +59,19 @@ int safe_atou32(const char *s, uint32_t *ret) {
         return 0;
 }
 
+size_t format_u64(char *p, uint64_t v) {
+        char tmp[20];
+        size_t n = 0;
+
+        do {
+                tmp[n++] = (char) ('0' + v % 10);
+                v /= 10;
+        } while (v > 0);
+        for (size_t i = 0; i < n; i++)
+                p[i] = tmp[n - 1 - i];
+        return n;
+}
+
 static const char *first_of_env_list(const char *name, char *buf, size_t size, const char *fallback) {
         const char *e = getenv(name);
         size_t n;

@@ -456,20 +456,6 @@ static int client_process_line(Client *c, char *line, size_t len) {
 
 /* ---- streaming -------------------------------------------------------------------------------- */
 
-/* Decimal digits of v at p; returns their number (at most 20). */
-static size_t format_u64(char *p, uint64_t v) {
-        char tmp[20];
-        size_t n = 0;
-
-        do {
-                tmp[n++] = (char) ('0' + v % 10);
-                v /= 10;
-        } while (v > 0);
-        for (size_t i = 0; i < n; i++)
-                p[i] = tmp[n - 1 - i];
-        return n;
-}
-
 #define APPEND_LITERAL(o, s) (memcpy((o), (s), sizeof(s) - 1), (o) += sizeof(s) - 1)
 
 /* The hot path: one reserve, then memcpy() and hand-formatted numbers, no printf and no parse;

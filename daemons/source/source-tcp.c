@@ -104,20 +104,11 @@ static void client_close(Client *c, const char *why) {
         client_free(c);
 }
 
-/* Decimal digits of v, written backwards ending at end; returns the start. */
-static char *format_u64(char *end, uint64_t v) {
-        do {
-                *--end = (char) ('0' + v % 10);
-                v /= 10;
-        } while (v);
-        return end;
-}
-
 static int client_append_record(Client *c, uint64_t seq, const char *row, size_t len) {
         static const char prefix[] = "{\"op\":\"record\",\"seq\":";
         static const char middle[] = ",\"data\":";
-        char num[24], *n = format_u64(num + sizeof(num), seq);
-        size_t nl = (size_t) (num + sizeof(num) - n);
+        char n[20];
+        size_t nl = format_u64(n, seq);
         char *o;
         int r;
 

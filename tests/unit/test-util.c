@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -64,6 +65,24 @@ static void test_safe_atou(void **state) {
         assert_true(u32 == UINT32_MAX); /* untouched on failure */
         assert_int_equal(safe_atou32("007", &u32), 0);
         assert_int_equal(u32, 7);
+}
+
+static void test_format_u64(void **state) {
+        static const uint64_t values[] = { 0, 1, 9, 10, 99, 100, 1234567890, UINT64_C(9999999999999999999),
+                                           UINT64_C(10000000000000000000), UINT64_MAX };
+        char buf[32], want[32];
+
+        for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+                size_t n;
+
+                memset(buf, '#', sizeof(buf));
+                n = format_u64(buf, values[i]);
+                snprintf(want, sizeof(want), "%" PRIu64, values[i]);
+                assert_int_equal(n, strlen(want));
+                assert_memory_equal(buf, want, n);
+                assert_int_equal(buf[n], '#'); /* nothing written past the digits */
+        }
+        assert_int_equal(format_u64(buf, UINT64_MAX), 20);
 }
 
 static void test_now(void **state) {
@@ -203,6 +222,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_source_name),
                 cmocka_unit_test(test_safe_atou),
+                cmocka_unit_test(test_format_u64),
                 cmocka_unit_test(test_now),
                 cmocka_unit_test(test_default_dirs),
                 cmocka_unit_test(test_path_join),
