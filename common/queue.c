@@ -367,7 +367,7 @@ struct Queue {
         bool sync_in_flight, inflight_data, inflight_dir;
         /* opts.roll_when_synced: a dup of the segment closed at the last roll while it was not
          * durable yet, or -EBADF. The next sync covers it before the active segment; there is at
-         * most one (a second roll syncs it first). sealed_inflight: the sync queue_sync_begin2()
+         * most one (a second roll syncs it first). sealed_inflight: the sync queue_sync_begin()
          * handed out covers it. */
         int sealed_fd;
         bool sealed_inflight;
@@ -1281,7 +1281,7 @@ int queue_sync(Queue *q) {
         return 0;
 }
 
-int queue_sync_begin2(Queue *q, int ret_fds[static 3]) {
+int queue_sync_begin(Queue *q, int ret_fds[static 3]) {
         _cleanup_close_ int sealed_fd = -EBADF, data_fd = -EBADF, dir_fd = -EBADF;
         int r;
 
@@ -1324,31 +1324,6 @@ int queue_sync_begin2(Queue *q, int ret_fds[static 3]) {
         return 1;
 }
 
-int queue_sync_begin(Queue *q, int *ret_data_fd, int *ret_dir_fd) {
-        int fds[3], r;
-
-        assert(q);
-        assert(ret_data_fd);
-        assert(ret_dir_fd);
-
-        if (q->sync_in_flight)
-                return -EBUSY;
-        /* This form has no slot for a sealed segment: make it durable here, before the job. */
-        r = queue_flush(q);
-        if (r < 0)
-                return r;
-        r = queue_sync_sealed(q);
-        if (r < 0)
-                return r;
-        r = queue_sync_begin2(q, fds);
-        if (r <= 0)
-                return r;
-        assert(fds[0] < 0);
-        *ret_data_fd = fds[1];
-        *ret_dir_fd = fds[2];
-        return 1;
-}
-
 void queue_sync_end(Queue *q, int error) {
         assert(q);
 
@@ -1365,15 +1340,6 @@ void queue_sync_end(Queue *q, int error) {
 
 bool queue_sync_in_flight(Queue *q) {
         return q->sync_in_flight;
-}
-
-bool queue_roll_pending(Queue *q) {
-        return false; /* a full segment rolls at once now */
-}
-
-uint64_t queue_active_room(Queue *q) {
-        uint64_t used = q->active_size + buffer_size(&q->pending);
-        return used < q->opts.segment_size ? q->opts.segment_size - used : 0;
 }
 
 bool queue_last_seq(Queue *q, const char *source, size_t source_len, uint64_t *ret) {

@@ -43,11 +43,11 @@ typedef struct QueueOptions {
         QueueEventFunc on_event;    /* optional */
         void *userdata;
         /* A full active segment rolls at once, without an fdatasync() of its own: it becomes the
-         * "sealed" segment, which the next sync (queue_sync_begin2(), queue_sync()) makes durable
+         * "sealed" segment, which the next sync (queue_sync_begin(), queue_sync()) makes durable
          * before the new active one. At most one is sealed at a time (a second roll syncs the
          * first on the caller's thread). Recovery cuts a torn tail of the second-to-last segment
          * and quarantines the last one (docs/queue-format.md). For a caller that syncs in another
-         * thread with queue_sync_begin2(). */
+         * thread with queue_sync_begin(). */
         bool roll_when_synced;
 } QueueOptions;
 
@@ -92,27 +92,20 @@ int queue_sync(Queue *q);
  * goes on appending (dpipe-writer's sync thread):
  *
  * queue_sync_begin() writes what was appended (like queue_flush()) and, when something is not durable
- * yet, returns 1 with duplicates of the active segment's fd (to fdatasync(), or -EBADF) and of the
- * directory's fd (to fsync() after it, or -EBADF); the caller owns and closes them. Everything
- * written before the call is durable once both calls succeeded. Returns 0 when everything written
- * is durable already, -EBUSY while a sync is in flight, or the error of the write (see queue_flush()).
+ * yet, returns 1 with duplicates of the fds to sync, in this order, each -EBADF when it needs none:
+ * ret_fds[0] the segment closed at the last roll and not durable yet (only with roll_when_synced),
+ * to fdatasync() first; ret_fds[1] the active segment, to fdatasync(); ret_fds[2] the directory, to
+ * fsync() last. The caller owns and closes them. Everything written before the call is durable once
+ * all of them succeeded. Returns 0 when everything written is durable already, -EBUSY while a sync
+ * is in flight, or the error of the write (see queue_flush()).
  *
  * queue_sync_end() reports the result (0 or negative errno) of that sync; on failure the next sync
  * covers those bytes again. Until then a segment roll (and queue_sync()) syncs them itself: a segment
  * is durable before the next one is created (with roll_when_synced: before the one after it).
  * Only the thread that owns the Queue calls these. */
-int queue_sync_begin(Queue *q, int *ret_data_fd, int *ret_dir_fd);
-/* The same with the sealed segment (roll_when_synced): ret_fds[0] is a duplicate of the segment
- * closed at the last roll that is not durable yet (or -EBADF), to fdatasync() FIRST; ret_fds[1] and
- * ret_fds[2] are the data and directory fds as above. (queue_sync_begin() syncs a sealed segment on
- * the caller's thread before it hands out its job.) */
-int queue_sync_begin2(Queue *q, int ret_fds[static 3]);
+int queue_sync_begin(Queue *q, int ret_fds[static 3]);
 void queue_sync_end(Queue *q, int error);
 bool queue_sync_in_flight(Queue *q);
-/* Always false now: a full segment rolls at once (see roll_when_synced). Kept for compatibility. */
-bool queue_roll_pending(Queue *q);
-/* Bytes the active segment takes before it is full. */
-uint64_t queue_active_room(Queue *q);
 /* Writes what was appended to the segment file (visible to readers, not yet durable). queue_sync()
  * does this first. On -ENOSPC the file is cut back and everything stays pending: call again later. */
 int queue_flush(Queue *q);

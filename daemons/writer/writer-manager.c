@@ -321,7 +321,7 @@ static int manager_sync_start(Manager *m) {
                 return 0;
         /* The job covers the segment closed at the last roll, if that is not durable yet, before
          * the active one: an ack under --sync=batch never gets ahead of the old segment's tail. */
-        r = queue_sync_begin2(m->queue, fds);
+        r = queue_sync_begin(m->queue, fds);
         if (r < 0)
                 return manager_queue_error(m, r, "write to");
         if (r == 0) {

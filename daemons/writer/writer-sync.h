@@ -24,7 +24,7 @@ SyncThread *sync_thread_free(SyncThread *t);
 DEFINE_TRIVIAL_CLEANUP_FUNC(SyncThread *, sync_thread_free);
 
 /* Hands a job to the thread: fdatasync(sealed_fd) (the segment closed at a roll, see
- * queue_sync_begin2()), fdatasync(data_fd), then fsync(dir_fd), each skipped when negative; it stops
+ * queue_sync_begin()), fdatasync(data_fd), then fsync(dir_fd), each skipped when negative; it stops
  * at the first failure. Takes ownership of the fds, also on failure. -EBUSY while a job is in flight. */
 int sync_thread_start(SyncThread *t, int sealed_fd, int data_fd, int dir_fd);
 bool sync_thread_busy(SyncThread *t);
