@@ -325,7 +325,7 @@ static int manager_sync_start(Manager *m) {
         if (r < 0)
                 return manager_queue_error(m, r, "write to");
         if (r == 0) {
-                /* Everything written is durable already (a roll or hello synced it). */
+                /* Everything written is durable already (queue_sync() for a hello did it). */
                 if (m->opts.sync == QUEUE_SYNC_BATCH)
                         return manager_send_acks(m, m->write_gen);
                 return 0;
@@ -365,13 +365,8 @@ static int manager_commit_internal(Manager *m) {
         r = manager_write(m);
         if (r < 0)
                 return r;
-        if (m->opts.sync == QUEUE_SYNC_BATCH && m->n_acks_written > 0) {
-                int k = manager_sync_start(m);
-                if (k < 0)
-                        return k;
-        }
         if (m->opts.sync == QUEUE_SYNC_BATCH)
-                return 0;
+                return m->n_acks_written > 0 ? manager_sync_start(m) : 0;
         if (r == 0)
                 return 0;
         r = manager_send_acks(m, m->write_gen);

@@ -58,7 +58,8 @@ typedef struct Manager {
 
         /* Group commit: every write that stored something bumps write_gen; a sync covers what was
          * written up to the generation it started at (sync_gen). The fdatasync() itself runs in
-         * sync_thread, never on the loop (except at a segment roll, for hello and at exit). */
+         * sync_thread, never on the loop (except for hello, at exit, and at a second roll while the
+         * segment closed at the first is not durable yet). */
         SyncThread *sync_thread;
         uint64_t write_gen;
         uint64_t sync_gen;
