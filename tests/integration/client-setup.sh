@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Shared set-up of the dpipe-client tests (sourced after lib.sh): two CSV sources (alpha, beta)
 # served by dpipe-source, the whole pipeline on a private bus with a short heartbeat, and the
-# helpers expect_exit, wait_lines and check_stream. Sets ADDR, PORT_ALPHA, PORT_BETA, N_ALPHA...
+# helpers wait_lines and check_stream (dp_expect_exit is in lib.sh). Sets ADDR, PORT_ALPHA, PORT_BETA, N_ALPHA...
 for exe in dpipe-writer dpipe-connector-tcp dpiped dpipe-source dpipectl dpipe-client; do
         command -v "$exe" >/dev/null || { dp_log "SKIP: $exe not built"; rm -rf "$TMP"; trap - EXIT; exit 77; }
 done
@@ -21,14 +21,6 @@ PY
 N_ALPHA=300
 N_BETA=120
 
-# expect_exit CODE CMD...: stdout in $out, stderr in $err.
-expect_exit() {
-        local want=$1 rc=0
-        shift
-        out=$("$@" 2>"$TMP/stderr") || rc=$?
-        err=$(cat "$TMP/stderr")
-        [ "$rc" = "$want" ] || dp_fail "'$*' exited $rc (expected $want); stdout: $out; stderr: $err"
-}
 count_lines() { if [ -e "$1" ]; then wc -l <"$1"; else echo 0; fi; }
 wait_lines() {
         dp_retry "${3:-20}" bash -c '[ "$(wc -l <"$1")" -ge "$2" ]' _ "$1" "$2" ||

@@ -189,6 +189,15 @@ dp_start_pipeline() {
 dp_assert_eq() {
         [ "$1" == "$2" ] || dp_fail "$3: expected '$1', got '$2'"
 }
+# dp_expect_exit CODE CMD...: runs CMD, leaves its stdout in $out and its stderr in $err, and fails
+# the test unless it exited with CODE.
+dp_expect_exit() {
+        local want=$1 rc=0
+        shift
+        out=$("$@" 2>"$TMP/stderr") || rc=$?
+        err=$(cat "$TMP/stderr")
+        [ "$rc" = "$want" ] || dp_fail "'$*' exited $rc (expected $want); stdout: $out; stderr: $err"
+}
 # dp_assert_contains HAYSTACK NEEDLE WHAT
 dp_assert_contains() {
         [[ "$1" == *"$2"* ]] || dp_fail "$3: '$2' not found in '$1'"

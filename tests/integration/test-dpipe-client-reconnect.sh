@@ -12,7 +12,7 @@ source "$(dirname "$0")/client-setup.sh"
 # --- a subscriber that reconnects, started before any record exists ----------------------------
 dp_bg reconnecting bash -c 'exec dpipe-client --reconnect --window=50 --connect="$1" subscribe earliest >"$2" 2>"$2.err"' \
         _ "$ADDR" "$TMP/reconnect.jsonl"
-expect_exit 0 dpipectl add-source alpha --type=tcp --address="127.0.0.1:$PORT_ALPHA"
+dp_expect_exit 0 dpipectl add-source alpha --type=tcp --address="127.0.0.1:$PORT_ALPHA"
 wait_lines "$TMP/reconnect.jsonl" "$N_ALPHA"
 check_stream "$TMP/reconnect.jsonl" "$N_ALPHA"
 
@@ -26,7 +26,7 @@ dp_assert_eq 0 "$(cat "$TMP/ending.jsonl.rc")" "exit status of a subscriber whos
 dp_daemon dpiped dpiped --runtime-dir="$RUNTIME_DIR" --state-dir="$STATE_DIR" --listen="$ADDR" --heartbeat-ms=300
 dp_wait_bus_name org.dpipe.Pipeline1
 dp_wait_port 127.0.0.1 "$DPIPED_PORT"
-expect_exit 0 dpipectl add-source beta --type=tcp --address="127.0.0.1:$PORT_BETA"
+dp_expect_exit 0 dpipectl add-source beta --type=tcp --address="127.0.0.1:$PORT_BETA"
 wait_lines "$TMP/reconnect.jsonl" $((N_ALPHA + N_BETA)) 30
 sleep 1
 check_stream "$TMP/reconnect.jsonl" $((N_ALPHA + N_BETA))
@@ -44,7 +44,7 @@ N_GAMMA=400
 PORT_GAMMA=$(dp_free_port)
 dp_daemon source-gamma dpipe-source --file="$TMP/gamma.csv" --tcp="127.0.0.1:$PORT_GAMMA"
 dp_wait_port 127.0.0.1 "$PORT_GAMMA"
-expect_exit 0 dpipectl add-source gamma --type=tcp --address="127.0.0.1:$PORT_GAMMA"
+dp_expect_exit 0 dpipectl add-source gamma --type=tcp --address="127.0.0.1:$PORT_GAMMA"
 N_ALL=$((N_ALPHA + N_BETA + N_GAMMA))
 wait_lines "$TMP/reconnect.jsonl" "$N_ALL" 30
 dp_bg slow bash -c 'dpipe-client --connect="$1" subscribe earliest 2>"$2.err" | { sleep 3; cat; } >"$2"; echo "${PIPESTATUS[0]}" >"$2.rc"' \

@@ -13,34 +13,34 @@ source "$(dirname "$0")/client-setup.sh"
 dpipe-client --connect="$ADDR" subscribe earliest >"$TMP/live.jsonl" 2>"$TMP/live.err" &
 LIVE_PID=$!
 DP_OTHER_PIDS+=("$LIVE_PID")
-expect_exit 0 dpipectl add-source alpha --type=tcp --address="127.0.0.1:$PORT_ALPHA"
+dp_expect_exit 0 dpipectl add-source alpha --type=tcp --address="127.0.0.1:$PORT_ALPHA"
 wait_lines "$TMP/live.jsonl" "$N_ALPHA"
 check_stream "$TMP/live.jsonl" "$N_ALPHA"
 
 # --- one-shot commands ---------------------------------------------------------------------
-expect_exit 0 dpipe-client --connect="$ADDR" list
+dp_expect_exit 0 dpipe-client --connect="$ADDR" list
 python3 -c 'import json,sys; o=json.loads(sys.argv[1]); assert o["op"]=="sources" and [s["name"] for s in o["sources"]]==["alpha"], o' "$out" ||
         dp_fail "list: $out"
-expect_exit 0 dpipe-client --connect="$ADDR" --format=table list
+dp_expect_exit 0 dpipe-client --connect="$ADDR" --format=table list
 [[ "$(printf '%s\n' "$out" | head -n1)" =~ ^NAME\ +TYPE\ +STATE\ +ADDRESS\ +RECORDS$ ]] || dp_fail "list as a table: $out"
 [[ "$(printf '%s\n' "$out" | sed -n 2p)" =~ ^alpha\ +tcp\ +[a-z]+\ +127\.0\.0\.1:$PORT_ALPHA\ +[0-9]+$ ]] || dp_fail "list as a table: $out"
-expect_exit 0 dpipe-client --connect="$ADDR" ping
+dp_expect_exit 0 dpipe-client --connect="$ADDR" ping
 dp_assert_eq '{"op":"pong"}' "$out" "ping"
-expect_exit 0 dpipe-client --connect="$ADDR" status
+dp_expect_exit 0 dpipe-client --connect="$ADDR" status
 python3 -c 'import json,sys; o=json.loads(sys.argv[1]); assert o["op"]=="status", o' "$out" || dp_fail "status: $out"
-expect_exit 1 dpipe-client --connect="$ADDR" remove "no such"
+dp_expect_exit 1 dpipe-client --connect="$ADDR" remove "no such"
 [ -n "$err" ] && [ "$(printf '%s\n' "$err" | wc -l)" = 1 ] || dp_fail "remove of a bad name: stderr '$err'"
-expect_exit 1 dpipe-client --connect=127.0.0.1:1 list
+dp_expect_exit 1 dpipe-client --connect=127.0.0.1:1 list
 dp_assert_contains "$err" "127.0.0.1:1" "connection refused message"
-expect_exit 2 dpipe-client --format=xml list
+dp_expect_exit 2 dpipe-client --format=xml list
 # Words beyond "subscribe [earliest|latest|OFFSET]" are the server's to judge.
-expect_exit 1 dpipe-client --connect="$ADDR" subscribe yesterday
+dp_expect_exit 1 dpipe-client --connect="$ADDR" subscribe yesterday
 [ -n "$err" ] && [ "$(printf '%s\n' "$err" | wc -l)" = 1 ] || dp_fail "subscribe yesterday: stderr '$err'"
-expect_exit 0 bash -c 'dpipe-client --connect="$1" list </dev/null' _ "$ADDR"
-expect_exit 0 bash -c 'dpipe-client --connect="$1" </dev/null' _ "$ADDR"
+dp_expect_exit 0 bash -c 'dpipe-client --connect="$1" list </dev/null' _ "$ADDR"
+dp_expect_exit 0 bash -c 'dpipe-client --connect="$1" </dev/null' _ "$ADDR"
 dp_assert_eq "" "$out" "interactive mode with nothing on stdin"
-expect_exit 2 dpipe-client --bogus
-expect_exit 0 dpipe-client --version
+dp_expect_exit 2 dpipe-client --bogus
+dp_expect_exit 0 dpipe-client --version
 [[ "$out" =~ ^dpipe-client\ [0-9] ]] || dp_fail "--version printed '$out'"
 
 # CSV and table output of records.
@@ -59,7 +59,7 @@ head -n1 "$TMP/records.txt" | grep -Eq '^offset +source +ts_us +id +name +note$'
 sed -n 2p "$TMP/records.txt" | grep -Eq '^5 +alpha +[0-9]+ +5 +name 5 +comma, and "quotes" 5$' || dp_fail "table row: $(sed -n 2p "$TMP/records.txt")"
 
 # --- interactive mode on a pipe: plain lines, no prompt --------------------------------------
-expect_exit 0 bash -c 'printf "ping\n{\"op\":\"ping\",\"id\":7}\nlist\nbogus\n" | dpipe-client --connect="$1"' _ "$ADDR"
+dp_expect_exit 0 bash -c 'printf "ping\n{\"op\":\"ping\",\"id\":7}\nlist\nbogus\n" | dpipe-client --connect="$1"' _ "$ADDR"
 python3 - "$out" <<'PY' || dp_fail "interactive on a pipe printed: $out"
 import json, sys
 msgs = [json.loads(l) for l in sys.argv[1].splitlines()]

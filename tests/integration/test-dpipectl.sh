@@ -21,14 +21,6 @@ dp_daemon source-alpha dpipe-source --file="$TMP/alpha.csv" --tcp="127.0.0.1:$PO
 dp_wait_port 127.0.0.1 "$PORT_ALPHA"
 PORT_DEAD=$(dp_free_port) # nothing listens there
 
-# expect_exit CODE CMD...: runs CMD, captures stdout in $out and stderr in $err, checks the code.
-expect_exit() {
-        local want=$1 rc=0
-        shift
-        out=$("$@" 2>"$TMP/stderr") || rc=$?
-        err=$(cat "$TMP/stderr")
-        [ "$rc" = "$want" ] || dp_fail "'$*' exited $rc (expected $want); stdout: $out; stderr: $err"
-}
 # The error a user sees is exactly one line.
 one_line() {
         [ -n "$err" ] || dp_fail "$1: no message on stderr"
@@ -43,9 +35,9 @@ dp_retry 10 grep -q "^Monitoring org.dpipe.Pipeline1" "$TMP/monitor.txt" || dp_f
 sleep 1
 
 # --- add-source ------------------------------------------------------------------------------
-expect_exit 0 dpipectl add-source alpha --type=tcp --address="127.0.0.1:$PORT_ALPHA" --option=heartbeat_ms=1000
+dp_expect_exit 0 dpipectl add-source alpha --type=tcp --address="127.0.0.1:$PORT_ALPHA" --option=heartbeat_ms=1000
 dp_assert_eq "" "$out" "add-source prints nothing on success"
-expect_exit 0 dpipectl --json add-source beta --type=tcp --address="127.0.0.1:$PORT_DEAD" \
+dp_expect_exit 0 dpipectl --json add-source beta --type=tcp --address="127.0.0.1:$PORT_DEAD" \
         --option=timeout_ms=500 --option=query="subscribe 0"
 python3 -c 'import json,sys; o=json.loads(sys.argv[1]); assert o=={"name":"beta","path":"/org/dpipe/Pipeline1/source/beta"}, o' "$out" ||
         dp_fail "add-source --json printed $out"
@@ -54,43 +46,43 @@ out=$(busctl --system get-property org.dpipe.Pipeline1 /org/dpipe/Pipeline1/sour
 dp_assert_eq "s \"127.0.0.1:$PORT_DEAD\"" "$out" "Address of beta"
 
 # --- failures: exit 1 and the D-Bus error's message as one line -----------------------------
-expect_exit 1 dpipectl add-source alpha --type=tcp --address="127.0.0.1:$PORT_ALPHA"
+dp_expect_exit 1 dpipectl add-source alpha --type=tcp --address="127.0.0.1:$PORT_ALPHA"
 one_line "add-source of an existing name"
 dp_assert_contains "$err" "Failed to add source alpha:" "add-source twice"
 dp_assert_contains "$err" "exists" "add-source twice"
-expect_exit 1 dpipectl add-source 'bad/name' --type=tcp --address=127.0.0.1:1
+dp_expect_exit 1 dpipectl add-source 'bad/name' --type=tcp --address=127.0.0.1:1
 one_line "add-source with a bad name"
-expect_exit 1 dpipectl add-source gamma --type=nosuchtype --address=127.0.0.1:1
+dp_expect_exit 1 dpipectl add-source gamma --type=nosuchtype --address=127.0.0.1:1
 one_line "add-source of an unknown type"
-expect_exit 1 dpipectl remove-source nosuch
+dp_expect_exit 1 dpipectl remove-source nosuch
 one_line "remove-source of an unknown source"
 dp_assert_contains "$err" "nosuch" "remove-source nosuch"
-expect_exit 1 dpipectl status nosuch
+dp_expect_exit 1 dpipectl status nosuch
 one_line "status of an unknown source"
-expect_exit 1 env DBUS_SYSTEM_BUS_ADDRESS="unix:path=$TMP/nobus" dpipectl list-sources
+dp_expect_exit 1 env DBUS_SYSTEM_BUS_ADDRESS="unix:path=$TMP/nobus" dpipectl list-sources
 one_line "no bus"
 dp_assert_contains "$err" "bus" "no bus"
 
 # --- bad usage: exit 2 -------------------------------------------------------------------------
-expect_exit 2 dpipectl
-expect_exit 2 dpipectl frobnicate
-expect_exit 2 dpipectl add-source onlyname
-expect_exit 2 dpipectl add-source x --type=tcp
-expect_exit 2 dpipectl add-source x --type=tcp --address=a:1 --option=noequals
-expect_exit 2 dpipectl add-source x --type=tcp --address=a:1 --option=interval_ms=soon
-expect_exit 2 dpipectl add-source x --type=tcp --address=a:1 --option=address=b:2
-expect_exit 2 dpipectl add-source x --type=tcp --address=a:1 --option=format=csv --option=format=jsonl
-expect_exit 2 dpipectl list-sources extra
-expect_exit 2 dpipectl list-sources --type=tcp
-expect_exit 2 dpipectl tail --from=yesterday
-expect_exit 2 dpipectl --no-such-option list-sources
-expect_exit 0 dpipectl --help
+dp_expect_exit 2 dpipectl
+dp_expect_exit 2 dpipectl frobnicate
+dp_expect_exit 2 dpipectl add-source onlyname
+dp_expect_exit 2 dpipectl add-source x --type=tcp
+dp_expect_exit 2 dpipectl add-source x --type=tcp --address=a:1 --option=noequals
+dp_expect_exit 2 dpipectl add-source x --type=tcp --address=a:1 --option=interval_ms=soon
+dp_expect_exit 2 dpipectl add-source x --type=tcp --address=a:1 --option=address=b:2
+dp_expect_exit 2 dpipectl add-source x --type=tcp --address=a:1 --option=format=csv --option=format=jsonl
+dp_expect_exit 2 dpipectl list-sources extra
+dp_expect_exit 2 dpipectl list-sources --type=tcp
+dp_expect_exit 2 dpipectl tail --from=yesterday
+dp_expect_exit 2 dpipectl --no-such-option list-sources
+dp_expect_exit 0 dpipectl --help
 dp_assert_contains "$out" "add-source NAME" "--help"
-expect_exit 0 dpipectl --version
+dp_expect_exit 0 dpipectl --version
 [[ "$out" =~ ^dpipectl\ [0-9] ]] || dp_fail "--version printed '$out'"
 
 # --- pause, resume ---------------------------------------------------------------------------
-expect_exit 0 dpipectl pause-source beta
+dp_expect_exit 0 dpipectl pause-source beta
 dp_retry 10 bash -c '[ "$(busctl --system get-property org.dpipe.Pipeline1 /org/dpipe/Pipeline1/source/beta org.dpipe.Pipeline1.Source State)" = "s \"paused\"" ]' ||
         dp_fail "beta is not paused after pause-source"
 
@@ -106,14 +98,14 @@ dp_retry 10 bash -c '[ "$(busctl --system get-property org.dpipe.Pipeline1 /org/
 # --- list-sources: the table, to the character ------------------------------------------------
 # Ports from dp_free_port are ephemeral, i.e. 5 digits: the columns below are fixed.
 [ "${#PORT_ALPHA}" = 5 ] && [ "${#PORT_DEAD}" = 5 ] || dp_fail "unexpected port lengths $PORT_ALPHA $PORT_DEAD"
-expect_exit 0 dpipectl list-sources
+dp_expect_exit 0 dpipectl list-sources
 expected="NAME  TYPE STATE  ADDRESS         RECORDS
 alpha tcp  active 127.0.0.1:$PORT_ALPHA       3
 beta  tcp  paused 127.0.0.1:$PORT_DEAD       0
 
 2 sources listed."
 dp_assert_eq "$expected" "$out" "list-sources table"
-expect_exit 0 dpipectl list-sources --no-legend
+dp_expect_exit 0 dpipectl list-sources --no-legend
 expected="alpha tcp active 127.0.0.1:$PORT_ALPHA 3
 beta  tcp paused 127.0.0.1:$PORT_DEAD 0"
 dp_assert_eq "$expected" "$out" "list-sources --no-legend"
@@ -150,7 +142,7 @@ plain = run("--no-pager", "list-sources")
 assert "PAGED:" not in plain and "\x1b[0;4mNAME" in plain, repr(plain)
 PY
 
-expect_exit 0 dpipectl list-sources --json
+dp_expect_exit 0 dpipectl list-sources --json
 python3 - "$out" "$PORT_ALPHA" "$PORT_DEAD" <<'PY' || dp_fail "list-sources --json: $out"
 import json, sys
 a = json.loads(sys.argv[1])
@@ -166,7 +158,7 @@ for key in ("LastRecordUSec", "LastHeartbeatUSec", "Reconnects", "LastError"):
 PY
 
 # --- status NAME, status ---------------------------------------------------------------------
-expect_exit 0 dpipectl status alpha
+dp_expect_exit 0 dpipectl status alpha
 dp_assert_contains "$out" "● alpha - tcp source" "status alpha"
 dp_assert_contains "$out" "         State: active" "status alpha"
 dp_assert_contains "$out" "       Address: 127.0.0.1:$PORT_ALPHA" "status alpha"
@@ -175,17 +167,17 @@ dp_assert_contains "$out" "   Last record: " "status alpha"
 dp_assert_contains "$out" "Last heartbeat: " "status alpha"
 dp_assert_contains "$out" " ago" "status alpha (last record time)"
 [[ "$out" != *$'\e'* ]] || dp_fail "status prints colours into a pipe"
-expect_exit 0 dpipectl status beta
+dp_expect_exit 0 dpipectl status beta
 dp_assert_contains "$out" "         State: paused" "status beta"
-expect_exit 0 dpipectl status alpha --json
+dp_expect_exit 0 dpipectl status alpha --json
 python3 -c 'import json,sys; o=json.loads(sys.argv[1]); assert o["Name"]=="alpha" and o["RecordsReceived"]==3 and o["State"]=="active", o' "$out" ||
         dp_fail "status alpha --json: $out"
-expect_exit 0 dpipectl status
+dp_expect_exit 0 dpipectl status
 dp_assert_contains "$out" "dpipe pipeline (dpiped " "status"
 dp_assert_contains "$out" "         Queue: 3 records stored, offsets 0..2" "status"
 dp_assert_contains "$out" "       Sources: 2 (1 active, 0 failed)" "status"
 dp_assert_contains "$out" "active alpha (tcp) 127.0.0.1:$PORT_ALPHA" "status"
-expect_exit 0 dpipectl --json status
+dp_expect_exit 0 dpipectl --json status
 python3 - "$out" <<'PY' || dp_fail "status --json: $out"
 import json, sys
 o = json.loads(sys.argv[1])
@@ -194,12 +186,12 @@ assert isinstance(o["Version"], str) and o["Version"], o
 assert [s["Name"] for s in o["Sources"]] == ["alpha", "beta"], o
 PY
 
-expect_exit 0 dpipectl resume-source beta
+dp_expect_exit 0 dpipectl resume-source beta
 dp_retry 10 bash -c '[ "$(busctl --system get-property org.dpipe.Pipeline1 /org/dpipe/Pipeline1/source/beta org.dpipe.Pipeline1.Source State)" != "s \"paused\"" ]' ||
         dp_fail "beta still paused after resume-source"
 
 # --- tail: records through the client protocol -------------------------------------------------
-expect_exit 0 timeout 20 dpipectl tail --from=earliest --no-follow --json --connect="127.0.0.1:$DPIPED_PORT"
+dp_expect_exit 0 timeout 20 dpipectl tail --from=earliest --no-follow --json --connect="127.0.0.1:$DPIPED_PORT"
 python3 - "$out" <<'PY' || dp_fail "tail --json: $out"
 import json, sys
 recs = [json.loads(l) for l in sys.argv[1].splitlines()]
@@ -208,13 +200,13 @@ assert [r["data"]["name"] for r in recs] == ["ann", "bob, jr", "cy"], recs
 assert all(r["source"] == "alpha" and r["op"] == "record" for r in recs), recs
 PY
 # -n 2: the last two records of the queue, like tail -n.
-expect_exit 0 timeout 20 dpipectl tail -n 2 --no-follow --source=alpha --connect="127.0.0.1:$DPIPED_PORT"
+dp_expect_exit 0 timeout 20 dpipectl tail -n 2 --no-follow --source=alpha --connect="127.0.0.1:$DPIPED_PORT"
 [ "$(printf '%s\n' "$out" | wc -l)" = 2 ] || dp_fail "tail -n 2 printed: $out"
 [[ "$(printf '%s\n' "$out" | head -n1)" =~ ^1\ [0-9]{4}-[0-9]{2}-[0-9]{2}\ [0-9:.]+\ alpha:\ \{.*\"bob,\ jr\" ]] ||
         dp_fail "tail human line: $out"
-expect_exit 0 timeout 20 dpipectl tail --from=earliest --no-follow --source=nosuch --connect="127.0.0.1:$DPIPED_PORT"
+dp_expect_exit 0 timeout 20 dpipectl tail --from=earliest --no-follow --source=nosuch --connect="127.0.0.1:$DPIPED_PORT"
 dp_assert_eq "" "$out" "tail of a source without records"
-expect_exit 2 dpipectl tail --from=earliest -n 2
+dp_expect_exit 2 dpipectl tail --from=earliest -n 2
 # Following: runs until SIGTERM, then exits 0.
 dpipectl tail -n 1 --json --connect="127.0.0.1:$DPIPED_PORT" >"$TMP/follow.jsonl" 2>&1 &
 follow_pid=$!
@@ -225,31 +217,31 @@ rc=0
 wait "$follow_pid" || rc=$?
 dp_assert_eq 0 "$rc" "exit status of tail after SIGTERM"
 dp_assert_eq 1 "$(wc -l <"$TMP/follow.jsonl")" "lines printed by tail -n 1"
-expect_exit 1 dpipectl tail --connect=127.0.0.1:1
+dp_expect_exit 1 dpipectl tail --connect=127.0.0.1:1
 one_line "tail with nothing listening"
 
 # --- the bus policy: anyone may look, only root may change ------------------------------------
 if setpriv --reuid=65534 --regid=65534 --clear-groups true 2>/dev/null; then
-        expect_exit 0 setpriv --reuid=65534 --regid=65534 --clear-groups dpipectl list-sources --no-legend
+        dp_expect_exit 0 setpriv --reuid=65534 --regid=65534 --clear-groups dpipectl list-sources --no-legend
         dp_assert_contains "$out" alpha "list-sources as nobody"
-        expect_exit 1 setpriv --reuid=65534 --regid=65534 --clear-groups dpipectl remove-source alpha
+        dp_expect_exit 1 setpriv --reuid=65534 --regid=65534 --clear-groups dpipectl remove-source alpha
         one_line "remove-source as nobody"
         out=$(busctl --system get-property org.dpipe.Pipeline1 /org/dpipe/Pipeline1/source/alpha org.dpipe.Pipeline1.Source Name)
         dp_assert_eq 's "alpha"' "$out" "alpha after a refused remove-source"
 fi
 
 # --- remove-source, several at once ------------------------------------------------------------
-expect_exit 0 dpipectl add-source gamma --type=tcp --address="127.0.0.1:$PORT_DEAD"
-expect_exit 1 dpipectl remove-source gamma nosuch
+dp_expect_exit 0 dpipectl add-source gamma --type=tcp --address="127.0.0.1:$PORT_DEAD"
+dp_expect_exit 1 dpipectl remove-source gamma nosuch
 one_line "remove-source gamma nosuch"
-expect_exit 0 dpipectl list-sources --no-legend
+dp_expect_exit 0 dpipectl list-sources --no-legend
 [[ "$out" != *gamma* ]] || dp_fail "gamma still listed after remove-source gamma nosuch: $out"
-expect_exit 0 dpipectl remove-source alpha beta
-expect_exit 0 dpipectl list-sources
+dp_expect_exit 0 dpipectl remove-source alpha beta
+dp_expect_exit 0 dpipectl list-sources
 dp_assert_eq "NAME TYPE STATE ADDRESS RECORDS
 
 0 sources listed." "$out" "empty list-sources"
-expect_exit 0 dpipectl list-sources --json
+dp_expect_exit 0 dpipectl list-sources --json
 dp_assert_eq "[]" "$out" "empty list-sources --json"
 
 # --- what monitor saw ------------------------------------------------------------------------
