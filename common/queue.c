@@ -40,7 +40,9 @@
  * fdatasync()): 4-10 ms on the loop. In chunks this large it runs about once per segment. */
 #define PREALLOC_CHUNK (64u * 1024u * 1024u)
 #define READ_CHUNK (256u * 1024u)
+#define WRITEBACK_CHUNK (1024u * 1024u) /* queue_writeback_begin() hands out whole aligned ones */
 #define NEXT_OFFSET_FILE "next-offset"
+#define SPARE_FILE "spare-segment"
 #define CORRUPT_DIR "corrupt"
 /* A directory listing younger than this after the directory's last change proves nothing about
  * later changes (see reader_next_segment()). */
@@ -354,7 +356,7 @@ struct Queue {
         uint64_t index_last_pos; /* position of the last index entry in the active segment */
         uint64_t active_end;     /* offset after the last record of the active segment at open */
         uint64_t last_write_usec; /* of the active segment, for age retention */
-        uint64_t writeback_pos;   /* queue_writeback() started writeback up to here */
+        uint64_t writeback_pos;   /* queue_writeback_begin() handed out up to here */
         uint64_t allocated_end;   /* fallocate()d up to here in the active segment */
         bool no_fallocate;        /* the file system does not support it */
 
@@ -371,6 +373,10 @@ struct Queue {
          * handed out covers it. */
         int sealed_fd;
         bool sealed_inflight;
+        /* The next segment's file, created and reserved ahead (queue_spare_begin()), so that a roll
+         * does not wait for the block allocator: open unless SPARE_NONE. */
+        int spare_fd;
+        enum { SPARE_NONE, SPARE_RESERVING, SPARE_READY } spare_state;
 
         SourceTable sources;
 };
@@ -624,7 +630,7 @@ static int queue_create_segment(Queue *q) {
         _cleanup_close_ int fd = -EBADF, ifd = -EBADF;
         uint8_t h[QUEUE_SEGMENT_HEADER_SIZE];
         char name[32], idx[32];
-        uint64_t now = now_usec(CLOCK_REALTIME), first = queue_written_next_offset(q);
+        uint64_t now = now_usec(CLOCK_REALTIME), first = queue_written_next_offset(q), allocated = 0;
         int r;
 
         r = queue_add_segment_ref(q, &(SegmentRef) { .first = first, .size = 0, .mtime_usec = now });
@@ -634,9 +640,15 @@ static int queue_create_segment(Queue *q) {
 
         segment_name(name, first, "seg");
         segment_name(idx, first, "idx");
-        fd = openat(q->dir_fd, name, O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
-        if (fd < 0)
-                return -errno;
+        if (q->spare_state == SPARE_READY && renameat(q->dir_fd, SPARE_FILE, q->dir_fd, name) >= 0) {
+                fd = TAKE_FD(q->spare_fd);
+                q->spare_state = SPARE_NONE;
+                allocated = q->opts.segment_size;
+        } else {
+                fd = openat(q->dir_fd, name, O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+                if (fd < 0)
+                        return -errno;
+        }
         segment_header_build(h, first, now);
         r = write_all(fd, h, sizeof(h));
         if (r < 0) {
@@ -657,7 +669,7 @@ static int queue_create_segment(Queue *q) {
         q->active_first = first;
         q->active_size = QUEUE_SEGMENT_HEADER_SIZE;
         q->writeback_pos = 0;
-        q->allocated_end = 0;
+        q->allocated_end = allocated;
         q->active_created_us = now;
         q->last_write_usec = now;
         q->index_last_pos = 0;
@@ -727,6 +739,9 @@ Queue *queue_free(Queue *q) {
         safe_close(q->active_fd);
         safe_close(q->index_fd);
         safe_close(q->sealed_fd);
+        if (q->spare_state != SPARE_NONE)
+                (void) unlinkat(q->dir_fd, SPARE_FILE, 0);
+        safe_close(q->spare_fd);
         safe_close(q->lock_fd);
         safe_close(q->dir_fd);
         buffer_done(&q->pending);
@@ -857,6 +872,7 @@ static int queue_recover_last(Queue *q, const SegmentRef *s) {
         q->index_fd = TAKE_FD(ifd);
         q->active_first = s->first;
         q->active_size = size;
+        q->writeback_pos = size; /* what is there was written back before: no writeback for it */
         q->active_created_us = created_us;
         q->last_write_usec = s->mtime_usec;
         q->index_last_pos = buffer_size(&idx) >= 16 ? le64_get((const uint8_t *) buffer_begin(&idx) + buffer_size(&idx) - 8) : 0;
@@ -919,7 +935,7 @@ int queue_open(const char *dir, const QueueOptions *opts, Queue **ret) {
         q = calloc(1, sizeof(Queue));
         if (!q)
                 return -ENOMEM;
-        q->dir_fd = q->lock_fd = q->active_fd = q->index_fd = q->sealed_fd = -EBADF;
+        q->dir_fd = q->lock_fd = q->active_fd = q->index_fd = q->sealed_fd = q->spare_fd = -EBADF;
         if (opts)
                 q->opts = *opts;
         if (q->opts.segment_size == 0)
@@ -939,6 +955,10 @@ int queue_open(const char *dir, const QueueOptions *opts, Queue **ret) {
                 return -errno;
         if (flock(q->lock_fd, LOCK_EX | LOCK_NB) < 0)
                 return errno == EWOULDBLOCK ? -EBUSY : -errno;
+
+        /* A spare segment left by a crash holds nothing. */
+        if (unlinkat(q->dir_fd, SPARE_FILE, 0) < 0 && errno != ENOENT)
+                return -errno;
 
         have_persisted = read_next_offset_file(q->dir_fd, &persisted) >= 0;
         q->next_offset = persisted;
@@ -1167,14 +1187,77 @@ int queue_append(Queue *q, const char *source, size_t source_len, const QueueApp
         return 0;
 }
 
-void queue_writeback(Queue *q) {
-        if (q->writeback_pos > q->active_size)
-                q->writeback_pos = 0; /* a new segment */
-        if (q->active_size > q->writeback_pos) {
-                (void) sync_file_range(q->active_fd, (off_t) q->writeback_pos, (off_t) (q->active_size - q->writeback_pos),
-                                       SYNC_FILE_RANGE_WRITE);
-                q->writeback_pos = q->active_size;
+int queue_spare_begin(Queue *q, int *ret_fd, uint64_t *ret_size) {
+        _cleanup_close_ int fd = -EBADF;
+        int dup_fd;
+
+        assert(q);
+        assert(ret_fd);
+        assert(ret_size);
+
+        if (q->no_fallocate || q->spare_state != SPARE_NONE || q->active_fd < 0 ||
+            q->active_size < q->opts.segment_size / 2)
+                return 0;
+        fd = openat(q->dir_fd, SPARE_FILE, O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+        if (fd < 0)
+                return -errno;
+        dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (dup_fd < 0) {
+                int r = -errno;
+                (void) unlinkat(q->dir_fd, SPARE_FILE, 0);
+                return r;
         }
+        q->spare_fd = TAKE_FD(fd);
+        q->spare_state = SPARE_RESERVING;
+        *ret_fd = dup_fd;
+        *ret_size = q->opts.segment_size;
+        return 1;
+}
+
+void queue_spare_end(Queue *q, int error) {
+        assert(q);
+
+        if (q->spare_state != SPARE_RESERVING)
+                return;
+        if (error >= 0) {
+                q->spare_state = SPARE_READY;
+                return;
+        }
+        /* No room, or no fallocate(): the roll creates the segment and reserves as before (and
+         * finds out about either itself). */
+        (void) unlinkat(q->dir_fd, SPARE_FILE, 0);
+        q->spare_fd = safe_close(q->spare_fd);
+        q->spare_state = SPARE_NONE;
+}
+
+int queue_writeback_begin(Queue *q, int *ret_fd, uint64_t *ret_offset, uint64_t *ret_length) {
+        uint64_t end;
+        int fd;
+
+        assert(q);
+        assert(ret_fd);
+        assert(ret_offset);
+        assert(ret_length);
+
+        if (q->writeback_pos > q->active_size)
+                q->writeback_pos = q->active_size / WRITEBACK_CHUNK * WRITEBACK_CHUNK; /* cut back */
+        /* Whole chunks only, never the partly filled last block: once that block is on disk, the
+         * next write() that extends the file moves the on-disk size (ext4: the inode's i_data_sem
+         * and a journal handle) and so waits for the conversion of the blocks just written back,
+         * which holds both. Writing back after every write() made that wait part of every write;
+         * this way only the periodic fdatasync() writes the last block. */
+        end = q->active_size / WRITEBACK_CHUNK * WRITEBACK_CHUNK;
+        if (end <= q->writeback_pos)
+                return 0;
+        /* A duplicate: the caller may roll (and close) the segment before the writeback runs. */
+        fd = fcntl(q->active_fd, F_DUPFD_CLOEXEC, 3);
+        if (fd < 0)
+                return -errno;
+        *ret_fd = fd;
+        *ret_offset = q->writeback_pos;
+        *ret_length = end - q->writeback_pos;
+        q->writeback_pos = end;
+        return 1;
 }
 
 /* Reserves disk space before writing (fallocate with KEEP_SIZE: the file size, and so what readers

@@ -109,9 +109,23 @@ bool queue_sync_in_flight(Queue *q);
 /* Writes what was appended to the segment file (visible to readers, not yet durable). queue_sync()
  * does this first. On -ENOSPC the file is cut back and everything stays pending: call again later. */
 int queue_flush(Queue *q);
-/* Starts (does not wait for) writeback of what was flushed since the last call, so that a later
- * queue_sync() has little left to do (sync_file_range(SYNC_FILE_RANGE_WRITE)). Best effort. */
-void queue_writeback(Queue *q);
+/* The next segment's file ahead of time, so that a roll neither creates a file nor waits for the
+ * block allocator (on ext4 reserving space can wait for block bitmaps to be read from disk): once
+ * the active segment is half full, returns 1 with a duplicate fd of a new, empty file
+ * (queue/spare-segment, the caller owns and closes the fd) and the size to reserve in it, for
+ * fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, size) on another thread. Report the result with
+ * queue_spare_end(): after success the next roll renames that file to the new segment's name. 0 when
+ * there is nothing to do (a spare exists, the segment is less than half full, no fallocate()), negative
+ * errno if the file could not be created. queue_open() and queue_free() remove a spare. */
+int queue_spare_begin(Queue *q, int *ret_fd, uint64_t *ret_size);
+void queue_spare_end(Queue *q, int error);
+/* What to write back early, so that a later sync has little left to do: returns 1 with a duplicate
+ * of the active segment's fd (the caller owns and closes it) and the range written since the last
+ * call, in whole aligned MiB and never the partly filled end, for sync_file_range(
+ * SYNC_FILE_RANGE_WRITE) — on another thread: on ext4 starting writeback can wait for the block
+ * allocator. 0 when there is no whole MiB yet, negative errno if the fd could not be duplicated.
+ * Best effort: nothing depends on it for durability. */
+int queue_writeback_begin(Queue *q, int *ret_fd, uint64_t *ret_offset, uint64_t *ret_length);
 /* Bytes appended but not yet written by queue_flush(). */
 size_t queue_pending_bytes(Queue *q);
 /* Last stored seq for a source; false if the queue holds nothing from it. */

@@ -357,6 +357,28 @@ static void on_sync_done(SyncThread *t, int error, void *userdata) {
         (void) manager_commit(m);
 }
 
+static void on_spare_reserved(SyncThread *t, int error, void *userdata) {
+        Manager *m = userdata;
+
+        if (error < 0)
+                log_debug_errno(error, "Could not reserve the next segment ahead, the roll will: %m");
+        queue_spare_end(m->queue, error);
+}
+
+/* Work for the sync thread that keeps the disk off the loop: the next segment's space, reserved
+ * while the active one fills, and (--sync=interval) the early writeback of what was written. */
+static void manager_prepare_ahead(Manager *m) {
+        uint64_t offset, length;
+        int fd;
+
+        if (!m->sync_thread)
+                return;
+        if (queue_spare_begin(m->queue, &fd, &length) > 0 && sync_thread_reserve(m->sync_thread, fd, length) < 0)
+                queue_spare_end(m->queue, -EBUSY);
+        if (m->opts.sync == QUEUE_SYNC_INTERVAL && queue_writeback_begin(m->queue, &fd, &offset, &length) > 0)
+                sync_thread_writeback(m->sync_thread, fd, offset, length);
+}
+
 /* Makes what was appended durable under the sync policy and acks it (--sync=batch: once the sync
  * it starts, or the one after the running one, completed). */
 static int manager_commit_internal(Manager *m) {
@@ -366,14 +388,11 @@ static int manager_commit_internal(Manager *m) {
         if (r < 0)
                 return r;
         if (m->opts.sync == QUEUE_SYNC_BATCH)
-                return m->n_acks_written > 0 ? manager_sync_start(m) : 0;
-        if (r == 0)
-                return 0;
-        r = manager_send_acks(m, m->write_gen);
-        /* With --sync=interval, get the disk going now: the periodic fdatasync() then has little
-         * left to do. */
-        if (m->opts.sync == QUEUE_SYNC_INTERVAL)
-                queue_writeback(m->queue);
+                r = m->n_acks_written > 0 ? manager_sync_start(m) : 0;
+        else if (r > 0)
+                r = manager_send_acks(m, m->write_gen);
+        /* After the sync job: the thread takes that first. */
+        manager_prepare_ahead(m);
         return r;
 }
 
@@ -619,7 +638,7 @@ int manager_start(Manager *m) {
                 r = sd_event_add_time_relative(m->event, &m->sync_timer, CLOCK_MONOTONIC,
                                                m->opts.sync_interval_usec, 0, on_sync_timer, m);
         if (r >= 0 && m->opts.sync != QUEUE_SYNC_NONE)
-                r = sync_thread_new(m->event, on_sync_done, m, &m->sync_thread);
+                r = sync_thread_new(m->event, on_sync_done, on_spare_reserved, m, &m->sync_thread);
         if (r >= 0 && m->opts.idle_exit_usec > 0)
                 r = sd_event_add_time_relative(m->event, &m->idle_timer, CLOCK_MONOTONIC, m->opts.idle_exit_usec,
                                                0, on_idle, m);

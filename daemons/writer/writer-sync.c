@@ -4,9 +4,11 @@
  * loop, which goes on reading and writing batches; the result comes back through an eventfd.
  *
  * State shared with the thread, all under the mutex: the job (fds), whether it was taken, its
- * result, and the quit flag. At most one job exists at a time. */
+ * result, the reservation and its result, the writeback hint, and the quit flag. At most one of
+ * each exists at a time. */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -26,6 +28,7 @@ struct SyncThread {
         int event_fd;
         sd_event_source *event_source;
         SyncDoneFunc done;
+        SyncDoneFunc reserved;
         void *userdata;
 
         /* Under lock: */
@@ -35,6 +38,15 @@ struct SyncThread {
         bool quit;
         int sealed_fd, data_fd, dir_fd;
         int result;
+        /* A writeback hint (sync_thread_writeback()): not a job, no result; a sync job goes first. */
+        int wb_fd;
+        uint64_t wb_offset, wb_length;
+        /* A reservation (sync_thread_reserve()), after a sync job, before a hint: queued while
+         * reserve_fd >= 0, its result waiting while reserve_finished. */
+        int reserve_fd;
+        uint64_t reserve_size;
+        bool reserve_finished;
+        int reserve_result;
 };
 
 /* The segment closed at a roll (sealed_fd) first: nothing after it counts as durable before it is. */
@@ -60,8 +72,32 @@ static void *sync_thread_main(void *arg) {
         for (;;) {
                 int sealed_fd, data_fd, dir_fd, r;
 
-                while (!t->queued && !t->quit)
+                while (!t->queued && t->reserve_fd < 0 && t->wb_fd < 0 && !t->quit)
                         pthread_cond_wait(&t->cond, &t->lock);
+                if (!t->queued && t->reserve_fd >= 0 && !t->quit) {
+                        int fd = TAKE_FD(t->reserve_fd);
+                        uint64_t size = t->reserve_size;
+
+                        pthread_mutex_unlock(&t->lock);
+                        r = fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t) size) < 0 ? -errno : 0;
+                        safe_close(fd);
+                        pthread_mutex_lock(&t->lock);
+                        t->reserve_result = r;
+                        t->reserve_finished = true;
+                        (void) write(t->event_fd, &(uint64_t) { 1 }, sizeof(uint64_t));
+                        continue;
+                }
+                if (!t->queued && t->wb_fd >= 0 && !t->quit) {
+                        int fd = TAKE_FD(t->wb_fd);
+                        uint64_t offset = t->wb_offset, length = t->wb_length;
+
+                        pthread_mutex_unlock(&t->lock);
+                        /* Best effort: a failure shows up again at the next fdatasync(). */
+                        (void) sync_file_range(fd, (off_t) offset, (off_t) length, SYNC_FILE_RANGE_WRITE);
+                        safe_close(fd);
+                        pthread_mutex_lock(&t->lock);
+                        continue;
+                }
                 /* A job handed over before quit still runs: its bytes are waiting for it. */
                 if (!t->queued)
                         break;
@@ -106,15 +142,23 @@ static bool sync_thread_take_result(SyncThread *t, int *ret) {
 
 static int on_sync_event(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         SyncThread *t = userdata;
-        int r;
+        bool reserved;
+        int r, reserve_result;
 
         sync_thread_drain(t);
+        pthread_mutex_lock(&t->lock);
+        reserved = t->reserve_finished;
+        reserve_result = t->reserve_result;
+        t->reserve_finished = false;
+        pthread_mutex_unlock(&t->lock);
+        if (reserved)
+                t->reserved(t, reserve_result, t->userdata);
         if (sync_thread_take_result(t, &r))
                 t->done(t, r, t->userdata);
         return 0;
 }
 
-int sync_thread_new(sd_event *event, SyncDoneFunc done, void *userdata, SyncThread **ret) {
+int sync_thread_new(sd_event *event, SyncDoneFunc done, SyncDoneFunc reserved, void *userdata, SyncThread **ret) {
         _cleanup_(sync_thread_freep) SyncThread *t = NULL;
         sigset_t all, saved;
         int r;
@@ -122,8 +166,9 @@ int sync_thread_new(sd_event *event, SyncDoneFunc done, void *userdata, SyncThre
         t = calloc(1, sizeof(SyncThread));
         if (!t)
                 return -ENOMEM;
-        t->sealed_fd = t->data_fd = t->dir_fd = -EBADF;
+        t->sealed_fd = t->data_fd = t->dir_fd = t->wb_fd = t->reserve_fd = -EBADF;
         t->done = done;
+        t->reserved = reserved;
         t->userdata = userdata;
         pthread_mutex_init(&t->lock, NULL);
         pthread_cond_init(&t->cond, NULL);
@@ -163,6 +208,8 @@ SyncThread *sync_thread_free(SyncThread *t) {
         safe_close(t->sealed_fd);
         safe_close(t->data_fd);
         safe_close(t->dir_fd);
+        safe_close(t->wb_fd);
+        safe_close(t->reserve_fd);
         sd_event_source_disable_unref(t->event_source);
         safe_close(t->event_fd);
         pthread_cond_destroy(&t->cond);
@@ -212,4 +259,37 @@ int sync_thread_wait(SyncThread *t) {
         pthread_mutex_unlock(&t->lock);
         sync_thread_drain(t);
         return r;
+}
+
+void sync_thread_writeback(SyncThread *t, int fd, uint64_t offset, uint64_t length) {
+        int unused = -EBADF;
+
+        pthread_mutex_lock(&t->lock);
+        if (t->wb_fd >= 0 && offset == t->wb_offset + t->wb_length) {
+                /* The next range of the same segment (a new segment starts at 0): one call. */
+                t->wb_length += length;
+                unused = fd;
+        } else {
+                unused = t->wb_fd;
+                t->wb_fd = fd;
+                t->wb_offset = offset;
+                t->wb_length = length;
+        }
+        pthread_cond_broadcast(&t->cond);
+        pthread_mutex_unlock(&t->lock);
+        safe_close(unused);
+}
+
+int sync_thread_reserve(SyncThread *t, int fd, uint64_t size) {
+        pthread_mutex_lock(&t->lock);
+        if (t->reserve_fd >= 0 || t->reserve_finished) {
+                pthread_mutex_unlock(&t->lock);
+                safe_close(fd);
+                return -EBUSY;
+        }
+        t->reserve_fd = fd;
+        t->reserve_size = size;
+        pthread_cond_broadcast(&t->cond);
+        pthread_mutex_unlock(&t->lock);
+        return 0;
 }

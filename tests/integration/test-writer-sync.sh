@@ -6,6 +6,8 @@
 #   * --sync=batch (group commit): while a sync is in flight the next batch is written (readers see
 #     it) but not acked; both acks come once the syncs completed;
 #   * a sync that fails with ENOSPC stalls (one warning, acks held) and is retried until it works;
+#   * --sync=interval: the early writeback (sync_file_range, whole MiB) and the reservation of the
+#     next segment (fallocate of the spare segment, renamed at the roll) run in the sync thread;
 #   * a sync that fails with EIO is fatal: logged once, exit non-zero, the batch never acked; after a
 #     restart the connector's resend is stored exactly once.
 # strace counts injections per thread: the sync thread's first fdatasync() is "when=1".
@@ -122,3 +124,51 @@ case "$ack" in
 *) dp_fail "ack of batch 8 sent again: $ack" ;;
 esac
 dp_assert_eq "alpha:1 alpha:2 alpha:3 alpha:4 alpha:5 alpha:6 alpha:7 alpha:8 " "$(seqs_in_queue)" "the queue"
+
+# --sync=interval: the disk work ahead runs in the sync thread, never on the loop: the early
+# writeback (sync_file_range, up to whole aligned MiB only: the partly filled end is the
+# fdatasync()'s) and the reservation of the next segment's space (fallocate of the spare segment,
+# which the roll renames). 40,000 records of 200 bytes are ~9 MiB: four rolls at --segment-size=2M.
+dp_kill_daemon writer TERM
+rm -f "$SOCK"
+ASAN_OPTIONS="${ASAN_OPTIONS}:detect_leaks=0" \
+        strace -f -qq -o "$LOG_DIR/ahead.strace" -e trace=sync_file_range,fallocate,renameat,rename \
+        dpipe-writer "${WRITER_ARGS[@]}" --sync=interval:100 --segment-size=2M >"$LOG_DIR/ahead.log" 2>&1 &
+TRACER=$!
+DP_OTHER_PIDS+=("$TRACER")
+dp_wait_socket "$SOCK"
+WPID=$(pgrep -P "$TRACER" -x dpipe-writer)
+[ -n "$WPID" ] || dp_fail "no dpipe-writer under strace"
+"$BUILD_DIR/bench/writer-feed" --socket="$SOCK" --source=bulk --count=40000 --size=200 >"$TMP/feed.out" ||
+        dp_fail "writer-feed failed: $(cat "$TMP/feed.out")"
+stop_traced || dp_fail "the writer exited with status $?"
+python3 - "$LOG_DIR/ahead.strace" "$WPID" <<'PY' || dp_fail "disk work ahead (see $LOG_DIR/ahead.strace)"
+import re, sys
+lines = open(sys.argv[1]).read().splitlines()
+loop = int(sys.argv[2])
+MiB = 1 << 20
+wb = [re.match(r"(\d+) +sync_file_range\(\d+, (\d+), (\d+), SYNC_FILE_RANGE_WRITE\) = 0$", l)
+      for l in lines if "sync_file_range(" in l]
+if not wb or None in wb:
+    sys.exit("expected successful sync_file_range() calls, got %d, some unparsed" % len(wb))
+total = 0
+for m in wb:
+    tid, off, length = int(m.group(1)), int(m.group(2)), int(m.group(3))
+    if tid == loop:
+        sys.exit("sync_file_range() on the event loop's thread")
+    # A range starts where the last one ended (the first: where the reopened segment ended, or 0 in
+    # a new segment) and ends on a whole MiB.
+    if length == 0 or (off + length) % MiB:
+        sys.exit("range %d+%d does not end on a MiB" % (off, length))
+    total += length
+if total < 2 * MiB:
+    sys.exit("only %d bytes written back early" % total)
+spare = [l for l in lines if re.search(r"fallocate\(\d+, FALLOC_FL_KEEP_SIZE, 0, 2097152\) = 0$", l)]
+if len(spare) < 2 or any(int(l.split()[0]) == loop for l in spare):
+    sys.exit("expected the spare segments reserved by the sync thread, got: %r" % spare)
+renames = [l for l in lines if re.search(r'rename(at)?\(.*"spare-segment".*\.seg"\) = 0$', l)]
+if len(renames) < 2:
+    sys.exit("expected rolls that rename the spare segment, got %d" % len(renames))
+PY
+dp_assert_eq "40000" "$("$DUMP" "$STATE_DIR/queue" | awk -F'\t' '$2 == "bulk"' | wc -l)" "records of the bulk source"
+[ ! -e "$STATE_DIR/queue/spare-segment" ] || dp_fail "the spare segment is left after a clean exit"

@@ -1361,6 +1361,215 @@ static void test_next_offset_at_roll(void **state) {
         rm_rf(tmp);
 }
 
+/* Appends single flushed records until a new segment starts; returns its first offset. */
+static uint64_t append_until_roll(Queue *q, const char *dir, uint64_t *next) {
+        for (uint64_t n = 0;; n++) {
+                char *seg;
+                bool rolled;
+
+                append_n(q, "s", 1 + *next, 1, *next);
+                assert_int_equal(queue_flush(q), 0);
+                seg = segment_path(dir, *next);
+                rolled = access(seg, F_OK) == 0;
+                free(seg);
+                (*next)++;
+                if (rolled)
+                        return *next - 1;
+                assert_true(n < 100000);
+        }
+}
+
+static ino_t inode_of(const char *path) {
+        struct stat st;
+
+        assert_int_equal(stat(path, &st), 0);
+        return st.st_ino;
+}
+
+/* The writeback ranges handed out: whole aligned MiB only (the partly filled end is left to the
+ * fdatasync()), each byte once, on a duplicate of the active segment's fd, from 0 again in a new
+ * segment, and nothing for what a reopened queue found on disk. */
+static void test_writeback_begin(void **state) {
+        char *tmp = make_tmp(), *dir = qdir_of(tmp), *seg;
+        const uint64_t MiB = 1024 * 1024, rec = QUEUE_RECORD_HEADER_SIZE + 1 + 14;
+        QueueOptions o = { .segment_size = 3 * MiB };
+        uint64_t offset, length, next = 0, size;
+        Queue *q = NULL;
+        struct stat st;
+        int fd = -EBADF;
+
+        assert_int_equal(queue_open(dir, &o, &q), 0);
+        seg = segment_path(dir, 0);
+        assert_int_equal(queue_writeback_begin(q, &fd, &offset, &length), 0);
+
+        /* Just under 1 MiB written: nothing yet. */
+        append_n(q, "s", 1, (MiB - QUEUE_SEGMENT_HEADER_SIZE) / rec, 0);
+        next = (MiB - QUEUE_SEGMENT_HEADER_SIZE) / rec;
+        assert_int_equal(queue_flush(q), 0);
+        assert_int_equal(queue_writeback_begin(q, &fd, &offset, &length), 0);
+
+        /* Over it: [0, 1 MiB), once. */
+        append_n(q, "s", 1 + next, 100, next);
+        next += 100;
+        assert_int_equal(queue_flush(q), 0);
+        assert_int_equal(queue_writeback_begin(q, &fd, &offset, &length), 1);
+        assert_true(same_file(fd, seg));
+        assert_int_equal(offset, 0);
+        assert_int_equal(length, MiB);
+        /* The fd is the caller's and works. */
+        assert_int_equal(sync_file_range(fd, (off_t) offset, (off_t) length, SYNC_FILE_RANGE_WRITE), 0);
+        fd = safe_close(fd);
+        assert_int_equal(queue_writeback_begin(q, &fd, &offset, &length), 0);
+
+        /* Appended but not flushed counts for nothing; flushed to 2.5 MiB: [1, 2) MiB. */
+        append_n(q, "s", 1 + next, (3 * MiB / 2) / rec, next);
+        next += (3 * MiB / 2) / rec;
+        assert_int_equal(queue_writeback_begin(q, &fd, &offset, &length), 0);
+        assert_int_equal(queue_flush(q), 0);
+        assert_int_equal(queue_writeback_begin(q, &fd, &offset, &length), 1);
+        assert_int_equal(offset, MiB);
+        assert_int_equal(length, MiB);
+        fd = safe_close(fd);
+        free(seg);
+
+        /* Past the segment size: a new segment, whose ranges start at 0 again. */
+        seg = segment_path(dir, append_until_roll(q, dir, &next));
+        append_n(q, "s", 1 + next, MiB / rec, next);
+        assert_int_equal(queue_flush(q), 0);
+        assert_int_equal(queue_writeback_begin(q, &fd, &offset, &length), 1);
+        assert_true(same_file(fd, seg));
+        assert_int_equal(offset, 0);
+        assert_int_equal(length, MiB);
+        fd = safe_close(fd);
+        next += MiB / rec;
+        queue_free(q);
+
+        /* Reopened: what is on disk is not handed out; the next range starts at the file's end. */
+        assert_int_equal(stat(seg, &st), 0);
+        size = (uint64_t) st.st_size;
+        assert_true(size > MiB && size < 2 * MiB);
+        assert_int_equal(queue_open(dir, &o, &q), 0);
+        assert_int_equal(queue_writeback_begin(q, &fd, &offset, &length), 0);
+        append_n(q, "s", 1 + next, MiB / rec, next);
+        assert_int_equal(queue_flush(q), 0);
+        assert_int_equal(queue_writeback_begin(q, &fd, &offset, &length), 1);
+        assert_true(same_file(fd, seg));
+        assert_int_equal(offset, size);
+        assert_int_equal(length, 2 * MiB - size);
+        fd = safe_close(fd);
+        queue_free(q);
+        free(seg);
+        free(dir);
+        rm_rf(tmp);
+}
+
+/* The spare segment: created once the active segment is half full, reserved by the caller, renamed
+ * to the next segment at the roll (its space already reserved); not used while not reported or after
+ * a failed reservation; removed by queue_free() and by queue_open() after a crash. */
+static void test_spare_segment(void **state) {
+        char *tmp = make_tmp(), *dir = qdir_of(tmp), *spare, *seg;
+        const uint64_t segsize = 256 * 1024, rec = QUEUE_RECORD_HEADER_SIZE + 1 + 14;
+        QueueOptions o = { .segment_size = segsize };
+        uint64_t next = 0, size, first;
+        Queue *q = NULL;
+        struct stat st;
+        ino_t ino;
+        int fd = -EBADF;
+
+        spare = path_join(dir, "spare-segment");
+        assert_non_null(spare);
+        assert_int_equal(queue_open(dir, &o, &q), 0);
+
+        /* Less than half full: nothing; over half: the file, empty, and the size to reserve. */
+        append_n(q, "s", 1, segsize / 2 / rec - 1, 0);
+        next = segsize / 2 / rec - 1;
+        assert_int_equal(queue_flush(q), 0);
+        assert_int_equal(queue_spare_begin(q, &fd, &size), 0);
+        append_n(q, "s", 1 + next, 2, next);
+        next += 2;
+        assert_int_equal(queue_flush(q), 0);
+        assert_int_equal(queue_spare_begin(q, &fd, &size), 1);
+        assert_int_equal(size, segsize);
+        assert_true(same_file(fd, spare));
+        assert_int_equal(stat(spare, &st), 0);
+        assert_int_equal(st.st_size, 0);
+        ino = st.st_ino;
+        assert_int_equal(queue_spare_begin(q, &(int) { -EBADF }, &size), 0); /* one at a time */
+        if (fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t) size) < 0) {
+                /* A file system without fallocate(): the writer reports that as a failed reservation. */
+                assert_true(errno == EOPNOTSUPP);
+                skip();
+        }
+        fd = safe_close(fd);
+        queue_spare_end(q, 0);
+
+        /* The roll takes it: the new segment is that file, with its space reserved, readable. */
+        first = append_until_roll(q, dir, &next);
+        seg = segment_path(dir, first);
+        assert_int_equal(access(spare, F_OK), -1);
+        assert_int_equal(errno, ENOENT);
+        assert_int_equal(stat(seg, &st), 0);
+        assert_int_equal(st.st_ino, ino);
+        assert_true((uint64_t) st.st_blocks * 512 >= segsize);
+        assert_int_equal(read_all(dir, 0, NULL, 0), next);
+        free(seg);
+
+        /* A reservation not reported yet at the roll is left for the next one. */
+        while (queue_spare_begin(q, &fd, &size) == 0) {
+                append_n(q, "s", 1 + next, 100, next);
+                next += 100;
+                assert_int_equal(queue_flush(q), 0);
+        }
+        ino = inode_of(spare);
+        first = append_until_roll(q, dir, &next);
+        seg = segment_path(dir, first);
+        assert_true(inode_of(seg) != ino);
+        assert_int_equal(inode_of(spare), ino);
+        free(seg);
+        assert_int_equal(fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t) size), 0);
+        fd = safe_close(fd);
+        queue_spare_end(q, 0);
+        first = append_until_roll(q, dir, &next);
+        seg = segment_path(dir, first);
+        assert_int_equal(inode_of(seg), ino);
+        free(seg);
+
+        /* A failed reservation: the file goes, the roll creates the segment itself, and the next
+         * half-full segment gets a new spare. */
+        while (queue_spare_begin(q, &fd, &size) == 0) {
+                append_n(q, "s", 1 + next, 100, next);
+                next += 100;
+                assert_int_equal(queue_flush(q), 0);
+        }
+        fd = safe_close(fd);
+        queue_spare_end(q, -ENOSPC);
+        assert_int_equal(access(spare, F_OK), -1);
+        first = append_until_roll(q, dir, &next);
+        seg = segment_path(dir, first);
+        assert_int_equal(access(seg, F_OK), 0);
+        free(seg);
+        while (queue_spare_begin(q, &fd, &size) == 0) {
+                append_n(q, "s", 1 + next, 100, next);
+                next += 100;
+                assert_int_equal(queue_flush(q), 0);
+        }
+        fd = safe_close(fd);
+        assert_int_equal(access(spare, F_OK), 0);
+        assert_int_equal(read_all(dir, 0, NULL, 0), next);
+
+        /* queue_free() removes it; so does queue_open() after a crash left one. */
+        queue_free(q);
+        assert_int_equal(access(spare, F_OK), -1);
+        file_write_all(spare, (const uint8_t *) "x", 1);
+        assert_int_equal(queue_open(dir, &o, &q), 0);
+        assert_int_equal(access(spare, F_OK), -1);
+        assert_int_equal(queue_next_offset(q), next);
+        queue_free(q);
+        free(spare);
+        free(dir);
+        rm_rf(tmp);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_roundtrip),
@@ -1385,6 +1594,8 @@ int main(void) {
                 cmocka_unit_test(test_torn_second_to_last),
                 cmocka_unit_test(test_corrupt_second_to_last),
                 cmocka_unit_test(test_next_offset_at_roll),
+                cmocka_unit_test(test_writeback_begin),
+                cmocka_unit_test(test_spare_segment),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
