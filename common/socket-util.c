@@ -189,14 +189,21 @@ int socket_connect_unix(const char *path, bool nonblock) {
         return TAKE_FD(fd);
 }
 
+int socket_set_nodelay(int fd) {
+        int one = 1;
+
+        if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
+                return errno == EOPNOTSUPP ? 0 : -errno;
+        return 0;
+}
+
 int socket_connect_tcp(const SocketAddress *a) {
         _cleanup_close_ int fd = -EBADF;
-        int one = 1;
 
         fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
                 return -errno;
-        (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        (void) socket_set_nodelay(fd);
         if (connect(fd, (const struct sockaddr *) &a->sa, a->len) < 0 && errno != EINPROGRESS)
                 return -errno;
         return TAKE_FD(fd);

@@ -12,6 +12,7 @@
 #include "json-util.h"
 #include "line.h"
 #include "log.h"
+#include "socket-util.h"
 #include "util.h"
 
 #define CLIENT_READ_ROOM 4096u
@@ -783,6 +784,8 @@ static int accept_handler(sd_event_source *es, int fd, uint32_t revents, void *u
                         safe_close(cfd);
                         continue;
                 }
+                /* Record lines go out in batches: the tail of one must not wait for an ACK. */
+                (void) socket_set_nodelay(cfd);
                 r = client_new(m, cfd);
                 if (r < 0)
                         log_warning_errno(r, "Failed to set up a client connection: %m");

@@ -716,6 +716,8 @@ static int server_accept(sd_event_source *es, int lfd, uint32_t revents, void *u
                 if (!c)
                         return log_oom();
                 c->fd = TAKE_FD(fd);
+                /* Records go out in batches: the tail of one must not wait for an ACK. */
+                (void) socket_set_nodelay(c->fd);
                 memcpy(&a.sa, &sa, salen);
                 a.len = salen;
                 socket_address_format(&a, c->peer, sizeof(c->peer));

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -78,6 +79,8 @@ static void test_unix(void **state) {
         assert_true(c >= 0);
         s = accept4(l, NULL, NULL, SOCK_CLOEXEC);
         assert_true(s >= 0);
+        /* Nothing to do on a unix socket, and not an error: callers need not know the family. */
+        assert_int_equal(socket_set_nodelay(s), 0);
         assert_int_equal(write(c, "hi", 2), 2);
         {
                 char buf[2];
@@ -111,6 +114,14 @@ static void test_unix(void **state) {
         free(dir);
 }
 
+static int nodelay_of(int fd) {
+        int v = -1;
+        socklen_t len = sizeof(v);
+
+        assert_int_equal(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, &len), 0);
+        return v != 0;
+}
+
 static void test_tcp(void **state) {
         SocketAddress a;
         struct sockaddr_in sin;
@@ -133,6 +144,12 @@ static void test_tcp(void **state) {
         assert_int_equal(socket_finish_connect(c), 0);
         s = accept4(l, NULL, NULL, SOCK_CLOEXEC);
         assert_true(s >= 0);
+        /* Both ends without Nagle: connected ones by socket_connect_tcp(), accepted ones by
+         * socket_set_nodelay(). */
+        assert_int_equal(nodelay_of(c), 1);
+        assert_int_equal(nodelay_of(s), 0);
+        assert_int_equal(socket_set_nodelay(s), 0);
+        assert_int_equal(nodelay_of(s), 1);
         close(s);
         close(c);
 
