@@ -1463,6 +1463,18 @@ static void test_writeback_begin(void **state) {
         rm_rf(tmp);
 }
 
+/* Appends and flushes records until queue_spare_begin() hands out the spare; returns its fd. */
+static int append_until_spare(Queue *q, uint64_t *next, uint64_t *ret_size) {
+        int fd = -EBADF;
+
+        while (queue_spare_begin(q, &fd, ret_size) == 0) {
+                append_n(q, "s", 1 + *next, 100, *next);
+                *next += 100;
+                assert_int_equal(queue_flush(q), 0);
+        }
+        return fd;
+}
+
 /* The spare segment: created once the active segment is half full, reserved by the caller, renamed
  * to the next segment at the roll (its space already reserved); not used while not reported or after
  * a failed reservation; removed by queue_free() and by queue_open() after a crash. */
@@ -1515,11 +1527,7 @@ static void test_spare_segment(void **state) {
         free(seg);
 
         /* A reservation not reported yet at the roll is left for the next one. */
-        while (queue_spare_begin(q, &fd, &size) == 0) {
-                append_n(q, "s", 1 + next, 100, next);
-                next += 100;
-                assert_int_equal(queue_flush(q), 0);
-        }
+        fd = append_until_spare(q, &next, &size);
         ino = inode_of(spare);
         first = append_until_roll(q, dir, &next);
         seg = segment_path(dir, first);
@@ -1536,11 +1544,7 @@ static void test_spare_segment(void **state) {
 
         /* A failed reservation: the file goes, the roll creates the segment itself, and the next
          * half-full segment gets a new spare. */
-        while (queue_spare_begin(q, &fd, &size) == 0) {
-                append_n(q, "s", 1 + next, 100, next);
-                next += 100;
-                assert_int_equal(queue_flush(q), 0);
-        }
+        fd = append_until_spare(q, &next, &size);
         fd = safe_close(fd);
         queue_spare_end(q, -ENOSPC);
         assert_int_equal(access(spare, F_OK), -1);
@@ -1548,11 +1552,7 @@ static void test_spare_segment(void **state) {
         seg = segment_path(dir, first);
         assert_int_equal(access(seg, F_OK), 0);
         free(seg);
-        while (queue_spare_begin(q, &fd, &size) == 0) {
-                append_n(q, "s", 1 + next, 100, next);
-                next += 100;
-                assert_int_equal(queue_flush(q), 0);
-        }
+        fd = append_until_spare(q, &next, &size);
         fd = safe_close(fd);
         assert_int_equal(access(spare, F_OK), 0);
         assert_int_equal(read_all(dir, 0, NULL, 0), next);
