@@ -377,6 +377,8 @@ struct Queue {
          * does not wait for the block allocator: open unless SPARE_NONE. */
         int spare_fd;
         enum { SPARE_NONE, SPARE_RESERVING, SPARE_READY } spare_state;
+        bool spare_failed;          /* for the active segment: no second try until the next one */
+        uint64_t spare_failed_first;
 
         SourceTable sources;
 };
@@ -1196,7 +1198,7 @@ int queue_spare_begin(Queue *q, int *ret_fd, uint64_t *ret_size) {
         assert(ret_size);
 
         if (q->no_fallocate || q->spare_state != SPARE_NONE || q->active_fd < 0 ||
-            q->active_size < q->opts.segment_size / 2)
+            q->active_size < q->opts.segment_size / 2 || (q->spare_failed && q->spare_failed_first == q->active_first))
                 return 0;
         fd = openat(q->dir_fd, SPARE_FILE, O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
         if (fd < 0)
@@ -1224,7 +1226,10 @@ void queue_spare_end(Queue *q, int error) {
                 return;
         }
         /* No room, or no fallocate(): the roll creates the segment and reserves as before (and
-         * finds out about either itself). */
+         * finds out about either itself). Not again before that roll: on a full disk every commit
+         * would create and remove the file. */
+        q->spare_failed = true;
+        q->spare_failed_first = q->active_first;
         (void) unlinkat(q->dir_fd, SPARE_FILE, 0);
         q->spare_fd = safe_close(q->spare_fd);
         q->spare_state = SPARE_NONE;

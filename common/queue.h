@@ -115,7 +115,8 @@ int queue_flush(Queue *q);
  * (queue/spare-segment, the caller owns and closes the fd) and the size to reserve in it, for
  * fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, size) on another thread. Report the result with
  * queue_spare_end(): after success the next roll renames that file to the new segment's name. 0 when
- * there is nothing to do (a spare exists, the segment is less than half full, no fallocate()), negative
+ * there is nothing to do (a spare exists, the segment is less than half full, no fallocate(), a
+ * reservation failed for this segment already), negative
  * errno if the file could not be created. queue_open() and queue_free() remove a spare. */
 int queue_spare_begin(Queue *q, int *ret_fd, uint64_t *ret_size);
 void queue_spare_end(Queue *q, int error);

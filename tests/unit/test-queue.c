@@ -1548,6 +1548,10 @@ static void test_spare_segment(void **state) {
         fd = safe_close(fd);
         queue_spare_end(q, -ENOSPC);
         assert_int_equal(access(spare, F_OK), -1);
+        append_n(q, "s", 1 + next, 100, next);
+        next += 100;
+        assert_int_equal(queue_flush(q), 0);
+        assert_int_equal(queue_spare_begin(q, &fd, &size), 0); /* not again in this segment */
         first = append_until_roll(q, dir, &next);
         seg = segment_path(dir, first);
         assert_int_equal(access(seg, F_OK), 0);
