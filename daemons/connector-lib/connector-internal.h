@@ -88,6 +88,7 @@ struct Source {
         char *position;        /* last acked (persisted) position */
         uint64_t cursor_seq;   /* next_seq at the last acked batch */
         bool cursor_dirty;
+        bool cursor_save_due;  /* stopped: the cursor is written at the end of this loop iteration */
 
         /* counters */
         uint64_t records, bytes, skipped, last_record_us, last_heartbeat_us, reconnects;
@@ -154,12 +155,14 @@ struct Manager {
 
         struct lh_table *sources; /* name -> Source */
         unsigned n_sources;
+        unsigned n_cursors_due;  /* sources with cursor_save_due */
 
         WriterClient writer;
 
         Source *flush_head, *flush_tail; /* sources with an open batch, oldest first */
         size_t open_bytes;                /* what the open batches hold */
         sd_event_source *flush_defer;
+        sd_event_source *cursor_defer; /* writes the due cursors when the loop is idle */
         sd_event_source *report_timer; /* once a second: counters, cursors */
         sd_event_source *idle_timer;
         sd_event_source *drain_timer;
@@ -183,6 +186,7 @@ void manager_broadcast(Manager *m, json_object *msg);
 void manager_schedule_flush(Manager *m, Source *s);
 /* Writes what the writer client buffered at the end of this loop iteration. */
 void manager_schedule_write(Manager *m);
+void manager_schedule_cursor_save(Manager *m);
 void manager_check_idle(Manager *m);
 void manager_check_drained(Manager *m);
 Source *manager_find_source(Manager *m, const char *name);
@@ -225,9 +229,14 @@ void source_set_throttled(Source *s, bool throttled);
 int source_report(Source *s);
 json_object *source_state_json(Source *s);
 int source_save_cursor(Source *s);
-/* Saves every changed cursor (only those with a position if with_position_only) with one syncfs()
- * and one directory fsync() for all of them. */
-int source_save_cursors(Manager *m, bool with_position_only);
+typedef enum CursorSelection {
+        CURSORS_ALL,           /* every changed cursor (exit) */
+        CURSORS_WITH_POSITION, /* those that carry a position, and those due (the 1 s report) */
+        CURSORS_DUE,           /* those of sources stopped in this loop iteration */
+} CursorSelection;
+/* Saves the selected changed cursors with one syncfs() and one directory fsync() for all of them
+ * (one alone: write_file_atomic()). */
+int source_save_cursors(Manager *m, CursorSelection which);
 /* The delay before retry number attempt (0-based): jittered exponential, see BACKOFF_*. */
 uint64_t source_backoff_delay(unsigned attempt);
 

@@ -2,6 +2,7 @@
 /* One source: its state machine (connecting -> active -> backoff -> connecting ..., paused, failed),
  * counters, the open batch, the backoff timer and the persisted cursor. */
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -107,8 +108,11 @@ static void source_do_stop(Source *s) {
         s->started = false;
         s->manager->type->stop(s);
         source_flush(s);
-        if (!s->removed)
-                (void) source_save_cursor(s);
+        if (!s->removed && s->cursor_dirty && !s->cursor_save_due) {
+                s->cursor_save_due = true;
+                s->manager->n_cursors_due++;
+                manager_schedule_cursor_save(s->manager);
+        }
 }
 
 /* Enters connecting; the type's start() runs once the writer told us where to resume. */
@@ -239,7 +243,30 @@ static int source_write_cursor_tmp(Source *s, int dfd, Buffer *b) {
         return 0;
 }
 
-int source_save_cursors(Manager *m, bool with_position_only) {
+/* A due cursor (see source_do_stop()) is written once; should that fail, the exit writes it. */
+static void source_cursor_attempted(Source *s) {
+        if (!s->cursor_save_due)
+                return;
+        s->cursor_save_due = false;
+        assert(s->manager->n_cursors_due > 0);
+        s->manager->n_cursors_due--;
+}
+
+static bool cursor_selected(const Source *s, CursorSelection which) {
+        if (!s->cursor_dirty)
+                return false;
+        switch (which) {
+        case CURSORS_ALL:
+                return true;
+        case CURSORS_WITH_POSITION:
+                return s->position || s->cursor_save_due;
+        case CURSORS_DUE:
+                return s->cursor_save_due;
+        }
+        return false;
+}
+
+int source_save_cursors(Manager *m, CursorSelection which) {
         _cleanup_free_ Source **written = NULL;
         _cleanup_(buffer_done) Buffer b = {};
         _cleanup_close_ int dfd = -EBADF;
@@ -250,13 +277,17 @@ int source_save_cursors(Manager *m, bool with_position_only) {
 
         lh_foreach(m->sources, e) {
                 Source *s = (Source *) lh_entry_v(e);
-                if (s->cursor_dirty && (s->position || !with_position_only)) {
+                if (cursor_selected(s, which)) {
                         n_dirty++;
                         one = s;
                 }
         }
-        if (n_dirty <= 1)
-                return one ? source_save_cursor(one) : 0;
+        if (n_dirty <= 1) {
+                if (!one)
+                        return 0;
+                source_cursor_attempted(one);
+                return source_save_cursor(one);
+        }
 
         /* Many cursors (e.g. at exit with a thousand sources): the same atomic replacement as
          * write_file_atomic(), but with one syncfs() for all the new files and one fsync() of the
@@ -273,8 +304,9 @@ int source_save_cursors(Manager *m, bool with_position_only) {
                 return log_oom();
         lh_foreach(m->sources, e) {
                 Source *s = (Source *) lh_entry_v(e);
-                if (!s->cursor_dirty || (!s->position && with_position_only) || n >= n_dirty)
+                if (!cursor_selected(s, which) || n >= n_dirty)
                         continue;
+                source_cursor_attempted(s); /* a failure is not retried before the exit */
                 r = source_write_cursor_tmp(s, dfd, &b);
                 if (r < 0) {
                         log_source_warning_errno(s->name, r, "Source %s: failed to write cursor: %m", s->name);
@@ -398,6 +430,7 @@ Source *source_free(Source *s) {
         }
         if (s->in_flush_list)
                 LIST_REMOVE(flush, s->manager->flush_head, s->manager->flush_tail, s);
+        source_cursor_attempted(s); /* not due any more: it is gone */
         sd_event_source_disable_unref(s->backoff_timer);
         source_unconfigure(s);
         if (s->options)
