@@ -108,6 +108,14 @@ static void append_n(Queue *q, const char *source, uint64_t first_seq, uint64_t 
         }
 }
 
+/* Appends n * 50 records of source "s" (seq 1.., offsets 0..) in n writes of 50. */
+static void append_flushed_fifties(Queue *q, unsigned n) {
+        for (unsigned i = 0; i < n; i++) {
+                append_n(q, "s", 1 + (uint64_t) i * 50, 50, (uint64_t) i * 50);
+                assert_int_equal(queue_flush(q), 0);
+        }
+}
+
 static uint64_t read_all(const char *dir, uint64_t from, uint64_t *offsets, size_t max) {
         QueueReader *r = NULL;
         QueueRecord rec;
@@ -387,10 +395,7 @@ static void test_flipped_byte_middle_segment(void **state) {
         Queue *q = NULL;
 
         assert_int_equal(queue_open(dir, &o, &q), 0);
-        for (int i = 0; i < 10; i++) {
-                append_n(q, "s", 1 + (uint64_t) i * 50, 50, (uint64_t) i * 50);
-                assert_int_equal(queue_flush(q), 0);
-        }
+        append_flushed_fifties(q, 10);
         assert_int_equal(queue_sync(q), 0);
         next = queue_next_offset(q);
         queue_free(q);
@@ -485,10 +490,7 @@ static void test_retention_and_persisted_offset(void **state) {
         DIR *d;
 
         assert_int_equal(queue_open(dir, &o, &q), 0);
-        for (int i = 0; i < 40; i++) {
-                append_n(q, "s", 1 + (uint64_t) i * 50, 50, (uint64_t) i * 50);
-                assert_int_equal(queue_flush(q), 0);
-        }
+        append_flushed_fifties(q, 40);
         assert_int_equal(queue_sync(q), 0);
         assert_true(ev.count[QUEUE_EVENT_REMOVED] > 0);
         assert_true(queue_disk_bytes(q) <= 12 * 1024 + 8192);
@@ -528,10 +530,7 @@ static void test_reader_survives_retention(void **state) {
         uint64_t expect = 0;
 
         assert_int_equal(queue_open(dir, &o, &q), 0);
-        for (int i = 0; i < 10; i++) {
-                append_n(q, "s", 1 + (uint64_t) i * 50, 50, (uint64_t) i * 50);
-                assert_int_equal(queue_flush(q), 0);
-        }
+        append_flushed_fifties(q, 10);
         assert_int_equal(queue_reader_open(dir, 0, &r), 0);
         assert_int_equal(queue_reader_next(r, &rec), 1);
         assert_int_equal(rec.offset, expect++);
@@ -575,10 +574,7 @@ static void test_torn_and_corrupt_headers(void **state) {
         uint64_t next;
 
         assert_int_equal(queue_open(dir, &o, &q), 0);
-        for (int i = 0; i < 4; i++) {
-                append_n(q, "s", 1 + (uint64_t) i * 50, 50, (uint64_t) i * 50);
-                assert_int_equal(queue_flush(q), 0);
-        }
+        append_flushed_fifties(q, 4);
         next = queue_next_offset(q);
         queue_free(q);
 
@@ -616,10 +612,7 @@ static void test_retention_by_age(void **state) {
         Queue *q = NULL;
 
         assert_int_equal(queue_open(dir, &o, &q), 0);
-        for (int i = 0; i < 5; i++) {
-                append_n(q, "s", 1 + (uint64_t) i * 50, 50, (uint64_t) i * 50);
-                assert_int_equal(queue_flush(q), 0);
-        }
+        append_flushed_fifties(q, 5);
         assert_int_equal(queue_sync(q), 0);
         assert_int_equal(queue_first_offset(q), 0);
         usleep(300 * 1000);
@@ -1162,10 +1155,7 @@ static void make_three_segments(const char *dir) {
         Queue *q = NULL;
 
         assert_int_equal(queue_open(dir, &o, &q), 0);
-        for (int i = 0; i < 5; i++) {
-                append_n(q, "s", 1 + (uint64_t) i * 50, 50, (uint64_t) i * 50);
-                assert_int_equal(queue_flush(q), 0);
-        }
+        append_flushed_fifties(q, 5);
         assert_int_equal(queue_sync(q), 0);
         queue_free(q);
 }
