@@ -88,7 +88,7 @@ struct Source {
         char *position;        /* last acked (persisted) position */
         uint64_t cursor_seq;   /* next_seq at the last acked batch */
         bool cursor_dirty;
-        bool cursor_save_due;  /* stopped: the cursor is written at the end of this loop iteration */
+        bool cursor_save_due;  /* stopped: the cursor is written once the loop is idle */
 
         /* counters */
         uint64_t records, bytes, skipped, last_record_us, last_heartbeat_us, reconnects;
@@ -155,7 +155,6 @@ struct Manager {
 
         struct lh_table *sources; /* name -> Source */
         unsigned n_sources;
-        unsigned n_cursors_due;  /* sources with cursor_save_due */
 
         WriterClient writer;
 
@@ -232,7 +231,7 @@ int source_save_cursor(Source *s);
 typedef enum CursorSelection {
         CURSORS_ALL,           /* every changed cursor (exit) */
         CURSORS_WITH_POSITION, /* those that carry a position, and those due (the 1 s report) */
-        CURSORS_DUE,           /* those of sources stopped in this loop iteration */
+        CURSORS_DUE,           /* those of stopped sources, not written since */
 } CursorSelection;
 /* Saves the selected changed cursors with one syncfs() and one directory fsync() for all of them
  * (one alone: write_file_atomic()). */

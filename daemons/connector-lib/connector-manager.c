@@ -45,8 +45,7 @@ static int manager_flush_all(sd_event_source *es, void *userdata) {
 static int manager_save_due_cursors(sd_event_source *es, void *userdata) {
         Manager *m = userdata;
 
-        if (m->n_cursors_due > 0)
-                (void) source_save_cursors(m, CURSORS_DUE);
+        (void) source_save_cursors(m, CURSORS_DUE);
         return 0;
 }
 

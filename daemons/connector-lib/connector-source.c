@@ -2,7 +2,6 @@
 /* One source: its state machine (connecting -> active -> backoff -> connecting ..., paused, failed),
  * counters, the open batch, the backoff timer and the persisted cursor. */
 
-#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -108,9 +107,8 @@ static void source_do_stop(Source *s) {
         s->started = false;
         s->manager->type->stop(s);
         source_flush(s);
-        if (!s->removed && s->cursor_dirty && !s->cursor_save_due) {
+        if (!s->removed && s->cursor_dirty) {
                 s->cursor_save_due = true;
-                s->manager->n_cursors_due++;
                 manager_schedule_cursor_save(s->manager);
         }
 }
@@ -243,15 +241,6 @@ static int source_write_cursor_tmp(Source *s, int dfd, Buffer *b) {
         return 0;
 }
 
-/* A due cursor (see source_do_stop()) is written once; should that fail, the exit writes it. */
-static void source_cursor_attempted(Source *s) {
-        if (!s->cursor_save_due)
-                return;
-        s->cursor_save_due = false;
-        assert(s->manager->n_cursors_due > 0);
-        s->manager->n_cursors_due--;
-}
-
 static bool cursor_selected(const Source *s, CursorSelection which) {
         if (!s->cursor_dirty)
                 return false;
@@ -285,7 +274,7 @@ int source_save_cursors(Manager *m, CursorSelection which) {
         if (n_dirty <= 1) {
                 if (!one)
                         return 0;
-                source_cursor_attempted(one);
+                one->cursor_save_due = false; /* written once; should that fail, the exit writes it */
                 return source_save_cursor(one);
         }
 
@@ -306,7 +295,7 @@ int source_save_cursors(Manager *m, CursorSelection which) {
                 Source *s = (Source *) lh_entry_v(e);
                 if (!cursor_selected(s, which) || n >= n_dirty)
                         continue;
-                source_cursor_attempted(s); /* a failure is not retried before the exit */
+                s->cursor_save_due = false; /* a failure is not retried before the exit */
                 r = source_write_cursor_tmp(s, dfd, &b);
                 if (r < 0) {
                         log_source_warning_errno(s->name, r, "Source %s: failed to write cursor: %m", s->name);
@@ -430,7 +419,6 @@ Source *source_free(Source *s) {
         }
         if (s->in_flush_list)
                 LIST_REMOVE(flush, s->manager->flush_head, s->manager->flush_tail, s);
-        source_cursor_attempted(s); /* not due any more: it is gone */
         sd_event_source_disable_unref(s->backoff_timer);
         source_unconfigure(s);
         if (s->options)
