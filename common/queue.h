@@ -3,7 +3,8 @@
 
 /* The message queue: an offset-addressed, append-only log in segment files under
  * <state-dir>/queue/. dpipe-writer is its only writer; dpiped (and tools) read it with QueueReader.
- * The on-disk format is documented in docs/queue-format.md.
+ * The on-disk format is documented in docs/queue-format.md; which file does what behind this header,
+ * in docs/ARCHITECTURE.md ("The queue").
  *
  * Offsets are dense (+1 per record across the whole queue) and never reused: neither a restart nor
  * retention resets them. */
