@@ -2,7 +2,9 @@
 /* queue-dump: reads a dpipe queue directory with QueueReader (common/queue.h), for tests and the
  * read benchmark.
  *
- *     queue-dump DIR [--from=N]             one line per record: offset TAB source TAB seq TAB data
+ *     queue-dump DIR [--from=N]             one line per record: offset TAB source TAB seq TAB data;
+ *                                           records lost to damage as a line on stderr:
+ *                                           "lost FIRST..LAST SEGMENT [damaged at byte POS]"
  *     queue-dump DIR --bounds               "first next" as queue_bounds() sees them
  *     queue-dump DIR --bench [--from=N]     reads everything, prints one JSON line of throughput
  *     queue-dump DIR --wait-next=N          waits (inotify) until the queue's next offset reaches N
@@ -132,6 +134,11 @@ int main(int argc, char *argv[]) {
                                 fprintf(stderr, "queue-dump: read error after offset %" PRIu64 ": %s\n", expect, strerror(-k));
                                 return 1;
                         }
+                        if (k == QUEUE_READER_LOST) {
+                                fprintf(stderr, "queue-dump: offsets %" PRIu64 "..%" PRIu64 " lost, expected %" PRIu64 "\n",
+                                        queue_reader_loss(r)->first, queue_reader_loss(r)->last, expect);
+                                return 1;
+                        }
                         if (k > 0) {
                                 if (rec.offset != expect) {
                                         fprintf(stderr, "queue-dump: read offset %" PRIu64 ", expected %" PRIu64 "\n",
@@ -166,10 +173,11 @@ int main(int argc, char *argv[]) {
                 struct rusage ru;
                 double sec;
 
-                while ((k = queue_reader_next(r, &rec)) > 0) {
-                        n++;
-                        bytes += rec.data_len;
-                }
+                while ((k = queue_reader_next(r, &rec)) > 0)
+                        if (k == QUEUE_READER_RECORD) {
+                                n++;
+                                bytes += rec.data_len;
+                        }
                 elapsed = now_usec(CLOCK_MONOTONIC) - start;
                 getrusage(RUSAGE_SELF, &ru);
                 sec = (double) elapsed / 1e6;
@@ -178,9 +186,18 @@ int main(int argc, char *argv[]) {
                        n, bytes, sec, sec > 0 ? (double) n / sec : 0.0, sec > 0 ? (double) bytes / sec / 1e6 : 0.0,
                        ru.ru_maxrss);
         } else
-                while ((k = queue_reader_next(r, &rec)) > 0)
-                        printf("%" PRIu64 "\t%.*s\t%" PRIu64 "\t%.*s\n", rec.offset, (int) rec.source_len, rec.source,
-                               rec.seq, (int) rec.data_len, rec.data);
+                while ((k = queue_reader_next(r, &rec)) > 0) {
+                        const QueueLoss *l = queue_reader_loss(r);
+
+                        if (k == QUEUE_READER_RECORD)
+                                printf("%" PRIu64 "\t%.*s\t%" PRIu64 "\t%.*s\n", rec.offset, (int) rec.source_len,
+                                       rec.source, rec.seq, (int) rec.data_len, rec.data);
+                        else if (l->damaged)
+                                fprintf(stderr, "lost %" PRIu64 "..%" PRIu64 " %s damaged at byte %" PRIu64 "\n", l->first,
+                                        l->last, l->segment, l->position);
+                        else
+                                fprintf(stderr, "lost %" PRIu64 "..%" PRIu64 " %s\n", l->first, l->last, l->segment);
+                }
         if (k < 0) {
                 fprintf(stderr, "queue-dump: read error at offset %" PRIu64 ": %s\n", queue_reader_offset(r), strerror(-k));
                 return 1;

@@ -18,6 +18,7 @@
 #include "util.h"
 
 #define READ_CHUNK (256u * 1024u)
+#define RESYNC_CHUNK (1024u * 1024u)
 
 /* ---- segment names and headers ---- */
 
@@ -146,6 +147,75 @@ static inline int record_parse_inline(const uint8_t *p, size_t avail, QueueRecor
 
 int record_parse(const uint8_t *p, size_t avail, QueueRecord *ret, uint32_t *ret_size) {
         return record_parse_inline(p, avail, ret, ret_size);
+}
+
+/* Could a record start at p (QUEUE_RECORD_HEADER_SIZE bytes there)? */
+static bool record_header_plausible(const uint8_t *p, uint64_t min_offset, uint64_t max_offset) {
+        uint32_t size = le32_get(p), data_len = le32_get(p + 36);
+        uint16_t source_len = le16_get(p + 32);
+        uint64_t offset = le64_get(p + 8);
+
+        return le16_get(p + 34) == 0 && source_len > 0 && source_len <= SOURCE_NAME_MAX && data_len <= QUEUE_DATA_MAX &&
+               (uint64_t) QUEUE_RECORD_HEADER_SIZE + source_len + data_len == size && offset >= min_offset &&
+               offset <= max_offset;
+}
+
+/* Does the CRC of the plausible record at pos hold? have: its first have_len bytes, already read.
+ * The rest is read in pieces: a candidate may claim up to 64 MiB, which is no reason for a buffer
+ * that large. A record the file ends inside of is not valid (yet). */
+static int record_crc_holds(int fd, uint64_t pos, const uint8_t *have, size_t have_len, uint8_t *piece,
+                            size_t piece_size) {
+        uint32_t size = le32_get(have), crc;
+        uint64_t at;
+
+        if (have_len >= size)
+                return crc32c(0, have + 8, size - 8) == le32_get(have + 4);
+        crc = crc32c(0, have + 8, have_len - 8);
+        for (at = pos + have_len; at < pos + size;) {
+                ssize_t n = pread(fd, piece, MIN(piece_size, (size_t) (pos + size - at)), (off_t) at);
+                if (n < 0)
+                        return -errno;
+                if (n == 0)
+                        return false;
+                crc = crc32c(crc, piece, (size_t) n);
+                at += (uint64_t) n;
+        }
+        return crc == le32_get(have + 4);
+}
+
+int segment_resync(int fd, uint64_t from, uint64_t min_offset, uint64_t max_offset, uint64_t *ret_pos,
+                   uint64_t *ret_offset) {
+        _cleanup_free_ uint8_t *buf = NULL, *piece = NULL;
+        uint64_t at = from + 1; /* file position of buf[0] */
+
+        buf = malloc(RESYNC_CHUNK);
+        piece = malloc(RESYNC_CHUNK);
+        if (!buf || !piece)
+                return -ENOMEM;
+        for (;;) {
+                ssize_t n = pread(fd, buf, RESYNC_CHUNK, (off_t) at);
+
+                if (n < 0)
+                        return -errno;
+                for (size_t i = 0; i + QUEUE_RECORD_HEADER_SIZE <= (size_t) n; i++) {
+                        int r;
+
+                        if (!record_header_plausible(buf + i, min_offset, max_offset))
+                                continue;
+                        r = record_crc_holds(fd, at + i, buf + i, (size_t) n - i, piece, RESYNC_CHUNK);
+                        if (r < 0)
+                                return r;
+                        if (r > 0) {
+                                *ret_pos = at + i;
+                                *ret_offset = le64_get(buf + i + 8);
+                                return 1;
+                        }
+                }
+                if ((size_t) n < RESYNC_CHUNK)
+                        return 0; /* the end of the file */
+                /* On with the next chunk, from the first position not looked at. */
+                at += (uint64_t) n - (QUEUE_RECORD_HEADER_SIZE - 1);
+        }
 }
 
 /* ---- the sparse index ---- */

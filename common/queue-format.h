@@ -10,6 +10,7 @@
  *     <dir>/<first offset, 20 digits>.idx   sparse index of that segment: (u64 offset, u64 position)
  *     <dir>/next-offset                     lower bound for the next offset (survives deletion)
  *     <dir>/spare-segment                   the next segment's file, reserved ahead (no data)
+ *     <dir>/salvage-segment                 a damaged segment's copy being written (recovery)
  *     <dir>/.lock                           flock()ed by the one writer
  *     <dir>/corrupt/                        quarantined segments and copies of damaged ones
  *
@@ -40,6 +41,7 @@
 #define SEGMENT_NAME_DIGITS 20
 #define NEXT_OFFSET_FILE "next-offset"
 #define SPARE_FILE "spare-segment"
+#define SALVAGE_FILE "salvage-segment"
 #define CORRUPT_DIR "corrupt"
 #define RECORD_SIZE_MAX (QUEUE_RECORD_HEADER_SIZE + SOURCE_NAME_MAX + QUEUE_DATA_MAX)
 
@@ -78,6 +80,15 @@ static inline void record_header_build(uint8_t *h, uint32_t size, uint64_t offse
 /* Parses the record at p (avail bytes there). Returns 1 with *ret filled and *ret_size set, 0 when
  * more bytes are needed (avail is shorter than the record claims), -EBADMSG when it is invalid. */
 int record_parse(const uint8_t *p, size_t avail, QueueRecord *ret, uint32_t *ret_size);
+
+/* After the bytes at position from of a segment file turned out not to be a valid record (damage):
+ * finds the first position after it where a valid record starts whose offset is in [min_offset,
+ * max_offset] — the offset after the last valid record before the damage, and below the next
+ * segment, if known. Candidates are checked cheaply first (sizes that add up, flags 0, the offset),
+ * so random bytes almost never cost a CRC; the CRC decides. Returns 1 with the record's position and
+ * offset, 0 when the file holds none up to its end, negative errno if it cannot be read. */
+int segment_resync(int fd, uint64_t from, uint64_t min_offset, uint64_t max_offset, uint64_t *ret_pos,
+                   uint64_t *ret_offset);
 
 /* ---- the sparse index ---- */
 

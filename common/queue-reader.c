@@ -24,8 +24,16 @@ struct QueueReader {
         int dir_fd;
         SegmentCursor cursor;  /* cursor.fd < 0: no segment open */
         uint64_t seg_first;
+        uint64_t seg_expect; /* no record of the open segment from here on has a lower offset */
         bool index_seek; /* positioned through the index: a bad record there falls back to the start */
         uint64_t target; /* offset of the next record to return (at least) */
+        /* Damaged bytes skipped in the open segment since the last record returned: a loss found
+         * right after them is reported with their position. */
+        bool damaged;
+        uint64_t damage_pos;
+        /* A loss to report before anything else, and the last one reported. */
+        bool loss_pending;
+        QueueLoss loss;
         /* The directory's mtime at the last listing that found no segment after seg_first, when that
          * listing can be trusted to have seen every file created before a later mtime change. */
         bool dir_stamp_valid;
@@ -54,8 +62,24 @@ static int open_dir_lazily(const char *dir, int *fd) {
         return 1;
 }
 
-/* Opens the segment holding r->target (or the first one, clamping the target up). Returns 1 when a
- * segment is open, 0 when there is none yet. */
+/* Offsets up to end - 1 from the target on have no record (in segment first): to be reported before
+ * anything else. */
+static void reader_lose(QueueReader *r, uint64_t first, uint64_t end, bool damaged, uint64_t position) {
+        if (end <= r->target)
+                return;
+        r->loss = (QueueLoss) {
+                .first = MAX(r->target, first),
+                .last = end - 1,
+                .damaged = damaged,
+                .position = position,
+        };
+        segment_name(r->loss.segment, first, "seg");
+        r->loss_pending = true;
+}
+
+/* Opens the segment holding r->target (or the first one, clamping the target up: retention removed
+ * what was before, which is not a loss). Returns 1 when a segment is open, 0 when there is none yet,
+ * -EAGAIN to look again. */
 static int reader_open_segment(QueueReader *r) {
         _cleanup_free_ SegmentRef *list = NULL;
         _cleanup_close_ int fd = -EBADF;
@@ -89,8 +113,16 @@ static int reader_open_segment(QueueReader *r) {
                 return -errno;
         if ((size_t) k < sizeof(h))
                 return 0; /* being created */
-        if (segment_header_check(h, list[i].first, NULL) < 0)
-                return -EBADMSG;
+        if (segment_header_check(h, list[i].first, NULL) < 0) {
+                /* A damaged header: nothing in the file can be trusted to belong to this queue. Its
+                 * offsets are lost; go on with the next segment. The last one is where the writer
+                 * appends: wait there until its recovery has moved the file away. */
+                if (i + 1 == n)
+                        return 0;
+                reader_lose(r, list[i].first, list[i + 1].first, true, 0);
+                r->target = list[i + 1].first;
+                return -EAGAIN;
+        }
         if (fstat(fd, &st) < 0)
                 return -errno;
 
@@ -102,7 +134,8 @@ static int reader_open_segment(QueueReader *r) {
                 return q;
         }
         r->index_seek = pos != QUEUE_SEGMENT_HEADER_SIZE;
-        r->seg_first = list[i].first;
+        r->seg_first = r->seg_expect = list[i].first;
+        r->damaged = false;
         r->dir_stamp_valid = false;
         return 1;
 }
@@ -111,7 +144,9 @@ static int64_t timespec_nsec(const struct timespec *ts) {
         return (int64_t) ts->tv_sec * 1000000000 + ts->tv_nsec;
 }
 
-/* The first offset of the segment after the open one, if there is one.
+/* The first offset of the segment after the open one, if there is one, and whether the open one
+ * is still in the directory (retention removes segments oldest first: when it is still there, no
+ * segment after it was removed by retention).
  *
  * A reader that follows the writer gets here at every wake-up, while a new segment appears only
  * once per segment size: listing the directory each time (open, getdents, close: ~6 syscalls) was
@@ -121,7 +156,7 @@ static int64_t timespec_nsec(const struct timespec *ts) {
  * (a tick of up to 10 ms), so a file created in the same tick as a listing could leave the mtime
  * as it was: a listing taken less than DIR_STAMP_RACY_NSEC after the mtime is not trusted, and the
  * next call lists again (as git treats a "racily clean" index). */
-static int reader_next_segment(QueueReader *r, uint64_t *ret_first) {
+static int reader_next_segment(QueueReader *r, uint64_t *ret_first, bool *ret_current_exists) {
         _cleanup_free_ SegmentRef *list = NULL;
         struct timespec now;
         struct stat st;
@@ -143,6 +178,7 @@ static int reader_next_segment(QueueReader *r, uint64_t *ret_first) {
         for (size_t i = 0; i < n; i++)
                 if (list[i].first > r->seg_first) {
                         *ret_first = list[i].first;
+                        *ret_current_exists = i > 0 && list[i - 1].first == r->seg_first;
                         return 1;
                 }
         r->dir_mtime = st.st_mtim;
@@ -150,11 +186,12 @@ static int reader_next_segment(QueueReader *r, uint64_t *ret_first) {
         return 0;
 }
 
-/* Retention may remove the chosen segment between listing and opening: list again. */
+/* Retention may remove the chosen segment between listing and opening: list again. A segment with a
+ * damaged header is skipped the same way, once its loss was reported. */
 static int reader_open_segment_retry(QueueReader *r) {
         int q = -EAGAIN;
 
-        for (unsigned attempt = 0; attempt < 64 && q == -EAGAIN; attempt++)
+        for (unsigned attempt = 0; attempt < 64 && q == -EAGAIN && !r->loss_pending; attempt++)
                 q = reader_open_segment(r);
         return q == -EAGAIN ? 0 : q;
 }
@@ -178,72 +215,153 @@ int queue_reader_open(const char *dir, uint64_t offset, QueueReader **ret) {
         return 0;
 }
 
+/* A record read from the open segment at pos: returns QUEUE_READER_RECORD with it, 0 to read on
+ * (it is before the target), or QUEUE_READER_LOST when offsets before it have no record (it is read
+ * again afterwards). */
+static int reader_take(QueueReader *r, const QueueRecord *rec, uint64_t pos, QueueRecord *ret) {
+        int q;
+
+        r->seg_expect = rec->offset + 1;
+        if (rec->offset < r->target) {
+                r->index_seek = false;
+                return 0;
+        }
+        if (rec->offset > r->target) {
+                if (r->index_seek) {
+                        /* The index entry pointed past the target: it is not to be trusted. */
+                        r->index_seek = false;
+                        r->seg_expect = r->seg_first;
+                        q = segment_cursor_seek(&r->cursor, QUEUE_SEGMENT_HEADER_SIZE);
+                        return q < 0 ? q : 0;
+                }
+                reader_lose(r, r->seg_first, rec->offset, r->damaged, r->damage_pos);
+                r->loss_pending = false;
+                r->target = rec->offset;
+                r->damaged = false;
+                q = segment_cursor_seek(&r->cursor, pos);
+                return q < 0 ? q : QUEUE_READER_LOST;
+        }
+        r->index_seek = false;
+        r->damaged = false;
+        r->target = rec->offset + 1;
+        *ret = *rec;
+        return QUEUE_READER_RECORD;
+}
+
+/* The bytes at the cursor are not a valid record: damage (the writer only ever appends whole
+ * records, and a torn one shows as a file that ends inside it). Positions the cursor at the next
+ * valid record of the segment and returns 1, or returns 0 when the file holds none (yet). */
+static int reader_resync(QueueReader *r) {
+        uint64_t pos, offset;
+        int q;
+
+        q = segment_resync(r->cursor.fd, r->cursor.pos, r->seg_expect, UINT64_MAX, &pos, &offset);
+        if (q <= 0)
+                return q;
+        if (!r->damaged) {
+                r->damaged = true;
+                r->damage_pos = r->cursor.pos;
+        }
+        q = segment_cursor_seek(&r->cursor, pos);
+        return q < 0 ? q : 1;
+}
+
 int queue_reader_next(QueueReader *r, QueueRecord *ret) {
         assert(r);
         assert(ret);
 
         for (;;) {
                 QueueRecord rec;
-                uint64_t next_first = 0;
+                uint64_t pos, next_first = 0, left_at;
+                bool current_exists = false;
                 int q;
 
+                if (r->loss_pending) {
+                        r->loss_pending = false;
+                        return QUEUE_READER_LOST;
+                }
                 if (r->cursor.fd < 0) {
                         q = reader_open_segment_retry(r);
+                        if (r->loss_pending)
+                                continue;
                         if (q <= 0)
                                 return q;
                 }
 
-                q = segment_cursor_next(&r->cursor, &rec, NULL);
+                q = segment_cursor_next(&r->cursor, &rec, &pos);
+                if (q > 0) {
+                        q = reader_take(r, &rec, pos, ret);
+                        if (q != 0)
+                                return q;
+                        continue;
+                }
                 if (q == -EBADMSG && r->index_seek) {
+                        /* The index entry pointed at no record: it is not to be trusted. */
                         r->index_seek = false;
+                        r->seg_expect = r->seg_first;
                         q = segment_cursor_seek(&r->cursor, QUEUE_SEGMENT_HEADER_SIZE);
                         if (q < 0)
                                 return q;
                         continue;
                 }
-                if (q > 0) {
-                        r->index_seek = false;
-                        if (rec.offset < r->target)
+                if (q == -EBADMSG) {
+                        q = reader_resync(r);
+                        if (q < 0)
+                                return q;
+                        if (q > 0)
                                 continue;
-                        r->target = rec.offset + 1;
-                        *ret = rec;
-                        return 1;
-                }
-                if (q < 0 && q != -EPIPE)
-                        return q;
-                if (q == -EPIPE) {
+                        /* No valid record after the damage (yet): the writer may append some. */
+                } else if (q == -EPIPE) {
                         /* The file ends inside a record: it is being written, or it was torn by a
                          * crash and the writer's recovery will cut it and write other bytes there.
                          * Read it again from its start next time, never glue old and new bytes. */
                         q = segment_cursor_seek(&r->cursor, r->cursor.pos);
                         if (q < 0)
                                 return q;
-                }
+                } else if (q < 0)
+                        return q;
 
                 /* The end of what this segment holds now. Done with it only once a newer segment
                  * exists, and after one more read: the writer may have appended just before rolling. */
-                q = reader_next_segment(r, &next_first);
+                q = reader_next_segment(r, &next_first, &current_exists);
                 if (q <= 0)
                         return q;
-                q = segment_cursor_next(&r->cursor, &rec, NULL);
+                q = segment_cursor_next(&r->cursor, &rec, &pos);
                 if (q > 0) {
-                        /* Put it back by re-reading: simplest is to handle it right here. */
-                        r->index_seek = false;
-                        if (rec.offset >= r->target) {
-                                r->target = rec.offset + 1;
-                                *ret = rec;
-                                return 1;
-                        }
+                        q = reader_take(r, &rec, pos, ret);
+                        if (q != 0)
+                                return q;
                         continue;
                 }
-                if (q < 0 && q != -EPIPE && q != -EBADMSG)
+                if (q == -EPIPE || q == -EBADMSG) {
+                        /* Bytes that are no record in a segment the writer has left: damage, since its
+                         * recovery cuts a torn tail before it writes on. Valid records may follow. */
+                        left_at = r->cursor.pos;
+                        q = reader_resync(r);
+                        if (q < 0)
+                                return q;
+                        if (q > 0)
+                                continue;
+                        if (!r->damaged) {
+                                r->damaged = true;
+                                r->damage_pos = left_at;
+                        }
+                } else if (q < 0)
                         return q;
-                /* Any bytes left are a torn record that the writer's recovery cuts: skip them. The
-                 * offsets between here and the next segment do not exist (quarantined). */
+
+                /* Done with this segment. The offsets up to the next segment that have no record here
+                 * are lost, unless retention removed this segment (and maybe more) meanwhile. */
                 r->cursor.fd = safe_close(r->cursor.fd);
                 buffer_clear(&r->cursor.buf);
+                if (current_exists)
+                        reader_lose(r, r->seg_first, next_first, r->damaged, r->damage_pos);
+                r->damaged = false;
                 r->target = MAX(r->target, next_first);
         }
+}
+
+const QueueLoss *queue_reader_loss(QueueReader *r) {
+        return &r->loss;
 }
 
 int queue_reader_seek(QueueReader *r, uint64_t offset) {
@@ -252,6 +370,7 @@ int queue_reader_seek(QueueReader *r, uint64_t offset) {
         r->cursor.fd = safe_close(r->cursor.fd);
         buffer_clear(&r->cursor.buf);
         r->target = offset;
+        r->damaged = r->loss_pending = false;
         return 0;
 }
 

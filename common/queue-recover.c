@@ -19,24 +19,53 @@
 #include "queue-internal.h"
 #include "util.h"
 
-static int copy_fd(int from, int to) {
-        char buf[64 * 1024];
-        off_t pos = 0;
+#define COPY_CHUNK (1024u * 1024u)
+/* Offset ranges and positions named in one message, at most. */
+#define RANGE_LIST_MAX 8u
 
-        for (;;) {
-                ssize_t n = pread(from, buf, sizeof(buf), pos);
+/* Copies bytes [start, end) of from (to its end, with UINT64_MAX) to the end of to. */
+static int copy_range(int from, int to, uint64_t start, uint64_t end) {
+        _cleanup_free_ char *buf = NULL;
+        uint64_t pos = start;
+
+        buf = malloc(COPY_CHUNK);
+        if (!buf)
+                return -ENOMEM;
+        while (pos < end) {
+                ssize_t n = pread(from, buf, (size_t) MIN((uint64_t) COPY_CHUNK, end - pos), (off_t) pos);
+                int r;
+
                 if (n < 0)
                         return -errno;
                 if (n == 0)
-                        return 0;
-                for (ssize_t w = 0; w < n;) {
-                        ssize_t k = write(to, buf + w, (size_t) (n - w));
-                        if (k < 0)
-                                return -errno;
-                        w += k;
-                }
-                pos += n;
+                        return end == UINT64_MAX ? 0 : -EPIPE;
+                r = write_all(to, buf, (size_t) n);
+                if (r < 0)
+                        return r;
+                pos += (uint64_t) n;
         }
+        return 0;
+}
+
+/* A free name in corrupt/ for the segment file name (the name itself, or with the time appended when
+ * an earlier quarantine took it), with corrupt/ created. */
+static int corrupt_target(Queue *q, const char *name, char ret[static 64]) {
+        if (mkdirat(q->dir_fd, CORRUPT_DIR, 0755) < 0 && errno != EEXIST)
+                return -errno;
+        snprintf(ret, 64, CORRUPT_DIR "/%s", name);
+        if (faccessat(q->dir_fd, ret, F_OK, 0) == 0)
+                snprintf(ret, 64, CORRUPT_DIR "/%s.%" PRIu64, name, now_usec(CLOCK_REALTIME));
+        return 0;
+}
+
+/* Makes the entries of the queue directory and of corrupt/ durable. */
+static int queue_sync_dirs(Queue *q) {
+        _cleanup_close_ int fd = -EBADF;
+
+        fd = openat(q->dir_fd, CORRUPT_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd >= 0 && fsync(fd) < 0)
+                return -errno;
+        return fsync(q->dir_fd) < 0 ? -errno : 0;
 }
 
 /* Moves (or copies, when keep is set because the live file will be cut back instead) a segment
@@ -47,11 +76,9 @@ static int queue_quarantine(Queue *q, uint64_t first, bool keep, char ret_name[s
 
         segment_name(name, first, "seg");
         segment_name(idx, first, "idx");
-        if (mkdirat(q->dir_fd, CORRUPT_DIR, 0755) < 0 && errno != EEXIST)
-                return -errno;
-        snprintf(target, sizeof(target), CORRUPT_DIR "/%s", name);
-        if (faccessat(q->dir_fd, target, F_OK, 0) == 0)
-                snprintf(target, sizeof(target), CORRUPT_DIR "/%s.%" PRIu64, name, now_usec(CLOCK_REALTIME));
+        r = corrupt_target(q, name, target);
+        if (r < 0)
+                return r;
 
         if (keep) {
                 _cleanup_close_ int from = -EBADF, to = -EBADF;
@@ -62,7 +89,7 @@ static int queue_quarantine(Queue *q, uint64_t first, bool keep, char ret_name[s
                 to = openat(q->dir_fd, target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
                 if (to < 0)
                         return -errno;
-                r = copy_fd(from, to);
+                r = copy_range(from, to, 0, UINT64_MAX);
                 if (r >= 0 && fsync(to) < 0)
                         r = -errno;
                 if (r < 0) {
@@ -74,14 +101,15 @@ static int queue_quarantine(Queue *q, uint64_t first, bool keep, char ret_name[s
                         return -errno;
                 (void) unlinkat(q->dir_fd, idx, 0);
         }
-        (void) fsync(q->dir_fd);
+        (void) queue_sync_dirs(q);
         snprintf(ret_name, 64, "%s", target);
         return 0;
 }
 
-/* After a bad record at position from: are there valid records further on? Then it is corruption,
- * not a torn tail. Returns true and the highest offset found. */
-static int segment_resync(int fd, uint64_t from, uint64_t size, bool *ret_found, uint64_t *ret_max_offset) {
+/* After a bad record at position from: are there valid records (of any offset) further on? Then it
+ * is corruption, not a torn tail. Returns true and the highest offset found. Used where the segment
+ * is not salvaged, only its offsets kept from being handed out again. */
+static int segment_max_offset(int fd, uint64_t from, uint64_t size, bool *ret_found, uint64_t *ret_max_offset) {
         _cleanup_free_ uint8_t *buf = NULL;
         uint64_t max_offset = 0;
         bool found = false;
@@ -114,16 +142,34 @@ static int segment_resync(int fd, uint64_t from, uint64_t size, bool *ret_found,
         return 0;
 }
 
+/* Damaged bytes [pos, end) of a segment, followed by a valid record at end; the offsets
+ * [first, next) had their records in them (none, if next == first). */
+typedef struct Damage {
+        uint64_t pos, end;
+        uint64_t first, next;
+} Damage;
+
 typedef struct ScanResult {
         uint64_t next_offset; /* after the last valid record */
         uint64_t valid_end;   /* position after the last valid record */
-        uint64_t records;
-        int error;            /* 0, -EPIPE (ends inside a record), -EBADMSG (invalid record at valid_end) */
+        uint64_t records;     /* valid ones */
+        int error;            /* 0, -EPIPE (ends inside a record), -EBADMSG (no valid record from valid_end on) */
+        Damage *damage;       /* with salvage: the damaged bytes before valid_end, in order */
+        size_t n_damage;
 } ScanResult;
 
+static void scan_result_done(ScanResult *s) {
+        free(s->damage);
+        *s = (ScanResult) {};
+}
+
 /* Verifies every record of a segment whose header is valid; feeds the source table; collects index
- * entries when idx is given. */
-static int segment_scan(Queue *q, int fd, uint64_t first, Buffer *idx, ScanResult *ret) {
+ * entries when idx is given. Offsets increase record by record; a gap is where records were lost and
+ * salvaged before. Without salvage the scan stops at the first bad record (error); with it, it
+ * resyncs to the next valid record (offsets from the one expected up to max_offset) and notes the
+ * damaged bytes, and error says only that the bytes after the last valid record hold none. */
+static int segment_scan(Queue *q, int fd, uint64_t first, uint64_t max_offset, bool salvage, Buffer *idx,
+                        ScanResult *ret) {
         _cleanup_(segment_cursor_done) SegmentCursor c = { .fd = fd };
         uint64_t expected = first, idx_last = 0;
         int r;
@@ -134,21 +180,46 @@ static int segment_scan(Queue *q, int fd, uint64_t first, Buffer *idx, ScanResul
         *ret = (ScanResult) { .next_offset = first, .valid_end = QUEUE_SEGMENT_HEADER_SIZE };
         for (;;) {
                 QueueRecord rec;
-                uint64_t pos;
+                uint64_t pos, bad = c.pos, good_pos, good_offset;
 
                 r = segment_cursor_next(&c, &rec, &pos);
                 if (r == 0)
                         return 0;
+                if (r > 0 && rec.offset < expected) {
+                        r = -EBADMSG; /* a valid CRC, but offsets never go down */
+                        bad = pos;
+                }
                 if (r == -EPIPE || r == -EBADMSG) {
-                        ret->error = r;
-                        return 0;
+                        Damage *d;
+
+                        if (!salvage) {
+                                ret->error = r;
+                                return 0;
+                        }
+                        r = segment_resync(fd, bad, expected, max_offset, &good_pos, &good_offset);
+                        if (r < 0)
+                                return r;
+                        if (r == 0) {
+                                ret->error = -EBADMSG;
+                                return 0;
+                        }
+                        d = reallocarray(ret->damage, ret->n_damage + 1, sizeof(Damage));
+                        if (!d)
+                                return -ENOMEM;
+                        ret->damage = d;
+                        ret->damage[ret->n_damage++] = (Damage) {
+                                .pos = bad,
+                                .end = good_pos,
+                                .first = expected,
+                                .next = good_offset,
+                        };
+                        r = segment_cursor_seek(&c, good_pos);
+                        if (r < 0)
+                                return r;
+                        continue;
                 }
                 if (r < 0)
                         return r;
-                if (rec.offset != expected) {
-                        ret->error = -EBADMSG;
-                        return 0;
-                }
                 r = source_table_update(&q->sources, rec.source, rec.source_len, rec.seq);
                 if (r < 0)
                         return r;
@@ -161,7 +232,7 @@ static int segment_scan(Queue *q, int fd, uint64_t first, Buffer *idx, ScanResul
                                 return r;
                         idx_last = pos;
                 }
-                expected++;
+                expected = rec.offset + 1;
                 ret->records++;
                 ret->next_offset = expected;
                 ret->valid_end = c.pos;
@@ -176,7 +247,7 @@ static int queue_quarantine_unreadable(Queue *q, const SegmentRef *s, int fd, ch
         bool found = false;
         int r;
 
-        r = segment_resync(fd, 0, s->size, &found, &max_offset);
+        r = segment_max_offset(fd, 0, s->size, &found, &max_offset);
         if (r < 0)
                 return r;
         r = queue_quarantine(q, s->first, false, qname);
@@ -189,14 +260,15 @@ static int queue_quarantine_unreadable(Queue *q, const SegmentRef *s, int fd, ch
 }
 
 /* Recovers the last segment: keeps what is valid, cuts a torn tail, quarantines corruption. Returns
- * 1 if it stays the active segment (fds set), 0 if it was quarantined as a whole. */
+ * 1 if it stays the active segment (fds set), 0 if it was quarantined as a whole. It is not salvaged
+ * like the others: the writer appends to it, so it must end in its last valid record. */
 static int queue_recover_last(Queue *q, const SegmentRef *s) {
         _cleanup_close_ int fd = -EBADF, ifd = -EBADF;
         _cleanup_(buffer_done) Buffer idx = {};
+        _cleanup_(scan_result_done) ScanResult scan = {};
         uint8_t h[QUEUE_SEGMENT_HEADER_SIZE];
         char name[32], iname[32], qname[64];
         uint64_t created_us = 0, size = s->size;
-        ScanResult scan;
         ssize_t n;
         int r;
 
@@ -230,7 +302,7 @@ static int queue_recover_last(Queue *q, const SegmentRef *s) {
                 return 0;
         }
 
-        r = segment_scan(q, fd, s->first, &idx, &scan);
+        r = segment_scan(q, fd, s->first, UINT64_MAX, false, &idx, &scan);
         if (r < 0)
                 return r;
         if (scan.error != 0) {
@@ -238,7 +310,7 @@ static int queue_recover_last(Queue *q, const SegmentRef *s) {
                 bool found = false;
 
                 if (scan.error == -EBADMSG) {
-                        r = segment_resync(fd, scan.valid_end, size, &found, &max_offset);
+                        r = segment_max_offset(fd, scan.valid_end, size, &found, &max_offset);
                         if (r < 0)
                                 return r;
                 }
@@ -296,30 +368,27 @@ static int queue_recover_last(Queue *q, const SegmentRef *s) {
         return 1;
 }
 
-/* The second-to-last segment s (open as fd) failed its scan. If it ends in a torn tail — the file
- * ends inside a record, or no valid record follows the bad bytes (zeros or garbage to the end, what
- * a power loss leaves in a file whose last writes were not durable) — it was the segment that was
- * sealed at a roll while its last sync had not completed yet (roll_when_synced): cut it back to its
- * last valid record like a torn last segment, and rebuild its index. Returns 1 when it did (the
- * caller quarantines the last segment, written after the lost records), 0 when it is corruption
- * (the caller quarantines this segment as a whole, as for any other). */
-static int queue_recover_sealed(Queue *q, const SegmentRef *s, int fd, const ScanResult *scan, const Buffer *idx) {
-        _cleanup_close_ int wfd = -EBADF, ifd = -EBADF;
-        char name[32], iname[32];
-        uint64_t max_offset = 0;
-        bool found = false;
-        int r;
+/* Writes a segment's index file (advisory: a failure leaves it empty, readers then scan). */
+static void queue_write_index(Queue *q, uint64_t first, const Buffer *idx) {
+        _cleanup_close_ int ifd = -EBADF;
+        char iname[32];
 
-        if (scan->error == -EBADMSG) {
-                r = segment_resync(fd, scan->valid_end, s->size, &found, &max_offset);
-                if (r < 0)
-                        return r;
-                if (found)
-                        return 0; /* valid records after it: corruption, not a torn tail */
-        }
+        segment_name(iname, first, "idx");
+        ifd = openat(q->dir_fd, iname, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (ifd >= 0 && write_all(ifd, buffer_begin(idx), buffer_size(idx)) < 0)
+                (void) ftruncate(ifd, 0);
+}
+
+/* The second-to-last segment s ends in a torn tail: the file ends inside a record, or no valid record
+ * follows the bad bytes (zeros or garbage to the end, what a power loss leaves in a file whose last
+ * writes were not durable). It was the segment that was sealed at a roll while its last sync had not
+ * completed yet (roll_when_synced): cut it back to its last valid record like a torn last segment,
+ * and rebuild its index. The caller quarantines the last segment, written after the lost records. */
+static int queue_cut_sealed(Queue *q, const SegmentRef *s, const ScanResult *scan, const Buffer *idx) {
+        _cleanup_close_ int wfd = -EBADF;
+        char name[32];
 
         segment_name(name, s->first, "seg");
-        segment_name(iname, s->first, "idx");
         wfd = openat(q->dir_fd, name, O_WRONLY | O_CLOEXEC);
         if (wfd < 0)
                 return -errno;
@@ -328,16 +397,207 @@ static int queue_recover_sealed(Queue *q, const SegmentRef *s, int fd, const Sca
         if (fsync(wfd) < 0)
                 return -errno;
         /* Its index must not point past the cut. */
-        ifd = openat(q->dir_fd, iname, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (ifd >= 0 && write_all(ifd, buffer_begin(idx), buffer_size(idx)) < 0)
-                (void) ftruncate(ifd, 0);
+        queue_write_index(q, s->first, idx);
         queue_event(q, QUEUE_EVENT_TRUNCATED,
                     "Segment %s (not the last one) ended in a torn tail at position %" PRIu64 " (offset %" PRIu64
                     "): its last sync did not complete before a crash; cut %" PRIu64 " bytes",
                     name, scan->valid_end, scan->next_offset, s->size - scan->valid_end);
-        return 1;
+        return 0;
 }
 
+/* Appends "first..next-1" (or "first" alone) to a comma-separated list in buf, which holds at most
+ * RANGE_LIST_MAX of them (then "..."); nothing for an empty range. */
+static void range_list_add(char *buf, size_t size, unsigned *n, uint64_t first, uint64_t next) {
+        size_t len = strlen(buf);
+
+        if (next <= first)
+                return;
+        if (++*n > RANGE_LIST_MAX) {
+                if (*n == RANGE_LIST_MAX + 1)
+                        snprintf(buf + len, size - len, ", ...");
+                return;
+        }
+        if (next - first == 1)
+                snprintf(buf + len, size - len, "%s%" PRIu64, *n > 1 ? ", " : "", first);
+        else
+                snprintf(buf + len, size - len, "%s%" PRIu64 "..%" PRIu64, *n > 1 ? ", " : "", first, next - 1);
+}
+
+/* Salvages segment s (open as fd): writes a copy without the damaged bytes the scan found (and
+ * without its bad tail, up to scan->valid_end), verifies it, keeps the damaged file in corrupt/ for
+ * the operator, and puts the copy in its place, with a new index. Every valid record stays where
+ * readers expect it; the lost ones leave a gap in the offsets, which readers report. lost_tail_next:
+ * where the offsets of the bad tail end (the next segment's first offset), or scan->next_offset when
+ * the tail is not counted as lost here. Returns the new size. */
+static int queue_salvage(Queue *q, const SegmentRef *s, int fd, const ScanResult *scan, uint64_t lost_tail_next,
+                         uint64_t *ret_size) {
+        _cleanup_close_ int out = -EBADF;
+        _cleanup_(buffer_done) Buffer idx = {};
+        _cleanup_(scan_result_done) ScanResult check = {};
+        char name[32], iname[32], target[64], lost[256] = "", where[128] = "";
+        uint64_t from = 0, lost_count = 0;
+        unsigned n_lost = 0, n_where = 0;
+        struct stat st;
+        int r;
+
+        segment_name(name, s->first, "seg");
+        segment_name(iname, s->first, "idx");
+
+        out = openat(q->dir_fd, SALVAGE_FILE, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (out < 0)
+                return -errno;
+        for (size_t k = 0; k <= scan->n_damage; k++) {
+                uint64_t to = k < scan->n_damage ? scan->damage[k].pos : scan->valid_end;
+
+                r = copy_range(fd, out, from, to);
+                if (r < 0)
+                        goto fail;
+                if (k < scan->n_damage) {
+                        const Damage *d = scan->damage + k;
+
+                        from = d->end;
+                        range_list_add(lost, sizeof(lost), &n_lost, d->first, d->next);
+                        lost_count += d->next - d->first;
+                        range_list_add(where, sizeof(where), &n_where, d->pos, d->pos + 1);
+                }
+        }
+        if (lost_tail_next > scan->next_offset) {
+                range_list_add(lost, sizeof(lost), &n_lost, scan->next_offset, lost_tail_next);
+                lost_count += lost_tail_next - scan->next_offset;
+                range_list_add(where, sizeof(where), &n_where, scan->valid_end, scan->valid_end + 1);
+        }
+
+        /* What was written must scan clean, and its index is built from that scan (positions moved). */
+        r = segment_scan(q, out, s->first, UINT64_MAX, false, &idx, &check);
+        if (r < 0)
+                goto fail;
+        if (check.error != 0 || check.records != scan->records || check.next_offset != scan->next_offset) {
+                r = -EIO;
+                goto fail;
+        }
+        if (fsync(out) < 0 || fstat(out, &st) < 0) {
+                r = -errno;
+                goto fail;
+        }
+
+        /* The damaged file stays for the operator: a link, no copy. If we crash before the rename
+         * below, the next start finds the damage again and salvages again. */
+        (void) unlinkat(q->dir_fd, iname, 0);
+        r = corrupt_target(q, name, target);
+        if (r < 0)
+                goto fail;
+        if (linkat(q->dir_fd, name, q->dir_fd, target, 0) < 0) {
+                r = -errno;
+                goto fail;
+        }
+        if (renameat(q->dir_fd, SALVAGE_FILE, q->dir_fd, name) < 0) {
+                r = -errno;
+                goto fail;
+        }
+        queue_write_index(q, s->first, &idx);
+        r = queue_sync_dirs(q);
+        if (r < 0)
+                return r;
+
+        queue_event(q, QUEUE_EVENT_SALVAGED,
+                    "Segment %s/%s is damaged (at byte %s): lost %" PRIu64 " record(s), offsets %s; kept the other %" PRIu64
+                    " records, the damaged file is %s/%s",
+                    q->dir, name, where[0] ? where : "?", lost_count, lost[0] ? lost : "none", scan->records, q->dir,
+                    target);
+        *ret_size = (uint64_t) st.st_size;
+        return 0;
+
+fail:
+        (void) unlinkat(q->dir_fd, SALVAGE_FILE, 0);
+        return r;
+}
+
+/* What the verification of one segment tells the next. */
+typedef struct VerifyState {
+        bool have_prev;
+        uint64_t prev_end;     /* offset after the last record of the last segment kept */
+        bool quarantine_last;  /* the second-to-last segment had a torn tail */
+} VerifyState;
+
+/* A segment before the last one: kept, salvaged, cut back (a torn second-to-last segment) or
+ * quarantined when nothing in it can be trusted. */
+static int queue_recover_older(Queue *q, const QueueRecovery *rec, size_t i, VerifyState *v) {
+        const SegmentRef *s = rec->found + i;
+        uint64_t next_first = rec->found[i + 1].first, size = s->size;
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_(buffer_done) Buffer idx = {};
+        _cleanup_(scan_result_done) ScanResult scan = {};
+        uint8_t h[QUEUE_SEGMENT_HEADER_SIZE];
+        char name[32], qname[64];
+        bool second_to_last = i + 2 == rec->n_found, torn;
+        ssize_t k;
+        int r;
+
+        segment_name(name, s->first, "seg");
+        fd = openat(q->dir_fd, name, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        k = pread(fd, h, sizeof(h), 0);
+        if (k < 0)
+                return -errno;
+        if ((size_t) k < sizeof(h) || segment_header_check(h, s->first, NULL) < 0)
+                scan.error = -EBADMSG; /* not one of ours, or not any more: nothing to salvage */
+        else {
+                r = segment_scan(q, fd, s->first, next_first - 1, true, second_to_last ? &idx : NULL, &scan);
+                if (r == -EIO) {
+                        scan_result_done(&scan);
+                        scan.error = r; /* unreadable: quarantine it, do not crash-loop */
+                } else if (r < 0)
+                        return r;
+        }
+
+        /* Only with an intact header: a bad one is not what a torn tail looks like. A torn tail is
+         * bytes after the last valid record that hold no valid record. */
+        torn = second_to_last && scan.valid_end >= QUEUE_SEGMENT_HEADER_SIZE && scan.error != 0 && scan.error != -EIO;
+        if (!torn && scan.error != 0 && (scan.records == 0 || scan.error == -EIO)) {
+                r = queue_quarantine(q, s->first, false, qname);
+                if (r < 0)
+                        return r;
+                queue_event(q, QUEUE_EVENT_QUARANTINED,
+                            "Segment %s is corrupt at position %" PRIu64 " (after offset %" PRIu64
+                            "); moved it to %s, its records are no longer served",
+                            name, scan.valid_end, scan.next_offset, qname);
+                /* Its offsets are never handed out again. */
+                q->next_offset = MAX(q->next_offset, next_first);
+                return 0;
+        }
+        if (scan.n_damage > 0 || (scan.error != 0 && !torn)) {
+                /* Damaged records with valid ones after them (or, in an older segment, a bad tail):
+                 * only they are lost. A torn tail's offsets go with the last segment, below. */
+                r = queue_salvage(q, s, fd, &scan, torn ? scan.next_offset : next_first, &size);
+                if (r < 0)
+                        return r;
+        }
+        if (torn) {
+                if (scan.n_damage == 0) {
+                        r = queue_cut_sealed(q, s, &scan, &idx);
+                        if (r < 0)
+                                return r;
+                        size = scan.valid_end;
+                } else
+                        queue_event(q, QUEUE_EVENT_TRUNCATED,
+                                    "Segment %s (not the last one) ended in a torn tail at position %" PRIu64
+                                    " (offset %" PRIu64 "): its last sync did not complete before a crash; cut it",
+                                    name, scan.valid_end, scan.next_offset);
+                v->quarantine_last = true;
+        }
+        r = queue_add_segment_ref(q, &(SegmentRef) {
+                .first = s->first,
+                .size = size,
+                .mtime_usec = s->mtime_usec,
+        });
+        if (r < 0)
+                return r;
+        q->next_offset = MAX(q->next_offset, scan.next_offset);
+        v->prev_end = scan.next_offset;
+        v->have_prev = true;
+        return 0;
+}
 
 void queue_recovery_done(QueueRecovery *rec) {
         free(rec->found);
@@ -359,8 +619,10 @@ int queue_recover_lock(Queue *q) {
         if (flock(q->lock_fd, LOCK_EX | LOCK_NB) < 0)
                 return errno == EWOULDBLOCK ? -EBUSY : -errno;
 
-        /* A spare segment left by a crash holds nothing. */
+        /* A spare segment left by a crash holds nothing; an unfinished salvage copy is made again. */
         if (unlinkat(q->dir_fd, SPARE_FILE, 0) < 0 && errno != ENOENT)
+                return -errno;
+        if (unlinkat(q->dir_fd, SALVAGE_FILE, 0) < 0 && errno != ENOENT)
                 return -errno;
         return 0;
 }
@@ -371,77 +633,6 @@ int queue_recover_state(Queue *q, QueueRecovery *rec) {
         rec->have_persisted = next_offset_file_read(q->dir_fd, &persisted) >= 0;
         q->next_offset = persisted;
         return segments_list(q->dir_fd, true, &rec->found, &rec->n_found);
-}
-
-/* What the verification of one segment tells the next. */
-typedef struct VerifyState {
-        bool have_prev;
-        uint64_t prev_end;     /* offset after the last record of the last segment kept */
-        bool quarantine_last;  /* the second-to-last segment had a torn tail */
-} VerifyState;
-
-/* A segment before the last one: kept, cut back (a torn second-to-last segment) or quarantined. */
-static int queue_recover_older(Queue *q, const QueueRecovery *rec, size_t i, VerifyState *v) {
-        const SegmentRef *s = rec->found + i;
-        _cleanup_close_ int fd = -EBADF;
-        _cleanup_(buffer_done) Buffer idx = {};
-        uint8_t h[QUEUE_SEGMENT_HEADER_SIZE];
-        char name[32], qname[64];
-        ScanResult scan = {};
-        bool second_to_last = i + 2 == rec->n_found;
-        ssize_t k;
-        int r;
-
-        segment_name(name, s->first, "seg");
-        fd = openat(q->dir_fd, name, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        k = pread(fd, h, sizeof(h), 0);
-        if (k < 0)
-                return -errno;
-        if ((size_t) k < sizeof(h) || segment_header_check(h, s->first, NULL) < 0)
-                scan.error = -EBADMSG;
-        else {
-                r = segment_scan(q, fd, s->first, second_to_last ? &idx : NULL, &scan);
-                if (r == -EIO)
-                        scan.error = r; /* unreadable: quarantine it, do not crash-loop */
-                else if (r < 0)
-                        return r;
-        }
-        /* Only with an intact header: a bad one is not what a torn tail looks like. */
-        if (second_to_last && scan.valid_end >= QUEUE_SEGMENT_HEADER_SIZE &&
-            (scan.error == -EPIPE || scan.error == -EBADMSG)) {
-                r = queue_recover_sealed(q, s, fd, &scan, &idx);
-                if (r < 0)
-                        return r;
-                if (r > 0) {
-                        v->quarantine_last = true;
-                        scan.error = 0;
-                }
-        }
-        if (scan.error != 0) {
-                r = queue_quarantine(q, s->first, false, qname);
-                if (r < 0)
-                        return r;
-                queue_event(q, QUEUE_EVENT_QUARANTINED,
-                            "Segment %s is corrupt at position %" PRIu64 " (after offset %" PRIu64
-                            "); moved it to %s, its records are no longer served",
-                            name, scan.valid_end, scan.next_offset, qname);
-                /* Its offsets are never handed out again. */
-                q->next_offset = MAX(q->next_offset, rec->found[i + 1].first);
-                return 0;
-        }
-        r = queue_add_segment_ref(q, &(SegmentRef) {
-                .first = s->first,
-                .size = v->quarantine_last ? scan.valid_end : s->size,
-                .mtime_usec = s->mtime_usec,
-        });
-        if (r < 0)
-                return r;
-        q->next_offset = MAX(q->next_offset, scan.next_offset);
-        v->prev_end = scan.next_offset;
-        v->have_prev = true;
-        return 0;
 }
 
 int queue_recover_segments(Queue *q, QueueRecovery *rec) {

@@ -7,7 +7,8 @@
  * in docs/ARCHITECTURE.md ("The queue").
  *
  * Offsets are dense (+1 per record across the whole queue) and never reused: neither a restart nor
- * retention resets them. */
+ * retention resets them. The only holes are records lost to damage; readers report them
+ * (QUEUE_READER_LOST). */
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -32,6 +33,7 @@ typedef enum QueueEvent {
         QUEUE_EVENT_REMOVED,     /* retention removed a whole segment */
         QUEUE_EVENT_CREATED,     /* a new queue was created */
         QUEUE_EVENT_PROGRESS,    /* queue_open() is verifying segment i of n (for a long start-up) */
+        QUEUE_EVENT_SALVAGED,    /* damaged records of a closed segment were dropped, the rest kept */
 } QueueEvent;
 
 typedef void (*QueueEventFunc)(QueueEvent event, const char *message, void *userdata);
@@ -69,6 +71,16 @@ typedef struct QueueRecord {
         const char *data;    /* one JSON value, not NUL-terminated */
         uint32_t data_len;
 } QueueRecord;
+
+/* Offsets a reader passed that have no record: lost to damage, whether the reader found the damaged
+ * bytes itself (damaged) or recovery had removed them before. Offsets that retention removed are
+ * never reported. */
+typedef struct QueueLoss {
+        uint64_t first, last; /* the offsets, inclusive */
+        char segment[32];     /* the segment file (name in the queue directory) where they belong */
+        bool damaged;         /* the reader skipped damaged bytes there, starting at position */
+        uint64_t position;
+} QueueLoss;
 
 /* Writer side (dpipe-writer). queue_open() creates the directory, recovers the tail (truncating a
  * torn record, quarantining a corrupt segment), and rebuilds the last stored seq of every source. */
@@ -143,9 +155,17 @@ int queue_apply_retention(Queue *q);
 int queue_reader_open(const char *dir, uint64_t offset, QueueReader **ret);
 QueueReader *queue_reader_free(QueueReader *r);
 DEFINE_TRIVIAL_CLEANUP_FUNC(QueueReader *, queue_reader_free);
-/* Returns 1 with *ret filled, 0 when the reader has reached the end of what is written (call again
- * after a notification), negative errno on error. Skips over segments removed by retention. */
+enum {
+        QUEUE_READER_END = 0,    /* at the end of what is written: call again after a notification */
+        QUEUE_READER_RECORD = 1, /* *ret is the next record */
+        QUEUE_READER_LOST = 2,   /* offsets were lost before the next record: queue_reader_loss() */
+};
+/* Returns QUEUE_READER_RECORD with *ret filled, QUEUE_READER_LOST when the next offsets have no
+ * record (damage: the reader resyncs itself to the next valid record), QUEUE_READER_END, or a negative
+ * errno on error. Skips over segments removed by retention without a word. */
 int queue_reader_next(QueueReader *r, QueueRecord *ret);
+/* What the last QUEUE_READER_LOST was about. */
+const QueueLoss *queue_reader_loss(QueueReader *r);
 int queue_reader_seek(QueueReader *r, uint64_t offset);
 uint64_t queue_reader_offset(QueueReader *r); /* offset of the record next() would return */
 
@@ -154,6 +174,6 @@ int queue_bounds(const char *dir, uint64_t *ret_first, uint64_t *ret_next);
 
 /* Notification that new records landed: an inotify fd on the queue directory that becomes readable
  * when the writer appends or rolls a segment. Add it to sd-event; call queue_watch_drain() in the
- * callback, then read on with queue_reader_next() until it returns 0. */
+ * callback, then read on with queue_reader_next() until it returns QUEUE_READER_END. */
 int queue_watch_open(const char *dir, int *ret_fd);
 void queue_watch_drain(int fd);

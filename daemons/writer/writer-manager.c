@@ -41,6 +41,7 @@ static void queue_event_log(QueueEvent ev, const char *message, void *userdata) 
                 log_error("Queue recovery: %s", message);
                 break;
         case QUEUE_EVENT_TRUNCATED:
+        case QUEUE_EVENT_SALVAGED:
                 log_warning("Queue recovery: %s", message);
                 break;
         case QUEUE_EVENT_PROGRESS:

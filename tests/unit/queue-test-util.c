@@ -73,15 +73,38 @@ void append_flushed_fifties(Queue *q, unsigned n) {
         }
 }
 
-uint64_t read_all(const char *dir, uint64_t from, uint64_t *offsets, size_t max) {
+uint64_t read_all_lost(const char *dir, uint64_t from, uint64_t *offsets, size_t max, Losses *lost) {
         QueueReader *r = NULL;
         QueueRecord rec;
-        uint64_t n = 0;
+        uint64_t n = 0, expect = 0;
+        bool started = false;
         int k;
 
+        if (lost)
+                *lost = (Losses) {};
         assert_int_equal(queue_reader_open(dir, from, &r), 0);
         while ((k = queue_reader_next(r, &rec)) > 0) {
                 char d[64];
+
+                if (k == QUEUE_READER_LOST) {
+                        const QueueLoss *l = queue_reader_loss(r);
+
+                        /* Every offset is accounted for once: a record or a loss, in order. */
+                        assert_true(l->first <= l->last);
+                        assert_true(l->first >= from);
+                        if (started)
+                                assert_int_equal(l->first, expect);
+                        expect = l->last + 1;
+                        started = true;
+                        if (lost && lost->n < ELEMENTSOF(lost->l))
+                                lost->l[lost->n++] = *l;
+                        continue;
+                }
+                assert_int_equal(k, QUEUE_READER_RECORD);
+                if (started)
+                        assert_int_equal(rec.offset, expect);
+                expect = rec.offset + 1;
+                started = true;
                 if (offsets && n < max)
                         offsets[n] = rec.offset;
                 /* The data is what was appended for that seq. */
@@ -93,6 +116,10 @@ uint64_t read_all(const char *dir, uint64_t from, uint64_t *offsets, size_t max)
         assert_int_equal(k, 0);
         queue_reader_free(r);
         return n;
+}
+
+uint64_t read_all(const char *dir, uint64_t from, uint64_t *offsets, size_t max) {
+        return read_all_lost(dir, from, offsets, max, NULL);
 }
 
 int file_read_all(const char *path, uint8_t **ret, size_t *ret_size) {
@@ -138,4 +165,14 @@ char *segment_path(const char *dir, uint64_t first) {
         p = path_join(dir, name);
         assert_non_null(p);
         return p;
+}
+
+void make_three_segments(const char *dir) {
+        QueueOptions o = { .segment_size = 4096 };
+        Queue *q = NULL;
+
+        assert_int_equal(queue_open(dir, &o, &q), 0);
+        append_flushed_fifties(q, 5);
+        assert_int_equal(queue_sync(q), 0);
+        queue_free(q);
 }

@@ -213,12 +213,134 @@ static void test_reader_across_torn_tail(void **state) {
         rm_rf(tmp);
 }
 
+/* Reads r until QUEUE_READER_END, expecting the records from..to-1 except the lost ones, and the
+ * losses in between exactly where they are. */
+static void expect_records(QueueReader *r, uint64_t from, uint64_t to, const QueueLoss *losses, size_t n_losses) {
+        QueueRecord rec;
+        size_t k = 0;
+
+        for (uint64_t off = from; off < to;) {
+                if (k < n_losses && losses[k].first == off) {
+                        const QueueLoss *l;
+
+                        assert_int_equal(queue_reader_next(r, &rec), QUEUE_READER_LOST);
+                        l = queue_reader_loss(r);
+                        assert_int_equal(l->first, losses[k].first);
+                        assert_int_equal(l->last, losses[k].last);
+                        assert_string_equal(l->segment, losses[k].segment);
+                        assert_int_equal(l->damaged, losses[k].damaged);
+                        if (l->damaged)
+                                assert_int_equal(l->position, losses[k].position);
+                        off = l->last + 1;
+                        k++;
+                        continue;
+                }
+                assert_int_equal(queue_reader_next(r, &rec), QUEUE_READER_RECORD);
+                assert_int_equal(rec.offset, off);
+                assert_int_equal(rec.seq, off + 1);
+                off++;
+        }
+        assert_int_equal(k, n_losses);
+        assert_int_equal(queue_reader_next(r, &rec), QUEUE_READER_END);
+}
+
+/* A reader that meets damaged bytes in a closed segment (before any recovery: the writer is running)
+ * reports the offsets it cannot read, with the file and the position, and goes on with the next
+ * valid record: the flipped record, a torn-off end of a segment, and a damaged segment header. */
+static void test_reader_resyncs(void **state) {
+        char *tmp = make_tmp(), *dir = qdir_of(tmp), *seg0, *seg1;
+        QueueReader *r = NULL;
+        QueueRecord rec;
+
+        make_three_segments(dir);
+        seg0 = segment_path(dir, 0);
+        seg1 = segment_path(dir, 100);
+        flip_byte(seg0, RECORD_POS(30) + 45);
+        flip_byte(seg0, RECORD_POS(31) + 2);
+        assert_int_equal(truncate(seg0, (off_t) RECORD_POS(99) + 30), 0);
+        assert_int_equal(queue_reader_open(dir, 0, &r), 0);
+        for (uint64_t i = 0; i < 20; i++) {
+                assert_int_equal(queue_reader_next(r, &rec), QUEUE_READER_RECORD);
+                assert_int_equal(rec.offset, i);
+        }
+        /* Under the reader's feet (it has read the first segment into its buffer by now). */
+        flip_byte(seg1, 5);
+        expect_records(r, 20, 250,
+                       (const QueueLoss[]) {
+                               { .first = 30, .last = 31, .segment = "00000000000000000000.seg", .damaged = true,
+                                 .position = RECORD_POS(30) },
+                               { .first = 99, .last = 99, .segment = "00000000000000000000.seg", .damaged = true,
+                                 .position = RECORD_POS(99) },
+                               { .first = 100, .last = 199, .segment = "00000000000000000100.seg", .damaged = true,
+                                 .position = 0 },
+                       },
+                       3);
+        queue_reader_free(r);
+
+        /* A reader opened inside the damage hears only about what it asked for. */
+        assert_int_equal(queue_reader_open(dir, 31, &r), 0);
+        expect_records(r, 31, 250,
+                       (const QueueLoss[]) {
+                               { .first = 31, .last = 31, .segment = "00000000000000000000.seg", .damaged = true,
+                                 .position = RECORD_POS(30) },
+                               { .first = 99, .last = 99, .segment = "00000000000000000000.seg", .damaged = true,
+                                 .position = RECORD_POS(99) },
+                               { .first = 100, .last = 199, .segment = "00000000000000000100.seg", .damaged = true,
+                                 .position = 0 },
+                       },
+                       3);
+        queue_reader_free(r);
+        free(seg0);
+        free(seg1);
+        free(dir);
+        rm_rf(tmp);
+}
+
+/* Damage in the active segment while the writer appends: the reader reports it and goes on; when the
+ * damaged record is the last one written, it waits, and reports it once the writer wrote another. */
+static void test_reader_resyncs_active(void **state) {
+        char *tmp = make_tmp(), *dir = qdir_of(tmp), *seg0;
+        QueueReader *r = NULL;
+        Queue *q = NULL;
+
+        assert_int_equal(queue_open(dir, NULL, &q), 0);
+        seg0 = segment_path(dir, 0);
+        append_n(q, "s", 1, 20, 0);
+        assert_int_equal(queue_flush(q), 0);
+        flip_byte(seg0, RECORD_POS(10) + 50);
+        flip_byte(seg0, RECORD_POS(19) + 50);
+        assert_int_equal(queue_reader_open(dir, 0, &r), 0);
+        expect_records(r, 0, 19,
+                       (const QueueLoss[]) {
+                               { .first = 10, .last = 10, .segment = "00000000000000000000.seg", .damaged = true,
+                                 .position = RECORD_POS(10) },
+                       },
+                       1);
+        /* Nothing valid after record 19 yet: it could still be written... */
+        append_n(q, "s", 21, 5, 20);
+        assert_int_equal(queue_flush(q), 0);
+        /* ... now it is clear. */
+        expect_records(r, 19, 25,
+                       (const QueueLoss[]) {
+                               { .first = 19, .last = 19, .segment = "00000000000000000000.seg", .damaged = true,
+                                 .position = RECORD_POS(19) },
+                       },
+                       1);
+        queue_reader_free(r);
+        queue_free(q);
+        free(seg0);
+        free(dir);
+        rm_rf(tmp);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_reader_survives_retention),
                 cmocka_unit_test(test_reader_follows_writer),
                 cmocka_unit_test(test_reader_notices_roll_after_quiet),
                 cmocka_unit_test(test_reader_across_torn_tail),
+                cmocka_unit_test(test_reader_resyncs),
+                cmocka_unit_test(test_reader_resyncs_active),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
