@@ -192,6 +192,17 @@ static int conn_handle_line(ClientConn *c, const char *line, size_t len) {
                 /* From now on the server's own heartbeat tells us it is alive. */
                 return sd_event_source_set_time(c->watchdog, c->last_rx_usec + conn_deadline_usec(c));
         }
+        if (streq_ptr(op, "error") && streq_ptr(json_get_string(msg, "code"), "data_lost") && c->cb.on_lost) {
+                uint64_t first, last;
+
+                if (json_get_uint64(msg, "first", &first) && json_get_uint64(msg, "last", &last) && first <= last) {
+                        if (!c->have_offset || last > c->last_offset) {
+                                c->have_offset = true;
+                                c->last_offset = last;
+                        }
+                        return c->cb.on_lost(c, first, last, json_get_string(msg, "message") ?: "", c->userdata);
+                }
+        }
         if (!c->cb.on_reply)
                 return 0;
         return c->cb.on_reply(c, line, len, msg, c->userdata);

@@ -11,7 +11,8 @@
  * flushes its output and only then are the records acked, in one ack for the whole batch, so that
  * "acked" always means "printed" and --reconnect can resume exactly after it.
  *
- * Everything else the server sends (replies) goes to on_reply as the line and its parsed JSON. */
+ * A data_lost error (records the server could not read from its queue) goes to on_lost; everything
+ * else the server sends (replies) goes to on_reply as the line and its parsed JSON. */
 
 #include <json-c/json.h>
 #include <stdbool.h>
@@ -34,6 +35,11 @@ typedef struct ClientConnCallbacks {
         int (*on_record)(ClientConn *c, const char *line, size_t len, uint64_t offset, void *userdata);
         /* Any other message; msg is the parsed object (never NULL). */
         int (*on_reply)(ClientConn *c, const char *line, size_t len, struct json_object *msg, void *userdata);
+        /* The server's {"op":"error","code":"data_lost","first":N,"last":M,...}: the records at offsets
+         * first..last were lost to damage in the queue and the stream goes on after them. They count
+         * as handled: the next ack and a resubscribe after a reconnect go past them. Without this
+         * callback the line goes to on_reply. */
+        int (*on_lost)(ClientConn *c, uint64_t first, uint64_t last, const char *message, void *userdata);
         /* End of a read batch: write out everything printed so far. Returns 0 when it is all out (the
          * records are acked now), 1 when some is still pending (the owner calls client_conn_ack()
          * once it is out), negative to stop acking. */

@@ -338,6 +338,16 @@ static int on_reply(ClientConn *conn, const char *line, size_t len, struct json_
         return reply_format_append(arg_format, line, len, msg, c->out);
 }
 
+/* Records the server could not read from its queue: say so on stderr, never among the records on
+ * stdout, and carry on with the ones after them. */
+static int on_lost(ClientConn *conn, uint64_t first, uint64_t last, const char *message, void *userdata) {
+        if (first == last)
+                log_warning("The record at offset %" PRIu64 " was lost: %s", first, message);
+        else
+                log_warning("The records at offsets %" PRIu64 "..%" PRIu64 " were lost: %s", first, last, message);
+        return 0;
+}
+
 static void on_disconnected(ClientConn *conn, int error, const char *reason, void *userdata);
 
 static int reconnect_handler(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -655,6 +665,7 @@ static int run(int argc, char *argv[]) {
                 .on_connected = on_connected,
                 .on_record = on_record,
                 .on_reply = on_reply,
+                .on_lost = on_lost,
                 .on_flush = on_flush,
                 .on_disconnected = on_disconnected,
         };

@@ -144,6 +144,21 @@ static int on_reply(ClientConn *c, const char *line, size_t len, struct json_obj
         return 0;
 }
 
+/* Records the server could not read from its queue: a warning, and on with the ones after them. */
+static int on_lost(ClientConn *c, uint64_t first, uint64_t last, const char *message, void *userdata) {
+        Tail *t = userdata;
+
+        if (t->done)
+                return 0;
+        if (first == last)
+                log_warning("The record at offset %" PRIu64 " was lost: %s", first, message);
+        else
+                log_warning("The records at offsets %" PRIu64 "..%" PRIu64 " were lost: %s", first, last, message);
+        if (t->stop_at_end && last + 1 >= t->end)
+                tail_exit(t, EXIT_SUCCESS);
+        return 0;
+}
+
 static int on_flush(ClientConn *c, void *userdata) {
         Tail *t = userdata;
         int r = output_flush(t->output);
@@ -176,6 +191,7 @@ int verb_tail(sd_bus *bus, int argc, char **argv) {
                 .on_connected = on_connected,
                 .on_record = on_record,
                 .on_reply = on_reply,
+                .on_lost = on_lost,
                 .on_flush = on_flush,
                 .on_disconnected = on_disconnected,
         };

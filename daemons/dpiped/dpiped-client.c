@@ -495,6 +495,53 @@ static int client_append_record(Client *c, const QueueRecord *rec) {
         return 0;
 }
 
+/* Offsets the client's reader passed without records: lost to damage in the queue. The client gets
+ * an error line that names them, and the stream goes on after them; the journal hears about each
+ * loss once, however many clients pass it. */
+static int client_report_loss(Client *c, const QueueLoss *l) {
+        _cleanup_json_ struct json_object *o = NULL;
+        Subscription *s = c->subscription;
+        Manager *m = c->manager;
+        char message[256];
+        bool logged = false;
+
+        s->next_offset = l->last + 1;
+        subscription_lost(s, l->last);
+        if (s->commit_dirty)
+                manager_schedule_commit(m);
+
+        for (unsigned i = 0; i < MIN(m->n_losses_logged, ELEMENTSOF(m->losses_logged)); i++)
+                logged = logged || (m->losses_logged[i].first == l->first && m->losses_logged[i].last == l->last);
+        if (!logged) {
+                m->losses_logged[m->n_losses_logged++ % ELEMENTSOF(m->losses_logged)] = *l;
+                if (l->damaged)
+                        log_warning("Queue segment %s/%s is damaged at byte %" PRIu64 ": the records at offsets %" PRIu64
+                                    "..%" PRIu64 " are lost; telling client %s and going on after them.",
+                                    m->queue_dir, l->segment, l->position, l->first, l->last, c->peer);
+                else
+                        log_warning("Queue segment %s/%s: the records at offsets %" PRIu64 "..%" PRIu64
+                                    " were lost to damage (dpipe-writer's recovery logged it); telling client %s.",
+                                    m->queue_dir, l->segment, l->first, l->last, c->peer);
+        }
+
+        if (l->damaged)
+                (void) snprintf(message, sizeof(message),
+                                "records %" PRIu64 "..%" PRIu64 " are damaged in the queue and cannot be read", l->first,
+                                l->last);
+        else
+                (void) snprintf(message, sizeof(message), "records %" PRIu64 "..%" PRIu64 " were lost to damage in the queue",
+                                l->first, l->last);
+        o = json_object_new_object();
+        if (!o)
+                return -ENOMEM;
+        json_object_object_add(o, "op", json_object_new_string("error"));
+        json_object_object_add(o, "code", json_object_new_string("data_lost"));
+        json_object_object_add(o, "first", json_object_new_uint64(l->first));
+        json_object_object_add(o, "last", json_object_new_uint64(l->last));
+        json_object_object_add(o, "message", json_object_new_string(message));
+        return client_send_json(c, NULL, o);
+}
+
 /* Returns < 0 when the client must be dropped. */
 static int client_pump(Client *c) {
         Subscription *s = c->subscription;
@@ -529,8 +576,14 @@ static int client_pump(Client *c) {
                         c->closing = true;
                         break;
                 }
-                if (r == 0)
+                if (r == QUEUE_READER_END)
                         break;
+                if (r == QUEUE_READER_LOST) {
+                        r = client_report_loss(c, queue_reader_loss(s->reader));
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
                 s->next_offset = rec.offset + 1;
                 if (!subscription_wants(s, rec.source, rec.source_len))
                         continue;

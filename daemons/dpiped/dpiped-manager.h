@@ -11,6 +11,7 @@
 #include <systemd/sd-event.h>
 
 #include "macro.h"
+#include "queue.h"
 #include "socket-util.h"
 
 typedef struct Manager Manager;
@@ -78,6 +79,10 @@ struct Manager {
         int queue_watch_fd;
         sd_event_source *queue_watch_event_source;
         sd_event_source *queue_poll_timer;
+        /* The last records lost to damage that were logged (dpiped-client.c): each loss is logged
+         * once, however many clients pass it. */
+        QueueLoss losses_logged[8];
+        unsigned n_losses_logged;
 
         /* Outstanding polkit queries (see dpiped-bus.c). */
         struct PolkitQuery *polkit_queries;

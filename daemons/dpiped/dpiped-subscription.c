@@ -83,6 +83,13 @@ int subscription_sent(Subscription *s, uint64_t offset) {
         return 0;
 }
 
+static void subscription_commit(Subscription *s, uint64_t offset) {
+        if (s->name && offset > s->committed) {
+                s->committed = offset;
+                s->commit_dirty = true;
+        }
+}
+
 size_t subscription_ack(Subscription *s, uint64_t offset) {
         size_t n = 0;
 
@@ -91,11 +98,16 @@ size_t subscription_ack(Subscription *s, uint64_t offset) {
                 s->n_in_flight--;
                 n++;
         }
-        if (s->name && offset + 1 > s->committed) {
-                s->committed = offset + 1;
-                s->commit_dirty = true;
-        }
+        subscription_commit(s, offset + 1);
+        if (s->n_in_flight == 0)
+                subscription_commit(s, s->lost_end);
         return n;
+}
+
+void subscription_lost(Subscription *s, uint64_t last) {
+        s->lost_end = MAX(s->lost_end, last + 1);
+        if (s->n_in_flight == 0)
+                subscription_commit(s, s->lost_end);
 }
 
 /* <dir>/<name>.offset: the suffix keeps names like ".." plain file names. */

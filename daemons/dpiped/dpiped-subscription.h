@@ -34,6 +34,7 @@ typedef struct Subscription {
         char *name;         /* durable subscriptions */
         uint64_t committed; /* offset after the last acked record */
         bool commit_dirty;
+        uint64_t lost_end;  /* after the last offsets reported lost (subscription_lost()) */
 } Subscription;
 
 Subscription *subscription_free(Subscription *s);
@@ -49,6 +50,10 @@ static inline bool subscription_window_full(const Subscription *s) {
 int subscription_sent(Subscription *s, uint64_t offset);
 /* Retires every in-flight offset <= offset; returns how many. */
 size_t subscription_ack(Subscription *s, uint64_t offset);
+/* The offsets up to last were lost to damage in the queue: nothing to send or ack for them. Once
+ * everything sent before them is acked, a durable subscription's offset moves past them, so that it
+ * does not resume in front of them again. */
+void subscription_lost(Subscription *s, uint64_t last);
 
 /* The durable store. */
 int subscription_load_committed(const char *dir, const char *name, uint64_t *ret);

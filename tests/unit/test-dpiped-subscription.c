@@ -129,12 +129,54 @@ static void test_committed(void **state) {
         assert_int_equal(rmdir(tmpl), 0);
 }
 
+/* Records lost to damage in the queue take no room in the window and are never acked; a durable
+ * subscription moves past them once everything sent before them is acked, and not before. */
+static void test_lost(void **state) {
+        Subscription *s = NULL;
+
+        assert_int_equal(subscription_new(0, 10, &s), 0);
+        s->name = strdup("sink");
+        assert_non_null(s->name);
+
+        /* Sent 0..4, lost 5..7, sent 8. */
+        for (uint64_t i = 0; i < 5; i++)
+                assert_int_equal(subscription_sent(s, i), 0);
+        subscription_lost(s, 7);
+        assert_int_equal(s->committed, 0); /* 0..4 are not acked yet */
+        assert_false(s->commit_dirty);
+        assert_int_equal(subscription_sent(s, 8), 0);
+        assert_int_equal(s->n_in_flight, 6);
+        /* An ack of what came before the loss commits up to the loss only: 8 is still in flight. */
+        assert_int_equal(subscription_ack(s, 4), 5);
+        assert_int_equal(s->committed, 5);
+        assert_int_equal(subscription_ack(s, 8), 1);
+        assert_int_equal(s->committed, 9);
+
+        /* A loss at the end, with nothing in flight: past it at once. */
+        s->commit_dirty = false;
+        subscription_lost(s, 20);
+        assert_int_equal(s->committed, 21);
+        assert_true(s->commit_dirty);
+
+        /* A loss at the end with records in flight: past it once they are acked. */
+        assert_int_equal(subscription_sent(s, 21), 0);
+        assert_int_equal(subscription_sent(s, 22), 0);
+        subscription_lost(s, 30);
+        assert_int_equal(s->committed, 21);
+        assert_int_equal(subscription_ack(s, 21), 1);
+        assert_int_equal(s->committed, 22);
+        assert_int_equal(subscription_ack(s, 22), 1);
+        assert_int_equal(s->committed, 31);
+        subscription_free(s);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_window),
                 cmocka_unit_test(test_ring_wraps),
                 cmocka_unit_test(test_filter),
                 cmocka_unit_test(test_committed),
+                cmocka_unit_test(test_lost),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
