@@ -76,7 +76,9 @@ out=$(dp_client 'send:subscribe earliest window=1' recv:1 recv-records:1)
 dp_assert_eq "{\"op\":\"ok\",\"offset\":$first}" "$(sed -n 1p <<<"$out")" "earliest after retention"
 dp_assert_contains "$(sed -n 2p <<<"$out")" "\"offset\":$first," "first record after retention"
 
-# A record that fails its checksum: the client gets "internal" and is closed; dpiped lives on.
+# A record that fails its checksum, the last one written: the client waits (the damaged bytes could
+# hold more than one record), and once the next record is written it gets data_lost for exactly the
+# damaged one, then the new record, on the same connection.
 dpiped-queue-fill "$STATE_DIR/queue" 1 demo 200
 next=$(busctl --system get-property org.dpipe.Pipeline1 /org/dpipe/Pipeline1 org.dpipe.Pipeline1.Manager QueueNextOffset | cut -d' ' -f2)
 seg=$(ls "$STATE_DIR"/queue/*.seg | tail -n1)
@@ -87,7 +89,9 @@ b = bytearray(open(p, "rb").read())
 b[-50] ^= 0xFF  # inside the payload of the last record
 open(p, "wb").write(b)
 PY
-out=$(dp_client "send:subscribe $((next - 1))" recv:1 closed)
-dp_assert_contains "$out" '{"op":"error","code":"internal","message":"failed to read the queue"}' "a corrupt record"
-dp_assert_eq CLOSED "$(tail -n1 <<<"$out")" "closed after internal"
+out=$(dp_client "send:subscribe $((next - 1))" recv:1 "exec:dpiped-queue-fill '$STATE_DIR/queue' 1 demo" recv:2 send:ping recv-until:pong)
+dp_assert_eq "{\"op\":\"error\",\"code\":\"data_lost\",\"first\":$((next - 1)),\"last\":$((next - 1)),\"message\":\"records $((next - 1))..$((next - 1)) are damaged in the queue and cannot be read\"}" \
+        "$(sed -n 2p <<<"$out")" "a corrupt record"
+dp_assert_contains "$(sed -n 3p <<<"$out")" "\"offset\":$next," "the record after it"
+dp_assert_eq '{"op":"pong"}' "$(tail -n1 <<<"$out")" "the connection stays up"
 dp_assert_eq '{"op":"pong"}' "$(dp_client send:ping recv:1)" "dpiped lives on"
