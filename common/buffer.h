@@ -23,7 +23,8 @@ static inline size_t buffer_size(const Buffer *b) {
         return b->tail - b->head;
 }
 static inline char *buffer_begin(const Buffer *b) {
-        return b->data + b->head;
+        /* A buffer never filled has no storage: NULL + 0 would be undefined behaviour. */
+        return b->data ? b->data + b->head : NULL;
 }
 static inline void buffer_consume(Buffer *b, size_t n) {
         b->head += n;
