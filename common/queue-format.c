@@ -130,7 +130,8 @@ static inline int record_parse_inline(const uint8_t *p, size_t avail, QueueRecor
                 return -EBADMSG;
         if (avail < size)
                 return 0;
-        if (crc32c(0, p + 8, size - 8) != le32_get(p + 4))
+        /* The last offset there is cannot be stored: the one after it would wrap to 0. */
+        if (le64_get(p + 8) == UINT64_MAX || crc32c(0, p + 8, size - 8) != le32_get(p + 4))
                 return -EBADMSG;
         *ret = (QueueRecord) {
                 .offset = le64_get(p + 8),
@@ -157,27 +158,31 @@ static bool record_header_plausible(const uint8_t *p, uint64_t min_offset, uint6
 
         return le16_get(p + 34) == 0 && source_len > 0 && source_len <= SOURCE_NAME_MAX && data_len <= QUEUE_DATA_MAX &&
                (uint64_t) QUEUE_RECORD_HEADER_SIZE + source_len + data_len == size && offset >= min_offset &&
-               offset <= max_offset;
+               offset <= max_offset && offset != UINT64_MAX;
 }
 
 /* Does the CRC of the plausible record at pos hold? have: its first have_len bytes, already read.
  * The rest is read in pieces: a candidate may claim up to 64 MiB, which is no reason for a buffer
  * that large. A record the file ends inside of is not valid (yet). */
-static int record_crc_holds(int fd, uint64_t pos, const uint8_t *have, size_t have_len, uint8_t *piece,
-                            size_t piece_size) {
+static int record_crc_holds(int fd, uint64_t pos, const uint8_t *have, size_t have_len, uint8_t **piece) {
         uint32_t size = le32_get(have), crc;
         uint64_t at;
 
         if (have_len >= size)
                 return crc32c(0, have + 8, size - 8) == le32_get(have + 4);
+        if (!*piece) {
+                *piece = malloc(RESYNC_CHUNK);
+                if (!*piece)
+                        return -ENOMEM;
+        }
         crc = crc32c(0, have + 8, have_len - 8);
         for (at = pos + have_len; at < pos + size;) {
-                ssize_t n = pread(fd, piece, MIN(piece_size, (size_t) (pos + size - at)), (off_t) at);
+                ssize_t n = pread(fd, *piece, MIN((size_t) RESYNC_CHUNK, (size_t) (pos + size - at)), (off_t) at);
                 if (n < 0)
                         return -errno;
                 if (n == 0)
                         return false;
-                crc = crc32c(crc, piece, (size_t) n);
+                crc = crc32c(crc, *piece, (size_t) n);
                 at += (uint64_t) n;
         }
         return crc == le32_get(have + 4);
@@ -189,8 +194,7 @@ int segment_resync(int fd, uint64_t from, uint64_t min_offset, uint64_t max_offs
         uint64_t at = from + 1; /* file position of buf[0] */
 
         buf = malloc(RESYNC_CHUNK);
-        piece = malloc(RESYNC_CHUNK);
-        if (!buf || !piece)
+        if (!buf)
                 return -ENOMEM;
         for (;;) {
                 ssize_t n = pread(fd, buf, RESYNC_CHUNK, (off_t) at);
@@ -202,7 +206,7 @@ int segment_resync(int fd, uint64_t from, uint64_t min_offset, uint64_t max_offs
 
                         if (!record_header_plausible(buf + i, min_offset, max_offset))
                                 continue;
-                        r = record_crc_holds(fd, at + i, buf + i, (size_t) n - i, piece, RESYNC_CHUNK);
+                        r = record_crc_holds(fd, at + i, buf + i, (size_t) n - i, &piece);
                         if (r < 0)
                                 return r;
                         if (r > 0) {

@@ -529,7 +529,7 @@ static int queue_recover_older(Queue *q, const QueueRecovery *rec, size_t i, Ver
         _cleanup_(scan_result_done) ScanResult scan = {};
         uint8_t h[QUEUE_SEGMENT_HEADER_SIZE];
         char name[32], qname[64];
-        bool second_to_last = i + 2 == rec->n_found, torn;
+        bool second_to_last = i + 2 == rec->n_found, torn, salvaged = false;
         ssize_t k;
         int r;
 
@@ -570,11 +570,21 @@ static int queue_recover_older(Queue *q, const QueueRecovery *rec, size_t i, Ver
                 /* Damaged records with valid ones after them (or, in an older segment, a bad tail):
                  * only they are lost. A torn tail's offsets go with the last segment, below. */
                 r = queue_salvage(q, s, fd, &scan, torn ? scan.next_offset : next_first, &size);
-                if (r < 0)
+                if (r == -ENOMEM)
                         return r;
+                if (r < 0)
+                        /* No room for the copy, say: the damaged file stays as it is, readers skip
+                         * the damaged records themselves, and the next start tries again. Starting
+                         * matters more. */
+                        queue_event(q, QUEUE_EVENT_SALVAGED,
+                                    "Segment %s/%s is damaged at position %" PRIu64 ", but writing its salvaged copy "
+                                    "failed (%s); left it as it is, readers skip the damaged records",
+                                    q->dir, name, scan.n_damage > 0 ? scan.damage[0].pos : scan.valid_end, strerror(-r));
+                else
+                        salvaged = true;
         }
         if (torn) {
-                if (scan.n_damage == 0) {
+                if (!salvaged) {
                         r = queue_cut_sealed(q, s, &scan, &idx);
                         if (r < 0)
                                 return r;

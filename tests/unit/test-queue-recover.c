@@ -227,6 +227,49 @@ static void test_salvage_sixteen_bytes(void **state) {
         rm_rf(tmp);
 }
 
+/* When the salvaged copy cannot be made (here corrupt/ is a file, so the original cannot be kept),
+ * the queue still opens: the damaged segment stays as it is, readers skip the damaged record
+ * themselves, and the next start salvages it. */
+static void test_salvage_fails_open_anyway(void **state) {
+        char *tmp = make_tmp(), *dir = qdir_of(tmp), *seg0, *corrupt;
+        Events ev = {};
+        QueueOptions o = { .segment_size = 4096, .on_event = on_event, .userdata = &ev };
+        Queue *q = NULL;
+        struct stat st;
+        Losses l;
+
+        make_three_segments(dir);
+        seg0 = segment_path(dir, 0);
+        corrupt = path_join(dir, "corrupt");
+        file_write_all(corrupt, (const uint8_t *) "x", 1);
+        flip_byte(seg0, RECORD_POS(70) + 50);
+
+        assert_int_equal(queue_open(dir, &o, &q), 0);
+        assert_int_equal(ev.count[QUEUE_EVENT_SALVAGED], 1);
+        assert_non_null(strstr(ev.last[QUEUE_EVENT_SALVAGED], "left it as it is"));
+        assert_int_equal(queue_next_offset(q), 250);
+        queue_free(q);
+        assert_int_equal(stat(seg0, &st), 0);
+        assert_int_equal((size_t) st.st_size, RECORD_POS(100));
+        {
+                _cleanup_free_ char *copy = path_join(dir, "salvage-segment");
+                assert_int_equal(access(copy, F_OK), -1); /* no half-made copy left behind */
+        }
+        assert_int_equal(read_all_lost(dir, 0, NULL, 0, &l), 249);
+        assert_int_equal(l.n, 1);
+        assert_int_equal(l.l[0].first, 70);
+        assert_int_equal(l.l[0].last, 70);
+        assert_true(l.l[0].damaged);
+        assert_int_equal(l.l[0].position, RECORD_POS(70));
+
+        assert_int_equal(unlink(corrupt), 0);
+        assert_salvaged(dir, "00000000000000000000.seg", (uint64_t[]) { 70 }, 1, "offsets 70;");
+        free(corrupt);
+        free(seg0);
+        free(dir);
+        rm_rf(tmp);
+}
+
 static void test_flipped_byte_last_segment(void **state) {
         /* A corrupt record in the middle of the active segment: not a torn write, but not salvaged
          * like a closed segment either (the writer appends to it, so it must end in its last valid
@@ -562,6 +605,7 @@ int main(void) {
                 cmocka_unit_test(test_salvage_header_and_payload),
                 cmocka_unit_test(test_salvage_several),
                 cmocka_unit_test(test_salvage_sixteen_bytes),
+                cmocka_unit_test(test_salvage_fails_open_anyway),
                 cmocka_unit_test(test_flipped_byte_last_segment),
                 cmocka_unit_test(test_torn_and_corrupt_headers),
                 cmocka_unit_test(test_torn_second_to_last),
