@@ -494,10 +494,10 @@ static int queue_salvage(Queue *q, const SegmentRef *s, int fd, const ScanResult
                 r = -errno;
                 goto fail;
         }
+        /* Done: should the renames not be durable after all, a crash brings the damaged file back
+         * and the next start salvages it again. */
         queue_write_index(q, s->first, &idx);
-        r = queue_sync_dirs(q);
-        if (r < 0)
-                return r;
+        (void) queue_sync_dirs(q);
 
         queue_event(q, QUEUE_EVENT_SALVAGED,
                     "Segment %s/%s is damaged (at byte %s): lost %" PRIu64 " record(s), offsets %s; kept the other %" PRIu64
