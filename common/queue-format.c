@@ -118,6 +118,7 @@ int segment_header_check(const uint8_t *h, uint64_t first, uint64_t *ret_created
 static inline int record_parse_inline(const uint8_t *p, size_t avail, QueueRecord *ret, uint32_t *ret_size) {
         uint32_t size, data_len;
         uint16_t source_len;
+        uint64_t offset;
 
         if (avail < QUEUE_RECORD_HEADER_SIZE)
                 return 0;
@@ -130,11 +131,14 @@ static inline int record_parse_inline(const uint8_t *p, size_t avail, QueueRecor
                 return -EBADMSG;
         if (avail < size)
                 return 0;
+        if (crc32c(0, p + 8, size - 8) != le32_get(p + 4))
+                return -EBADMSG;
+        offset = le64_get(p + 8);
         /* The last offset there is cannot be stored: the one after it would wrap to 0. */
-        if (le64_get(p + 8) == UINT64_MAX || crc32c(0, p + 8, size - 8) != le32_get(p + 4))
+        if (offset == UINT64_MAX)
                 return -EBADMSG;
         *ret = (QueueRecord) {
-                .offset = le64_get(p + 8),
+                .offset = offset,
                 .ts_us = le64_get(p + 16),
                 .seq = le64_get(p + 24),
                 .source = (const char *) p + QUEUE_RECORD_HEADER_SIZE,

@@ -215,35 +215,40 @@ int queue_reader_open(const char *dir, uint64_t offset, QueueReader **ret) {
         return 0;
 }
 
-/* A record read from the open segment at pos: returns QUEUE_READER_RECORD with it, 0 to read on
- * (it is before the target), or QUEUE_READER_LOST when offsets before it have no record (it is read
- * again afterwards). */
-static int reader_take(QueueReader *r, const QueueRecord *rec, uint64_t pos, QueueRecord *ret) {
+/* The rest of reader_take(): a record that is not the one expected next. */
+static int reader_take_other(QueueReader *r, const QueueRecord *rec, uint64_t pos) {
         int q;
 
         r->seg_expect = rec->offset + 1;
         if (rec->offset < r->target) {
+                /* Before the target (the index put us a little earlier): read on. */
                 r->index_seek = false;
                 return 0;
         }
-        if (rec->offset > r->target) {
-                if (r->index_seek) {
-                        /* The index entry pointed past the target: it is not to be trusted. */
-                        r->index_seek = false;
-                        r->seg_expect = r->seg_first;
-                        q = segment_cursor_seek(&r->cursor, QUEUE_SEGMENT_HEADER_SIZE);
-                        return q < 0 ? q : 0;
-                }
-                reader_lose(r, r->seg_first, rec->offset, r->damaged, r->damage_pos);
-                r->loss_pending = false;
-                r->target = rec->offset;
-                r->damaged = false;
-                q = segment_cursor_seek(&r->cursor, pos);
-                return q < 0 ? q : QUEUE_READER_LOST;
+        if (r->index_seek) {
+                /* The index entry pointed past the target: it is not to be trusted. */
+                r->index_seek = false;
+                r->seg_expect = r->seg_first;
+                q = segment_cursor_seek(&r->cursor, QUEUE_SEGMENT_HEADER_SIZE);
+                return q < 0 ? q : 0;
         }
-        r->index_seek = false;
+        /* Offsets from the target up to this record have none: lost. */
+        reader_lose(r, r->seg_first, rec->offset, r->damaged, r->damage_pos);
+        r->loss_pending = false;
+        r->target = rec->offset;
         r->damaged = false;
-        r->target = rec->offset + 1;
+        q = segment_cursor_seek(&r->cursor, pos);
+        return q < 0 ? q : QUEUE_READER_LOST;
+}
+
+/* A record read from the open segment at pos: returns QUEUE_READER_RECORD with it, 0 to read on
+ * (it is before the target), or QUEUE_READER_LOST when offsets before it have no record (it is read
+ * again afterwards). Inline, with the record expected next first: it is every record's path. */
+static inline int reader_take(QueueReader *r, const QueueRecord *rec, uint64_t pos, QueueRecord *ret) {
+        if (_unlikely_(rec->offset != r->target))
+                return reader_take_other(r, rec, pos);
+        r->index_seek = r->damaged = false;
+        r->target = r->seg_expect = rec->offset + 1;
         *ret = *rec;
         return QUEUE_READER_RECORD;
 }
