@@ -19,18 +19,20 @@ WRITER_ARGS=(--runtime-dir="$RUNTIME_DIR" --state-dir="$STATE_DIR" --segment-siz
 dp_start_bus
 dp_daemon writer dpipe-writer "${WRITER_ARGS[@]}"
 dp_wait_socket "$SOCK"
-"$FEED" --socket="$SOCK" --source=alpha --count=$N --batch=100 >"$LOG_DIR/feed.log" || dp_fail "feeding the writer failed"
+# One batch in flight: every write is one batch, so segments roll every ~500 records.
+"$FEED" --socket="$SOCK" --source=alpha --count=$N --batch=100 --window=1 >"$LOG_DIR/feed.log" || dp_fail "feeding the writer failed"
 dp_assert_eq "0 $N" "$("$DUMP" "$QUEUE" --bounds)" "queue bounds"
 dp_dpiped --heartbeat-ms=1000
 
 # The victim: a record in the middle of a closed segment far ahead of the subscriber.
-VICTIM=6000
+VICTIM=6050
 seg=
 for f in "$QUEUE"/*.seg; do
         first=$((10#$(basename "$f" .seg)))
         [ "$first" -le "$VICTIM" ] && seg=$f
 done
 [ "$seg" != "$(ls "$QUEUE"/*.seg | tail -n1)" ] || dp_fail "the victim's segment is the active one"
+[ "$((10#$(basename "$seg" .seg)))" -gt 2000 ] || dp_fail "the victim's segment starts too early: $(basename "$seg")"
 
 # The subscriber prints into a pipe that nobody reads yet: with --window=100 it stops after the
 # window plus what the pipe holds (~64 KiB, some 500 records) — far before the victim, whose
