@@ -11,6 +11,7 @@
 #include "json-util.h"
 #include "line.h"
 #include "log.h"
+#include "transport.h"
 #include "util.h"
 
 /* Records may be large: accept what the queue accepts, plus the envelope. */
@@ -23,17 +24,22 @@
 typedef enum ConnState {
         CONN_DISCONNECTED,
         CONN_CONNECTING,
+        CONN_HANDSHAKE, /* TLS */
         CONN_CONNECTED,
 } ConnState;
 
 struct ClientConn {
         sd_event *event;
         char *address;
+        char *host;    /* of a TCP address: what the server's certificate must name */
+        bool unix_socket;
+        char *token;
+        TlsContext *tls;
         ClientConnCallbacks cb;
         void *userdata;
 
         ConnState state;
-        int fd;
+        Transport transport;
         sd_event_source *io;
         sd_event_source *watchdog;
         Buffer in, out;
@@ -65,8 +71,10 @@ static int conn_update_io(ClientConn *c) {
                 return 0;
         if (c->state == CONN_CONNECTING)
                 events = EPOLLOUT;
+        else if (c->state == CONN_HANDSHAKE)
+                events = transport_events(&c->transport) ?: EPOLLIN;
         else
-                events = EPOLLIN | (buffer_size(&c->out) > 0 ? EPOLLOUT : 0);
+                events = EPOLLIN | (buffer_size(&c->out) > 0 ? EPOLLOUT : 0) | transport_events(&c->transport);
         return sd_event_source_set_io_events(c->io, events);
 }
 
@@ -76,7 +84,7 @@ static int conn_flush_out(ClientConn *c) {
         if (c->state != CONN_CONNECTED)
                 return 0;
         while (buffer_size(&c->out) > 0) {
-                n = buffer_write_fd(&c->out, c->fd);
+                n = transport_write(&c->transport, &c->out);
                 if (n < 0)
                         return (int) n;
                 if (n == 0)
@@ -87,7 +95,8 @@ static int conn_flush_out(ClientConn *c) {
 
 void client_conn_disconnect(ClientConn *c) {
         c->io = sd_event_source_disable_unref(c->io);
-        c->fd = safe_close(c->fd);
+        transport_done(&c->transport);
+        c->transport.fd = safe_close(c->transport.fd);
         buffer_clear(&c->in);
         buffer_clear(&c->out);
         c->state = CONN_DISCONNECTED;
@@ -183,6 +192,15 @@ static int conn_handle_line(ClientConn *c, const char *line, size_t len) {
                 }
                 return conn_handle_record(c, line, len, offset);
         }
+        if (streq_ptr(op, "error") && c->hello_pending) {
+                /* Refused before we even started: "denied" is about our token, which trying again
+                 * will not fix; "overloaded" (too many clients) may pass. */
+                bool denied = streq_ptr(json_get_string(msg, "code"), "denied");
+
+                conn_fail(c, denied ? -EACCES : -ECONNREFUSED, "Server %s refused %s: %s", c->address,
+                          denied ? "our token" : "the connection", json_get_string(msg, "message") ?: "no reason given");
+                return 0;
+        }
         if (streq_ptr(op, "hello") && c->hello_pending) {
                 c->hello_pending = false;
                 if (json_get_uint64(msg, "heartbeat_ms", &hb) && hb > 0 && hb < UINT64_MAX / USEC_PER_MSEC / 4)
@@ -243,13 +261,25 @@ static int conn_end_batch(ClientConn *c) {
         return client_conn_ack(c);
 }
 
+static int conn_send_hello(ClientConn *c) {
+        _cleanup_json_ struct json_object *o = json_object_new_object();
+
+        if (!o || json_object_object_add(o, "op", json_object_new_string("hello")) < 0 ||
+            json_object_object_add(o, "version", json_object_new_int(1)) < 0)
+                return -ENOMEM;
+        /* The token is for TCP; on client.sock our credentials speak for us. */
+        if (c->token && !c->unix_socket && json_object_object_add(o, "token", json_object_new_string(c->token)) < 0)
+                return -ENOMEM;
+        return client_conn_send_json(c, o);
+}
+
 static int conn_on_connected(ClientConn *c) {
         int r;
 
         c->state = CONN_CONNECTED;
         c->hello_pending = true;
         c->last_rx_usec = now_usec(CLOCK_MONOTONIC);
-        r = client_conn_send_line(c, "{\"op\":\"hello\",\"version\":1}", strlen("{\"op\":\"hello\",\"version\":1}"));
+        r = conn_send_hello(c);
         if (r < 0)
                 return r;
         if (c->cb.on_connected) {
@@ -266,6 +296,30 @@ static int conn_on_connected(ClientConn *c) {
         return conn_update_io(c);
 }
 
+/* A plain connection that ends before the server said hello: most likely a TLS port. */
+static const char *conn_hint(const ClientConn *c) {
+        if (c->hello_pending && !c->tls && !c->unix_socket)
+                return " (if the server speaks TLS, add --tls)";
+        return "";
+}
+
+static int conn_handshake(ClientConn *c) {
+        int r = transport_handshake(&c->transport);
+
+        if (r < 0) {
+                conn_fail(c, r == -EKEYREJECTED ? r : -EPROTO, "TLS with %s failed: %s", c->address,
+                          transport_error(&c->transport));
+                return r;
+        }
+        if (r == 0)
+                return conn_update_io(c);
+        log_debug("TLS with %s: %s.", c->address, tls_conn_version(c->transport.tls));
+        r = conn_on_connected(c);
+        if (r < 0)
+                conn_fail(c, r, "Failed to talk to %s: %m", c->address);
+        return r;
+}
+
 static int conn_io_handler(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         ClientConn *c = userdata;
         bool eof = false;
@@ -277,30 +331,56 @@ static int conn_io_handler(sd_event_source *s, int fd, uint32_t revents, void *u
                         conn_fail(c, r, "Failed to connect to %s: %m", c->address);
                         return 0;
                 }
+                if (c->tls) {
+                        r = tls_conn_new(c->tls, fd, c->host, &c->transport.tls);
+                        if (r < 0) {
+                                conn_fail(c, r, "Failed to set up TLS with %s: %m", c->address);
+                                return 0;
+                        }
+                        c->state = CONN_HANDSHAKE;
+                        (void) conn_handshake(c);
+                        return 0;
+                }
                 r = conn_on_connected(c);
                 if (r < 0)
-                        conn_fail(c, r, "Failed to talk to %s: %m", c->address);
+                        conn_fail(c, r, "Failed to talk to %s: %m%s", c->address, conn_hint(c));
+                return 0;
+        }
+        if (c->state == CONN_HANDSHAKE) {
+                (void) conn_handshake(c);
                 return 0;
         }
 
-        if (revents & EPOLLOUT) {
+        if (revents & (EPOLLOUT | EPOLLIN)) {
                 r = conn_flush_out(c);
                 if (r < 0) {
-                        conn_fail(c, r, "Failed to send to %s: %m", c->address);
+                        conn_fail(c, r, "Failed to send to %s: %m%s", c->address, conn_hint(c));
                         return 0;
                 }
         }
 
         if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
                 for (int i = 0; i < READS_PER_WAKEUP; i++) {
-                        ssize_t n = buffer_read_fd(&c->in, fd, READ_ROOM);
+                        ssize_t n;
 
+                        r = buffer_reserve(&c->in, READ_ROOM);
+                        if (r < 0) {
+                                conn_fail(c, r, "Failed to read from %s: %m", c->address);
+                                return 0;
+                        }
+                        n = transport_read(&c->transport, buffer_tail(&c->in), c->in.allocated - c->in.tail);
                         if (n == -EAGAIN)
                                 break;
                         if (n < 0) {
-                                conn_fail(c, (int) n, "Failed to read from %s: %m", c->address);
+                                if (c->transport.tls)
+                                        conn_fail(c, (int) n, "Failed to read from %s: %s", c->address,
+                                                  transport_error(&c->transport));
+                                else
+                                        conn_fail(c, (int) n, "Failed to read from %s: %m%s", c->address, conn_hint(c));
                                 return 0;
                         }
+                        if (n > 0)
+                                buffer_advance(&c->in, (size_t) n);
                         if (n == 0) {
                                 eof = true;
                                 break;
@@ -315,7 +395,8 @@ static int conn_io_handler(sd_event_source *s, int fd, uint32_t revents, void *u
                         return 0;
                 }
                 if (eof) {
-                        conn_fail(c, 0, "Connection closed by %s.", c->address);
+                        conn_fail(c, *conn_hint(c) ? -ECONNRESET : 0, "Connection closed by %s%s.", c->address,
+                                  conn_hint(c));
                         return 0;
                 }
         }
@@ -341,18 +422,23 @@ static int conn_watchdog_handler(sd_event_source *s, uint64_t usec, void *userda
 }
 
 int client_conn_connect(ClientConn *c) {
-        SocketAddress a;
         int r;
 
         client_conn_disconnect(c);
-        r = socket_address_parse(c->address, &a);
-        if (r < 0)
-                return r;
-        c->fd = socket_connect_tcp(&a);
-        if (c->fd < 0)
-                return c->fd;
-        socket_set_buffers(c->fd, 4 * 1024 * 1024);
-        r = sd_event_add_io(c->event, &c->io, c->fd, EPOLLOUT, conn_io_handler, c);
+        if (c->unix_socket)
+                c->transport.fd = socket_connect_unix(c->address, true);
+        else {
+                SocketAddress a;
+
+                r = socket_address_parse(c->address, &a);
+                if (r < 0)
+                        return r;
+                c->transport.fd = socket_connect_tcp(&a);
+        }
+        if (c->transport.fd < 0)
+                return c->transport.fd;
+        socket_set_buffers(c->transport.fd, 4 * 1024 * 1024);
+        r = sd_event_add_io(c->event, &c->io, c->transport.fd, EPOLLOUT, conn_io_handler, c);
         if (r < 0)
                 return r;
         c->state = CONN_CONNECTING;
@@ -363,19 +449,62 @@ int client_conn_connect(ClientConn *c) {
         return sd_event_source_set_enabled(c->watchdog, SD_EVENT_ON);
 }
 
-int client_conn_new(sd_event *e, const char *address, const ClientConnCallbacks *cb, void *userdata,
-                    ClientConn **ret) {
+bool client_address_is_unix(const char *address) {
+        return address && address[0] == '/';
+}
+
+/* "host" of "host:port" or "[v6]:port". */
+static char *address_host(const char *address) {
+        const char *colon;
+
+        if (address[0] == '[') {
+                const char *end = strchr(address, ']');
+                return end ? strndup(address + 1, (size_t) (end - address - 1)) : NULL;
+        }
+        colon = strrchr(address, ':');
+        return colon ? strndup(address, (size_t) (colon - address)) : NULL;
+}
+
+int client_conn_new(sd_event *e, const char *address, const ClientConnOptions *options, const ClientConnCallbacks *cb,
+                    void *userdata, ClientConn **ret) {
         _cleanup_(client_conn_freep) ClientConn *c = NULL;
         SocketAddress a;
         int r;
 
-        r = socket_address_parse(address, &a);
-        if (r < 0)
-                return r;
+        if (!client_address_is_unix(address)) {
+                r = socket_address_parse(address, &a);
+                if (r < 0)
+                        return r;
+        }
         c = calloc(1, sizeof(ClientConn));
         if (!c)
                 return -ENOMEM;
-        c->fd = -EBADF;
+        c->transport.fd = -EBADF;
+        c->unix_socket = client_address_is_unix(address);
+        if (options && options->token) {
+                c->token = strdup(options->token);
+                if (!c->token)
+                        return -ENOMEM;
+        }
+        if (options && options->tls) {
+                char error[512];
+
+                if (c->unix_socket) {
+                        log_error("TLS is for TCP addresses; %s is a Unix socket.", address);
+                        return -EINVAL;
+                }
+                c->host = address_host(address);
+                if (!c->host)
+                        return -ENOMEM;
+                r = tls_context_new_client(options->tls_ca, options->tls_cert, options->tls_key, &c->tls, error,
+                                           sizeof(error));
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0) {
+                        log_error("TLS: %s", error);
+                        return -EINVAL;
+                }
+        }
         c->heartbeat_usec = DEFAULT_HEARTBEAT_USEC;
         c->event = sd_event_ref(e);
         c->cb = *cb;
@@ -400,8 +529,50 @@ ClientConn *client_conn_free(ClientConn *c) {
         buffer_done(&c->out);
         sd_event_unref(c->event);
         free(c->address);
+        free(c->host);
+        if (c->token)
+                explicit_bzero(c->token, strlen(c->token));
+        free(c->token);
+        tls_context_free(c->tls);
         free(c);
         return NULL;
+}
+
+int client_conn_options_load_token(ClientConnOptions *o, const char *token_file) {
+        _cleanup_free_ char *text = NULL;
+        const char *env;
+        size_t size = 0, n;
+        int r;
+
+        if (!token_file) {
+                env = getenv("DPIPE_TOKEN");
+                if (isempty(env))
+                        return 0;
+                o->token = strdup(env);
+                return o->token ? 0 : log_oom();
+        }
+        r = read_file(token_file, 64 * 1024, &text, &size);
+        if (r < 0)
+                return log_error_errno(r, "Failed to read the token file %s: %m", token_file);
+        /* The first line, without its line break and trailing blanks. */
+        n = strcspn(text, "\r\n");
+        while (n > 0 && (text[n - 1] == ' ' || text[n - 1] == '\t'))
+                n--;
+        if (n == 0) {
+                explicit_bzero(text, size);
+                log_error("The token file %s is empty: its first line must be the secret.", token_file);
+                return -EINVAL;
+        }
+        o->token = strndup(text, n);
+        explicit_bzero(text, size);
+        return o->token ? 0 : log_oom();
+}
+
+void client_conn_options_done(ClientConnOptions *o) {
+        if (o->token)
+                explicit_bzero(o->token, strlen(o->token));
+        free(o->token);
+        o->token = NULL;
 }
 
 bool client_conn_is_connected(const ClientConn *c) {

@@ -22,11 +22,27 @@
 #include "buffer.h"
 #include "macro.h"
 #include "socket-util.h"
+#include "tls.h"
 
 #define DEAD_SERVER_HEARTBEATS 3
 #define HELLO_TIMEOUT_USEC (10 * USEC_PER_SEC)
 
 typedef struct ClientConn ClientConn;
+
+/* How to reach the server and prove who we are (interfaces.md §8). The address is HOST:PORT for
+ * TCP, or the path of a Unix socket (anything that starts with '/', e.g. client.sock). */
+typedef struct ClientConnOptions {
+        char *token;        /* sent in hello on TCP; NULL for none */
+        bool tls;           /* TCP only */
+        const char *tls_ca; /* NULL: the system's store */
+        const char *tls_cert, *tls_key;
+} ClientConnOptions;
+
+/* --token-file=PATH (its first line), else $DPIPE_TOKEN, into o->token. Errors are logged. */
+int client_conn_options_load_token(ClientConnOptions *o, const char *token_file);
+void client_conn_options_done(ClientConnOptions *o);
+/* True when address names a Unix socket. */
+bool client_address_is_unix(const char *address);
 
 typedef struct ClientConnCallbacks {
         /* Connected and hello sent: queue requests here (resubscribe after a reconnect). */
@@ -44,12 +60,16 @@ typedef struct ClientConnCallbacks {
          * records are acked now), 1 when some is still pending (the owner calls client_conn_ack()
          * once it is out), negative to stop acking. */
         int (*on_flush)(ClientConn *c, void *userdata);
-        /* The connection is gone: error < 0 with a human-readable reason, or 0 for an orderly EOF. */
+        /* The connection is gone: error < 0 with a human-readable reason, or 0 for an orderly EOF.
+         * -EACCES (the server refused our token) and -EKEYREJECTED (its TLS certificate did not
+         * verify) will not get better by trying again. */
         void (*on_disconnected)(ClientConn *c, int error, const char *reason, void *userdata);
 } ClientConnCallbacks;
 
-int client_conn_new(sd_event *e, const char *address, const ClientConnCallbacks *cb, void *userdata,
-                    ClientConn **ret);
+/* -EINVAL for a malformed address; with TLS, a context that cannot be set up gives -EINVAL too and
+ * its reason is logged. */
+int client_conn_new(sd_event *e, const char *address, const ClientConnOptions *options, const ClientConnCallbacks *cb,
+                    void *userdata, ClientConn **ret);
 ClientConn *client_conn_free(ClientConn *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(ClientConn *, client_conn_free);
 

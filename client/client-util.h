@@ -11,7 +11,10 @@
 
 #include "buffer.h"
 
-#define DEFAULT_CONNECT_ADDRESS "127.0.0.1:7600"
+#include "config.h"
+
+/* dpiped's client.sock (interfaces.md §8): where the tools connect unless told --connect=. */
+#define DEFAULT_CONNECT_ADDRESS DEFAULT_RUNTIME_DIR "/client.sock"
 
 typedef enum SubscribeFromKind {
         SUBSCRIBE_FROM_EARLIEST,

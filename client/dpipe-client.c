@@ -40,6 +40,8 @@ static char **arg_sources = NULL;
 static size_t arg_n_sources = 0;
 static char **arg_command = NULL;
 static size_t arg_n_command = 0;
+static const char *arg_token_file = NULL;
+static ClientConnOptions arg_conn = {};
 
 typedef struct Client {
         sd_event *event;
@@ -377,7 +379,7 @@ static void on_disconnected(ClientConn *conn, int error, const char *reason, voi
                 client_exit(c, EXIT_SUCCESS);
                 return;
         }
-        if (arg_reconnect) {
+        if (arg_reconnect && error != -EACCES && error != -EKEYREJECTED) {
                 if (c->pending_replies > 0 && c->interactive)
                         c->pending_replies = 0;
                 c->reconnect_delay = c->reconnect_delay == 0 ? RECONNECT_MIN_USEC : MIN(c->reconnect_delay * 2, RECONNECT_MAX_USEC);
@@ -549,7 +551,13 @@ static void help(void) {
                "Without a command, read commands from standard input (interactive mode).\n\n"
                "  -h --help              Show this help\n"
                "     --version           Show package version\n"
-               "  -c --connect=HOST:PORT Server address (default %s)\n"
+               "  -c --connect=ADDRESS   dpiped's client.sock (default %s),\n"
+               "                         another socket's /PATH, or HOST:PORT for TCP\n"
+               "     --token-file=PATH   Send the token in PATH in hello (TCP; default: $DPIPE_TOKEN)\n"
+               "     --tls               Speak TLS (TCP), verify the server's certificate and name\n"
+               "     --tls-ca=PATH       ... against these CA certificates (default: the system's)\n"
+               "     --tls-cert=PATH     Present this client certificate (with --tls-key=)\n"
+               "     --tls-key=PATH      ... and its key\n"
                "  -f --format=FORMAT     Output of records: json (default), csv, table\n"
                "     --reconnect         Reconnect when the connection is lost and resume\n"
                "                         right after the last record received\n"
@@ -569,6 +577,11 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_RECONNECT,
                 ARG_SOURCE,
                 ARG_WINDOW,
+                ARG_TOKEN_FILE,
+                ARG_TLS,
+                ARG_TLS_CA,
+                ARG_TLS_CERT,
+                ARG_TLS_KEY,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -578,6 +591,11 @@ static int parse_argv(int argc, char *argv[]) {
                 { "reconnect", no_argument, NULL, ARG_RECONNECT },
                 { "source", required_argument, NULL, ARG_SOURCE },
                 { "window", required_argument, NULL, ARG_WINDOW },
+                { "token-file", required_argument, NULL, ARG_TOKEN_FILE },
+                { "tls", no_argument, NULL, ARG_TLS },
+                { "tls-ca", required_argument, NULL, ARG_TLS_CA },
+                { "tls-cert", required_argument, NULL, ARG_TLS_CERT },
+                { "tls-key", required_argument, NULL, ARG_TLS_KEY },
                 {}
         };
         int c;
@@ -619,12 +637,37 @@ static int parse_argv(int argc, char *argv[]) {
                                 return -EINVAL;
                         }
                         break;
+                case ARG_TOKEN_FILE:
+                        arg_token_file = optarg;
+                        break;
+                case ARG_TLS:
+                        arg_conn.tls = true;
+                        break;
+                case ARG_TLS_CA:
+                        arg_conn.tls_ca = optarg;
+                        break;
+                case ARG_TLS_CERT:
+                        arg_conn.tls_cert = optarg;
+                        break;
+                case ARG_TLS_KEY:
+                        arg_conn.tls_key = optarg;
+                        break;
                 case '?':
                         return -EINVAL;
                 default:
                         assert(0);
                 }
 
+        if ((arg_conn.tls_ca || arg_conn.tls_cert || arg_conn.tls_key) && !arg_conn.tls) {
+                log_error("--tls-ca=, --tls-cert= and --tls-key= go with --tls.");
+                return -EINVAL;
+        }
+        if (arg_conn.tls && client_address_is_unix(arg_connect)) {
+                log_error("--tls needs --connect=HOST:PORT: client.sock is local and speaks plain text.");
+                return -EINVAL;
+        }
+        if (client_conn_options_load_token(&arg_conn, arg_token_file) < 0)
+                return -EINVAL;
         arg_command = argv + optind;
         arg_n_command = (size_t) (argc - optind);
         return 1;
@@ -711,9 +754,11 @@ static int run(int argc, char *argv[]) {
                 return log_oom(), EXIT_FAILURE;
         c->out = output_buffer(c->output);
 
-        r = client_conn_new(c->event, arg_connect, &callbacks, c, &c->conn);
+        r = client_conn_new(c->event, arg_connect, &arg_conn, &callbacks, c, &c->conn);
+        if (r == -EINVAL && arg_conn.tls)
+                return 2; /* logged */
         if (r == -EINVAL || r == -EADDRNOTAVAIL) {
-                log_error("Invalid server address '%s': expected HOST:PORT.", arg_connect);
+                log_error("Invalid server address '%s': expected HOST:PORT or the path of a socket.", arg_connect);
                 return 2;
         }
         if (r < 0)
@@ -754,5 +799,6 @@ int main(int argc, char *argv[]) {
         int r = run(argc, argv);
 
         free(arg_sources);
+        client_conn_options_done(&arg_conn);
         return r < 0 ? EXIT_FAILURE : r;
 }

@@ -248,9 +248,13 @@ int verb_tail(sd_bus *bus, int argc, char **argv) {
                 goto finish;
         }
         t.out = output_buffer(t.output);
-        r = client_conn_new(t.event, arg_connect, &callbacks, &t, &t.conn);
+        r = client_conn_new(t.event, arg_connect, &arg_conn, &callbacks, &t, &t.conn);
         if (r < 0) {
-                log_error_errno(r, "Invalid address --connect=%s: %m", arg_connect);
+                if (r == -ENOMEM)
+                        log_oom();
+                else if (!(r == -EINVAL && arg_conn.tls)) /* a TLS set-up error was logged */
+                        log_error("Invalid address --connect=%s: expected HOST:PORT or the path of a socket.",
+                                  arg_connect);
                 output_free(t.output);
                 sd_event_unref(t.event);
                 return EXIT_USAGE;

@@ -19,6 +19,9 @@ bool arg_no_legend = false;
 bool arg_user = false;
 bool arg_colors = false;
 const char *arg_connect = DEFAULT_CONNECT_ADDRESS;
+ClientConnOptions arg_conn = {};
+static const char *arg_token_file = NULL;
+static bool arg_connect_set = false;
 SubscribeFrom arg_from = { .kind = SUBSCRIBE_FROM_LATEST };
 bool arg_from_set = false;
 char **arg_sources = NULL;
@@ -176,7 +179,13 @@ static void help(void) {
                "     --source=NAME            tail: only records of this source (repeatable)\n"
                "  -n --lines=N                tail: begin with the last N records of the queue\n"
                "     --no-follow              tail: stop at the end of what is queued now\n"
-               "     --connect=HOST:PORT      tail: dpiped's client port (default %s)\n",
+               "     --connect=ADDRESS        tail: dpiped's client.sock (default %s),\n"
+               "                              another socket's /PATH, or HOST:PORT (TCP)\n"
+               "     --token-file=PATH        tail: token for hello on TCP (default: $DPIPE_TOKEN)\n"
+               "     --tls                    tail: TLS on TCP, the server's certificate verified\n"
+               "     --tls-ca=PATH            tail: ... against these CAs (default: the system's)\n"
+               "     --tls-cert=PATH          tail: present this client certificate\n"
+               "     --tls-key=PATH           tail: ... with this key\n",
                program_invocation_short_name, DEFAULT_CONNECT_ADDRESS);
 }
 
@@ -203,6 +212,11 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_SOURCE,
                 ARG_CONNECT,
                 ARG_NO_FOLLOW,
+                ARG_TOKEN_FILE,
+                ARG_TLS,
+                ARG_TLS_CA,
+                ARG_TLS_CERT,
+                ARG_TLS_KEY,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -220,6 +234,11 @@ static int parse_argv(int argc, char *argv[]) {
                 { "lines", required_argument, NULL, 'n' },
                 { "connect", required_argument, NULL, ARG_CONNECT },
                 { "no-follow", no_argument, NULL, ARG_NO_FOLLOW },
+                { "token-file", required_argument, NULL, ARG_TOKEN_FILE },
+                { "tls", no_argument, NULL, ARG_TLS },
+                { "tls-ca", required_argument, NULL, ARG_TLS_CA },
+                { "tls-cert", required_argument, NULL, ARG_TLS_CERT },
+                { "tls-key", required_argument, NULL, ARG_TLS_KEY },
                 {}
         };
         int c, r;
@@ -295,6 +314,22 @@ static int parse_argv(int argc, char *argv[]) {
                         break;
                 case ARG_CONNECT:
                         arg_connect = optarg;
+                        arg_connect_set = true;
+                        break;
+                case ARG_TOKEN_FILE:
+                        arg_token_file = optarg;
+                        break;
+                case ARG_TLS:
+                        arg_conn.tls = true;
+                        break;
+                case ARG_TLS_CA:
+                        arg_conn.tls_ca = optarg;
+                        break;
+                case ARG_TLS_CERT:
+                        arg_conn.tls_cert = optarg;
+                        break;
+                case ARG_TLS_KEY:
+                        arg_conn.tls_key = optarg;
                         break;
                 case ARG_NO_FOLLOW:
                         arg_no_follow = true;
@@ -315,10 +350,22 @@ static int check_verb_options(const char *verb) {
                 log_error("--type=, --address= and --option= are only valid with add-source.");
                 return -EINVAL;
         }
-        if (!tail && (arg_from_set || arg_n_sources > 0 || arg_lines_set || arg_no_follow)) {
-                log_error("--from=, --source=, --lines= and --no-follow are only valid with tail.");
+        if (!tail && (arg_from_set || arg_n_sources > 0 || arg_lines_set || arg_no_follow || arg_connect_set ||
+                      arg_token_file || arg_conn.tls || arg_conn.tls_ca || arg_conn.tls_cert || arg_conn.tls_key)) {
+                log_error("--from=, --source=, --lines=, --no-follow, --connect=, --token-file= and --tls* are only "
+                          "valid with tail.");
                 return -EINVAL;
         }
+        if ((arg_conn.tls_ca || arg_conn.tls_cert || arg_conn.tls_key) && !arg_conn.tls) {
+                log_error("--tls-ca=, --tls-cert= and --tls-key= go with --tls.");
+                return -EINVAL;
+        }
+        if (arg_conn.tls && client_address_is_unix(arg_connect)) {
+                log_error("--tls needs --connect=HOST:PORT: client.sock is local and speaks plain text.");
+                return -EINVAL;
+        }
+        if (tail && client_conn_options_load_token(&arg_conn, arg_token_file) < 0)
+                return -EINVAL;
         if (arg_from_set && arg_lines_set) {
                 log_error("--from= and --lines= both say where to begin: give one of them.");
                 return -EINVAL;
@@ -416,5 +463,6 @@ int main(int argc, char *argv[]) {
         pager_close();
         free(arg_options);
         free(arg_sources);
+        client_conn_options_done(&arg_conn);
         return r;
 }

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <systemd/sd-bus.h>
 
+#include "client-proto.h"
 #include "client-util.h"
 
 #define BUS_NAME "org.dpipe.Pipeline1"
@@ -26,6 +27,7 @@ extern bool arg_no_legend;
 extern bool arg_user;
 extern bool arg_colors;          /* stdout is a terminal and colours are not disabled */
 extern const char *arg_connect;
+extern ClientConnOptions arg_conn; /* tail: token, TLS */
 extern SubscribeFrom arg_from;
 extern bool arg_from_set;
 extern char **arg_sources;

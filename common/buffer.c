@@ -47,6 +47,31 @@ int buffer_reserve(Buffer *b, size_t n) {
         return 0;
 }
 
+int buffer_resize(Buffer *b, size_t allocated) {
+        size_t len = buffer_size(b);
+        char *p;
+
+        if (allocated < len)
+                return -EINVAL;
+        if (b->head > 0) {
+                memmove(b->data, b->data + b->head, len);
+                b->head = 0;
+                b->tail = len;
+        }
+        if (allocated == b->allocated)
+                return 0;
+        if (allocated == 0) {
+                buffer_done(b);
+                return 0;
+        }
+        p = realloc(b->data, allocated);
+        if (!p)
+                return -ENOMEM;
+        b->data = p;
+        b->allocated = allocated;
+        return 0;
+}
+
 int buffer_append(Buffer *b, const void *p, size_t n) {
         int r;
 

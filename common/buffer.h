@@ -37,6 +37,10 @@ static inline void buffer_clear(Buffer *b) {
 
 void buffer_done(Buffer *b);                                /* frees the storage */
 int buffer_reserve(Buffer *b, size_t n);                    /* room for n more bytes at the tail */
+/* Moves the unconsumed bytes to the front and makes the storage exactly allocated bytes (at least
+ * buffer_size(b); 0 frees it): for buffers whose memory is accounted, which grow and shrink in
+ * steps the caller chooses instead of doubling and staying. */
+int buffer_resize(Buffer *b, size_t allocated);
 int buffer_append(Buffer *b, const void *p, size_t n);
 int buffer_append_str(Buffer *b, const char *s);
 int buffer_printf(Buffer *b, const char *fmt, ...) _printf_(2, 3);

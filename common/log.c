@@ -6,10 +6,13 @@
 #include <strings.h>
 
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <systemd/sd-journal.h>
 #include <unistd.h>
 
 #include "log.h"
+
+#define LOG_FIELDS_MAX 16
 
 static int max_level = LOG_INFO;
 static bool journal_stream = false;
@@ -81,7 +84,28 @@ static void detect_journal_stream(void) {
         journal_stream = (unsigned long long) st.st_dev == dev && (unsigned long long) st.st_ino == ino;
 }
 
-static int log_internalv(int level, int error, const char *source, const char *format, va_list ap) {
+/* One entry with MESSAGE=, PRIORITY=, SYSLOG_IDENTIFIER= and the caller's fields. */
+static int log_journal_send(int level, const char *message, const char *const *fields, size_t n_fields) {
+        char priority[16], identifier[64 + 18];
+        struct iovec iov[3 + LOG_FIELDS_MAX];
+        _cleanup_free_ char *msg = NULL;
+        size_t n = 0;
+
+        if (asprintf(&msg, "MESSAGE=%s", message) < 0)
+                return -ENOMEM;
+        snprintf(priority, sizeof(priority), "PRIORITY=%i", level);
+        snprintf(identifier, sizeof(identifier), "SYSLOG_IDENTIFIER=%s", program_invocation_short_name);
+        iov[n++] = (struct iovec) { .iov_base = msg, .iov_len = strlen(msg) };
+        iov[n++] = (struct iovec) { .iov_base = priority, .iov_len = strlen(priority) };
+        iov[n++] = (struct iovec) { .iov_base = identifier, .iov_len = strlen(identifier) };
+        for (size_t i = 0; i < n_fields && n < ELEMENTSOF(iov); i++)
+                if (fields[i])
+                        iov[n++] = (struct iovec) { .iov_base = (char *) fields[i], .iov_len = strlen(fields[i]) };
+        return sd_journal_sendv(iov, (int) n);
+}
+
+static int log_internalv(int level, int error, const char *const *fields, size_t n_fields, const char *format,
+                         va_list ap) {
         char buf[2048];
         int saved = errno;
 
@@ -94,9 +118,7 @@ static int log_internalv(int level, int error, const char *source, const char *f
                 if (*p == '\n' || *p == '\r')
                         *p = ' ';
 
-        if (source && journal_stream &&
-            sd_journal_send("MESSAGE=%s", buf, "PRIORITY=%i", level, "DPIPE_SOURCE=%s", source,
-                            "SYSLOG_IDENTIFIER=%s", program_invocation_short_name, NULL) >= 0) {
+        if (n_fields > 0 && journal_stream && log_journal_send(level, buf, fields, n_fields) >= 0) {
                 errno = saved;
                 return -error;
         }
@@ -118,17 +140,30 @@ int log_internal(int level, int error, const char *file, int line, const char *f
         (void) func;
 
         va_start(ap, format);
-        r = log_internalv(level, error, NULL, format, ap);
+        r = log_internalv(level, error, NULL, 0, format, ap);
+        va_end(ap);
+        return r;
+}
+
+int log_fields_internal(int level, int error, const char *const *fields, size_t n_fields, const char *format, ...) {
+        va_list ap;
+        int r;
+
+        va_start(ap, format);
+        r = log_internalv(level, error, fields, n_fields, format, ap);
         va_end(ap);
         return r;
 }
 
 int log_source_internal(int level, int error, const char *source, const char *format, ...) {
+        char field[16 + 256];
+        const char *fields[1] = { field };
         va_list ap;
         int r;
 
+        snprintf(field, sizeof(field), "DPIPE_SOURCE=%s", source);
         va_start(ap, format);
-        r = log_internalv(level, error, source, format, ap);
+        r = log_internalv(level, error, fields, 1, format, ap);
         va_end(ap);
         return r;
 }

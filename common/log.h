@@ -48,6 +48,23 @@ int log_internal(int level, int error, const char *file, int line, const char *f
 #define log_warning_errno(error, ...) log_full_errno(LOG_WARNING, error, __VA_ARGS__)
 #define log_error_errno(error, ...) log_full_errno(LOG_ERR, error, __VA_ARGS__)
 
+/* Events with structured fields: like log_*(), and under journald the entry also carries the
+ * given fields, each a "KEY=value" string (KEY in upper case, as journald wants; NULL entries are
+ * skipped, so optional fields can be left out in place). Elsewhere only the message goes to stderr,
+ * as usual: put what a reader needs into the message too. */
+int log_fields_internal(int level, int error, const char *const *fields, size_t n_fields, const char *format, ...)
+        _printf_(5, 6);
+#define log_fields_full_errno(level, error, fields, n_fields, ...)                                     \
+        ({                                                                                              \
+                int _level_ = (level), _e_ = (error);                                                   \
+                _e_ = _e_ < 0 ? -_e_ : _e_;                                                             \
+                (log_get_max_level() >= _level_)                                                        \
+                        ? log_fields_internal(_level_, _e_, (fields), (n_fields), __VA_ARGS__)          \
+                        : -_e_;                                                                         \
+        })
+#define log_fields_full(level, fields, n_fields, ...)                                                   \
+        (void) log_fields_full_errno((level), 0, (fields), (n_fields), __VA_ARGS__)
+
 /* Events of one source: like log_*(), and under journald the entry also carries the field
  * DPIPE_SOURCE=<name>, so that `journalctl DPIPE_SOURCE=demo` tells one source's story. Elsewhere
  * the line goes to stderr as usual. */

@@ -73,6 +73,27 @@ const char *socket_address_format(const SocketAddress *a, char *buf, size_t size
         return buf;
 }
 
+bool socket_address_is_loopback(const SocketAddress *a) {
+        if (a->sa.ss_family == AF_INET) {
+                const struct sockaddr_in *in = (const struct sockaddr_in *) &a->sa;
+                return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+        }
+        if (a->sa.ss_family == AF_INET6) {
+                const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *) &a->sa;
+                if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr))
+                        return true;
+                return IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) && in6->sin6_addr.s6_addr[12] == 127;
+        }
+        return false;
+}
+
+int socket_local_address(int fd, SocketAddress *ret) {
+        ret->len = sizeof(ret->sa);
+        if (getsockname(fd, (struct sockaddr *) &ret->sa, &ret->len) < 0)
+                return -errno;
+        return 0;
+}
+
 int fd_set_nonblock(int fd, bool nonblock) {
         int flags = fcntl(fd, F_GETFL);
 
@@ -118,6 +139,71 @@ int listen_fd_take(const char *fdname, int family) {
                 (void) fcntl(found, F_SETFD, FD_CLOEXEC);
         }
         return found;
+}
+
+int listen_fds_take_all(int **ret_fds) {
+        _cleanup_free_ int *fds = NULL;
+        int n;
+
+        n = sd_listen_fds(0);
+        if (n < 0)
+                return n;
+        if (n == 0) {
+                *ret_fds = NULL;
+                return 0;
+        }
+        fds = calloc((size_t) n, sizeof(int));
+        if (!fds)
+                return -ENOMEM;
+        for (int i = 0; i < n; i++) {
+                int fd = SD_LISTEN_FDS_START + i;
+
+                if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0)
+                        return -ENOTSOCK;
+                (void) fd_set_nonblock(fd, true);
+                (void) fcntl(fd, F_SETFD, FD_CLOEXEC);
+                fds[i] = fd;
+        }
+        *ret_fds = TAKE_PTR(fds);
+        return n;
+}
+
+#ifndef SO_PEERGROUPS
+#define SO_PEERGROUPS 59
+#endif
+
+int socket_peer_credentials(int fd, pid_t *ret_pid, uid_t *ret_uid, gid_t *ret_gid, gid_t **ret_groups,
+                            size_t *ret_n_groups) {
+        struct ucred cred;
+        socklen_t len = sizeof(cred);
+        _cleanup_free_ gid_t *groups = NULL;
+
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+                return -errno;
+        if (len != sizeof(cred))
+                return -EIO;
+        /* The kernel says how much room the list needs when it does not fit (ERANGE). */
+        len = 0;
+        for (int attempt = 0;; attempt++) {
+                if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) >= 0)
+                        break;
+                if (errno == ENOPROTOOPT || errno == EOPNOTSUPP) {
+                        len = 0;
+                        break;
+                }
+                if (errno != ERANGE || attempt >= 3)
+                        return -errno;
+                free(groups);
+                groups = malloc(len ? len : sizeof(gid_t));
+                if (!groups)
+                        return -ENOMEM;
+        }
+        *ret_pid = cred.pid;
+        *ret_uid = cred.uid;
+        *ret_gid = cred.gid;
+        *ret_n_groups = groups ? len / sizeof(gid_t) : 0;
+        *ret_groups = TAKE_PTR(groups);
+        return 0;
 }
 
 int socket_listen_unix(const char *path, int backlog) {

@@ -2,7 +2,9 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 /* Every daemon either receives its listening socket from systemd (LISTEN_FDS, sd_listen_fds) or,
  * when started by hand, binds its own. */
@@ -17,11 +19,25 @@ typedef struct SocketAddress {
 int socket_address_parse(const char *s, SocketAddress *ret);
 /* "127.0.0.1:7600" / "[::1]:7600" into buf. */
 const char *socket_address_format(const SocketAddress *a, char *buf, size_t size);
+/* 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104: only this machine can connect to a socket bound there. */
+bool socket_address_is_loopback(const SocketAddress *a);
+/* The address fd is bound to (getsockname). */
+int socket_local_address(int fd, SocketAddress *ret);
 
 /* Takes a listening socket passed by systemd: the one named fdname (FileDescriptorName=) if given
  * and present, else the first one whose family matches (AF_UNSPEC: any). Returns the fd, -ENOENT if
  * none was passed. Call once per process; unclaimed fds stay open. */
 int listen_fd_take(const char *fdname, int family);
+
+/* Takes every socket passed by systemd, whatever its name. Returns how many (0 when not socket
+ * activated) and a malloc'ed array of them in *ret_fds; each is made non-blocking and close-on-exec.
+ * -ENOTSOCK if one is not a listening stream socket. */
+int listen_fds_take_all(int **ret_fds);
+
+/* The peer of a connected Unix socket: SO_PEERCRED, and the supplementary groups (SO_PEERGROUPS,
+ * malloc'ed into *ret_groups, may be NULL when there are none). */
+int socket_peer_credentials(int fd, pid_t *ret_pid, uid_t *ret_uid, gid_t *ret_gid, gid_t **ret_groups,
+                            size_t *ret_n_groups);
 
 /* Binds and listens on a Unix stream socket at path, replacing a stale socket file. Non-blocking,
  * close-on-exec. -EADDRINUSE if another process is listening there. */

@@ -59,6 +59,45 @@ int safe_atou32(const char *s, uint32_t *ret) {
         return 0;
 }
 
+int parse_size(const char *s, uint64_t *ret) {
+        char digits[32];
+        unsigned shift = 0;
+        size_t n;
+        uint64_t v;
+        int r;
+
+        if (isempty(s))
+                return -EINVAL;
+        n = strlen(s);
+        switch (s[n - 1]) {
+        case 'K': case 'k':
+                shift = 10;
+                break;
+        case 'M': case 'm':
+                shift = 20;
+                break;
+        case 'G': case 'g':
+                shift = 30;
+                break;
+        case 'T': case 't':
+                shift = 40;
+                break;
+        }
+        if (shift > 0)
+                n--;
+        if (n == 0 || n >= sizeof(digits))
+                return -EINVAL;
+        memcpy(digits, s, n);
+        digits[n] = 0;
+        r = safe_atou64(digits, &v);
+        if (r < 0)
+                return r;
+        if (v > (UINT64_MAX >> shift))
+                return -ERANGE;
+        *ret = v << shift;
+        return 0;
+}
+
 size_t format_u64(char *p, uint64_t v) {
         char tmp[20];
         size_t n = 0;

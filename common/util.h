@@ -25,6 +25,9 @@ static inline bool source_name_is_valid(const char *s) {
 /* Strict decimal parsers: whole string, no sign, no overflow; -EINVAL/-ERANGE. */
 int safe_atou64(const char *s, uint64_t *ret);
 int safe_atou32(const char *s, uint32_t *ret);
+/* A size in bytes: a decimal number, optionally followed by K, M, G or T (powers of 1024, like
+ * systemd's MemoryMax=; lower case too). -EINVAL/-ERANGE. */
+int parse_size(const char *s, uint64_t *ret);
 /* Writes the decimal digits of v at p (at most 20, no NUL) and returns how many: for the data path,
  * which formats numbers into a buffer it reserved, without printf. */
 size_t format_u64(char *p, uint64_t v);

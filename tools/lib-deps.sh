@@ -18,6 +18,7 @@ DPIPE_DEPS=(
         libcmocka-dev           # unit tests
         libcurl4-openssl-dev    # dpipe-connector-http
         libmicrohttpd-dev       # dpipe-source REST
+        libssl-dev              # TLS of dpiped's client port and the client tools; token hashing
         # run and test
         dbus                    # dbus-daemon for the private system bus of the tests and the demo
         systemd                 # systemd-socket-activate, busctl, systemd-analyze
@@ -28,6 +29,7 @@ DPIPE_DEPS=(
         tmux
         iproute2                # ss
         util-linux              # setpriv
+        openssl                 # the TLS tests make certificates and talk with openssl s_client
         groff-base              # tools/lint renders the man pages
         strace                  # test-writer-sync.sh injects sync faults with it
         # systemd units tested in a booted container (tests/systemd/run)

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <systemd/sd-id128.h>
 
+#include "dpiped-audit.h"
 #include "dpiped-manager.h"
 #include "dpiped-source.h"
 #include "json-util.h"
@@ -77,6 +78,51 @@ static int polkit_reply_handler(sd_bus_message *reply, void *userdata, sd_bus_er
         return 0;
 }
 
+/* The caller of a method, for the audit log: uid, pid and unit as the bus and /proc tell them. The
+ * strings stay valid while *ret_creds is referenced. */
+static void bus_actor(sd_bus_message *message, Actor *ret, sd_bus_creds **ret_creds) {
+        sd_bus_creds *creds = NULL;
+
+        *ret = (Actor) { .transport = ACTOR_DBUS, .uid = UID_INVALID, .bus_sender = sd_bus_message_get_sender(message) };
+        if (sd_bus_query_sender_creds(message, SD_BUS_CREDS_EUID | SD_BUS_CREDS_PID | SD_BUS_CREDS_UNIT | SD_BUS_CREDS_AUGMENT,
+                                      &creds) < 0) {
+                *ret_creds = NULL;
+                return;
+        }
+        (void) sd_bus_creds_get_euid(creds, &ret->uid);
+        (void) sd_bus_creds_get_pid(creds, &ret->pid);
+        (void) sd_bus_creds_get_unit(creds, &ret->unit);
+        *ret_creds = creds;
+}
+
+static const char *bus_method_op(sd_bus_message *message) {
+        const char *member = sd_bus_message_get_member(message);
+
+        if (streq_ptr(member, "AddSource"))
+                return "add_source";
+        if (streq_ptr(member, "RemoveSource"))
+                return "remove_source";
+        if (streq_ptr(member, "PauseSource"))
+                return "pause_source";
+        if (streq_ptr(member, "ResumeSource"))
+                return "resume_source";
+        return member ?: "unknown";
+}
+
+/* A refused attempt, logged once, at notice. */
+static int bus_denied(sd_bus_message *message, sd_bus_error *error, const char *why) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        const char *name = NULL;
+        Actor actor;
+
+        bus_actor(message, &actor, &creds);
+        (void) sd_bus_message_rewind(message, true);
+        (void) sd_bus_message_read_basic(message, 's', &name);
+        audit_log(LOG_NOTICE, &actor, bus_method_op(message), name, true, "Refused %s of source %s (%s)",
+                  bus_method_op(message), name ?: "?", why);
+        return sd_bus_error_set(error, SD_BUS_ERROR_ACCESS_DENIED, why);
+}
+
 /* Returns 1 if the caller may change the pipeline, 0 if the answer is pending (the handler returns
  * 1 and replies later), or a negative error (AccessDenied set). */
 static int bus_verify_manage(sd_bus_message *message, Manager *m, sd_bus_message_handler_t handler,
@@ -92,9 +138,8 @@ static int bus_verify_manage(sd_bus_message *message, Manager *m, sd_bus_message
                                 return 0;
                         if (q->authorized)
                                 return 1;
-                        return sd_bus_error_set(error, SD_BUS_ERROR_ACCESS_DENIED,
-                                                "Changing the pipeline needs root or the polkit action "
-                                                DPIPED_POLKIT_ACTION ".");
+                        return bus_denied(message, error,
+                                          "Changing the pipeline needs root or the polkit action " DPIPED_POLKIT_ACTION ".");
                 }
 
         r = sd_bus_query_sender_creds(message, SD_BUS_CREDS_EUID, &creds);
@@ -106,7 +151,7 @@ static int bus_verify_manage(sd_bus_message *message, Manager *m, sd_bus_message
         if (r >= 0 && m->user_bus && euid == geteuid())
                 return 1;
         if (m->user_bus)
-                return sd_bus_error_set(error, SD_BUS_ERROR_ACCESS_DENIED, "Only the owner may change the pipeline.");
+                return bus_denied(message, error, "Only the owner may change the pipeline.");
 
         q = calloc(1, sizeof(PolkitQuery));
         if (!q)
@@ -127,8 +172,7 @@ static int bus_verify_manage(sd_bus_message *message, Manager *m, sd_bus_message
                         (uint32_t) sd_bus_message_get_allow_interactive_authorization(message), "");
         if (r < 0) {
                 polkit_query_free(q);
-                return sd_bus_error_set(error, SD_BUS_ERROR_ACCESS_DENIED,
-                                        "Changing the pipeline needs root.");
+                return bus_denied(message, error, "Changing the pipeline needs root.");
         }
         return 0;
 }
@@ -238,8 +282,10 @@ static int bus_read_options(sd_bus_message *message, struct json_object **ret, s
 }
 
 static int method_add_source(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
         _cleanup_json_ struct json_object *options = NULL;
         Manager *m = userdata;
+        Actor actor;
         const char *name, *type;
         Source *s;
         int r;
@@ -261,8 +307,9 @@ static int method_add_source(sd_bus_message *message, void *userdata, sd_bus_err
                 return r;
         if (r == 0)
                 return 1; /* polkit will call us again */
-        /* 5./6. work, with named errors */
-        r = manager_add_source(m, name, type, options, &s, error);
+        /* 5./6. work, with named errors (and the audit line) */
+        bus_actor(message, &actor, &creds);
+        r = manager_add_source(m, name, type, options, &actor, &s, error);
         if (r < 0)
                 return r;
         /* 7. reply (SourceAdded was emitted by the manager) */
@@ -270,7 +317,9 @@ static int method_add_source(sd_bus_message *message, void *userdata, sd_bus_err
 }
 
 static int method_remove_source(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
         Manager *m = userdata;
+        Actor actor;
         const char *name;
         int r;
 
@@ -284,7 +333,8 @@ static int method_remove_source(sd_bus_message *message, void *userdata, sd_bus_
                 return r;
         if (r == 0)
                 return 1;
-        r = manager_remove_source(m, name, error);
+        bus_actor(message, &actor, &creds);
+        r = manager_remove_source(m, name, &actor, error);
         if (r < 0)
                 return r;
         return sd_bus_reply_method_return(message, NULL);
@@ -292,7 +342,9 @@ static int method_remove_source(sd_bus_message *message, void *userdata, sd_bus_
 
 static int method_pause_resume(sd_bus_message *message, Manager *m, bool pause, sd_bus_message_handler_t self,
                                sd_bus_error *error) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
         const char *name;
+        Actor actor;
         Source *s;
         int r;
 
@@ -309,7 +361,8 @@ static int method_pause_resume(sd_bus_message *message, Manager *m, bool pause, 
                 return r;
         if (r == 0)
                 return 1;
-        r = manager_pause_source(m, name, pause, error);
+        bus_actor(message, &actor, &creds);
+        r = manager_pause_source(m, name, pause, &actor, error);
         if (r < 0)
                 return r;
         return sd_bus_reply_method_return(message, NULL);

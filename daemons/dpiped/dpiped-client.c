@@ -6,16 +6,18 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
+#include <systemd/sd-login.h>
+
 #include "dpiped-client.h"
+#include "dpiped-listen.h"
 #include "dpiped-request.h"
 #include "dpiped-source.h"
+#include "dpiped-tokens.h"
 #include "json-util.h"
 #include "line.h"
 #include "log.h"
 #include "socket-util.h"
 #include "util.h"
-
-#define CLIENT_READ_ROOM 4096u
 
 static int client_flush(Client *c);
 
@@ -77,14 +79,112 @@ static int client_send_bus_error(Client *c, struct json_object *id, const sd_bus
 
 /* ---- ops -------------------------------------------------------------------------------------- */
 
+/* ---- who may do what (interfaces.md §8) --------------------------------------------------------- */
+
+static const char *client_unit(Client *c) {
+        if (!c->unit_looked_up && c->pid > 0) {
+                c->unit_looked_up = true;
+                if (sd_pid_get_unit(c->pid, &c->unit) < 0)
+                        c->unit = NULL;
+        }
+        return c->unit;
+}
+
+static void client_actor(Client *c, Actor *ret) {
+        *ret = (Actor) {
+                .transport = c->actor_transport,
+                .uid = c->uid,
+                .pid = c->pid,
+                .unit = c->actor_transport == ACTOR_UNIX ? client_unit(c) : NULL,
+                .token = c->token ? c->token->name : NULL,
+                .tls_cn = c->transport.tls ? tls_conn_peer_cn(c->transport.tls) : NULL,
+                .peer = c->actor_transport == ACTOR_UNIX ? NULL : c->peer,
+        };
+}
+
+static void client_update_access(Client *c) {
+        ClientAccess a = c->access_base;
+
+        if (c->token)
+                a = MAX(a, c->token->role == TOKEN_ROLE_ADMIN ? CLIENT_ACCESS_CHANGE : CLIENT_ACCESS_READ);
+        /* --read-only-clients: the client protocol never changes the pipeline, whoever asks. */
+        if (c->manager->read_only_clients)
+                a = MIN(a, CLIENT_ACCESS_READ);
+        c->access = a;
+}
+
+/* Why an op is refused, in words the user can act on. */
+static const char *client_denied_reason(Client *c, bool mutating, char *buf, size_t size) {
+        Manager *m = c->manager;
+
+        if (!mutating)
+                return "send a valid token first: {\"op\":\"hello\",\"version\":1,\"token\":SECRET}";
+        if (m->read_only_clients)
+                return "this server does not let clients change the pipeline";
+        if (c->actor_transport == ACTOR_UNIX) {
+                snprintf(buf, size, "changing the pipeline needs root or membership in group %s", m->admin_group);
+                return buf;
+        }
+        if (c->token)
+                return "this token may only read; changing the pipeline needs an admin token";
+        if (!m->tokens)
+                return "changing the pipeline over TCP needs an admin token, and this server has none "
+                       "(dpiped --tokens); use client.sock or D-Bus";
+        return "changing the pipeline over TCP needs an admin token in hello";
+}
+
+/* A refused attempt: the denied error to the client, and an audit line (at notice for the first of
+ * the connection, later ones at debug, so that a client cannot flood the journal). */
+static int client_deny(Client *c, struct json_object *req, struct json_object *id, const char *op, bool mutating,
+                       const char *reason) {
+        const char *name = json_get_string(req, "name");
+        Actor actor;
+
+        client_actor(c, &actor);
+        audit_log(c->n_denied++ == 0 ? LOG_NOTICE : LOG_DEBUG, &actor, op, mutating ? name : NULL, true,
+                  "Refused %s%s%s (%s)", op, mutating && name ? " of source " : "", mutating && name ? name : "", reason);
+        return client_send_error(c, id, "denied", reason);
+}
+
+/* ---- ops -------------------------------------------------------------------------------------- */
+
+/* hello may carry a token (§8): a valid one gives its role for the rest of the connection, an
+ * invalid one takes away what an earlier one gave. Returns 1 when it replied (an error) itself. */
+static int client_take_token(Client *c, struct json_object *req, struct json_object *id) {
+        struct json_object *v;
+        const Token *t;
+        int r;
+
+        if (!json_object_object_get_ex(req, "token", &v))
+                return 0;
+        if (!json_object_is_type(v, json_type_string))
+                r = client_send_error(c, id, "bad_request", "\"token\" must be a string");
+        else {
+                t = token_set_find(c->manager->tokens, json_object_get_string(v), (size_t) json_object_get_string_len(v));
+                c->token = t;
+                client_update_access(c);
+                if (t) {
+                        log_info("Client %s presented token %s (%s).", c->peer, t->name, token_role_to_string(t->role));
+                        return 0;
+                }
+                r = client_deny(c, req, id, "hello", false,
+                                c->manager->tokens ? "invalid token" : "this server accepts no tokens (dpiped --tokens)");
+        }
+        return r < 0 ? r : 1;
+}
+
 static int op_hello(Client *c, struct json_object *req, struct json_object *id) {
         _cleanup_json_ struct json_object *o = NULL;
         struct json_object *v;
         char server[64];
+        int r;
 
         if (json_object_object_get_ex(req, "version", &v) &&
             (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 1))
                 return client_send_error(c, id, "bad_request", "\"version\" must be a protocol version >= 1");
+        r = client_take_token(c, req, id);
+        if (r != 0)
+                return r < 0 ? r : 0;
 
         o = json_object_new_object();
         if (!o)
@@ -94,6 +194,8 @@ static int op_hello(Client *c, struct json_object *req, struct json_object *id) 
         json_object_object_add(o, "version", json_object_new_int(1));
         json_object_object_add(o, "server", json_object_new_string(server));
         json_object_object_add(o, "heartbeat_ms", json_object_new_int64((int64_t) (c->manager->heartbeat_usec / USEC_PER_MSEC)));
+        if (c->token)
+                json_object_object_add(o, "role", json_object_new_string(token_role_to_string(c->token->role)));
         return client_send_json(c, id, o);
 }
 
@@ -105,26 +207,19 @@ static int op_pong(Client *c, struct json_object *req, struct json_object *id) {
         return 0; /* receiving anything already counts as a sign of life */
 }
 
-static int check_may_change(Client *c, struct json_object *id) {
-        if (!c->manager->read_only_clients)
-                return 1;
-        (void) client_send_error(c, id, "denied", "this server does not let clients change the pipeline");
-        return 0;
-}
-
 static int op_add_source(Client *c, struct json_object *req, struct json_object *id) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         const char *name = json_get_string(req, "name"), *type = json_get_string(req, "type");
         struct json_object *options = NULL;
+        Actor actor;
         int r;
 
         if (!name || !type)
                 return client_send_error(c, id, "bad_request", "add_source needs \"name\" and \"type\" strings");
         if (json_object_object_get_ex(req, "options", &options) && !json_object_is_type(options, json_type_object))
                 return client_send_error(c, id, "bad_request", "\"options\" must be an object");
-        if (check_may_change(c, id) <= 0)
-                return 0;
-        r = manager_add_source(c->manager, name, type, options, NULL, &error);
+        client_actor(c, &actor);
+        r = manager_add_source(c->manager, name, type, options, &actor, NULL, &error);
         if (r < 0)
                 return client_send_bus_error(c, id, &error, r);
         return client_send_op(c, id, "ok");
@@ -134,18 +229,18 @@ static int op_named(Client *c, struct json_object *req, struct json_object *id, 
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         const char *name = json_get_string(req, "name");
         char message[64];
+        Actor actor;
         int r;
 
         if (!name) {
                 snprintf(message, sizeof(message), "%s needs a \"name\" string", op);
                 return client_send_error(c, id, "bad_request", message);
         }
-        if (check_may_change(c, id) <= 0)
-                return 0;
+        client_actor(c, &actor);
         if (streq(op, "remove_source"))
-                r = manager_remove_source(c->manager, name, &error);
+                r = manager_remove_source(c->manager, name, &actor, &error);
         else
-                r = manager_pause_source(c->manager, name, streq(op, "pause_source"), &error);
+                r = manager_pause_source(c->manager, name, streq(op, "pause_source"), &actor, &error);
         if (r < 0)
                 return client_send_bus_error(c, id, &error, r);
         return client_send_op(c, id, "ok");
@@ -391,23 +486,30 @@ static int op_help(Client *c, struct json_object *req, struct json_object *id) {
         return client_send_json(c, id, o);
 }
 
+typedef enum ClientOpFlags {
+        OP_ANYONE = 1 << 0,   /* also before a token, on TCP with --tokens */
+        OP_MUTATING = 1 << 1, /* changes the pipeline: needs CLIENT_ACCESS_CHANGE (and is audited) */
+} ClientOpFlags;
+
+/* Every op, and who may run it: a new op that changes the pipeline only needs OP_MUTATING here. */
 static const struct {
         const char *op;
         int (*handler)(Client *c, struct json_object *req, struct json_object *id);
+        ClientOpFlags flags;
 } client_ops[] = {
-        { "hello", op_hello },
-        { "ping", op_ping },
-        { "pong", op_pong },
-        { "add_source", op_add_source },
-        { "remove_source", op_remove_source },
-        { "pause_source", op_pause_source },
-        { "resume_source", op_resume_source },
-        { "list_sources", op_list_sources },
-        { "status", op_status },
-        { "subscribe", op_subscribe },
-        { "ack", op_ack },
-        { "quit", op_quit },
-        { "help", op_help },
+        { "hello", op_hello, OP_ANYONE },
+        { "ping", op_ping, OP_ANYONE },
+        { "pong", op_pong, OP_ANYONE },
+        { "help", op_help, OP_ANYONE },
+        { "quit", op_quit, OP_ANYONE },
+        { "add_source", op_add_source, OP_MUTATING },
+        { "remove_source", op_remove_source, OP_MUTATING },
+        { "pause_source", op_pause_source, OP_MUTATING },
+        { "resume_source", op_resume_source, OP_MUTATING },
+        { "list_sources", op_list_sources, 0 },
+        { "status", op_status, 0 },
+        { "subscribe", op_subscribe, 0 },
+        { "ack", op_ack, 0 },
 };
 
 static int client_dispatch(Client *c, struct json_object *req) {
@@ -418,40 +520,36 @@ static int client_dispatch(Client *c, struct json_object *req) {
         op = json_get_string(req, "op");
         if (!op)
                 return client_send_error(c, id, "bad_request", "a request needs an \"op\" string");
-        for (size_t i = 0; i < ELEMENTSOF(client_ops); i++)
-                if (streq(client_ops[i].op, op))
-                        return client_ops[i].handler(c, req, id);
+        for (size_t i = 0; i < ELEMENTSOF(client_ops); i++) {
+                bool mutating = client_ops[i].flags & OP_MUTATING;
+
+                if (!streq(client_ops[i].op, op))
+                        continue;
+                if ((mutating && c->access < CLIENT_ACCESS_CHANGE) ||
+                    (!(client_ops[i].flags & OP_ANYONE) && c->access < CLIENT_ACCESS_READ)) {
+                        char buf[160];
+
+                        return client_deny(c, req, id, op, mutating,
+                                           client_denied_reason(c, mutating && c->access >= CLIENT_ACCESS_READ, buf,
+                                                                sizeof(buf)));
+                }
+                return client_ops[i].handler(c, req, id);
+        }
         return client_send_error(c, id, "unknown_op", "unknown op, try \"help\"");
 }
 
 static int client_process_line(Client *c, char *line, size_t len) {
         _cleanup_json_ struct json_object *req = NULL;
-        const char *why = NULL;
+        const char *code = NULL, *why = NULL;
         int r;
 
-        /* Blank lines are keep-alives. */
-        while (len > 0 && (line[0] == ' ' || line[0] == '\t'))
-                line++, len--;
-        if (len == 0)
-                return 0;
-        if (!utf8_is_valid_n(line, len))
-                return client_send_error(c, NULL, "bad_request", "not UTF-8 text");
-
-        if (line[0] == '{') {
-                r = json_parse_n(line, len, &req, NULL);
-                if (r == -ENOMEM)
-                        return r;
-                if (r < 0 || !json_object_is_type(req, json_type_object))
-                        return client_send_error(c, NULL, "bad_request", "malformed JSON");
-        } else {
-                r = request_from_inline(line, &req, &why);
-                if (r == -ENOMEM)
-                        return r;
-                if (r == -EOPNOTSUPP)
-                        return client_send_error(c, NULL, "unknown_op", why);
-                if (r < 0)
-                        return client_send_error(c, NULL, "bad_request", why ?: "malformed command");
-        }
+        r = request_parse_line(line, len, &req, &code, &why);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return client_send_error(c, NULL, code, why);
+        if (!req)
+                return 0; /* a blank line: a keep-alive */
         return client_dispatch(c, req);
 }
 
@@ -635,70 +733,228 @@ static int commit_handler(sd_event_source *es, uint64_t usec, void *userdata) {
 
 /* ---- connection ------------------------------------------------------------------------------- */
 
-/* Writes what is buffered and sets the events to wait for. Returns < 0 when the client is done
- * (an error, or closing and everything sent). */
-static int client_flush(Client *c) {
-        ssize_t n;
-        uint32_t events = 0;
-        bool was_high = buffer_size(&c->out) >= CLIENT_OUT_HIGH;
+/* The events to wait for: input unless closing or too much output is pending, output while some is
+ * pending, and what TLS needs to get on. */
+static int client_update_events(Client *c) {
+        uint32_t events = transport_events(&c->transport);
 
-        n = buffer_write_fd(&c->out, c->fd);
-        if (n < 0) {
-                log_debug_errno((int) n, "Failed to write to client %s: %m", c->peer);
-                return (int) n;
-        }
-        if (c->closing && buffer_size(&c->out) == 0)
-                return -ESHUTDOWN;
+        if (!c->ready)
+                return sd_event_source_set_io_events(c->io_event_source, events ?: EPOLLIN);
         if (!c->closing && buffer_size(&c->out) < CLIENT_OUT_MAX)
                 events |= EPOLLIN;
         if (buffer_size(&c->out) > 0)
                 events |= EPOLLOUT;
+        return sd_event_source_set_io_events(c->io_event_source, events);
+}
+
+/* Writes what is buffered and sets the events to wait for. Returns < 0 when the client is done
+ * (an error, or closing and everything sent). */
+static int client_flush(Client *c) {
+        ssize_t n;
+        bool was_high = buffer_size(&c->out) >= CLIENT_OUT_HIGH;
+
+        if (!c->ready)
+                return client_update_events(c);
+        n = transport_write(&c->transport, &c->out);
+        if (n < 0) {
+                if (c->transport.tls)
+                        log_debug("Failed to write to client %s: %s", c->peer, transport_error(&c->transport));
+                else
+                        log_debug_errno((int) n, "Failed to write to client %s: %m", c->peer);
+                return (int) n;
+        }
+        if (c->closing && buffer_size(&c->out) == 0)
+                return -ESHUTDOWN;
         if (was_high && buffer_size(&c->out) < CLIENT_OUT_HIGH && c->subscription) {
                 c->pump_pending = true;
                 manager_schedule_pump(c->manager);
         }
-        return sd_event_source_set_io_events(c->io_event_source, events);
+        return client_update_events(c);
+}
+
+/* The partial line's memory, in CLIENT_IN_STEP steps, as counted in manager->client_memory. */
+static int client_in_resize(Client *c, size_t allocated) {
+        Manager *m = c->manager;
+        size_t old = c->in.allocated;
+        int r;
+
+        if (allocated > old && m->client_memory - old + allocated > m->max_client_memory)
+                return -ENOBUFS;
+        r = buffer_resize(&c->in, allocated);
+        if (r < 0)
+                return r;
+        m->client_memory = m->client_memory - old + allocated;
+        return 0;
+}
+
+static size_t round_up(size_t n, size_t step) {
+        return (n + step - 1) / step * step;
+}
+
+/* Keeps p[0..n) at the end of the partial line. -ENOBUFS when all clients' partial lines together
+ * would pass --max-client-memory. */
+static int client_in_keep(Client *c, const char *p, size_t n) {
+        size_t need = buffer_size(&c->in) + n, want = round_up(need, CLIENT_IN_STEP);
+        int r;
+
+        /* Grow by half at least, so that a long line arriving in pieces is not copied over and over
+         * (the slack goes again once the line is complete); never beyond what the longest line and
+         * one read need. */
+        if (want > c->in.allocated)
+                want = MIN(MAX(want, round_up(c->in.allocated + c->in.allocated / 2, CLIENT_IN_STEP)),
+                           MAX(want, round_up(LINE_MAX_DEFAULT + CLIENT_READ_SIZE, CLIENT_IN_STEP)));
+        if (want > c->in.allocated || c->in.head > 0) {
+                r = client_in_resize(c, MAX(want, c->in.allocated));
+                if (r < 0)
+                        return r;
+        }
+        return buffer_append(&c->in, p, n);
+}
+
+/* After lines were taken off the partial-line buffer: nothing left, nothing kept; a short rest in a
+ * big buffer moves to a small one. */
+static void client_in_trim(Client *c) {
+        size_t size = buffer_size(&c->in), want = round_up(size, CLIENT_IN_STEP);
+
+        if (size == 0)
+                (void) client_in_resize(c, 0);
+        else if (c->in.allocated > 2 * want && c->in.allocated - want >= 4 * CLIENT_IN_STEP)
+                (void) client_in_resize(c, want);
+}
+
+/* The complete lines in b. Returns < 0 when the client must be dropped. */
+static int client_process_lines(Client *c, Buffer *b) {
+        while (!c->closing) {
+                char *line;
+                size_t len;
+                int r;
+
+                r = line_next(b, LINE_MAX_DEFAULT, &line, &len);
+                if (r == -E2BIG) {
+                        log_notice("Client %s sent a line longer than %u bytes, closing.", c->peer, LINE_MAX_DEFAULT);
+                        r = client_send_error(c, NULL, "too_long", "line longer than 1 MiB, closing");
+                        if (r < 0)
+                                return r;
+                        c->closing = true;
+                        buffer_clear(b);
+                        break;
+                }
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        break;
+                /* A whole line is a sign of life; bytes that never make one are not (slowloris). */
+                c->last_rx_usec = now_usec(CLOCK_MONOTONIC);
+                r = client_process_line(c, line, len);
+                if (r < 0) {
+                        log_error_errno(r, "Failed to process a request of client %s: %m", c->peer);
+                        return r;
+                }
+        }
+        return 0;
+}
+
+static int client_overloaded(Client *c) {
+        Manager *m = c->manager;
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+
+        /* Many clients at once may be the cause: one warning per 10 s, with a count. */
+        m->n_clients_overloaded++;
+        if (m->last_overload_log_usec == 0 || now - m->last_overload_log_usec >= 10 * USEC_PER_SEC) {
+                log_warning("Client %s: the input buffered for all clients would pass --max-client-memory=%" PRIu64
+                            " bytes, closing this client (%u closed so far).", c->peer, m->max_client_memory,
+                            m->n_clients_overloaded);
+                m->last_overload_log_usec = now;
+        } else
+                log_debug("Client %s: input over --max-client-memory, closing it.", c->peer);
+        (void) client_in_resize(c, 0);
+        c->closing = true;
+        return client_send_error(c, NULL, "overloaded",
+                                 "the server holds too much input of its clients, closing; try again later");
+}
+
+/* One read, then every whole line in it. Returns < 0 when the client must be dropped. */
+static int client_read(Client *c) {
+        Manager *m = c->manager;
+        Buffer *b;
+        ssize_t n;
+        int r;
+
+        n = transport_read(&c->transport, m->read_buffer, CLIENT_READ_SIZE);
+        if (n == -EAGAIN)
+                return 0;
+        if (n == 0)
+                return -ECONNRESET;
+        if (n < 0) {
+                if (c->transport.tls)
+                        log_debug("Failed to read from client %s: %s", c->peer, transport_error(&c->transport));
+                else
+                        log_debug_errno((int) n, "Failed to read from client %s: %m", c->peer);
+                return (int) n;
+        }
+
+        if (buffer_size(&c->in) == 0) {
+                /* The common case: whole lines, handled where they were read. */
+                Buffer scratch = { .data = m->read_buffer, .tail = (size_t) n, .allocated = CLIENT_READ_SIZE };
+
+                r = client_process_lines(c, &scratch);
+                if (r < 0)
+                        return r;
+                if (c->closing || buffer_size(&scratch) == 0)
+                        return 0;
+                b = &scratch;
+                r = client_in_keep(c, buffer_begin(b), buffer_size(b));
+                if (r == -ENOBUFS)
+                        return client_overloaded(c);
+                return r;
+        }
+        r = client_in_keep(c, m->read_buffer, (size_t) n);
+        if (r == -ENOBUFS)
+                return client_overloaded(c);
+        if (r < 0)
+                return r;
+        r = client_process_lines(c, &c->in);
+        if (c->closing)
+                (void) client_in_resize(c, 0);
+        else
+                client_in_trim(c);
+        return r;
+}
+
+static void client_ready(Client *c) {
+        c->ready = true;
+        if (c->transport.tls)
+                log_debug("Client %s: %s%s%s.", c->peer, tls_conn_version(c->transport.tls),
+                          tls_conn_peer_cn(c->transport.tls) ? ", certificate CN " : "",
+                          tls_conn_peer_cn(c->transport.tls) ?: "");
+        /* The client timeout counts from here. */
+        c->last_rx_usec = now_usec(CLOCK_MONOTONIC);
+        (void) sd_event_source_set_time(c->timeout_timer, c->last_rx_usec + c->manager->client_timeout_usec);
 }
 
 static int client_io_handler(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
         Client *c = userdata;
         int r;
 
-        if (revents & EPOLLIN && !c->closing) {
-                ssize_t n = buffer_read_fd(&c->in, fd, CLIENT_READ_ROOM);
-
-                if (n == 0 || (n < 0 && n != -EAGAIN)) {
-                        if (n < 0)
-                                log_debug_errno((int) n, "Failed to read from client %s: %m", c->peer);
+        if (!c->ready) {
+                r = transport_handshake(&c->transport);
+                if (r < 0) {
+                        log_info("TLS handshake with client %s failed: %s", c->peer, transport_error(&c->transport));
                         goto drop;
                 }
-                if (n > 0)
-                        c->last_rx_usec = now_usec(CLOCK_MONOTONIC);
-                while (!c->closing) {
-                        char *line;
-                        size_t len;
-
-                        r = line_next(&c->in, LINE_MAX_DEFAULT, &line, &len);
-                        if (r == -E2BIG) {
-                                log_notice("Client %s sent a line longer than %u bytes, closing.", c->peer,
-                                           LINE_MAX_DEFAULT);
-                                r = client_send_error(c, NULL, "too_long", "line longer than 1 MiB, closing");
-                                if (r < 0)
-                                        goto drop;
-                                c->closing = true;
-                                buffer_clear(&c->in);
-                                break;
-                        }
-                        if (r < 0)
+                if (r == 0) {
+                        if (client_update_events(c) < 0)
                                 goto drop;
-                        if (r == 0)
-                                break;
-                        r = client_process_line(c, line, len);
-                        if (r < 0) {
-                                log_error_errno(r, "Failed to process a request of client %s: %m", c->peer);
-                                goto drop;
-                        }
+                        return 0;
                 }
+                client_ready(c);
+                revents |= EPOLLIN; /* the client may have sent a request with its last handshake bytes */
+        }
+
+        if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR) && !c->closing) {
+                r = client_read(c);
+                if (r < 0)
+                        goto drop;
         } else if ((revents & (EPOLLHUP | EPOLLERR)) && !(revents & EPOLLOUT))
                 goto drop;
 
@@ -714,8 +970,22 @@ drop:
 static int client_timeout_handler(sd_event_source *es, uint64_t usec, void *userdata) {
         Client *c = userdata;
         Manager *m = c->manager;
-        uint64_t deadline = c->last_rx_usec + m->client_timeout_usec;
+        uint64_t deadline;
 
+        if (!c->ready) {
+                deadline = c->accepted_usec + MIN(CLIENT_HANDSHAKE_USEC, m->client_timeout_usec);
+                if (usec < deadline) {
+                        (void) sd_event_source_set_time(es, deadline);
+                        (void) sd_event_source_set_enabled(es, SD_EVENT_ONESHOT);
+                        return 0;
+                }
+                log_info("Client %s did not finish its TLS handshake within %" PRIu64 " ms, closing.", c->peer,
+                         MIN(CLIENT_HANDSHAKE_USEC, m->client_timeout_usec) / USEC_PER_MSEC);
+                client_free(c);
+                return 0;
+        }
+
+        deadline = c->last_rx_usec + m->client_timeout_usec;
         if (usec < deadline && !c->closing) {
                 (void) sd_event_source_set_time(es, deadline);
                 (void) sd_event_source_set_enabled(es, SD_EVENT_ONESHOT);
@@ -726,7 +996,9 @@ static int client_timeout_handler(sd_event_source *es, uint64_t usec, void *user
                 client_free(c);
                 return 0;
         }
-        log_info("Client %s sent nothing for %" PRIu64 " ms, closing.", c->peer, m->client_timeout_usec / USEC_PER_MSEC);
+        log_info("Client %s sent no whole line for %" PRIu64 " ms%s, closing.", c->peer,
+                 m->client_timeout_usec / USEC_PER_MSEC, buffer_size(&c->in) > 0 ? " (only part of one)" : "");
+        (void) client_in_resize(c, 0);
         if (client_send_error(c, NULL, "timeout", "no message from the client within the timeout, closing") < 0) {
                 client_free(c);
                 return 0;
@@ -758,11 +1030,13 @@ Client *client_free(Client *c) {
 
         sd_event_source_disable_unref(c->io_event_source);
         sd_event_source_disable_unref(c->timeout_timer);
-        safe_close(c->fd);
-        buffer_done(&c->in);
+        transport_done(&c->transport);
+        safe_close(c->transport.fd);
+        (void) client_in_resize(c, 0);
         buffer_done(&c->out);
         subscription_free(c->subscription);
         log_debug("Client %s disconnected (%u left).", c->peer, m->n_clients);
+        free(c->unit);
         free(c);
 
         manager_emit_clients_changed(m);
@@ -775,14 +1049,53 @@ void manager_clients_free(Manager *m) {
                 client_free(m->clients);
 }
 
-static void format_peer(int fd, char *buf, size_t size) {
-        SocketAddress a = { .len = sizeof(a.sa) };
-
-        if (getpeername(fd, (struct sockaddr *) &a.sa, &a.len) < 0 || !socket_address_format(&a, buf, size))
-                snprintf(buf, size, "fd %d", fd);
+/* §8: on client.sock, root, dpiped's own user and the members of the admin group may change the
+ * pipeline; everyone else may read. */
+static bool unix_peer_may_change(Manager *m, uid_t uid, gid_t gid, const gid_t *groups, size_t n_groups) {
+        if (uid == 0 || uid == geteuid())
+                return true;
+        if (!m->have_admin_gid)
+                return false;
+        if (gid == m->admin_gid)
+                return true;
+        for (size_t i = 0; i < n_groups; i++)
+                if (groups[i] == m->admin_gid)
+                        return true;
+        return false;
 }
 
-static int client_new(Manager *m, int fd) {
+static int client_identify(Client *c, int family) {
+        Manager *m = c->manager;
+
+        c->uid = UID_INVALID;
+        if (family == AF_UNIX) {
+                _cleanup_free_ gid_t *groups = NULL;
+                size_t n_groups = 0;
+                gid_t gid;
+                int r;
+
+                c->actor_transport = ACTOR_UNIX;
+                r = socket_peer_credentials(c->transport.fd, &c->pid, &c->uid, &gid, &groups, &n_groups);
+                if (r < 0)
+                        return r;
+                snprintf(c->peer, sizeof(c->peer), "uid %u (pid %d)", (unsigned) c->uid, (int) c->pid);
+                c->access_base = unix_peer_may_change(m, c->uid, gid, groups, n_groups) ? CLIENT_ACCESS_CHANGE
+                                                                                        : CLIENT_ACCESS_READ;
+        } else {
+                SocketAddress a = { .len = sizeof(a.sa) };
+
+                c->actor_transport = c->transport.tls ? ACTOR_TLS : ACTOR_TCP;
+                if (getpeername(c->transport.fd, (struct sockaddr *) &a.sa, &a.len) < 0 ||
+                    !socket_address_format(&a, c->peer, sizeof(c->peer)))
+                        snprintf(c->peer, sizeof(c->peer), "fd %d", c->transport.fd);
+                /* With --tokens, a token first; without, anyone on the port may read (§8). */
+                c->access_base = m->tokens ? CLIENT_ACCESS_NONE : CLIENT_ACCESS_READ;
+        }
+        client_update_access(c);
+        return 0;
+}
+
+int client_new(Manager *m, int fd, int family, bool tls) {
         Client *c;
         int r;
 
@@ -792,9 +1105,8 @@ static int client_new(Manager *m, int fd) {
                 return -ENOMEM;
         }
         c->manager = m;
-        c->fd = fd;
-        c->last_rx_usec = now_usec(CLOCK_MONOTONIC);
-        format_peer(fd, c->peer, sizeof(c->peer));
+        c->transport.fd = fd;
+        c->accepted_usec = c->last_rx_usec = now_usec(CLOCK_MONOTONIC);
 
         c->next = m->clients;
         if (m->clients)
@@ -802,14 +1114,29 @@ static int client_new(Manager *m, int fd) {
         m->clients = c;
         m->n_clients++;
 
+        if (tls) {
+                r = tls_conn_new(m->tls, fd, NULL, &c->transport.tls);
+                if (r < 0)
+                        goto fail;
+        } else
+                c->ready = true;
+        r = client_identify(c, family);
+        if (r < 0)
+                goto fail;
+        /* Record lines go out in batches: the tail of one must not wait for an ACK. */
+        if (family != AF_UNIX)
+                (void) socket_set_nodelay(fd);
+
         r = sd_event_add_io(m->event, &c->io_event_source, fd, EPOLLIN, client_io_handler, c);
         if (r < 0)
                 goto fail;
-        r = sd_event_add_time(m->event, &c->timeout_timer, CLOCK_MONOTONIC, c->last_rx_usec + m->client_timeout_usec,
+        r = sd_event_add_time(m->event, &c->timeout_timer, CLOCK_MONOTONIC,
+                              c->accepted_usec + (c->ready ? m->client_timeout_usec
+                                                           : MIN(CLIENT_HANDSHAKE_USEC, m->client_timeout_usec)),
                               m->client_timeout_usec / 20, client_timeout_handler, c);
         if (r < 0)
                 goto fail;
-        log_debug("Client %s connected (%u clients).", c->peer, m->n_clients);
+        log_debug("Client %s connected%s (%u clients).", c->peer, tls ? " (TLS)" : "", m->n_clients);
         manager_emit_clients_changed(m);
         manager_update_status(m);
         return 0;
@@ -818,41 +1145,13 @@ fail:
         return r;
 }
 
-static int accept_handler(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
-        Manager *m = userdata;
-
-        for (int i = 0; i < 64; i++) {
-                int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-                int r;
-
-                if (cfd < 0) {
-                        if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
-                                return 0;
-                        /* Out of fds or memory: log, and give the loop a chance to free some. */
-                        log_warning_errno(errno, "Failed to accept a client connection: %m");
-                        return 0;
-                }
-                if (m->n_clients >= CLIENTS_MAX) {
-                        log_warning("Too many clients (%u), refusing a new connection.", m->n_clients);
-                        safe_close(cfd);
-                        continue;
-                }
-                /* Record lines go out in batches: the tail of one must not wait for an ACK. */
-                (void) socket_set_nodelay(cfd);
-                r = client_new(m, cfd);
-                if (r < 0)
-                        log_warning_errno(r, "Failed to set up a client connection: %m");
-        }
-        return 0;
-}
-
 static int heartbeat_handler(sd_event_source *es, uint64_t usec, void *userdata) {
         Manager *m = userdata;
         Client *c, *next;
 
         for (c = m->clients; c; c = next) {
                 next = c->next;
-                if (c->closing)
+                if (c->closing || !c->ready)
                         continue;
                 if (buffer_append_str(&c->out, "{\"op\":\"ping\"}\n") < 0 || client_flush(c) < 0)
                         client_free(c);
@@ -862,23 +1161,15 @@ static int heartbeat_handler(sd_event_source *es, uint64_t usec, void *userdata)
 }
 
 int manager_client_server_start(Manager *m) {
-        char buf[128];
-        int fd, r;
+        int r;
 
-        fd = listen_fd_take("client", AF_UNSPEC);
-        if (fd < 0) {
-                fd = socket_listen_tcp(&m->listen_address, SOMAXCONN);
-                if (fd < 0)
-                        return log_error_errno(fd, "Failed to listen on %s: %m",
-                                               socket_address_format(&m->listen_address, buf, sizeof(buf)));
-                log_info("Serving clients on %s.", socket_address_format(&m->listen_address, buf, sizeof(buf)));
-        } else
-                log_info("Serving clients on the socket passed by systemd.");
-        m->listen_fd = fd;
-
-        r = sd_event_add_io(m->event, &m->listen_event_source, fd, EPOLLIN, accept_handler, m);
+        m->read_buffer = malloc(CLIENT_READ_SIZE);
+        if (!m->read_buffer)
+                return log_oom();
+        r = manager_listen(m);
         if (r < 0)
-                return log_error_errno(r, "Failed to watch the client socket: %m");
+                return r;
+
         r = sd_event_add_time_relative(m->event, &m->heartbeat_timer, CLOCK_MONOTONIC, m->heartbeat_usec,
                                        m->heartbeat_usec / 20, heartbeat_handler, m);
         if (r < 0)

@@ -1,16 +1,21 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* The client server: the TCP line protocol of interfaces.md §4. Every connection is a Client on the
- * manager's loop; a subscribed client streams records from the queue within its window. */
+/* The client server: the line protocol of interfaces.md §4 on TCP (plain or TLS) and on
+ * <runtime-dir>/client.sock. Every connection is a Client on the manager's loop; a subscribed client
+ * streams records from the queue within its window. Who may do what is §8: see client_may() in
+ * dpiped-client.c and the op table there. */
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <systemd/sd-event.h>
 
 #include "buffer.h"
+#include "dpiped-audit.h"
 #include "dpiped-manager.h"
 #include "dpiped-subscription.h"
+#include "transport.h"
 
 /* Above this much unsent output a client gets no more records until it drains. Its requests are
  * still read (a slow reader that answers pings is alive) up to CLIENT_OUT_MAX of replies, above
@@ -19,26 +24,61 @@
 #define CLIENT_OUT_MAX (1024u * 1024u)
 /* At most this many records are read from the queue for one client in one go (fairness). */
 #define CLIENT_PUMP_BATCH 4096u
-#define CLIENTS_MAX 16384u
+
+/* Input: one read of at most CLIENT_READ_SIZE per wakeup into the manager's read buffer, whose
+ * whole lines are handled from there; only a partial line is kept in the client's own buffer, in
+ * 4 KiB steps, and counted against --max-client-memory. A client between lines holds no input
+ * memory at all. */
+#define CLIENT_READ_SIZE (64u * 1024u)
+#define CLIENT_IN_STEP 4096u
+#define CLIENT_MEMORY_DEFAULT (64u * 1024u * 1024u)
+#define CLIENTS_MAX_DEFAULT 4096u
+#define CLIENTS_MAX_LIMIT 1000000u
+/* A TLS client has this long (or the client timeout, if shorter) to finish its handshake. */
+#define CLIENT_HANDSHAKE_USEC (10 * USEC_PER_SEC)
+
+typedef enum ClientAccess {
+        CLIENT_ACCESS_NONE,   /* hello, ping, pong, help, quit only (TCP with --tokens, before a token) */
+        CLIENT_ACCESS_READ,   /* and list, status, subscribe, ack */
+        CLIENT_ACCESS_CHANGE, /* and every op that changes the pipeline */
+} ClientAccess;
+
+typedef struct Token Token;
 
 struct Client {
         Manager *manager;
         Client *next, *prev;
 
-        int fd;
+        Transport transport; /* the socket, and TLS on it for a TLS listener */
         sd_event_source *io_event_source;
         sd_event_source *timeout_timer;
-        Buffer in;
+        Buffer in;           /* a partial line, nothing else; counted in manager->client_memory */
         Buffer out;
         char peer[64];
-        uint64_t last_rx_usec;
-        bool closing; /* send what is buffered, then close */
+        uint64_t accepted_usec;
+        uint64_t last_rx_usec; /* the last whole line (a line that never ends does not count) */
+        bool ready;            /* the TLS handshake is done (at once without TLS) */
+        bool closing;          /* send what is buffered, then close */
         bool pump_pending;
+
+        /* Who it is: the peer's credentials on client.sock, a token on TCP. */
+        ActorTransport actor_transport;
+        uid_t uid;             /* UID_INVALID on TCP */
+        pid_t pid;
+        char *unit;            /* looked up when an audit line needs it */
+        bool unit_looked_up;
+        const Token *token;    /* from hello; points into manager->tokens */
+        ClientAccess access_base; /* what the connection itself gives */
+        ClientAccess access;      /* with the token, and --read-only-clients */
+        unsigned n_denied;
 
         Subscription *subscription;
 };
 
 Client *client_free(Client *c);
+/* A connection accepted on a listener of this family (AF_UNIX: client.sock), with TLS or not. Takes
+ * fd, also on failure. */
+int client_new(Manager *m, int fd, int family, bool tls);
 
 int manager_client_server_start(Manager *m);
 void manager_clients_free(Manager *m);

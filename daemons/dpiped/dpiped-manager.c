@@ -6,14 +6,18 @@
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 
+#include "dpiped-audit.h"
 #include "dpiped-client.h"
 #include "dpiped-connector.h"
+#include "dpiped-listen.h"
 #include "dpiped-manager.h"
 #include "dpiped-registry.h"
 #include "dpiped-source.h"
+#include "dpiped-tokens.h"
 #include "json-util.h"
 #include "log.h"
 #include "queue.h"
+#include "tls.h"
 #include "util.h"
 
 #define QUEUE_POLL_USEC (1 * USEC_PER_SEC)
@@ -25,7 +29,6 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
         m = calloc(1, sizeof(Manager));
         if (!m)
                 return -ENOMEM;
-        m->listen_fd = -EBADF;
         m->queue_watch_fd = -EBADF;
         m->runtime_dir = strdup(config->runtime_dir);
         m->state_dir = strdup(config->state_dir);
@@ -37,6 +40,15 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
         if (!m->queue_dir || !m->sources_dir || !m->subscriptions_dir)
                 return -ENOMEM;
         m->listen_address = config->listen_address;
+        m->listen_tcp = config->listen_tcp;
+        m->allow_plaintext = config->allow_plaintext;
+        m->have_admin_gid = config->have_admin_gid;
+        m->admin_group = strdup(config->admin_group ?: "dpipe");
+        if (!m->admin_group)
+                return -ENOMEM;
+        m->admin_gid = config->admin_gid;
+        m->max_client_memory = config->max_client_memory;
+        m->max_clients = config->max_clients;
         m->heartbeat_usec = config->heartbeat_usec;
         m->client_timeout_usec = config->client_timeout_usec;
         m->user_bus = config->user_bus;
@@ -46,6 +58,9 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
         r = sd_event_default(&m->event);
         if (r < 0)
                 return r;
+        /* Last: taken over only on success, so that the caller frees them otherwise. */
+        m->tokens = config->tokens;
+        m->tls = config->tls;
         *ret = TAKE_PTR(m);
         return 0;
 }
@@ -94,8 +109,10 @@ Manager *manager_free(Manager *m) {
                 source_free(s);
         }
 
-        sd_event_source_disable_unref(m->listen_event_source);
-        safe_close(m->listen_fd);
+        manager_listeners_free(m);
+        token_set_free(m->tokens);
+        tls_context_free(m->tls);
+        free(m->read_buffer);
         sd_event_source_disable_unref(m->heartbeat_timer);
         sd_event_source_disable_unref(m->commit_timer);
         sd_event_source_disable_unref(m->pump_event);
@@ -106,6 +123,7 @@ Manager *manager_free(Manager *m) {
         sd_bus_flush_close_unref(m->bus);
         sd_event_unref(m->event);
 
+        free(m->admin_group);
         free(m->runtime_dir);
         free(m->state_dir);
         free(m->queue_dir);
@@ -150,7 +168,7 @@ void manager_update_status(Manager *m) {
 }
 
 int manager_add_source(Manager *m, const char *name, const char *type, struct json_object *options,
-                       Source **ret, sd_bus_error *error) {
+                       const Actor *actor, Source **ret, sd_bus_error *error) {
         _cleanup_json_ struct json_object *normalized = NULL;
         _cleanup_(source_freep) Source *s = NULL;
         Connector *c;
@@ -193,7 +211,8 @@ int manager_add_source(Manager *m, const char *name, const char *type, struct js
                 return sd_bus_error_set_errno(error, r);
         }
         added = TAKE_PTR(s);
-        log_source_info(added->name, "Source %s added (type %s, address %s).", added->name, added->type, source_address(added));
+        audit_log(LOG_INFO, actor, "add_source", added->name, false, "Source %s added (type %s, address %s)", added->name,
+                  added->type, source_address(added));
 
         r = manager_get_connector(m, type, &c);
         if (r < 0)
@@ -208,7 +227,7 @@ int manager_add_source(Manager *m, const char *name, const char *type, struct js
         return 0;
 }
 
-int manager_remove_source(Manager *m, const char *name, sd_bus_error *error) {
+int manager_remove_source(Manager *m, const char *name, const Actor *actor, sd_bus_error *error) {
         Source *s;
         int r;
 
@@ -232,14 +251,14 @@ int manager_remove_source(Manager *m, const char *name, sd_bus_error *error) {
                         break;
                 }
 
-        log_source_info(s->name, "Source %s removed.", s->name);
+        audit_log(LOG_INFO, actor, "remove_source", s->name, false, "Source %s removed", s->name);
         manager_emit_source_removed(m, s->name, s->object_path);
         source_free(s);
         manager_update_status(m);
         return 0;
 }
 
-int manager_pause_source(Manager *m, const char *name, bool pause, sd_bus_error *error) {
+int manager_pause_source(Manager *m, const char *name, bool pause, const Actor *actor, sd_bus_error *error) {
         Source *s;
         int r;
 
@@ -261,7 +280,8 @@ int manager_pause_source(Manager *m, const char *name, bool pause, sd_bus_error 
                 if (streq(c->type, s->type))
                         (void) connector_send_op(c, pause ? "pause" : "resume", s->name);
 
-        log_source_info(s->name, "Source %s %s.", s->name, pause ? "paused" : "resumed");
+        audit_log(LOG_INFO, actor, pause ? "pause_source" : "resume_source", s->name, false, "Source %s %s", s->name,
+                  pause ? "paused" : "resumed");
         if (source_set_state(s, pause ? SOURCE_PAUSED : SOURCE_CONNECTING, NULL))
                 source_emit_state_changed(s);
         return 0;

@@ -7,6 +7,7 @@
 #include <json-c/json.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
@@ -18,6 +19,10 @@ typedef struct Manager Manager;
 typedef struct Source Source;
 typedef struct Connector Connector;
 typedef struct Client Client;
+typedef struct Actor Actor;
+typedef struct Listener Listener;
+typedef struct TokenSet TokenSet;
+typedef struct TlsContext TlsContext;
 
 #define DPIPED_BUS_NAME "org.dpipe.Pipeline1"
 #define DPIPED_BUS_PATH "/org/dpipe/Pipeline1"
@@ -36,10 +41,19 @@ typedef struct ManagerConfig {
         const char *runtime_dir;
         const char *state_dir;
         SocketAddress listen_address;
+        bool listen_tcp;        /* --listen is not "none" */
         uint64_t heartbeat_usec;
         uint64_t client_timeout_usec;
         bool user_bus;
-        bool read_only_clients; /* the TCP clients may not change the pipeline */
+        bool read_only_clients; /* no client may change the pipeline through the client protocol */
+        TokenSet *tokens;       /* taken over by the manager; NULL without --tokens */
+        TlsContext *tls;        /* taken over; NULL: the TCP listeners speak plain text */
+        bool allow_plaintext;   /* plain text also on addresses that are not loopback */
+        const char *admin_group; /* members of this group may change the pipeline over client.sock */
+        bool have_admin_gid;
+        gid_t admin_gid;
+        uint64_t max_client_memory;
+        unsigned max_clients;
 } ManagerConfig;
 
 struct Manager {
@@ -52,11 +66,20 @@ struct Manager {
         char *sources_dir;
         char *subscriptions_dir;
         SocketAddress listen_address;
+        bool listen_tcp;
         uint64_t heartbeat_usec;
         uint64_t client_timeout_usec;
         bool user_bus;
         bool read_only_clients;
         uint64_t start_usec;
+
+        /* Client access (interfaces.md §8). */
+        TokenSet *tokens;
+        TlsContext *tls;
+        bool allow_plaintext;
+        char *admin_group;
+        bool have_admin_gid;
+        gid_t admin_gid;
 
         /* Sources, in registration order. */
         Source *sources;
@@ -65,12 +88,18 @@ struct Manager {
 
         Connector *connectors;
 
-        /* The client server. */
-        int listen_fd;
-        sd_event_source *listen_event_source;
+        /* The client server (dpiped-listen.c, dpiped-client.c). */
+        Listener *listeners;
         Client *clients;
         unsigned n_clients;
-        unsigned n_clients_max;
+        unsigned max_clients;
+        unsigned n_clients_refused;
+        uint64_t last_refusal_log_usec;
+        unsigned n_clients_overloaded;
+        uint64_t last_overload_log_usec;
+        uint64_t client_memory;     /* all clients' partial lines (their allocations) */
+        uint64_t max_client_memory;
+        char *read_buffer;          /* CLIENT_READ_SIZE: every client's input is read here first */
         sd_event_source *heartbeat_timer;
         sd_event_source *commit_timer;
         sd_event_source *pump_event;
@@ -96,11 +125,12 @@ int manager_start(Manager *m);
 void manager_update_status(Manager *m);
 
 /* The operations behind both the D-Bus methods and the client protocol. They fill error with a
- * named D-Bus error and return a negative errno on failure. options is a JSON object (the a{sv}). */
+ * named D-Bus error and return a negative errno on failure. options is a JSON object (the a{sv}).
+ * Each change made is logged once, with the actor who asked for it (dpiped-audit.h). */
 int manager_add_source(Manager *m, const char *name, const char *type, struct json_object *options,
-                       Source **ret, sd_bus_error *error);
-int manager_remove_source(Manager *m, const char *name, sd_bus_error *error);
-int manager_pause_source(Manager *m, const char *name, bool pause, sd_bus_error *error);
+                       const Actor *actor, Source **ret, sd_bus_error *error);
+int manager_remove_source(Manager *m, const char *name, const Actor *actor, sd_bus_error *error);
+int manager_pause_source(Manager *m, const char *name, bool pause, const Actor *actor, sd_bus_error *error);
 Source *manager_find_source(Manager *m, const char *name);
 bool manager_type_is_known(Manager *m, const char *type);
 

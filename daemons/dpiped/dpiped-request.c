@@ -8,7 +8,7 @@
 #include "util.h"
 
 const char *const request_inline_help[] = {
-        "hello",
+        "hello [TOKEN]",
         "ping",
         "pong",
         "add NAME TYPE address=ADDRESS [key=value...]",
@@ -122,9 +122,26 @@ int request_from_inline(char *line, struct json_object **ret, const char **ret_e
         static const struct {
                 const char *cmd, *op;
         } plain[] = {
-                { "hello", "hello" },   { "ping", "ping" }, { "pong", "pong" }, { "list", "list_sources" },
+                { "ping", "ping" },     { "pong", "pong" }, { "list", "list_sources" },
                 { "status", "status" }, { "quit", "quit" }, { "help", "help" },
         };
+
+        /* hello [TOKEN] (interfaces.md §8) */
+        if (streq(cmd, "hello")) {
+                if (n > 2) {
+                        *ret_error = "usage: hello [TOKEN]";
+                        return -EINVAL;
+                }
+                r = add_string(o, "op", "hello");
+                if (r >= 0 && json_object_object_add(o, "version", json_object_new_int(1)) < 0)
+                        r = -ENOMEM;
+                if (r >= 0 && n == 2)
+                        r = add_string(o, "token", words[1]);
+                if (r < 0)
+                        return r;
+                *ret = TAKE_PTR(o);
+                return 0;
+        }
         for (size_t i = 0; i < ELEMENTSOF(plain); i++)
                 if (streq(cmd, plain[i].cmd))
                         op = plain[i].op;
@@ -136,8 +153,6 @@ int request_from_inline(char *line, struct json_object **ret, const char **ret_e
                 r = add_string(o, "op", op);
                 if (r < 0)
                         return r;
-                if (streq(op, "hello") && json_object_object_add(o, "version", json_object_new_int(1)) < 0)
-                        return -ENOMEM;
                 *ret = TAKE_PTR(o);
                 return 0;
         }
@@ -232,4 +247,43 @@ int request_from_inline(char *line, struct json_object **ret, const char **ret_e
 
         *ret_error = "unknown command, try \"help\"";
         return -EOPNOTSUPP;
+}
+
+int request_parse_line(char *line, size_t len, struct json_object **ret, const char **ret_code, const char **ret_error) {
+        _cleanup_json_ struct json_object *req = NULL;
+        const char *why = NULL;
+        int r;
+
+        while (len > 0 && (line[0] == ' ' || line[0] == '\t'))
+                line++, len--;
+        if (len == 0) {
+                *ret = NULL;
+                return 0;
+        }
+        if (!utf8_is_valid_n(line, len)) {
+                *ret_code = "bad_request";
+                *ret_error = "not UTF-8 text";
+                return -EINVAL;
+        }
+        if (line[0] == '{') {
+                r = json_parse_n(line, len, &req, NULL);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0 || !json_object_is_type(req, json_type_object)) {
+                        *ret_code = "bad_request";
+                        *ret_error = "malformed JSON";
+                        return -EINVAL;
+                }
+        } else {
+                r = request_from_inline(line, &req, &why);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0) {
+                        *ret_code = r == -EOPNOTSUPP ? "unknown_op" : "bad_request";
+                        *ret_error = why ?: "malformed command";
+                        return r;
+                }
+        }
+        *ret = TAKE_PTR(req);
+        return 0;
 }

@@ -18,6 +18,14 @@
  * is modified in place. */
 int request_from_inline(char *line, struct json_object **ret, const char **ret_error);
 
+/* One line as the client sent it (the framing of line.h took its newline away, len bytes, NUL at
+ * line[len]) to the request it stands for: leading blanks are skipped; a blank line gives 0 and
+ * *ret NULL (a keep-alive); a line that is not UTF-8, malformed JSON, not a JSON object, or a
+ * malformed inline command gives a negative errno (-EINVAL, -EOPNOTSUPP for an unknown command, or
+ * -ENOMEM) and, except for -ENOMEM, the error code and message for the client in *ret_code and
+ * *ret_error. The line is modified in place. */
+int request_parse_line(char *line, size_t len, struct json_object **ret, const char **ret_code, const char **ret_error);
+
 /* The protocol is UTF-8 text: lines that are not (overlong forms, surrogates and code points above
  * U+10FFFF included) are refused before anything else looks at them: utf8_is_valid_n() of utf8.h. */
 

@@ -33,43 +33,6 @@ static void help(void) {
                program_invocation_short_name, default_runtime_dir(), default_state_dir());
 }
 
-static int parse_size(const char *s, uint64_t *ret) {
-        _cleanup_free_ char *num = NULL;
-        uint64_t v, mult = 1;
-        size_t n;
-        int r;
-
-        if (isempty(s))
-                return -EINVAL;
-        num = strdup(s);
-        if (!num)
-                return -ENOMEM;
-        n = strlen(num);
-        switch (num[n - 1]) {
-        case 'K': case 'k':
-                mult = UINT64_C(1) << 10;
-                break;
-        case 'M': case 'm':
-                mult = UINT64_C(1) << 20;
-                break;
-        case 'G': case 'g':
-                mult = UINT64_C(1) << 30;
-                break;
-        case 'T': case 't':
-                mult = UINT64_C(1) << 40;
-                break;
-        }
-        if (mult > 1)
-                num[n - 1] = 0;
-        r = safe_atou64(num, &v);
-        if (r < 0)
-                return r;
-        if (v > UINT64_MAX / mult)
-                return -ERANGE;
-        *ret = v * mult;
-        return 0;
-}
-
 static int parse_sync(const char *s, WriterOptions *o) {
         uint64_t ms;
 

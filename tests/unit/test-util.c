@@ -16,6 +16,35 @@
 #include "log.h"
 #include "util.h"
 
+static void test_parse_size(void **state) {
+        uint64_t v;
+
+        assert_int_equal(parse_size("0", &v), 0);
+        assert_int_equal(v, 0);
+        assert_int_equal(parse_size("4096", &v), 0);
+        assert_int_equal(v, 4096);
+        assert_int_equal(parse_size("64M", &v), 0);
+        assert_int_equal(v, 64u * 1024 * 1024);
+        assert_int_equal(parse_size("3K", &v), 0);
+        assert_int_equal(v, 3072);
+        assert_int_equal(parse_size("2G", &v), 0);
+        assert_int_equal(v, UINT64_C(2) << 30);
+        assert_int_equal(parse_size("5m", &v), 0);
+        assert_int_equal(v, UINT64_C(5) << 20);
+        assert_int_equal(parse_size("1T", &v), 0);
+        assert_int_equal(v, UINT64_C(1) << 40);
+        assert_int_equal(parse_size("", &v), -EINVAL);
+        assert_int_equal(parse_size(NULL, &v), -EINVAL);
+        assert_int_equal(parse_size("M", &v), -EINVAL);
+        assert_int_equal(parse_size("1.5M", &v), -EINVAL);
+        assert_int_equal(parse_size("-1", &v), -EINVAL);
+        assert_int_equal(parse_size("12KB", &v), -EINVAL);
+        assert_int_equal(parse_size("1MM", &v), -EINVAL);
+        assert_int_equal(parse_size("1MK", &v), -EINVAL);
+        assert_int_equal(parse_size("99999999999999999999", &v), -ERANGE);
+        assert_int_equal(parse_size("17179869184G", &v), -ERANGE);
+}
+
 static void test_source_name(void **state) {
         char n[80];
 
@@ -229,6 +258,7 @@ int main(void) {
                 cmocka_unit_test(test_files),
                 cmocka_unit_test(test_log_levels),
                 cmocka_unit_test(test_version),
+                cmocka_unit_test(test_parse_size),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
