@@ -303,6 +303,20 @@ static const char *conn_hint(const ClientConn *c) {
         return "";
 }
 
+/* A failed exchange with the server, in one line: TLS says why itself. A TLS server that refuses
+ * us (no client certificate, say) tells so in an alert, which a failed write does not show: read it
+ * first. */
+static void conn_fail_io(ClientConn *c, int error, const char *what) {
+        if (c->transport.tls) {
+                char buf[TLS_READ_MIN];
+
+                if (error == -EPIPE || error == -ECONNRESET)
+                        (void) tls_conn_read(c->transport.tls, buf, sizeof(buf));
+                conn_fail(c, error, "%s %s: %s", what, c->address, transport_error(&c->transport));
+        } else
+                conn_fail(c, error, "%s %s: %m%s", what, c->address, conn_hint(c));
+}
+
 static int conn_handshake(ClientConn *c) {
         int r = transport_handshake(&c->transport);
 
@@ -316,7 +330,7 @@ static int conn_handshake(ClientConn *c) {
         log_debug("TLS with %s: %s.", c->address, tls_conn_version(c->transport.tls));
         r = conn_on_connected(c);
         if (r < 0)
-                conn_fail(c, r, "Failed to talk to %s: %m", c->address);
+                conn_fail_io(c, r, "Failed to talk to");
         return r;
 }
 
@@ -343,7 +357,7 @@ static int conn_io_handler(sd_event_source *s, int fd, uint32_t revents, void *u
                 }
                 r = conn_on_connected(c);
                 if (r < 0)
-                        conn_fail(c, r, "Failed to talk to %s: %m%s", c->address, conn_hint(c));
+                        conn_fail_io(c, r, "Failed to talk to");
                 return 0;
         }
         if (c->state == CONN_HANDSHAKE) {
@@ -354,7 +368,7 @@ static int conn_io_handler(sd_event_source *s, int fd, uint32_t revents, void *u
         if (revents & (EPOLLOUT | EPOLLIN)) {
                 r = conn_flush_out(c);
                 if (r < 0) {
-                        conn_fail(c, r, "Failed to send to %s: %m%s", c->address, conn_hint(c));
+                        conn_fail_io(c, r, "Failed to send to");
                         return 0;
                 }
         }
@@ -372,11 +386,7 @@ static int conn_io_handler(sd_event_source *s, int fd, uint32_t revents, void *u
                         if (n == -EAGAIN)
                                 break;
                         if (n < 0) {
-                                if (c->transport.tls)
-                                        conn_fail(c, (int) n, "Failed to read from %s: %s", c->address,
-                                                  transport_error(&c->transport));
-                                else
-                                        conn_fail(c, (int) n, "Failed to read from %s: %m%s", c->address, conn_hint(c));
+                                conn_fail_io(c, (int) n, "Failed to read from");
                                 return 0;
                         }
                         if (n > 0)

@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
 #include <string.h>
@@ -102,6 +103,11 @@ static int context_use_certificate(TlsContext *c, const char *cert, const char *
                 return -EINVAL;
         }
         if (SSL_CTX_use_PrivateKey_file(c->ctx, key, SSL_FILETYPE_PEM) != 1) {
+                if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
+                        ERR_clear_error();
+                        snprintf(error, error_size, "key %s does not belong to certificate %s", key, cert);
+                        return -EINVAL;
+                }
                 tls_error_string(why, sizeof(why), "not a PEM key");
                 snprintf(error, error_size, "cannot load key %s: %s", key, why);
                 return -EINVAL;

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# A raw client of dpiped's TCP protocol for the tests (python3 standard library only).
-#   dpiped-client.py PORT STEP...
+# A raw client of dpiped's client protocol for the tests (python3 standard library only).
+#   dpiped-client.py PORT|/PATH/client.sock STEP...
 # Steps: "send:LINE" sends LINE + "\n"; "raw:HEX" sends bytes; "recv:N" prints the next N lines
 # skipping the server's pings (fails after 10 s); "recv-until:TEXT" prints lines up to the first that contains TEXT;
 # "garbage:SEED" sends 2000 random lines; "exec:CMD" runs a shell command; "long:N" sends a line of N bytes; "recv-records:N" prints N record lines skipping pings; "sleep:S"; "closed" waits until the
@@ -11,7 +11,12 @@ import subprocess
 import sys
 import time
 
-sock = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+if sys.argv[1].startswith("/"):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(10)
+    sock.connect(sys.argv[1])
+else:
+    sock = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
 f = sock.makefile("rb")
 last_offset = None
 

@@ -23,9 +23,25 @@ dp_dpiped() {
         dp_wait_port 127.0.0.1 "$DPIPED_PORT"
 }
 
-# dp_client STEP...: a raw protocol client (see dpiped-client.py).
+# dp_client STEP...: a raw protocol client on the TCP port (see dpiped-client.py); dp_sock_client
+# the same on client.sock (as root, who may change the pipeline there).
 dp_client() {
         python3 "$DPIPED_TESTS_DIR/dpiped-client.py" "$DPIPED_PORT" "$@"
+}
+dp_sock_client() {
+        python3 "$DPIPED_TESTS_DIR/dpiped-client.py" "$RUNTIME_DIR/client.sock" "$@"
+}
+# dp_nobody CMD...: CMD as user nobody, without any group (and without PATH entries that only
+# root may enter, such as a version manager's shims in /root).
+dp_nobody() {
+        setpriv --reuid=65534 --regid=65534 --clear-groups env PATH="$(dp_public_path)" "$@"
+}
+dp_public_path() {
+        local d out=
+        while read -r -d: d; do
+                [ -n "$d" ] && setpriv --reuid=65534 --regid=65534 --clear-groups test -x "$d" && out=${out:+$out:}$d
+        done <<<"$PATH:"
+        echo "$out"
 }
 
 dp_manager() {

@@ -37,7 +37,7 @@ expect_failure "port in use" "Failed to listen on 127.0.0.1:$port: Address alrea
 
 # A second instance on the same bus.
 dp_dpiped
-expect_failure "second instance" "another dpiped runs" \
+expect_failure "second instance" "another dpiped" \
         dpiped --runtime-dir="$RUNTIME_DIR" --state-dir="$STATE_DIR" --listen=127.0.0.1:$(dp_free_port)
 dp_kill_daemon dpiped TERM
 
@@ -49,7 +49,7 @@ dp_daemon dpiped-activated systemd-socket-activate -l "127.0.0.1:$DPIPED_PORT" -
 dp_wait_port 127.0.0.1 "$DPIPED_PORT"
 dp_assert_eq '{"op":"pong"}' "$(dp_client send:ping recv:1)" "ping over the activated socket"
 dp_wait_bus_name org.dpipe.Pipeline1
-grep -q "Serving clients on the socket passed by systemd" "$LOG_DIR/dpiped-activated.log" ||
+grep -q "Serving clients on 127.0.0.1:$DPIPED_PORT (socket passed by systemd)" "$LOG_DIR/dpiped-activated.log" ||
         dp_fail "the activated socket was not used"
 dp_kill_daemon dpiped-activated TERM
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# dpiped's client protocol (interfaces.md §4) over real TCP: every op in JSON and inline form,
-# every error code, ids echoed, heartbeat pings, the idle timeout and the line limit. Streaming is
-# in test-dpiped-stream.sh.
+# dpiped's client protocol (interfaces.md §4) over real TCP and client.sock: every op in JSON and
+# inline form, every error code, ids echoed, heartbeat pings, the idle timeout and the line limit.
+# Changes are made as root over client.sock (on TCP they need a token: test-dpiped-access.sh).
+# Streaming is in test-dpiped-stream.sh.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/dpiped-lib.sh"
 
@@ -19,10 +20,10 @@ dp_assert_eq "{\"op\":\"hello\",\"version\":1,\"server\":\"dpiped $exp_version\"
 dp_assert_eq '{"op":"pong"}' "$(sed -n 3p <<<"$out")" "inline ping"
 dp_assert_eq '{"op":"pong","id":42}' "$(sed -n 4p <<<"$out")" "JSON ping with id"
 dp_assert_eq '{"op":"pong"}' "$(sed -n 5p <<<"$out")" "ping with NUL bytes and CRLF"
-dp_assert_contains "$(sed -n 6p <<<"$out")" '{"op":"help","commands":["hello",' "help"
+dp_assert_contains "$(sed -n 6p <<<"$out")" '{"op":"help","commands":["hello [TOKEN]",' "help"
 
 # Sources: add (inline with quotes, JSON), list, pause/start, remove; the D-Bus side sees them.
-out=$(dp_client 'send:add demo tcp "address=127.0.0.1:9" format=jsonl interval_ms=250' \
+out=$(dp_sock_client 'send:add demo tcp "address=127.0.0.1:9" format=jsonl interval_ms=250' \
         'send:{"op":"add_source","id":1,"name":"j","type":"tcp","options":{"address":"[::1]:9","csv_header":"a,b c"}}' \
         send:list recv:3)
 dp_assert_eq '{"op":"ok"}' "$(sed -n 1p <<<"$out")" "inline add"
@@ -33,7 +34,7 @@ dp_assert_contains "$(busctl --system get-property org.dpipe.Pipeline1 /org/dpip
         "inline numbers become numbers"
 dp_assert_contains "$(dp_manager ListSources)" '"j" "tcp"' "a source added by a client is on the bus"
 
-out=$(dp_client send:'pause demo' send:list send:'start demo' 'send:{"op":"pause_source","name":"j","id":2}' \
+out=$(dp_sock_client send:'pause demo' send:list send:'start demo' 'send:{"op":"pause_source","name":"j","id":2}' \
         'send:{"op":"resume_source","name":"j","id":3}' 'send:remove j' recv:6)
 dp_assert_eq '{"op":"ok"}' "$(sed -n 1p <<<"$out")" "pause"
 dp_assert_contains "$(sed -n 2p <<<"$out")" '"name":"demo","type":"tcp","state":"paused"' "paused in list"
@@ -44,7 +45,7 @@ dp_assert_eq '{"op":"ok"}' "$(sed -n 6p <<<"$out")" "remove"
 dp_assert_eq org.dpipe.Pipeline1.Error.NoSuchSource "$(dp_bus_error dp_manager GetSource s j)" "removed by a client"
 
 # Every error code; the connection lives on after each.
-out=$(dp_client 'send:{"op":"add_source","name":"demo","type":"tcp","options":{"address":"1.2.3.4:5"},"id":"e1"}' \
+out=$(dp_sock_client 'send:{"op":"add_source","name":"demo","type":"tcp","options":{"address":"1.2.3.4:5"},"id":"e1"}' \
         'send:remove nope' 'send:add x smoke-signal address=a' 'send:add bad/name tcp address=1.2.3.4:5' \
         'send:add x tcp address=nowhere' 'send:{"op":"subscribe","window":0}' 'send:{"op":"subscribe","from":"yesterday"}' \
         'send:{"op":"subscribe","from":"committed"}' 'send:{not json' 'send:[1,2]' 'send:{"id":5}' 'send:{"op":"fly","id":6}' \
@@ -86,9 +87,10 @@ out=$(dp_client long:1100000 closed)
 dp_assert_contains "$out" '{"op":"error","code":"too_long",' "too_long"
 dp_assert_eq CLOSED "$(tail -n1 <<<"$out")" "closed after too_long"
 
-# A server that does not let clients change the pipeline: denied.
+# A server that does not let clients change the pipeline: denied, to root on client.sock too.
 dp_kill_daemon dpiped TERM
 dp_dpiped --read-only-clients
-out=$(dp_client 'send:add z tcp address=1.2.3.4:5' 'send:remove demo' send:list recv:3)
+out=$(dp_sock_client 'send:add z tcp address=1.2.3.4:5' 'send:remove demo' send:list recv:3)
 dp_assert_eq "denied denied " "$(sed -n 's/.*"code":"\([a-z_]*\)".*/\1/p' <<<"$out" | tr '\n' ' ')" "denied"
+dp_assert_contains "$(sed -n 1p <<<"$out")" 'this server does not let clients change the pipeline' "read-only message"
 dp_assert_contains "$(sed -n 3p <<<"$out")" '"name":"demo"' "reading is still allowed"
