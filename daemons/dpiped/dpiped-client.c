@@ -818,7 +818,7 @@ static void client_in_trim(Client *c) {
 
         if (size == 0)
                 (void) client_in_resize(c, 0);
-        else if (c->in.allocated > 2 * want && c->in.allocated - want >= 4 * CLIENT_IN_STEP)
+        else if (c->in.allocated > 2 * want && c->in.allocated - want >= 4096)
                 (void) client_in_resize(c, want);
 }
 

@@ -27,10 +27,10 @@
 
 /* Input: one read of at most CLIENT_READ_SIZE per wakeup into the manager's read buffer, whose
  * whole lines are handled from there; only a partial line is kept in the client's own buffer, in
- * 4 KiB steps, and counted against --max-client-memory. A client between lines holds no input
- * memory at all. */
+ * CLIENT_IN_STEP steps, and counted against --max-client-memory. A client between lines holds no
+ * input memory at all, one with a few bytes of a line half a kilobyte. */
 #define CLIENT_READ_SIZE (64u * 1024u)
-#define CLIENT_IN_STEP 4096u
+#define CLIENT_IN_STEP 512u
 #define CLIENT_MEMORY_DEFAULT (64u * 1024u * 1024u)
 #define CLIENTS_MAX_DEFAULT 4096u
 #define CLIENTS_MAX_LIMIT 1000000u
