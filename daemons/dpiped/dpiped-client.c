@@ -738,7 +738,7 @@ static int commit_handler(sd_event_source *es, uint64_t usec, void *userdata) {
 static int client_update_events(Client *c) {
         uint32_t events = transport_events(&c->transport);
 
-        if (!c->ready)
+        if (!c->ready || c->shut_down)
                 return sd_event_source_set_io_events(c->io_event_source, events ?: EPOLLIN);
         if (!c->closing && buffer_size(&c->out) < CLIENT_OUT_MAX)
                 events |= EPOLLIN;
@@ -747,13 +747,38 @@ static int client_update_events(Client *c) {
         return sd_event_source_set_io_events(c->io_event_source, events);
 }
 
+/* The last words are out: end our side of the stream, and read (and drop) what the client still
+ * sends until it ends its side, or the timeout. Closing a socket with unread input makes the
+ * kernel send a reset, which may destroy the error line the client has not read yet (too_long,
+ * overloaded: clients that are still sending). */
+static int client_shut_down(Client *c) {
+        transport_done(&c->transport); /* TLS: close_notify */
+        if (shutdown(c->transport.fd, SHUT_WR) < 0)
+                return -errno;
+        c->shut_down = true;
+        return client_update_events(c);
+}
+
+/* Returns < 0 when the client is done: it ended its side too, or failed. */
+static int client_drain(Client *c) {
+        for (int i = 0; i < 16; i++) {
+                ssize_t n = read(c->transport.fd, c->manager->read_buffer, CLIENT_READ_SIZE);
+
+                if (n < 0)
+                        return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+                if (n == 0)
+                        return -ESHUTDOWN;
+        }
+        return 0;
+}
+
 /* Writes what is buffered and sets the events to wait for. Returns < 0 when the client is done
  * (an error, or closing and everything sent). */
 static int client_flush(Client *c) {
         ssize_t n;
         bool was_high = buffer_size(&c->out) >= CLIENT_OUT_HIGH;
 
-        if (!c->ready)
+        if (!c->ready || c->shut_down)
                 return client_update_events(c);
         n = transport_write(&c->transport, &c->out);
         if (n < 0) {
@@ -764,7 +789,7 @@ static int client_flush(Client *c) {
                 return (int) n;
         }
         if (c->closing && buffer_size(&c->out) == 0)
-                return -ESHUTDOWN;
+                return client_shut_down(c);
         if (was_high && buffer_size(&c->out) < CLIENT_OUT_HIGH && c->subscription) {
                 c->pump_pending = true;
                 manager_schedule_pump(c->manager);
@@ -951,6 +976,11 @@ static int client_io_handler(sd_event_source *es, int fd, uint32_t revents, void
                 revents |= EPOLLIN; /* the client may have sent a request with its last handshake bytes */
         }
 
+        if (c->shut_down) {
+                if (client_drain(c) < 0)
+                        goto drop;
+                return 0;
+        }
         if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR) && !c->closing) {
                 r = client_read(c);
                 if (r < 0)

@@ -59,6 +59,7 @@ struct Client {
         uint64_t last_rx_usec; /* the last whole line (a line that never ends does not count) */
         bool ready;            /* the TLS handshake is done (at once without TLS) */
         bool closing;          /* send what is buffered, then close */
+        bool shut_down;        /* all sent and our side ended: wait for the client's end */
         bool pump_pending;
 
         /* Who it is: the peer's credentials on client.sock, a token on TCP. */
