@@ -184,6 +184,29 @@ static void test_write_full_pipe(void **state) {
         buffer_done(&out);
 }
 
+static void test_resize(void **state) {
+        Buffer b = {};
+
+        assert_int_equal(buffer_append(&b, "0123456789", 10), 0);
+        buffer_consume(&b, 4);
+        /* Exactly what is asked, the unconsumed bytes moved to the front. */
+        assert_int_equal(buffer_resize(&b, 100), 0);
+        assert_int_equal(b.allocated, 100);
+        assert_int_equal(b.head, 0);
+        assert_memory_equal(buffer_begin(&b), "456789", 6);
+        assert_int_equal(buffer_resize(&b, 6), 0);
+        assert_int_equal(b.allocated, 6);
+        assert_memory_equal(buffer_begin(&b), "456789", 6);
+        /* Not below what it holds. */
+        assert_int_equal(buffer_resize(&b, 5), -EINVAL);
+        buffer_consume(&b, 6);
+        assert_int_equal(buffer_resize(&b, 0), 0);
+        assert_null(b.data);
+        assert_int_equal(b.allocated, 0);
+        assert_int_equal(buffer_resize(&b, 0), 0);
+        buffer_done(&b);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_append_consume),
@@ -193,6 +216,7 @@ int main(void) {
                 cmocka_unit_test(test_json_string),
                 cmocka_unit_test(test_fd_io),
                 cmocka_unit_test(test_write_full_pipe),
+                cmocka_unit_test(test_resize),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

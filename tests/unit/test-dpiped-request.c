@@ -39,6 +39,9 @@ static void check_error(const char *line, int error, const char *why_part) {
 
 static void test_plain(void **state) {
         check("hello", "{\"op\":\"hello\",\"version\":1}");
+        check("hello s3cr3t-s3cr3t", "{\"op\":\"hello\",\"version\":1,\"token\":\"s3cr3t-s3cr3t\"}");
+        check("hello \"a b\\\"c\"", "{\"op\":\"hello\",\"version\":1,\"token\":\"a b\\\"c\"}");
+        check_error("hello a b", -EINVAL, "usage: hello [TOKEN]");
         check("ping", "{\"op\":\"ping\"}");
         check("pong", "{\"op\":\"pong\"}");
         check("list", "{\"op\":\"list_sources\"}");
@@ -131,6 +134,49 @@ static void test_utf8(void **state) {
                 assert_false(utf8_is_valid_n(bad[i], strlen(bad[i])));
 }
 
+/* A whole line as dpiped gets it: blank, JSON, inline, and each kind of error with its code. */
+static void test_parse_line(void **state) {
+        static const struct {
+                const char *line, *json, *code, *why;
+        } cases[] = {
+                { "", NULL, NULL, NULL },
+                { " \t ", NULL, NULL, NULL },
+                { "ping", "{\"op\":\"ping\"}", NULL, NULL },
+                { "  {\"op\":\"ping\",\"id\":3}", "{\"op\":\"ping\",\"id\":3}", NULL, NULL },
+                { "{\"op\":1}", "{\"op\":1}", NULL, NULL }, /* a request; its op is the dispatcher's concern */
+                { "{not json", NULL, "bad_request", "malformed JSON" },
+                { "{\"a\":1} x", NULL, "bad_request", "malformed JSON" },
+                { "{}[", NULL, "bad_request", "malformed JSON" },
+                { "fly away", NULL, "unknown_op", "unknown command" },
+                { "add \"open", NULL, "bad_request", "unterminated quote" },
+                { "ok\x80", NULL, "bad_request", "not UTF-8 text" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_json_ struct json_object *o = NULL;
+                _cleanup_free_ char *copy = strdup(cases[i].line);
+                const char *code = NULL, *why = NULL;
+                int r;
+
+                assert_non_null(copy);
+                r = request_parse_line(copy, strlen(copy), &o, &code, &why);
+                if (!cases[i].code) {
+                        assert_int_equal(r, 0);
+                        if (!cases[i].json)
+                                assert_null(o);
+                        else
+                                assert_string_equal(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN),
+                                                    cases[i].json);
+                        continue;
+                }
+                assert_true(r < 0);
+                assert_null(o);
+                assert_string_equal(code, cases[i].code);
+                if (!strstr(why, cases[i].why))
+                        fail_msg("line %zu: \"%s\" not in \"%s\"", i, cases[i].why, why);
+        }
+}
+
 static void test_help_list(void **state) {
         size_t n = 0;
 
@@ -145,7 +191,7 @@ int main(void) {
                 cmocka_unit_test(test_add),       cmocka_unit_test(test_subscribe),
                 cmocka_unit_test(test_ack),       cmocka_unit_test(test_unknown),
                 cmocka_unit_test(test_too_many_words), cmocka_unit_test(test_help_list),
-                cmocka_unit_test(test_utf8),
+                cmocka_unit_test(test_utf8),      cmocka_unit_test(test_parse_line),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -168,6 +168,53 @@ static void test_tcp(void **state) {
                 assert_int_equal(c, -ECONNREFUSED);
 }
 
+static void test_loopback(void **state) {
+        static const struct {
+                const char *address;
+                bool loopback;
+        } cases[] = {
+                { "127.0.0.1:1", true },     { "127.1.2.3:1", true },  { "[::1]:1", true },
+                { "0.0.0.0:1", false },      { "10.0.0.1:1", false },  { "[::]:1", false },
+                { "128.0.0.1:1", false },    { "[::2]:1", false },     { "[::ffff:127.0.0.1]:1", true },
+                { "[::ffff:10.0.0.1]:1", false },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                SocketAddress a;
+
+                assert_int_equal(socket_address_parse(cases[i].address, &a), 0);
+                if (socket_address_is_loopback(&a) != cases[i].loopback)
+                        fail_msg("%s: loopback %d expected", cases[i].address, cases[i].loopback);
+        }
+}
+
+/* SO_PEERCRED and SO_PEERGROUPS of a connected pair: our own uid, pid and groups. */
+static void test_peer_credentials(void **state) {
+        _cleanup_free_ gid_t *groups = NULL;
+        gid_t gid, mine[256];
+        size_t n_groups = 0;
+        pid_t pid;
+        uid_t uid;
+        int pair[2], n_mine;
+
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
+        assert_int_equal(socket_peer_credentials(pair[0], &pid, &uid, &gid, &groups, &n_groups), 0);
+        assert_int_equal(pid, getpid());
+        assert_int_equal(uid, geteuid());
+        assert_int_equal(gid, getegid());
+        n_mine = getgroups(ELEMENTSOF(mine), mine);
+        assert_true(n_mine >= 0);
+        assert_int_equal(n_groups, (size_t) n_mine);
+        for (size_t i = 0; i < n_groups; i++) {
+                bool found = false;
+                for (int j = 0; j < n_mine; j++)
+                        found = found || mine[j] == groups[i];
+                assert_true(found);
+        }
+        close(pair[0]);
+        close(pair[1]);
+}
+
 static void test_activation(void **state) {
         char *dir = temp_dir(), *path = path_join(dir, "a.sock"), pid[32];
         bool activated = true;
@@ -221,6 +268,8 @@ int main(void) {
                 cmocka_unit_test(test_unix),
                 cmocka_unit_test(test_tcp),
                 cmocka_unit_test(test_activation),
+                cmocka_unit_test(test_loopback),
+                cmocka_unit_test(test_peer_credentials),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
