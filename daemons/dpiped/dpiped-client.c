@@ -812,6 +812,12 @@ static int client_in_resize(Client *c, size_t allocated) {
         return 0;
 }
 
+/* Forgets the partial line and gives its memory back. */
+static void client_in_drop(Client *c) {
+        c->manager->client_memory -= c->in.allocated;
+        buffer_done(&c->in);
+}
+
 static size_t round_up(size_t n, size_t step) {
         return (n + step - 1) / step * step;
 }
@@ -842,7 +848,7 @@ static void client_in_trim(Client *c) {
         size_t size = buffer_size(&c->in), want = round_up(size, CLIENT_IN_STEP);
 
         if (size == 0)
-                (void) client_in_resize(c, 0);
+                client_in_drop(c);
         else if (c->in.allocated > 2 * want && c->in.allocated - want >= 4096)
                 (void) client_in_resize(c, want);
 }
@@ -892,7 +898,7 @@ static int client_overloaded(Client *c) {
                 m->last_overload_log_usec = now;
         } else
                 log_debug("Client %s: input over --max-client-memory, closing it.", c->peer);
-        (void) client_in_resize(c, 0);
+        client_in_drop(c);
         c->closing = true;
         return client_send_error(c, NULL, "overloaded",
                                  "the server holds too much input of its clients, closing; try again later");
@@ -940,7 +946,7 @@ static int client_read(Client *c) {
                 return r;
         r = client_process_lines(c, &c->in);
         if (c->closing)
-                (void) client_in_resize(c, 0);
+                client_in_drop(c);
         else
                 client_in_trim(c);
         return r;
@@ -1028,7 +1034,7 @@ static int client_timeout_handler(sd_event_source *es, uint64_t usec, void *user
         }
         log_info("Client %s sent no whole line for %" PRIu64 " ms%s, closing.", c->peer,
                  m->client_timeout_usec / USEC_PER_MSEC, buffer_size(&c->in) > 0 ? " (only part of one)" : "");
-        (void) client_in_resize(c, 0);
+        client_in_drop(c);
         if (client_send_error(c, NULL, "timeout", "no message from the client within the timeout, closing") < 0) {
                 client_free(c);
                 return 0;
@@ -1062,7 +1068,7 @@ Client *client_free(Client *c) {
         sd_event_source_disable_unref(c->timeout_timer);
         transport_done(&c->transport);
         safe_close(c->transport.fd);
-        (void) client_in_resize(c, 0);
+        client_in_drop(c);
         buffer_done(&c->out);
         subscription_free(c->subscription);
         log_debug("Client %s disconnected (%u left).", c->peer, m->n_clients);
