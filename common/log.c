@@ -7,6 +7,8 @@
 
 #include <sys/stat.h>
 #include <sys/uio.h>
+/* No CODE_FILE=/CODE_LINE=/CODE_FUNC= of log.c itself on every entry. */
+#define SD_JOURNAL_SUPPRESS_LOCATION 1
 #include <systemd/sd-journal.h>
 #include <unistd.h>
 
