@@ -297,10 +297,12 @@ static int method_add_source(sd_bus_message *message, void *userdata, sd_bus_err
         r = bus_read_options(message, &options, error);
         if (r < 0)
                 return r;
-        /* 2./3. validate what needs no state (the rest is checked by manager_add_source()) */
+        /* 2./3. validate what needs no state (the rest is checked by manager_add_source()); name is
+         * never NULL after a successful read, which the compiler cannot know */
         if (!source_name_is_valid(name))
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "Invalid source name \"%.80s\": use 1-64 characters of [A-Za-z0-9_.-].", name);
+                                         "Invalid source name \"%.80s\": use 1-64 characters of [A-Za-z0-9_.-].",
+                                         name ?: "");
         /* 4. authorize */
         r = bus_verify_manage(message, m, method_add_source, error);
         if (r < 0)

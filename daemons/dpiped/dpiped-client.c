@@ -77,8 +77,6 @@ static int client_send_bus_error(Client *c, struct json_object *id, const sd_bus
                                  e->message ?: (e->name ?: strerror(r < 0 ? -r : r)));
 }
 
-/* ---- ops -------------------------------------------------------------------------------------- */
-
 /* ---- who may do what (interfaces.md §8) --------------------------------------------------------- */
 
 static const char *client_unit(Client *c) {
