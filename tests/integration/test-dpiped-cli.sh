@@ -52,6 +52,22 @@ dp_wait_bus_name org.dpipe.Pipeline1
 grep -q "Serving clients on 127.0.0.1:$DPIPED_PORT (socket passed by systemd)" "$LOG_DIR/dpiped-activated.log" ||
         dp_fail "the activated socket was not used"
 dp_kill_daemon dpiped-activated TERM
+rm -f "$RUNTIME_DIR/client.sock"
+
+# Both sockets from systemd, as dpiped.socket passes them (one name for both): told apart by family.
+DPIPED_PORT=$(dp_free_port)
+dp_daemon dpiped-activated systemd-socket-activate -l "127.0.0.1:$DPIPED_PORT" -l "$TMP/passed-client.sock" \
+        --fdname=client -E DBUS_SYSTEM_BUS_ADDRESS -E DPIPE_LOG_LEVEL -E ASAN_OPTIONS -E UBSAN_OPTIONS \
+        "$(command -v dpiped)" --runtime-dir="$RUNTIME_DIR" --state-dir="$STATE_DIR"
+dp_wait_port 127.0.0.1 "$DPIPED_PORT"
+dp_wait_bus_name org.dpipe.Pipeline1
+dp_assert_eq '{"op":"pong"}' "$(python3 "$DPIPED_TESTS_DIR/dpiped-client.py" "$TMP/passed-client.sock" send:ping recv:1)" \
+        "ping over the passed client.sock"
+grep -q "Serving clients on $TMP/passed-client.sock (socket passed by systemd)" "$LOG_DIR/dpiped-activated.log" ||
+        dp_fail "the passed Unix socket was not used: $(grep Serving "$LOG_DIR/dpiped-activated.log")"
+[ ! -e "$RUNTIME_DIR/client.sock" ] || dp_fail "dpiped bound its own client.sock beside the passed one"
+dp_kill_daemon dpiped-activated TERM
+rm -f "$TMP/passed-client.sock"
 
 # --user: the session bus; there the owner of the bus may change the pipeline.
 cat >"$TMP/user.sh" <<EOS
