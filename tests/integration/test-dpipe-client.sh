@@ -28,8 +28,12 @@ dp_expect_exit 0 dpipe-client --connect="$ADDR" ping
 dp_assert_eq '{"op":"pong"}' "$out" "ping"
 dp_expect_exit 0 dpipe-client --connect="$ADDR" status
 python3 -c 'import json,sys; o=json.loads(sys.argv[1]); assert o["op"]=="status", o' "$out" || dp_fail "status: $out"
-dp_expect_exit 1 dpipe-client --connect="$ADDR" remove "no such"
+# Changes go over client.sock (root may change there; over TCP a change needs a token).
+dp_expect_exit 1 dpipe-client --connect="$RUNTIME_DIR/client.sock" remove "no such"
 [ -n "$err" ] && [ "$(printf '%s\n' "$err" | wc -l)" = 1 ] || dp_fail "remove of a bad name: stderr '$err'"
+dp_assert_contains "$err" 'No source named "no such"' "remove of a bad name"
+dp_expect_exit 1 dpipe-client --connect="$ADDR" remove alpha
+dp_assert_contains "$err" "needs an admin token" "a change over TCP without a token"
 dp_expect_exit 1 dpipe-client --connect=127.0.0.1:1 list
 dp_assert_contains "$err" "127.0.0.1:1" "connection refused message"
 dp_expect_exit 2 dpipe-client --format=xml list
