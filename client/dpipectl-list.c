@@ -194,7 +194,7 @@ static int status_source(sd_bus *bus, const char *name) {
         _cleanup_json_ struct json_object *props = NULL;
         const char *path, *state, *err, *color;
         char bytes[32];
-        uint64_t records = 0, nbytes = 0, reconnects = 0;
+        uint64_t records = 0, nbytes = 0, reconnects = 0, skipped = 0;
         int r;
 
         r = sd_bus_call_method(bus, BUS_NAME, BUS_PATH, BUS_MANAGER_IFACE, "GetSource", &error, &reply, "s", name);
@@ -223,12 +223,19 @@ static int status_source(sd_bus *bus, const char *name) {
         (void) json_get_uint64(props, "RecordsReceived", &records);
         (void) json_get_uint64(props, "BytesReceived", &nbytes);
         (void) json_get_uint64(props, "Reconnects", &reconnects);
+        (void) json_get_uint64(props, "RecordsSkipped", &skipped);
 
         printf("%s●%s %s - %s source\n", ansi(color ?: ""), ansi(color ? ANSI_NORMAL : ""),
                json_get_string(props, "Name") ?: name, json_get_string(props, "Type") ?: "unknown");
         printf("%14s: %s%s%s\n", "State", ansi(color ?: ""), state, ansi(color ? ANSI_NORMAL : ""));
         printf("%14s: %s\n", "Address", json_get_string(props, "Address") ?: "n/a");
         printf("%14s: %" PRIu64 " (%s)\n", "Records", records, format_bytes(bytes, sizeof(bytes), nbytes));
+        if (skipped > 0) {
+                const char *why = json_get_string(props, "LastSkipReason");
+
+                printf("%14s: %s%" PRIu64 "%s%s%s%s\n", "Skipped", ansi(ANSI_YELLOW), skipped, ansi(ANSI_NORMAL),
+                       isempty(why) ? "" : " (last: ", isempty(why) ? "" : why, isempty(why) ? "" : ")");
+        }
         print_time_field("Last record", props, "LastRecordUSec");
         print_time_field("Last heartbeat", props, "LastHeartbeatUSec");
         printf("%14s: %" PRIu64 "\n", "Reconnects", reconnects);

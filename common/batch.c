@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "batch.h"
+#include "json-scan.h"
 #include "util.h"
 
 int batch_begin(BatchBuilder *bb, Buffer *out, uint64_t batch_id, const char *source, size_t source_len) {
@@ -114,6 +115,14 @@ int batch_next(const BatchView *v, size_t *pos, BatchRecord *ret) {
         return 1;
 }
 
+int batch_record_check(const BatchRecord *rec, size_t *ret_error_offset) {
+        if (rec->seq == UINT64_MAX)
+                return -ERANGE;
+        if (json_scan_line(rec->data, rec->len, NULL, 0, ret_error_offset) < 0)
+                return -EBADMSG;
+        return 0;
+}
+
 int batch_ack_append(Buffer *out, const BatchAck *ack) {
         uint8_t p[BATCH_ACK_SIZE];
 
@@ -122,7 +131,7 @@ int batch_ack_append(Buffer *out, const BatchAck *ack) {
         le32_put(p + 16, ack->stored);
         le32_put(p + 20, ack->duplicates);
         le32_put(p + 24, (uint32_t) ack->error);
-        le32_put(p + 28, 0);
+        le32_put(p + 28, ack->record);
         return frame_append(out, FRAME_ACK, p, sizeof(p));
 }
 
@@ -137,6 +146,7 @@ int batch_ack_parse(const Frame *f, BatchAck *ret) {
                 .stored = le32_get(p + 16),
                 .duplicates = le32_get(p + 20),
                 .error = (int32_t) le32_get(p + 24),
+                .record = le32_get(p + 28),
         };
         return 0;
 }

@@ -15,20 +15,24 @@
  *         u32 reserved   0
  *         u64 seq        source-side sequence number, strictly increasing within the source
  *         u64 ts_us      CLOCK_REALTIME microseconds when the connector received the record
- *         u8  data[data_len]   one JSON value, UTF-8, no newline
+ *         u8  data[data_len]   one JSON value on one line: strict JSON (RFC 8259, UTF-8), no CR or LF
  *
  * FRAME_ACK payload (BATCH_ACK_SIZE bytes):
  *     u64 batch_id
  *     u64 first_offset   queue offset of the first record stored by this batch (valid if stored > 0)
  *     u32 stored         records appended to the queue
  *     u32 duplicates     records dropped because the queue already holds their seq
- *     i32 error          0, or a negative errno: nothing of the batch was stored, send it again later
- *     u32 reserved       0
+ *     i32 error          0, or a negative errno: nothing of the batch was stored. -EBADMSG (a record's
+ *                        data is not one JSON value on one line) and -ERANGE (a seq of UINT64_MAX,
+ *                        which nothing could follow) refuse the batch for good: sending it again can
+ *                        not succeed. Any other error: send it again later.
+ *     u32 record         with -EBADMSG or -ERANGE: the index of the first record refused; else 0
  *
  * The builder writes a batch straight into an output Buffer, so a connector appends each record
  * with one memcpy and no allocation; the parser validates the whole frame once and then walks it
  * without copying. */
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -68,6 +72,12 @@ typedef struct BatchRecord {
         uint32_t len;
 } BatchRecord;
 
+/* The writer's check of a record before it is stored (connectors make the same one when the record
+ * enters, see json_scan_line()): 0, -ERANGE for seq UINT64_MAX, or -EBADMSG when the data is not one
+ * JSON value on one line, with the offset of the offending byte in *ret_error_offset. One pass over
+ * the bytes, no allocation. */
+int batch_record_check(const BatchRecord *rec, size_t *ret_error_offset);
+
 /* Validates the whole payload (sizes, counts, source name) and fills *ret; -EBADMSG when malformed. */
 int batch_parse(const Frame *f, BatchView *ret);
 /* Iterates: *pos starts at 0. Returns 1 with *ret filled, 0 at the end. Only for a parsed view. */
@@ -79,7 +89,13 @@ typedef struct BatchAck {
         uint32_t stored;
         uint32_t duplicates;
         int32_t error;
+        uint32_t record;
 } BatchAck;
+
+/* Whether an ack's error refuses its batch for good (see above), rather than asking to resend it. */
+static inline bool batch_ack_refused(const BatchAck *ack) {
+        return ack->error == -EBADMSG || ack->error == -ERANGE;
+}
 
 int batch_ack_append(Buffer *out, const BatchAck *ack);
 int batch_ack_parse(const Frame *f, BatchAck *ret);

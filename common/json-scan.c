@@ -20,13 +20,16 @@ static const bool string_plain[256] = {
         [0x5d ... 0x7f] = true,
 };
 
-static inline bool is_blank(uint8_t c) {
+/* flags is a constant wherever this is inlined (see scan_value()), so the test costs nothing. */
+static inline bool is_blank(uint8_t c, unsigned flags) {
         /* Compact JSON has no blanks: one comparison rejects every byte above the space. */
+        if (flags & JSON_SCAN_ONE_LINE)
+                return c <= ' ' && (c == ' ' || c == '\t');
         return c <= ' ' && (c == ' ' || c == '\n' || c == '\r' || c == '\t');
 }
 
-static inline const uint8_t *skip_blanks(const uint8_t *p, const uint8_t *end) {
-        while (p < end && is_blank(*p))
+static inline const uint8_t *skip_blanks(const uint8_t *p, const uint8_t *end, unsigned flags) {
+        while (p < end && is_blank(*p, flags))
                 p++;
         return p;
 }
@@ -350,7 +353,11 @@ static ssize_t match_field(const uint8_t *start, const uint8_t *end, bool escape
         return -1;
 }
 
-int json_scan(const char *s, size_t n, JsonScanField *fields, size_t n_fields, size_t *ret_error_offset) {
+/* The scanner. Inlined into each entry point below with flags a constant, so that the one-line and
+ * prefix variants cost the common case nothing. Returns the type, or -EBADMSG with *ret_error. */
+static inline __attribute__((always_inline)) int scan_value(const char *s, size_t n, JsonScanField *fields,
+                                                            size_t n_fields, unsigned flags, size_t *ret_end,
+                                                            size_t *ret_error_offset) {
         const uint8_t *p = (const uint8_t *) s, *end = p + n, *error = NULL, *member_start = NULL, *key_start;
         uint64_t objects = 0; /* bit d set: the container at depth d + 1 is an object */
         unsigned depth = 0;
@@ -367,7 +374,7 @@ int json_scan(const char *s, size_t n, JsonScanField *fields, size_t n_fields, s
                 fields[i].value_len = 0;
         }
 
-        p = skip_blanks(p, end);
+        p = skip_blanks(p, end, flags);
         if (p >= end) {
                 error = p;
                 goto fail;
@@ -391,7 +398,7 @@ value: /* p is at the first byte of a value (or at the end) */
                 else
                         objects &= ~(UINT64_C(1) << depth);
                 depth++;
-                p = skip_blanks(p + 1, end);
+                p = skip_blanks(p + 1, end, flags);
                 if (p < end && *p == (objects >> (depth - 1) & 1 ? '}' : ']')) {
                         p++;
                         depth--;
@@ -432,20 +439,25 @@ after_value: /* p is just after a complete value */
                 member = -1;
         }
         if (depth == 0) {
-                p = skip_blanks(p, end);
+                if (flags & JSON_SCAN_PREFIX) {
+                        if (ret_end)
+                                *ret_end = (size_t) (p - (const uint8_t *) s);
+                        return top;
+                }
+                p = skip_blanks(p, end, flags);
                 if (p != end) {
                         error = p;
                         goto fail;
                 }
                 return top;
         }
-        p = skip_blanks(p, end);
+        p = skip_blanks(p, end, flags);
         if (p >= end) {
                 error = p;
                 goto fail;
         }
         if (*p == ',') {
-                p = skip_blanks(p + 1, end);
+                p = skip_blanks(p + 1, end, flags);
                 if (objects >> (depth - 1) & 1)
                         goto key;
                 goto value;
@@ -470,12 +482,12 @@ key: /* p is where a member name must start */
                 goto fail;
         if (depth == 1 && n_fields > 0)
                 member = match_field(key_start, p, escaped, fields, n_fields);
-        p = skip_blanks(p, end);
+        p = skip_blanks(p, end, flags);
         if (p >= end || *p != ':') {
                 error = p;
                 goto fail;
         }
-        p = skip_blanks(p + 1, end);
+        p = skip_blanks(p + 1, end, flags);
         if (depth == 1)
                 member_start = p;
         goto value;
@@ -489,6 +501,19 @@ fail:
         if (ret_error_offset)
                 *ret_error_offset = (size_t) (error - (const uint8_t *) s);
         return -EBADMSG;
+}
+
+int json_scan(const char *s, size_t n, JsonScanField *fields, size_t n_fields, size_t *ret_error_offset) {
+        return scan_value(s, n, fields, n_fields, 0, NULL, ret_error_offset);
+}
+
+int json_scan_line(const char *s, size_t n, JsonScanField *fields, size_t n_fields, size_t *ret_error_offset) {
+        return scan_value(s, n, fields, n_fields, JSON_SCAN_ONE_LINE, NULL, ret_error_offset);
+}
+
+int json_scan_prefix(const char *s, size_t n, size_t *ret_end, size_t *ret_error_offset) {
+        assert(ret_end);
+        return scan_value(s, n, NULL, 0, JSON_SCAN_PREFIX, ret_end, ret_error_offset);
 }
 
 /* Decodes the next character inside a string span into UTF-8. Returns its length (1–4), 0 at the
@@ -647,4 +672,138 @@ int json_scan_uint64(const char *value, size_t len, uint64_t *ret) {
         }
         *ret = v;
         return 0;
+}
+
+/* ---- describing an error, and skipping what is not JSON ---- */
+
+static bool prefix_caseeq(const char *s, size_t n, size_t at, const char *word) {
+        size_t k = strlen(word);
+
+        if (at > n || n - at < k)
+                return false;
+        for (size_t i = 0; i < k; i++) {
+                char c = s[at + i];
+                if (c >= 'A' && c <= 'Z')
+                        c = (char) (c - 'A' + 'a');
+                if (c != word[i])
+                        return false;
+        }
+        return true;
+}
+
+const char *json_scan_error_reason(const char *s, size_t n, size_t offset) {
+        const uint8_t *p = (const uint8_t *) s;
+        uint8_t c;
+
+        if (offset >= n)
+                return "it ends in the middle of a value";
+        c = p[offset];
+        /* "NaN" fails at its 'N', "nan" at its 'a' (it began like null), "-Infinity" at the 'I'. */
+        if (prefix_caseeq(s, n, offset, "nan") || prefix_caseeq(s, n, offset, "inf") ||
+            (offset > 0 && prefix_caseeq(s, n, offset - 1, "nan")))
+                return "NaN or Infinity, which are not JSON numbers";
+        if (c == '\n' || c == '\r')
+                return "a line break";
+        if (c < 0x20)
+                return "a raw control character";
+        if (c >= 0x80 && utf8_sequence_length(p + offset, p + n) == 0)
+                return "invalid UTF-8";
+        if ((c == '[' || c == '{') && offset > 0)
+                return "containers nested too deep";
+        return "a syntax error";
+}
+
+/* A byte that ends a bare word (a number, a literal, or something like NaN) in the lenient scan. */
+static inline bool is_structural(uint8_t c) {
+        return c == ',' || c == ':' || c == '[' || c == ']' || c == '{' || c == '}' || c == '"';
+}
+
+int json_scan_lenient(const char *s, size_t n, unsigned flags, size_t *ret_end) {
+        const uint8_t *p = (const uint8_t *) s, *end = p + n;
+        uint64_t objects = 0;
+        unsigned depth = 0;
+
+        p = skip_blanks(p, end, 0);
+
+value:
+        if (p >= end)
+                return -EBADMSG;
+        if (*p == '{' || *p == '[') {
+                if (depth >= 64)
+                        return -EBADMSG;
+                if (*p == '{')
+                        objects |= UINT64_C(1) << depth;
+                else
+                        objects &= ~(UINT64_C(1) << depth);
+                depth++;
+                p = skip_blanks(p + 1, end, 0);
+                if (p < end && *p == (objects >> (depth - 1) & 1 ? '}' : ']')) {
+                        p++;
+                        depth--;
+                        goto after_value;
+                }
+                if (objects >> (depth - 1) & 1)
+                        goto key;
+                goto value;
+        }
+        if (*p == '"') {
+                /* Any bytes up to the closing quote; a backslash hides the byte after it. */
+                for (p++; p < end && *p != '"'; p++)
+                        if (*p == '\\' && end - p < 2)
+                                return -EBADMSG;
+                        else if (*p == '\\')
+                                p++;
+                if (p >= end)
+                        return -EBADMSG;
+                p++;
+                goto after_value;
+        }
+        if (is_structural(*p))
+                return -EBADMSG;
+        while (p < end && !is_structural(*p) && !is_blank(*p, 0))
+                p++;
+
+after_value:
+        if (depth == 0) {
+                if (flags & JSON_SCAN_PREFIX) {
+                        *ret_end = (size_t) (p - (const uint8_t *) s);
+                        return 0;
+                }
+                p = skip_blanks(p, end, 0);
+                if (p != end)
+                        return -EBADMSG;
+                *ret_end = n;
+                return 0;
+        }
+        p = skip_blanks(p, end, 0);
+        if (p >= end)
+                return -EBADMSG;
+        if (*p == ',') {
+                p = skip_blanks(p + 1, end, 0);
+                if (objects >> (depth - 1) & 1)
+                        goto key;
+                goto value;
+        }
+        if (*p == (objects >> (depth - 1) & 1 ? '}' : ']')) {
+                p++;
+                depth--;
+                goto after_value;
+        }
+        return -EBADMSG;
+
+key:
+        if (p >= end || *p != '"')
+                return -EBADMSG;
+        for (p++; p < end && *p != '"'; p++)
+                if (*p == '\\' && end - p < 2)
+                        return -EBADMSG;
+                else if (*p == '\\')
+                        p++;
+        if (p >= end)
+                return -EBADMSG;
+        p = skip_blanks(p + 1, end, 0);
+        if (p >= end || *p != ':')
+                return -EBADMSG;
+        p = skip_blanks(p + 1, end, 0);
+        goto value;
 }

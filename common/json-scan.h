@@ -51,6 +51,40 @@ static inline bool json_scan_valid(const char *s, size_t n) {
         return json_scan(s, n, NULL, 0, NULL) > 0;
 }
 
+/* Flags of the variants below. */
+enum {
+        JSON_SCAN_ONE_LINE = 1u << 0, /* CR and LF are no blanks: the value must be one line */
+        JSON_SCAN_PREFIX = 1u << 1,   /* one value at the start; whatever follows it is not looked at */
+};
+
+/* Like json_scan(), but only space and tab count as blanks: what it accepts is one JSON value on one
+ * line (no CR or LF anywhere: inside strings they must be escaped anyway). This is the rule for a
+ * record: dpiped puts its bytes into a client's line as they are, so a line break in them would end
+ * that line early. The connectors and the writer check records with it, in the same pass. */
+int json_scan_line(const char *s, size_t n, JsonScanField *fields, size_t n_fields, size_t *ret_error_offset);
+
+static inline bool json_scan_line_valid(const char *s, size_t n) {
+        return json_scan_line(s, n, NULL, 0, NULL) > 0;
+}
+
+/* Validates the one value at the start of s[0..n) (after blanks) and stores in *ret_end the offset
+ * just after it, without looking at the rest: for walking the elements of a large array one by one.
+ * Returns its type, or -EBADMSG with *ret_error_offset (may be NULL). */
+int json_scan_prefix(const char *s, size_t n, size_t *ret_end, size_t *ret_error_offset);
+
+/* What is wrong at the error offset json_scan() reported, for a message: "NaN or Infinity, which are
+ * not JSON numbers", "invalid UTF-8", "a raw control character", "a line break", "it ends in the
+ * middle of a value", ... (a static string, never NULL). */
+const char *json_scan_error_reason(const char *s, size_t n, size_t offset);
+
+/* The shape of JSON without its details: containers, separators and strings are checked, but any run
+ * of bytes that is no string and holds no separator counts as a scalar (NaN, 0x1f, tru), and strings
+ * may hold anything up to an unescaped quote. For finding where a value that json_scan() refused
+ * ends, so that the next one can be read (an array of records with one bad record). With
+ * JSON_SCAN_PREFIX it stops after the first value; otherwise s[0..n) must be one value with blanks
+ * around it. Nests up to 64 levels. Returns 0 with the end in *ret_end, or -EBADMSG. */
+int json_scan_lenient(const char *s, size_t n, unsigned flags, size_t *ret_end);
+
 /* For a string value span as returned by json_scan() (quotes included): whether it unescapes to
  * exactly the NUL-terminated s. False for anything that is not a valid JSON string. */
 bool json_scan_string_equal(const char *value, size_t len, const char *s);

@@ -8,6 +8,7 @@
 #include "connector-format.h"
 #include "json-scan.h"
 #include "log.h"
+#include "utf8.h"
 
 static const char *const record_format_table[_RECORD_FORMAT_MAX] = {
         [RECORD_FORMAT_AUTO] = "auto",   [RECORD_FORMAT_DPIPE] = "dpipe", [RECORD_FORMAT_JSONL] = "jsonl",
@@ -112,7 +113,11 @@ int record_reader_init(RecordReader *r, RecordFormat format, size_t max_record, 
         };
         /* The json-c tokener (~2 KB) is made on first use: most formats never need it. */
         if (!isempty(csv_header)) {
-                _cleanup_free_ char *copy = strdup(csv_header);
+                _cleanup_free_ char *copy = NULL;
+
+                if (!utf8_is_valid_n(csv_header, strlen(csv_header)))
+                        return -EINVAL;
+                copy = strdup(csv_header);
 
                 if (!copy)
                         return -ENOMEM;
@@ -135,6 +140,7 @@ static void record_reader_drop_header(RecordReader *r) {
         r->header = r->csv_fixed_header;
         r->n_header = r->n_fixed_header;
         r->header_json_valid = false;
+        r->header_bad_utf8 = false;
 }
 
 /* The header's names escaped as JSON strings once per header, not once per record. */
@@ -309,8 +315,31 @@ static bool blank(const char *s, size_t len) {
         return true;
 }
 
+int record_check_json(const char *rec, size_t len, char *reason, size_t reason_size) {
+        size_t at = 0;
+
+        /* One pass: strict JSON (no NaN/Infinity, UTF-8 checked, no raw control characters in strings)
+         * and one line, the writer's rule, so that nothing this lets through is refused there. */
+        if (json_scan_line(rec, len, NULL, 0, &at) > 0)
+                return 0;
+        (void) snprintf(reason, reason_size, "not valid JSON: %s at byte %zu", json_scan_error_reason(rec, len, at),
+                        at + 1);
+        return -EBADMSG;
+}
+
+/* Text (csv, lines) becomes JSON strings: control characters are escaped then, but bytes that are
+ * not UTF-8 can not be written as JSON at all. */
+static int record_check_text(const char *rec, size_t len, char *reason, size_t reason_size) {
+        size_t at = utf8_valid_prefix(rec, len);
+
+        if (at == len)
+                return 0;
+        (void) snprintf(reason, reason_size, "invalid UTF-8 at byte %zu", at + 1);
+        return -EILSEQ;
+}
+
 int record_reader_emit(RecordReader *r, Source *s, char *rec, size_t len) {
-        char pos[32];
+        char pos[32], reason[128];
         uint64_t line = r->line;
         int k;
 
@@ -329,13 +358,17 @@ int record_reader_emit(RecordReader *r, Source *s, char *rec, size_t len) {
                 if (blank(rec, len))
                         return 0;
                 /* Validated in one pass without building a tree; the bytes go on unchanged. */
-                if (!json_scan_valid(rec, len)) {
-                        source_skip_record(s, line_position(pos, line), "not valid JSON");
+                if (record_check_json(rec, len, reason, sizeof(reason)) < 0) {
+                        source_skip_record(s, line_position(pos, line), "%s", reason);
                         return 0;
                 }
                 k = source_emit(s, rec, len);
                 return k < 0 ? k : 1;
         case RECORD_FORMAT_LINES:
+                if (record_check_text(rec, len, reason, sizeof(reason)) < 0) {
+                        source_skip_record(s, line_position(pos, line), "%s", reason);
+                        return 0;
+                }
                 buffer_clear(&r->scratch);
                 if (buffer_append(&r->scratch, "{\"line\":", sizeof("{\"line\":") - 1) < 0 ||
                     buffer_append_json_string(&r->scratch, rec, len) < 0 || buffer_append(&r->scratch, "}", 1) < 0)
@@ -347,6 +380,29 @@ int record_reader_emit(RecordReader *r, Source *s, char *rec, size_t len) {
 
                 if (len == 0)
                         return 0;
+                if (r->header && r->header_bad_utf8) {
+                        source_skip_record(s, line_position(pos, line), "the CSV header is not valid UTF-8");
+                        return 0;
+                }
+                if (record_check_text(rec, len, reason, sizeof(reason)) < 0) {
+                        bool is_header = !r->header;
+
+                        /* A header that is not UTF-8 is taken all the same (the next record is data,
+                         * not a header), but no record can be built with its names. */
+                        if (is_header) {
+                                n = csv_split(rec, len, &r->fields, &r->n_fields_allocated);
+                                if (n == -ENOMEM)
+                                        return n;
+                                k = header_from_fields(r->fields, (size_t) MAX(n, 0), &r->header, &r->n_header);
+                                if (k < 0)
+                                        return k;
+                                r->header_owned = true;
+                                r->header_json_valid = false;
+                                r->header_bad_utf8 = true;
+                        }
+                        source_skip_record(s, line_position(pos, line), "%s%s", is_header ? "CSV header: " : "", reason);
+                        return 0;
+                }
                 n = csv_split(rec, len, &r->fields, &r->n_fields_allocated);
                 if (n == -ENOMEM)
                         return n;

@@ -45,6 +45,7 @@ typedef struct RecordReader {
         Buffer header_json;     /* the header names as JSON strings, one after the other, escaped once */
         size_t *header_json_end; /* where each of them ends in header_json */
         bool header_json_valid;
+        bool header_bad_utf8; /* the header read from the stream is not UTF-8: its records are skipped */
         char **fields;
         size_t n_fields_allocated;
         struct json_tokener *tok;
@@ -76,6 +77,11 @@ int record_reader_emit(RecordReader *r, Source *s, char *rec, size_t len);
 
 /* Feeds everything complete in b through next() and emit(). Returns number emitted or negative errno. */
 int record_reader_feed(RecordReader *r, Source *s, Buffer *b, bool eof);
+
+/* The check of every JSON record at the edge: one JSON value on one line, strict (json_scan_line()).
+ * Returns 0, or -EBADMSG with a reason for the skip message ("not valid JSON: invalid UTF-8 at byte
+ * 7"; bytes count from 1). */
+int record_check_json(const char *rec, size_t len, char *reason, size_t reason_size);
 
 /* Parses one JSON text fully with the reader's reusable tokener; -EBADMSG when malformed. */
 int record_reader_parse_json(RecordReader *r, const char *text, size_t len, json_object **ret);

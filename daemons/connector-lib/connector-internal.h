@@ -50,6 +50,10 @@
 #define SOURCE_UNACKED_MAX (8u * 1024u * 1024u)
 #define MANAGER_UNACKED_MAX (4u * 1024u * 1024u)
 
+/* Skipped records are logged one line each up to this many per source and second, then summed up
+ * once a second: a peer sending nothing but garbage must not flood the journal. */
+#define SKIPS_LOGGED_PER_SEC 10u
+
 /* On SIGTERM, wait this long at most for the writer to ack what was read. */
 #define DRAIN_TIMEOUT_USEC (3 * USEC_PER_SEC)
 
@@ -65,6 +69,7 @@ struct Batch {
         uint32_t count;
         Buffer frame;          /* the whole FRAME_BATCH, ready to send again */
         char *position;        /* cursor position reached with this batch, or NULL */
+        char *refusal;         /* the writer's reason for refusing it (before the ack), or NULL */
         uint64_t position_seq; /* next_seq belonging to position */
 };
 
@@ -93,6 +98,9 @@ struct Source {
         /* counters */
         uint64_t records, bytes, skipped, last_record_us, last_heartbeat_us, reconnects;
         char *error;
+        char skip_reason[256]; /* why the last record was skipped, with its position ("" if none was) */
+        unsigned skips_logged; /* skip lines logged since the last report: a flood is summarised */
+        uint64_t skips_unlogged;
 
         /* the open batch */
         Buffer *open_frame;
@@ -224,6 +232,10 @@ void source_resume(Source *s);
 void source_flush(Source *s);
 void source_resume_known(Source *s, bool have_last_seq, uint64_t last_seq);
 void source_batch_acked(Source *s, Batch *b);
+/* The writer refused the batch for good (a record it does not take): its records count as skipped. */
+void source_batch_refused(Source *s, Batch *b, const char *reason);
+/* Logs the summary of skips that were not logged one by one (the once-a-second report). */
+void source_log_skips(Source *s);
 void source_set_throttled(Source *s, bool throttled);
 int source_report(Source *s);
 json_object *source_state_json(Source *s);

@@ -118,6 +118,7 @@ static int manager_report_fire(sd_event_source *es, uint64_t usec, void *userdat
 
         lh_foreach(m->sources, e) {
                 Source *s = (Source *) lh_entry_v(e);
+                source_log_skips(s);
                 if (s->state_dirty)
                         (void) source_report(s);
                 if (s->state == SOURCE_ACTIVE)

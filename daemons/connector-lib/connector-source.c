@@ -67,6 +67,7 @@ json_object *source_state_json(Source *s) {
         json_object_object_add(o, "records", json_object_new_uint64(s->records));
         json_object_object_add(o, "bytes", json_object_new_uint64(s->bytes));
         json_object_object_add(o, "skipped", json_object_new_uint64(s->skipped));
+        json_object_object_add(o, "skip_reason", json_object_new_string(s->skip_reason));
         json_object_object_add(o, "last_record_us", json_object_new_uint64(s->last_record_us));
         json_object_object_add(o, "last_heartbeat_us", json_object_new_uint64(s->last_heartbeat_us));
         json_object_object_add(o, "reconnects", json_object_new_uint64(s->reconnects));
@@ -130,6 +131,16 @@ void source_resume_known(Source *s, bool have_last_seq, uint64_t last_seq) {
         s->hello_pending = false;
         if (s->resume_known)
                 return;
+        if (have_last_seq && last_seq == SOURCE_SEQ_INVALID) {
+                /* Stored by an older version: last_seq + 1 would wrap to 0 and every record would be
+                 * a duplicate. Say so instead of resuming at 0. */
+                (void) source_fail_permanently(
+                        s, 0,
+                        "the queue holds seq %" PRIu64 " for this source, which no record can follow; "
+                        "add the source again under a new name",
+                        last_seq);
+                return;
+        }
         s->resume_known = true;
         /* With a position, the cursor's seq belongs to it: re-reading from there gives the same seqs,
          * which the writer drops as duplicates. Without, continue after whatever is later. */
@@ -599,17 +610,39 @@ void source_heartbeat(Source *s) {
         s->state_dirty = true;
 }
 
+static void source_skip_records(Source *s, uint64_t n, const char *position, const char *fmt, va_list ap) {
+        char msg[200];
+        int k;
+
+        (void) vsnprintf(msg, sizeof(msg), fmt, ap);
+        s->skipped += n;
+        s->state_dirty = true;
+        /* No allocation: a stream of bad records must not cost more than a stream of good ones. */
+        k = snprintf(s->skip_reason, sizeof(s->skip_reason), "%s%s%s", position ?: "", position ? ": " : "", msg);
+        if (k < 0)
+                s->skip_reason[0] = 0;
+        if (s->skips_logged < SKIPS_LOGGED_PER_SEC) {
+                s->skips_logged++;
+                log_source_warning(s->name, "Source %s: skipping %s%s: %s", s->name, n == 1 ? "record at " : "records of ",
+                                   position ?: "?", msg);
+        } else
+                s->skips_unlogged += n;
+}
+
 void source_skip_record(Source *s, const char *position, const char *fmt, ...) {
-        _cleanup_free_ char *msg = NULL;
         va_list ap;
 
         va_start(ap, fmt);
-        if (vasprintf(&msg, fmt, ap) < 0)
-                msg = NULL;
+        source_skip_records(s, 1, position, fmt, ap);
         va_end(ap);
-        s->skipped++;
-        s->state_dirty = true;
-        log_source_warning(s->name, "Source %s: skipping record at %s: %s", s->name, position ?: "?", msg ?: "bad record");
+}
+
+void source_log_skips(Source *s) {
+        if (s->skips_unlogged > 0)
+                log_source_warning(s->name, "Source %s: skipped %" PRIu64 " more records (last: %s)", s->name,
+                                   s->skips_unlogged, s->skip_reason);
+        s->skips_unlogged = 0;
+        s->skips_logged = 0;
 }
 
 int source_emit_seq(Source *s, uint64_t seq, const char *data, size_t len) {
@@ -617,6 +650,8 @@ int source_emit_seq(Source *s, uint64_t seq, const char *data, size_t len) {
         uint64_t now;
         int r;
 
+        if (seq == SOURCE_SEQ_INVALID)
+                return -ERANGE;
         if (seq < s->next_seq)
                 return 0;
         if (len > FRAME_SIZE_MAX / 2)
@@ -741,6 +776,24 @@ void source_batch_acked(Source *s, Batch *b) {
         }
         if (s->throttled && s->unacked_bytes <= SOURCE_UNACKED_MAX / 2 && !s->manager->throttled_all)
                 source_set_throttled(s, false);
+}
+
+static void source_skip_batch(Source *s, uint64_t n, const char *fmt, ...) _printf_(3, 4);
+static void source_skip_batch(Source *s, uint64_t n, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        source_skip_records(s, n, NULL, fmt, ap);
+        va_end(ap);
+}
+
+void source_batch_refused(Source *s, Batch *b, const char *reason) {
+        /* Sending it again can not help: its records are skipped (counted, with the writer's reason),
+         * and the stream goes on; the position moves past them as for an ack. */
+        source_skip_batch(s, b->count, "seqs %" PRIu64 "-%" PRIu64 " refused by the writer: %s", b->first_seq,
+                          b->last_seq, reason);
+        b->count = 0;
+        source_batch_acked(s, b);
 }
 
 void source_set_throttled(Source *s, bool throttled) {

@@ -36,6 +36,7 @@ int writer_client_init(WriterClient *w, Manager *m, const char *path) {
 static void batch_free(Batch *b) {
         buffer_done(&b->frame);
         free(b->position);
+        free(b->refusal);
         free(b);
 }
 
@@ -79,6 +80,7 @@ void writer_client_recycle_batch(WriterClient *w, Batch *b) {
         /* Keep the storage: the steady state allocates no batches. */
         buffer_clear(&b->frame);
         b->position = mfree(b->position);
+        b->refusal = mfree(b->refusal);
         b->count = 0;
         b->batches_prev = NULL;
         b->batches_next = w->free_batches;
@@ -164,10 +166,28 @@ static Batch *writer_client_find_batch(WriterClient *w, uint64_t id) {
         return NULL;
 }
 
+/* The batch is done with: acked, or refused for good (reason != NULL). */
+static void writer_client_retire_batch(WriterClient *w, Batch *b, const char *refusal) {
+        Source *s;
+
+        LIST_REMOVE(batches, w->batches_head, w->batches_tail, b);
+        w->unacked_bytes -= MIN(w->unacked_bytes, batch_memory(b));
+        s = manager_find_source(w->manager, b->source);
+        if (s && refusal)
+                source_batch_refused(s, b, refusal);
+        else if (s)
+                source_batch_acked(s, b);
+        writer_client_recycle_batch(w, b);
+        manager_update_throttle(w->manager);
+        if (!w->batches_head) {
+                manager_check_idle(w->manager);
+                manager_check_drained(w->manager);
+        }
+}
+
 static int writer_client_handle_ack(WriterClient *w, const Frame *f) {
         BatchAck ack;
         Batch *b;
-        Source *s;
         int r;
 
         r = batch_ack_parse(f, &ack);
@@ -178,6 +198,17 @@ static int writer_client_handle_ack(WriterClient *w, const Frame *f) {
                 log_debug("Ack for unknown batch %" PRIu64 ", ignoring.", ack.batch_id);
                 return 0;
         }
+        if (batch_ack_refused(&ack)) {
+                /* A record the writer does not take (not one JSON value on one line, an impossible
+                 * seq): the connector let through what it should not have. Sending it again can not
+                 * help, so its records are skipped and the stream goes on. */
+                const char *why = b->refusal ?: strerror(-ack.error);
+
+                log_error("The writer refused batch %" PRIu64 " of source %s (%u records): %s", ack.batch_id, b->source,
+                          b->count, why);
+                writer_client_retire_batch(w, b, why);
+                return 0;
+        }
         if (ack.error != 0) {
                 /* Nothing of it was stored (e.g. disk full): try again later, everything from here. */
                 log_warning_errno(ack.error, "The writer refused batch %" PRIu64 " of source %s, retrying: %m",
@@ -186,17 +217,7 @@ static int writer_client_handle_ack(WriterClient *w, const Frame *f) {
         }
         log_debug("Batch %" PRIu64 " of %s acked: %u stored at offset %" PRIu64 ", %u duplicates", ack.batch_id,
                   b->source, ack.stored, ack.first_offset, ack.duplicates);
-        LIST_REMOVE(batches, w->batches_head, w->batches_tail, b);
-        w->unacked_bytes -= MIN(w->unacked_bytes, batch_memory(b));
-        s = manager_find_source(w->manager, b->source);
-        if (s)
-                source_batch_acked(s, b);
-        writer_client_recycle_batch(w, b);
-        manager_update_throttle(w->manager);
-        if (!w->batches_head) {
-                manager_check_idle(w->manager);
-                manager_check_drained(w->manager);
-        }
+        writer_client_retire_batch(w, b, NULL);
         return 0;
 }
 
@@ -212,6 +233,18 @@ static int writer_client_handle_control(WriterClient *w, const Frame *f) {
         if (r < 0)
                 return log_warning_errno(r, "Malformed control message from the writer, ignoring.");
         op = json_get_string(o, "op");
+        if (streq_ptr(op, "refused")) {
+                /* Comes before the ack that refuses the batch: keep the reason for it. */
+                const char *msg = json_get_string(o, "message");
+                uint64_t id;
+                Batch *b;
+
+                if (!msg || !json_get_uint64(o, "batch_id", &id) || !(b = writer_client_find_batch(w, id)))
+                        return 0;
+                free(b->refusal);
+                b->refusal = strdup(msg);
+                return 0;
+        }
         if (!streq_ptr(op, "hello")) {
                 log_debug("Control message '%s' from the writer, ignoring.", op ?: "?");
                 return 0;

@@ -112,6 +112,12 @@ void *source_type_userdata(Source *s);
 sd_event *source_get_event(Source *s);
 SourceState source_get_state(Source *s);
 
+/* Seqs run from 0 to SOURCE_SEQ_MAX. UINT64_MAX is refused wherever a seq enters (a peer's record,
+ * the writer): no record could follow it, since the next seq would wrap to 0 and look like a
+ * duplicate of everything stored. */
+#define SOURCE_SEQ_MAX (UINT64_MAX - 1)
+#define SOURCE_SEQ_INVALID UINT64_MAX
+
 /* The seq the next record gets (source_emit()) or that a sequenced peer must be asked for next
  * (source_emit_seq()). Known before start() is called: the writer's last stored seq + 1, or the
  * persisted cursor, whichever is later. */
@@ -124,13 +130,16 @@ const char *source_position(Source *s);
  * Copies the bytes into the current batch: no allocation in the steady state. */
 int source_emit(Source *s, const char *data, size_t len);
 /* Same with a peer-assigned seq: records with seq < source_next_seq() are dropped as duplicates
- * (returns 0), others advance next_seq to seq + 1. Returns 1 when queued. */
+ * (returns 0), others advance next_seq to seq + 1. Returns 1 when queued, -ERANGE for
+ * SOURCE_SEQ_INVALID (the type reports it with source_fail()). */
 int source_emit_seq(Source *s, uint64_t seq, const char *data, size_t len);
 /* Records where the stream stands after the records emitted so far (e.g. {"ino":1,"offset":42}).
  * It is persisted once the writer acked everything up to here, so a restart resumes there. */
 int source_set_position(Source *s, const char *position_json);
 
-/* Counts and logs (with the source name and position) a record that was skipped. */
+/* Counts and logs (with the source name and position) a record that was skipped; the reason goes to
+ * dpiped with the counter ("skip_reason", the Source property LastSkipReason). Logging is limited to
+ * a few lines per second and source, the rest is summed up. */
 void source_skip_record(Source *s, const char *position, const char *fmt, ...) _printf_(3, 4);
 
 /* State changes the type reports. */

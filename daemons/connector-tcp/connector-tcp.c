@@ -203,17 +203,24 @@ static int tcp_handle_dpipe_line(TcpSource *t, char *line, size_t len) {
         };
         Source *s = t->source;
         uint64_t seq, line_no;
+        size_t at = 0;
         char pos[32];
         int r;
 
         if (len == 0)
                 return 0;
         line_no = t->reader.line++;
-        /* The one parse of the record on its whole way: validates the line and finds the members;
-         * data is handed on as the bytes received (no tree, no re-serialisation). */
-        if (json_scan(line, len, f, ELEMENTSOF(f), NULL) != JSON_SCAN_OBJECT) {
+        /* The one parse of the record on its whole way: validates the line (strict, and one line as
+         * the writer wants it) and finds the members; data is handed on as the bytes received (no
+         * tree, no re-serialisation). */
+        r = json_scan_line(line, len, f, ELEMENTSOF(f), &at);
+        if (r != JSON_SCAN_OBJECT) {
                 (void) snprintf(pos, sizeof(pos), "line %" PRIu64, line_no);
-                source_skip_record(s, pos, "not a JSON object");
+                if (r < 0)
+                        source_skip_record(s, pos, "not valid JSON: %s at byte %zu", json_scan_error_reason(line, len, at),
+                                           at + 1);
+                else
+                        source_skip_record(s, pos, "not a JSON object");
                 return 0;
         }
         if (!t->got_data) {
@@ -227,12 +234,19 @@ static int tcp_handle_dpipe_line(TcpSource *t, char *line, size_t len) {
                         source_skip_record(s, pos, "record without seq or data");
                         return 0;
                 }
+                if (seq == SOURCE_SEQ_INVALID)
+                        /* Nothing could follow it: the next seq would wrap to 0 and everything after
+                         * would look like a duplicate. Refused, and the peer must be fixed. */
+                        return source_fail(s, 0,
+                                           "peer sent seq %" PRIu64 " at line %" PRIu64 ", which no record can follow "
+                                           "(the largest seq accepted is %" PRIu64 ")",
+                                           seq, line_no, SOURCE_SEQ_MAX);
                 if (seq > source_next_seq(s))
                         log_notice("Source %s: peer skipped from seq %" PRIu64 " to %" PRIu64, source_name(s),
                                    source_next_seq(s), seq);
                 r = source_emit_seq(s, seq, f[FIELD_DATA].value, f[FIELD_DATA].value_len);
                 if (r < 0)
-                        return r;
+                        return source_fail(s, r, "failed to queue record");
                 source_backoff_reset(s);
         } else if (field_is_string(&f[FIELD_OP], "ping")) {
                 source_heartbeat(s);

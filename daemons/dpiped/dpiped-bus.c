@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <math.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -252,6 +253,12 @@ static int bus_read_options(sd_bus_message *message, struct json_object **ret, s
                 case 'd': {
                         double d;
                         r = sd_bus_message_read_basic(message, 'd', &d);
+                        if (r >= 0 && !isfinite(d))
+                                /* JSON has no NaN or Infinity: json-c would write them into the
+                                 * registry file as they are, and nothing could read it back. */
+                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                         "Option \"%.64s\" is %s; options must be finite numbers.",
+                                                         key, isnan(d) ? "NaN" : "infinite");
                         v = r >= 0 ? json_object_new_double(d) : NULL;
                         break;
                 }

@@ -255,6 +255,16 @@ static void connector_handle_state(Connector *c, struct json_object *o) {
                 s->last_record_usec = u;
         if (json_get_uint64(o, "last_heartbeat_us", &u))
                 s->last_heartbeat_usec = u;
+        if (json_get_uint64(o, "skipped", &u))
+                s->records_skipped = u;
+        const char *skip_reason = json_get_string(o, "skip_reason");
+        if (skip_reason && !streq(skip_reason, s->last_skip_reason)) {
+                char *copy = strdup(skip_reason);
+                if (copy) {
+                        free(s->last_skip_reason);
+                        s->last_skip_reason = copy;
+                }
+        }
         changed = false;
         if (json_get_uint64(o, "reconnects", &u) && (uint32_t) u != s->reconnects) {
                 s->reconnects = (uint32_t) u;

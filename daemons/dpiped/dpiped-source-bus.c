@@ -51,7 +51,8 @@ static int property_get_options(sd_bus *bus, const char *path, const char *inter
 }
 
 /* State, LastError, Reconnects and Paused are signalled when they change; the counters move with
- * every record and are not (read them when needed). */
+ * every record and are not (read them when needed), nor is LastSkipReason, which moves with every
+ * skipped record. */
 const sd_bus_vtable source_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Name", "s", NULL, offsetof(Source, name), SD_BUS_VTABLE_PROPERTY_CONST),
@@ -66,6 +67,8 @@ const sd_bus_vtable source_vtable[] = {
         SD_BUS_PROPERTY("LastHeartbeatUSec", "t", NULL, offsetof(Source, last_heartbeat_usec), 0),
         SD_BUS_PROPERTY("Reconnects", "u", NULL, offsetof(Source, reconnects), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("LastError", "s", NULL, offsetof(Source, last_error), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("RecordsSkipped", "t", NULL, offsetof(Source, records_skipped), 0),
+        SD_BUS_PROPERTY("LastSkipReason", "s", NULL, offsetof(Source, last_skip_reason), 0),
         SD_BUS_VTABLE_END,
 };
 

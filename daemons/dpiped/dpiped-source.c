@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -39,7 +40,8 @@ int source_new(const char *name, const char *type, struct json_object *options, 
         s->name = strdup(name);
         s->type = strdup(type);
         s->last_error = strdup("");
-        if (!s->name || !s->type || !s->last_error)
+        s->last_skip_reason = strdup("");
+        if (!s->name || !s->type || !s->last_error || !s->last_skip_reason)
                 return -ENOMEM;
         s->options = options ? json_object_get(options) : json_object_new_object();
         if (!s->options)
@@ -56,6 +58,7 @@ Source *source_free(Source *s) {
         free(s->type);
         free(s->object_path);
         free(s->last_error);
+        free(s->last_skip_reason);
         json_object_put(s->options);
         free(s);
         return NULL;
@@ -248,6 +251,12 @@ int source_options_normalize(const char *type, struct json_object *options, stru
                                                  key);
                                         return -EINVAL;
                                 }
+                                if (json_object_is_type(value, json_type_double) &&
+                                    !isfinite(json_object_get_double(value))) {
+                                        /* Not JSON: the registry file could not be read back. */
+                                        snprintf(reason, reason_size, "option \"%.64s\" must be a finite number", key);
+                                        return -EINVAL;
+                                }
                                 v = json_object_get(value);
                         }
                         if (!v)
@@ -263,8 +272,9 @@ int source_options_normalize(const char *type, struct json_object *options, stru
         }
         const char *format = json_get_string(out, "format");
         if (format && !streq(format, "auto") && !streq(format, "jsonl") && !streq(format, "csv") &&
-            !streq(format, "dpipe")) {
-                snprintf(reason, reason_size, "unknown format \"%.32s\" (known: auto, jsonl, csv, dpipe)", format);
+            !streq(format, "dpipe") && !streq(format, "json") && !streq(format, "lines")) {
+                snprintf(reason, reason_size, "unknown format \"%.32s\" (known: auto, jsonl, json, csv, lines, dpipe)",
+                         format);
                 return -EINVAL;
         }
         *ret = TAKE_PTR(out);

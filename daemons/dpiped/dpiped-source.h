@@ -42,6 +42,8 @@ typedef struct Source {
         uint64_t last_heartbeat_usec;
         uint32_t reconnects;
         char *last_error;
+        uint64_t records_skipped; /* counted by the connector: refused at the edge (bad JSON, too long) */
+        char *last_skip_reason;
 
         uint64_t pending_request_id; /* id of the last "add" sent to the connector */
 } Source;

@@ -23,6 +23,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "frame.h"
+#include "json-scan.h"
 #include "json-util.h"
 #include "log.h"
 #include "socket-util.h"
@@ -88,6 +89,48 @@ static int manager_add_ack(Manager *m, Conn *c, const BatchAck *ack) {
         return 0;
 }
 
+static int conn_reply(Conn *c, struct json_object *o);
+
+/* A batch with a record the queue must not hold: nothing of it is stored, the connector learns which
+ * record and why (a control message, then the ack with the error), and the connection goes on. */
+static int manager_refuse_batch(Manager *m, Conn *c, const BatchView *v, uint32_t index, const BatchRecord *rec,
+                                int error, size_t error_offset) {
+        _cleanup_json_ struct json_object *o = NULL;
+        _cleanup_free_ char *msg = NULL;
+        BatchAck ack = { .batch_id = v->batch_id, .error = error, .record = index };
+        int r;
+
+        if (error == -ERANGE)
+                r = asprintf(&msg, "record %" PRIu32 " has seq %" PRIu64 ", which no record can follow", index, rec->seq);
+        else
+                r = asprintf(&msg, "record %" PRIu32 " (seq %" PRIu64 ") is not one JSON value on one line: %s at byte %zu",
+                             index, rec->seq, json_scan_error_reason(rec->data, rec->len, error_offset), error_offset + 1);
+        if (r < 0)
+                return log_oom();
+        log_warning("Refused batch %" PRIu64 " of source %.*s from %s, nothing of it stored: %s.", v->batch_id,
+                    (int) v->source_len, v->source, c->peer, msg);
+        m->batches_refused++;
+
+        o = json_object_new_object();
+        if (!o)
+                return log_oom();
+        json_object_object_add(o, "op", json_object_new_string("refused"));
+        json_object_object_add(o, "batch_id", json_object_new_uint64(v->batch_id));
+        json_object_object_add(o, "source", json_object_new_string_len(v->source, v->source_len));
+        json_object_object_add(o, "record", json_object_new_uint64(index));
+        json_object_object_add(o, "seq", json_object_new_uint64(rec->seq));
+        json_object_object_add(o, "error", json_object_new_string(error == -ERANGE ? "seq" : "data"));
+        json_object_object_add(o, "message", json_object_new_string(msg));
+        r = conn_reply(c, o);
+        if (r < 0)
+                return r == -ENOMEM ? log_oom() : -EBADMSG;
+        /* The ack goes with the others, in order. */
+        r = manager_add_ack(m, c, &ack);
+        if (r < 0)
+                return log_oom();
+        return 0;
+}
+
 int manager_handle_batch(Manager *m, Conn *c, const uint8_t *payload, uint32_t size) {
         Frame f = { .size = size, .type = FRAME_BATCH, .payload = payload };
         BatchAck ack = {};
@@ -114,7 +157,14 @@ int manager_handle_batch(Manager *m, Conn *c, const uint8_t *payload, uint32_t s
         /* Idempotence: what the queue already holds of this source is dropped, so a batch sent
          * again after a crash is stored once. */
         have = queue_last_seq(m->queue, v.source, v.source_len, &last);
-        while (batch_next(&v, &pos, &rec) > 0) {
+        for (uint32_t i = 0; batch_next(&v, &pos, &rec) > 0; i++) {
+                size_t at = 0;
+
+                /* Only valid JSON on one line reaches the queue, whoever wrote the batch: dpiped
+                 * puts the bytes into its clients' lines as they are. */
+                r = batch_record_check(&rec, &at);
+                if (r < 0)
+                        return manager_refuse_batch(m, c, &v, i, &rec, r, at);
                 if (have && rec.seq <= last) {
                         ack.duplicates++;
                         continue;
@@ -233,6 +283,7 @@ int manager_handle_control(Manager *m, Conn *c, const uint8_t *payload, uint32_t
                 json_object_object_add(reply, "disk_bytes", json_object_new_uint64(queue_disk_bytes(m->queue)));
                 json_object_object_add(reply, "records_written", json_object_new_uint64(m->records_written));
                 json_object_object_add(reply, "duplicates", json_object_new_uint64(m->duplicates));
+                json_object_object_add(reply, "batches_refused", json_object_new_uint64(m->batches_refused));
                 json_object_object_add(reply, "connections", json_object_new_uint64(m->n_conns));
                 json_object_object_add(reply, "stalled", json_object_new_boolean(m->stalled));
                 json_object_object_add(reply, "syncing",

@@ -68,7 +68,7 @@ typedef struct Manager {
         int stall_error;
         bool stall_at_limit; /* the batch that stalled would take the queue above --max-bytes */
 
-        uint64_t records_written, duplicates, batches, bytes_written;
+        uint64_t records_written, duplicates, batches, bytes_written, batches_refused;
         uint64_t last_status_records;
 } Manager;
 
