@@ -11,8 +11,11 @@
  *  - documents (json array, jsonl, csv): the whole resource each time, with If-None-Match/ETag and
  *    If-Modified-Since/Last-Modified. The cursor remembers how many records of the document were
  *    handed over (and the validators), so a growing document only yields its new records.
- * HTTP errors and transport errors become the source's LastError and state (backoff, retried with
- * jittered exponential backoff). */
+ * Bodies are read by http-body.c as they arrive: jsonl and csv record by record, arrays and pages
+ * held whole up to max_body_bytes. All sources together hold at most --max-response-memory bytes
+ * of bodies; a response that would take a source or the process over its limit is cut off, with
+ * the limit in LastError. HTTP errors, transport errors and bodies that are not the declared format
+ * become the source's LastError and state (backoff, retried with jittered exponential backoff). */
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -25,11 +28,24 @@
 #include "config.h"
 #include "connector-format.h"
 #include "connector.h"
+#include "http-body.h"
 #include "json-util.h"
 #include "log.h"
 #include "util.h"
 
-#define BODY_MAX (256u * 1024u * 1024u)
+/* Of a response with an error status, only the start is kept (for its message). */
+#define ERROR_BODY_MAX 4096u
+
+typedef struct HttpSettings {
+        uint64_t max_response_memory;
+} HttpSettings;
+
+static HttpSettings http_settings;
+
+static const ConnectorOption http_daemon_options[] = {
+        CONNECTOR_OPTION_U64("max-response-memory", HttpSettings, max_response_memory, "134217728"),
+        {}
+};
 
 typedef struct HttpConfig {
         char *address;
@@ -41,6 +57,7 @@ typedef struct HttpConfig {
         uint32_t connect_timeout_ms;
         uint32_t limit;
         uint64_t max_record_bytes;
+        uint64_t max_body_bytes;
 } HttpConfig;
 
 static const ConnectorOption http_options[] = {
@@ -53,6 +70,7 @@ static const ConnectorOption http_options[] = {
         CONNECTOR_OPTION_U32("connect_timeout_ms", HttpConfig, connect_timeout_ms, "5000"),
         CONNECTOR_OPTION_U32("limit", HttpConfig, limit, "1000"),
         CONNECTOR_OPTION_U64("max_record_bytes", HttpConfig, max_record_bytes, "1048576"),
+        CONNECTOR_OPTION_U64("max_body_bytes", HttpConfig, max_body_bytes, "33554432"),
         {}
 };
 
@@ -65,7 +83,15 @@ typedef struct HttpMulti {
         sd_event *event;
         CURLM *multi;
         sd_event_source *timer;
+        uint64_t held; /* bytes of response bodies all sources hold, see --max-response-memory */
 } HttpMulti;
+
+typedef enum HttpAbort {
+        ABORT_NONE,
+        ABORT_ERROR_BODY, /* an error status: its body was read far enough for the message */
+        ABORT_REFUSED,    /* the body broke a limit or is not the declared format: abort_reason */
+        ABORT_PAUSED,     /* (not an abort) the transfer is paused while the source is throttled */
+} HttpAbort;
 
 typedef struct HttpSource {
         Source *source;
@@ -78,7 +104,14 @@ typedef struct HttpSource {
         bool in_flight;
         struct curl_slist *headers;
         char *url;
-        Buffer body;
+        HttpBody body;
+        size_t held;                                  /* what this source counts in hm->held */
+        long status;                                  /* of the response being received, 0 until known */
+        HttpAbort abort;
+        char abort_reason[600];
+        bool paused;
+        sd_event_source *unpause;
+        Buffer error_body;                            /* the start of a response with an error status */
         char *etag, *last_modified, *content_type;   /* of the response being received */
         char *cur_etag, *cur_last_modified;           /* of the document the cursor refers to */
         uint64_t doc_index;                           /* records of that document handed over */
@@ -218,6 +251,10 @@ static int http_validate(const void *config, char **ret_message) {
                                : -EINVAL;
         if (c->interval_ms == 0 || c->limit == 0)
                 return (*ret_message = strdup("interval_ms and limit must be positive")) ? -EINVAL : -ENOMEM;
+        if (c->max_record_bytes == 0 || c->max_record_bytes > 64 * 1024 * 1024)
+                return (*ret_message = strdup("max_record_bytes must be 1..67108864")) ? -EINVAL : -ENOMEM;
+        if (c->max_body_bytes < 1024 || c->max_body_bytes > (uint64_t) 16 * 1024 * 1024 * 1024)
+                return (*ret_message = strdup("max_body_bytes must be 1024..17179869184")) ? -EINVAL : -ENOMEM;
         return 0;
 }
 
@@ -242,14 +279,31 @@ static int http_init(Source *s) {
                                   (size_t) c->max_record_bytes, c->csv_header);
 }
 
+/* Brings the source's share of hm->held up to date with what its body holds now. */
+static void http_account(HttpSource *h) {
+        size_t now = http_body_held(&h->body);
+
+        h->hm->held = h->hm->held - MIN(h->hm->held, (uint64_t) h->held) + now;
+        h->held = now;
+}
+
+/* Forgets the response: its memory goes back and out of the global count. */
+static void http_release(HttpSource *h) {
+        http_body_release(&h->body);
+        buffer_done(&h->error_body);
+        http_account(h);
+}
+
 static void http_cancel(HttpSource *h) {
         if (h->in_flight) {
                 curl_multi_remove_handle(h->hm->multi, h->easy);
                 h->in_flight = false;
         }
+        h->paused = false;
+        h->unpause = sd_event_source_disable_unref(h->unpause);
         curl_slist_free_all(h->headers);
         h->headers = NULL;
-        buffer_clear(&h->body);
+        http_release(h);
 }
 
 static void http_stop(Source *s) {
@@ -265,7 +319,8 @@ static void http_done(Source *s) {
         http_stop(s);
         if (h->easy)
                 curl_easy_cleanup(h->easy);
-        buffer_done(&h->body);
+        http_body_done(&h->body);
+        http_account(h);
         free(h->url);
         free(h->etag);
         free(h->last_modified);
@@ -275,13 +330,85 @@ static void http_done(Source *s) {
         record_reader_done(&h->reader);
 }
 
+static size_t http_refuse(HttpSource *h, const char *fmt, ...) _printf_(2, 3);
+static size_t http_refuse(HttpSource *h, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        (void) vsnprintf(h->abort_reason, sizeof(h->abort_reason), fmt, ap);
+        va_end(ap);
+        h->abort = ABORT_REFUSED;
+        return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
+}
+
 static size_t http_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata) {
         HttpSource *h = userdata;
+        Source *s = h->source;
         size_t n = size * nmemb;
+        uint64_t max = h->config->max_body_bytes, global = http_settings.max_response_memory;
+        int r;
 
-        if (buffer_size(&h->body) + n > BODY_MAX || buffer_append(&h->body, ptr, n) < 0)
-                return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
+        if (h->status == 0) {
+                /* The headers are in: the first look at what the response is. */
+                curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &h->status);
+                if (h->status >= 200 && h->status < 300 &&
+                    http_body_check_content_type(&h->body, h->content_type) < 0)
+                        return http_refuse(h, "%s", h->body.error);
+        }
+        if (h->status < 200 || h->status >= 300) {
+                /* An error page: enough of it for its message, then the status is all we need. */
+                size_t k = MIN(n, ERROR_BODY_MAX - MIN(buffer_size(&h->error_body), ERROR_BODY_MAX));
+
+                if (buffer_append(&h->error_body, ptr, k) < 0 || buffer_size(&h->error_body) >= ERROR_BODY_MAX) {
+                        h->abort = ABORT_ERROR_BODY;
+                        return 0;
+                }
+                return n;
+        }
+        if (source_is_throttled(s) && h->body.streaming) {
+                /* Records leave as they arrive: wait for the writer instead of piling them up.
+                 * curl hands the same bytes again once unpaused. */
+                h->paused = true;
+                return CURL_WRITEFUNC_PAUSE;
+        }
+        /* The limits apply to what is held after these bytes: the whole body of an array or a page,
+         * the unfinished record of a stream. */
+        if (http_body_held(&h->body) + n > max)
+                return http_refuse(h, "response body larger than %" PRIu64 " bytes (max_body_bytes)", max);
+        if (h->hm->held + n > global)
+                return http_refuse(h,
+                                   "all sources together hold more than %" PRIu64 " bytes of responses "
+                                   "(--max-response-memory), this one %zu",
+                                   global, http_body_held(&h->body));
+        r = http_body_feed(&h->body, s, h->content_type, ptr, n);
+        http_account(h);
+        if (r == -ENOMEM)
+                return http_refuse(h, "out of memory");
+        if (r < 0)
+                return http_refuse(h, "%s", h->body.error);
         return n;
+}
+
+static int http_unpause_fire(sd_event_source *es, void *userdata) {
+        HttpSource *h = userdata;
+
+        h->unpause = sd_event_source_disable_unref(h->unpause);
+        if (!h->paused || !h->in_flight || source_is_throttled(h->source))
+                return 0;
+        h->paused = false;
+        /* May call http_write_cb() right here, with the bytes it paused on. */
+        (void) curl_easy_pause(h->easy, CURLPAUSE_CONT);
+        return 0;
+}
+
+static void http_throttle(Source *s, bool throttled) {
+        HttpSource *h = source_data(s);
+
+        if (throttled || !h->paused || h->unpause)
+            return;
+        /* Not from inside the ack that unthrottled us: curl may deliver records at once. */
+        if (sd_event_add_defer(source_get_event(s), &h->unpause, http_unpause_fire, h) < 0)
+                (void) http_unpause_fire(NULL, h);
 }
 
 static void set_header_value(char **field, const char *v, size_t n) {
@@ -373,7 +500,15 @@ static void http_request(HttpSource *h) {
                 }
         } else
                 curl_easy_reset(h->easy);
-        buffer_clear(&h->body);
+        http_release(h);
+        /* Pages without a filter number their records by offset; documents skip what the cursor
+         * says was handed over already. */
+        http_body_begin(&h->body, h->format, h->pages, &h->reader, h->pages ? 0 : h->doc_index, !h->config->query,
+                        h->requested_offset);
+        h->status = 0;
+        h->abort = ABORT_NONE;
+        h->abort_reason[0] = 0;
+        h->paused = false;
         curl_slist_free_all(h->headers);
         h->headers = NULL;
         if (!h->pages) {
@@ -462,130 +597,52 @@ static int http_set_document_position(HttpSource *h) {
         return source_set_position(h->source, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 }
 
-static int emit_value(HttpSource *h, json_object *v) {
-        size_t len;
-        const char *text = json_object_to_json_string_length(v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
-                                                             &len);
-
-        if (len > h->config->max_record_bytes) {
-                char pos[64];
-                (void) snprintf(pos, sizeof(pos), "record %" PRIu64, h->doc_index);
-                source_skip_record(h->source, pos, "record longer than %" PRIu64 " bytes", h->config->max_record_bytes);
-                return 0;
-        }
-        return source_emit(h->source, text, len);
-}
-
-/* Returns 1 if more pages wait, 0 if not, negative errno (after source_fail()) on error. */
-static int http_process_page(HttpSource *h, json_object *o) {
+/* After a page: where the next one starts. Returns 1 if more pages wait, 0 if not, negative errno
+ * on error. */
+static int http_page_done(HttpSource *h) {
         Source *s = h->source;
-        json_object *records;
-        uint64_t next = 0, total = 0, offset = h->requested_offset;
+        HttpBody *b = &h->body;
+        uint64_t next, offset = h->requested_offset, n = b->elements;
         bool filtered = h->config->query;
         char pos[64];
-        size_t n;
         int r;
 
-        if (!json_object_object_get_ex(o, "records", &records) || !json_object_is_type(records, json_type_array))
-                return source_fail(s, 0, "response of %s has no records array", h->url), -EIO;
-        n = json_object_array_length(records);
-        for (size_t i = 0; i < n; i++) {
-                json_object *v = json_object_array_get_idx(records, i);
-                size_t len;
-                const char *text = json_object_to_json_string_length(
-                        v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-                if (len > h->config->max_record_bytes) {
-                        (void) snprintf(pos, sizeof(pos), "offset %" PRIu64, offset + i);
-                        source_skip_record(s, pos, "record longer than %" PRIu64 " bytes",
-                                           h->config->max_record_bytes);
-                        continue;
-                }
-                /* Unfiltered, a page re-read from an older offset yields old seqs: dropped here. */
-                r = filtered ? source_emit(s, text, len) : source_emit_seq(s, offset + i, text, len);
-                if (r < 0)
-                        return source_fail(s, r, "failed to queue record"), -EIO;
-        }
-        if (!json_get_uint64(o, "next_offset", &next) || (!filtered && next < offset + n))
+        next = b->have_next_offset ? b->next_offset : 0;
+        if (!b->have_next_offset || (!filtered && next < offset + n))
                 next = offset + n;
         next = MAX(next, offset);
-        (void) json_get_uint64(o, "total", &total);
         h->page_offset = next;
         if (filtered) {
                 (void) snprintf(pos, sizeof(pos), "{\"offset\":%" PRIu64 "}", next);
                 r = source_set_position(s, pos);
                 if (r < 0)
-                        return source_fail(s, r, "failed to record position"), -EIO;
+                        return r;
         }
         if (next == offset)
                 return 0; /* no progress: wait for the interval */
-        return total > 0 ? next < total : n > 0;
+        return b->have_total && b->total > 0 ? next < b->total : n > 0;
 }
 
-static int http_process_document(HttpSource *h, RecordFormat f) {
+/* After a document, or the part of it read before the transfer broke off: the cursor moves past
+ * what was handed over. complete: the whole document was read (its validators become the cursor's). */
+static int http_document_done(HttpSource *h, bool complete) {
         Source *s = h->source;
-        uint64_t index = 0, skip;
-        bool changed = !streq_ptr(h->etag, h->cur_etag) || !streq_ptr(h->last_modified, h->cur_last_modified);
-        int r;
+        HttpBody *b = &h->body;
 
-        skip = h->doc_index;
-        if (f == RECORD_FORMAT_JSON) {
-                _cleanup_json_ json_object *o = NULL;
-                size_t n;
-
-                if (record_reader_parse_json(&h->reader, buffer_begin(&h->body), buffer_size(&h->body), &o) < 0 ||
-                    !json_object_is_type(o, json_type_array))
-                        return source_fail(s, 0, "body of %s is not a JSON array", h->url), -EIO;
-                n = json_object_array_length(o);
-                if (n < skip) {
-                        log_notice("Source %s: document shrank from %" PRIu64 " to %zu records, reading it anew",
-                                   source_name(s), skip, n);
-                        skip = 0;
-                }
-                for (size_t i = skip; i < n; i++) {
-                        h->doc_index = i;
-                        r = emit_value(h, json_object_array_get_idx(o, i));
-                        if (r < 0)
-                                return source_fail(s, r, "failed to queue record"), -EIO;
-                }
-                index = n;
-        } else {
-                /* jsonl and csv: count records (the csv header is not one) and emit those past the cursor. */
-                char *rec;
-                size_t len;
-
-                record_reader_reset(&h->reader, 0);
-                h->reader.format = f;
-                while ((r = record_reader_next(&h->reader, &h->body, true, &rec, &len)) != 0) {
-                        if (r == -E2BIG) {
-                                char pos[64];
-                                (void) snprintf(pos, sizeof(pos), "line %" PRIu64, h->reader.skipped_line);
-                                if (index++ >= skip)
-                                        source_skip_record(s, pos, "record longer than %zu bytes", h->reader.max_record);
-                                continue;
-                        }
-                        if (r < 0)
-                                return source_fail(s, r, "failed to read body"), -EIO;
-                        if (f == RECORD_FORMAT_CSV && !h->reader.header) {
-                                (void) record_reader_emit(&h->reader, s, rec, len); /* takes the header */
-                                continue;
-                        }
-                        if (f == RECORD_FORMAT_JSONL && len == 0)
-                                continue;
-                        if (index++ < skip) {
-                                h->reader.line++;
-                                continue;
-                        }
-                        r = record_reader_emit(&h->reader, s, rec, len);
-                        if (r < 0)
-                                return source_fail(s, r, "failed to queue record"), -EIO;
-                }
-                if (index < skip) {
-                        log_notice("Source %s: document shrank from %" PRIu64 " to %" PRIu64 " records",
-                                   source_name(s), skip, index);
-                }
+        if (!complete) {
+                if (b->index <= h->doc_index)
+                        return 0;
+                h->doc_index = b->index;
+                return http_set_document_position(h);
         }
-        h->doc_index = index;
-        if (changed) {
+        if (b->shrank)
+                log_notice("Source %s: document shrank from %" PRIu64 " to %" PRIu64 " records, reading it anew",
+                           source_name(s), h->doc_index, b->index);
+        else if (b->index < h->doc_index)
+                log_notice("Source %s: document shrank from %" PRIu64 " to %" PRIu64 " records", source_name(s),
+                           h->doc_index, b->index);
+        h->doc_index = b->index;
+        if (!streq_ptr(h->etag, h->cur_etag) || !streq_ptr(h->last_modified, h->cur_last_modified)) {
                 free(h->cur_etag);
                 free(h->cur_last_modified);
                 h->cur_etag = h->etag ? strdup(h->etag) : NULL;
@@ -594,95 +651,83 @@ static int http_process_document(HttpSource *h, RecordFormat f) {
         return http_set_document_position(h);
 }
 
-static RecordFormat http_detect(HttpSource *h) {
-        const char *p, *end;
-
-        if (h->format != RECORD_FORMAT_AUTO)
-                return h->format;
-        /* NUL-terminate the body (without counting it) so that it can be searched as a string. */
-        if (buffer_size(&h->body) == 0 || buffer_reserve(&h->body, 1) < 0)
-                return RECORD_FORMAT_JSONL; /* nothing to read either way */
-        h->body.data[h->body.tail] = 0;
-        p = buffer_begin(&h->body);
-        end = p + buffer_size(&h->body);
-        if (h->content_type && strcasestr(h->content_type, "csv"))
-                return RECORD_FORMAT_CSV;
-        while (p < end && strchr(" \t\r\n", *p))
-                p++;
-        if (p < end && *p == '[')
-                return RECORD_FORMAT_JSON;
-        if (p < end && *p == '{') {
-                /* One object per line, or a dpipe-source page {"records":[...]}? Peek for the key. */
-                if (strstr(p, "\"next_offset\"") && strstr(p, "\"records\""))
-                        return RECORD_FORMAT_DPIPE;
-                return RECORD_FORMAT_JSONL;
-        }
-        if (h->content_type && strcasestr(h->content_type, "json"))
-                return RECORD_FORMAT_JSONL;
-        return RECORD_FORMAT_CSV;
-}
-
 static void http_complete(HttpSource *h, CURLcode code) {
         Source *s = h->source;
-        long status = 0;
-        RecordFormat f;
         int r, more = 0;
 
         h->in_flight = false;
+        h->paused = false;
+        h->unpause = sd_event_source_disable_unref(h->unpause);
         curl_multi_remove_handle(h->hm->multi, h->easy);
         curl_slist_free_all(h->headers);
         h->headers = NULL;
 
-        if (code != CURLE_OK) {
+        if (code == CURLE_WRITE_ERROR && h->abort == ABORT_REFUSED) {
+                /* Records of a stream read before the limit or the refusal stay handed over. */
+                if (!h->pages && h->body.streaming)
+                        (void) http_document_done(h, false);
+                http_release(h);
+                source_fail(s, 0, "GET %s: %s", h->url, h->abort_reason);
+                return;
+        }
+        if (code != CURLE_OK && !(code == CURLE_WRITE_ERROR && h->abort == ABORT_ERROR_BODY)) {
+                if (!h->pages && h->body.streaming)
+                        (void) http_document_done(h, false);
+                http_release(h);
                 source_fail(s, 0, "GET %s: %s", h->url, h->error[0] ? h->error : curl_easy_strerror(code));
                 return;
         }
-        curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &h->status);
         source_heartbeat(s);
-        if (status == 304) {
+        if (h->status == 304) {
                 log_debug("Source %s: %s not modified", source_name(s), h->url);
+                http_release(h);
                 source_active(s);
                 http_schedule(h, (uint64_t) h->config->interval_ms * USEC_PER_MSEC);
                 return;
         }
-        if (status < 200 || status >= 300) {
+        if (h->status < 200 || h->status >= 300) {
                 /* Keep the server's JSON error message, if any, in LastError. */
                 _cleanup_json_ json_object *o = NULL;
                 const char *msg = NULL;
 
-                if (json_parse_n(buffer_begin(&h->body), MIN(buffer_size(&h->body), (size_t) 4096), &o, NULL) >= 0 &&
+                if (json_parse_n(buffer_begin(&h->error_body), buffer_size(&h->error_body), &o, NULL) >= 0 &&
                     json_object_is_type(o, json_type_object))
                         msg = json_get_string(o, "message") ?: json_get_string(o, "error");
-                source_fail(s, 0, "GET %s: HTTP %ld%s%s", h->url, status, msg ? ": " : "", msg ?: "");
+                source_fail(s, 0, "GET %s: HTTP %ld%s%s", h->url, h->status, msg ? ": " : "", msg ?: "");
+                http_release(h);
                 return;
         }
 
-        f = http_detect(h);
-        if (f == RECORD_FORMAT_DPIPE) {
-                _cleanup_json_ json_object *o = NULL;
-
+        r = http_body_end(&h->body, s, h->content_type);
+        http_account(h);
+        if (r < 0) {
+                if (!h->pages && h->body.streaming)
+                        (void) http_document_done(h, false);
+                source_fail(s, r == -ENOMEM ? ENOMEM : 0, "GET %s: %s", h->url,
+                            r == -ENOMEM ? "out of memory" : h->body.error);
+                http_release(h);
+                return;
+        }
+        if (h->body.format == RECORD_FORMAT_DPIPE) {
                 if (!h->pages) {
-                        /* Found dpipe-source's page format where a document was expected: paginate. */
+                        /* Found dpipe-source's page format where a document was expected: from now
+                         * on it is asked for page by page (the records of this one were read by
+                         * offset already). */
                         h->pages = true;
                         log_info("Source %s: %s is a paginated dpipe-source collection", source_name(s), h->url);
                 }
-                if (record_reader_parse_json(&h->reader, buffer_begin(&h->body), buffer_size(&h->body), &o) < 0 ||
-                    !json_object_is_type(o, json_type_object)) {
-                        source_fail(s, 0, "body of %s is not a JSON object", h->url);
-                        return;
-                }
-                more = http_process_page(h, o);
-                if (more < 0)
-                        return;
-        } else {
-                r = http_process_document(h, f);
-                if (r < 0)
-                        return;
+                more = http_page_done(h);
+        } else
+                more = http_document_done(h, true);
+        http_release(h);
+        if (more < 0) {
+                source_fail(s, more, "failed to record position");
+                return;
         }
-        buffer_clear(&h->body);
         source_active(s);
         source_backoff_reset(s);
-        http_schedule(h, more ? 0 : (uint64_t) h->config->interval_ms * USEC_PER_MSEC);
+        http_schedule(h, more > 0 ? 0 : (uint64_t) h->config->interval_ms * USEC_PER_MSEC);
 }
 
 static void http_multi_check(HttpMulti *hm) {
@@ -713,7 +758,10 @@ static const ConnectorType http_connector = {
         .done = http_done,
         .start = http_start,
         .stop = http_stop,
-        /* No .throttle: a throttled source simply does not start its next request. */
+        /* A throttled source does not start its next request, and a stream in flight pauses. */
+        .throttle = http_throttle,
+        .daemon_options = http_daemon_options,
+        .daemon_settings = &http_settings,
 };
 
 CONNECTOR_DEFINE_MAIN(http_connector);

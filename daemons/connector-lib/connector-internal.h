@@ -253,4 +253,6 @@ uint64_t source_backoff_delay(unsigned attempt);
 
 /* connector-options.c */
 int options_parse(const ConnectorOption *table, json_object *options, void *config, char **ret_message);
+/* One option given as text (a command line value). */
+int option_parse_text(const ConnectorOption *o, const char *text, void *config);
 void options_free(const ConnectorOption *table, void *config);

@@ -20,10 +20,13 @@ static void help(const ConnectorType *t) {
                "                         (default: %s)\n"
                "     --state-dir=DIR     Cursors in DIR/connector-%s/ (default: %s)\n"
                "     --idle-exit-sec=N   Exit after N s without dpiped connection and sources\n"
-               "                         (0 = never, the default)\n"
-               "\nSource options (add request of man:dpipe-connector(7)):\n",
+               "                         (0 = never, the default)\n",
                t->name, t->description ?: "dpipe connector", t->name, default_runtime_dir(), t->name,
                default_state_dir());
+        for (const ConnectorOption *o = t->daemon_options; o && o->name; o++)
+                printf("     --%s=VALUE%*s(default: %s)\n", o->name, (int) MAX(1, 18 - (int) strlen(o->name)), "",
+                       o->default_value ?: "none");
+        printf("\nSource options (add request of man:dpipe-connector(7)):\n");
         for (const ConnectorOption *o = t->options; o->name; o++)
                 printf("  %-20s %s%s%s\n", o->name, o->required ? "(required)" : "",
                        o->default_value ? "default: " : "", o->default_value ?: "");
@@ -43,21 +46,37 @@ static void raise_fd_limit(void) {
 }
 
 int connector_main(const ConnectorType *type, int argc, char *argv[]) {
-        enum { ARG_VERSION = 0x100, ARG_RUNTIME_DIR, ARG_STATE_DIR, ARG_IDLE_EXIT };
-        static const struct option options[] = {
+        enum { ARG_VERSION = 0x100, ARG_RUNTIME_DIR, ARG_STATE_DIR, ARG_IDLE_EXIT, ARG_TYPE_OPTION = 0x200 };
+        static const struct option common_options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 { "runtime-dir", required_argument, NULL, ARG_RUNTIME_DIR },
                 { "state-dir", required_argument, NULL, ARG_STATE_DIR },
                 { "idle-exit-sec", required_argument, NULL, ARG_IDLE_EXIT },
-                {},
         };
         _cleanup_(manager_freep) Manager *m = NULL;
+        _cleanup_free_ struct option *options = NULL;
+        _cleanup_free_ char *message = NULL;
         const char *runtime_dir = NULL, *state_dir = NULL;
+        size_t n_type = 0;
         uint64_t idle = 0;
         int c, r;
 
         log_setup();
+
+        /* The type's own options after the common ones, with their defaults applied first. */
+        for (const ConnectorOption *o = type->daemon_options; o && o->name; o++)
+                n_type++;
+        options = calloc(ELEMENTSOF(common_options) + n_type + 1, sizeof(struct option));
+        if (!options)
+                return log_oom(), 1;
+        memcpy(options, common_options, sizeof(common_options));
+        for (size_t i = 0; i < n_type; i++)
+                options[ELEMENTSOF(common_options) + i] = (struct option) {
+                        type->daemon_options[i].name, required_argument, NULL, ARG_TYPE_OPTION + (int) i,
+                };
+        if (n_type > 0 && options_parse(type->daemon_options, NULL, type->daemon_settings, &message) < 0)
+                return log_oom(), 1;
 
         while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
                 switch (c) {
@@ -82,6 +101,15 @@ int connector_main(const ConnectorType *type, int argc, char *argv[]) {
                 case '?':
                         return 1;
                 default:
+                        if (c >= ARG_TYPE_OPTION && (size_t) (c - ARG_TYPE_OPTION) < n_type) {
+                                const ConnectorOption *o = type->daemon_options + (c - ARG_TYPE_OPTION);
+
+                                if (option_parse_text(o, optarg, type->daemon_settings) < 0) {
+                                        fprintf(stderr, "Invalid --%s value: %s\n", o->name, optarg);
+                                        return 1;
+                                }
+                                break;
+                        }
                         return 1;
                 }
         if (optind < argc) {

@@ -73,6 +73,10 @@ static int option_set(const ConnectorOption *o, json_object *v, const char *text
         return -EINVAL;
 }
 
+int option_parse_text(const ConnectorOption *o, const char *text, void *config) {
+        return option_set(o, NULL, text, config);
+}
+
 int options_parse(const ConnectorOption *table, json_object *options, void *config, char **ret_message) {
         int r;
 

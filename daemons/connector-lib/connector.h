@@ -77,6 +77,12 @@ typedef struct ConnectorType {
         const ConnectorOption *options; /* terminated by an entry with name == NULL */
         size_t data_size;               /* private per-source state, zeroed, see source_data() */
 
+        /* Optional: options of the daemon's command line that belong to this type (--NAME=VALUE,
+         * NAME as in the table, e.g. "max-response-memory"), parsed with their defaults into
+         * *daemon_settings before setup() runs; --help lists them. */
+        const ConnectorOption *daemon_options;
+        void *daemon_settings;
+
         /* Optional: once per process, after the event loop exists (e.g. a curl multi handle).
          * Whatever is stored in *ret_userdata is returned by source_type_userdata(). */
         int (*setup)(sd_event *e, void **ret_userdata);
