@@ -12,6 +12,7 @@
 #include "macro.h"
 
 _Static_assert(JSON_SCAN_DEPTH_MAX <= 64, "the container stack is one uint64_t");
+_Static_assert(JSON_SCAN_DEPTH_MAX == 32, "json_scan_error_reason() names the depth");
 
 /* Bytes that stand for themselves inside a string: printable ASCII but '"' and '\\'. */
 static const bool string_plain[256] = {
@@ -708,8 +709,26 @@ const char *json_scan_error_reason(const char *s, size_t n, size_t offset) {
                 return "a raw control character";
         if (c >= 0x80 && utf8_sequence_length(p + offset, p + n) == 0)
                 return "invalid UTF-8";
-        if ((c == '[' || c == '{') && offset > 0)
-                return "containers nested too deep";
+        if (c == '[' || c == '{') {
+                /* Refused at an opening bracket: too deep, or one where none may be. Count. */
+                unsigned depth = 0;
+                bool in_string = false;
+
+                for (size_t i = 0; i < offset; i++)
+                        if (in_string) {
+                                if (p[i] == '\\')
+                                        i++;
+                                else if (p[i] == '"')
+                                        in_string = false;
+                        } else if (p[i] == '"')
+                                in_string = true;
+                        else if (p[i] == '[' || p[i] == '{')
+                                depth++;
+                        else if ((p[i] == ']' || p[i] == '}') && depth > 0)
+                                depth--;
+                if (depth >= JSON_SCAN_DEPTH_MAX)
+                        return "containers nested deeper than 32 levels";
+        }
         return "a syntax error";
 }
 

@@ -203,8 +203,12 @@ static int decide(HttpBody *b, const char *content_type, bool eof) {
         if (p >= end || (*p == '<' && end - p < 2)) {
                 if (!eof)
                         return 0;
-        } else if (looks_like_markup(p, end))
+        } else if (looks_like_markup(p, end)) {
+                /* A few more bytes make a better message. */
+                if (!eof && end - p < 16 && !memchr(p, '\n', (size_t) (end - p)))
+                        return 0;
                 return markup_error(b, p, end, content_type);
+        }
 
         /* A byte order mark would become part of the first record. */
         if (buffer_size(&b->buf) >= 3 && memcmp(buffer_begin(&b->buf), "\xef\xbb\xbf", 3) == 0)

@@ -111,7 +111,6 @@ int record_reader_init(RecordReader *r, RecordFormat format, size_t max_record, 
                 .max_record = max_record,
                 .line = 1,
         };
-        /* The json-c tokener (~2 KB) is made on first use: most formats never need it. */
         if (!isempty(csv_header)) {
                 _cleanup_free_ char *copy = NULL;
 
@@ -174,9 +173,6 @@ void record_reader_done(RecordReader *r) {
         free(r->header_json_end);
         r->header_json_end = NULL;
         r->header_json_valid = false;
-        if (r->tok)
-                json_tokener_free(r->tok);
-        r->tok = NULL;
 }
 
 void record_reader_reset(RecordReader *r, uint64_t offset) {
@@ -265,41 +261,6 @@ int record_reader_next(RecordReader *r, Buffer *b, bool eof, char **ret, size_t 
                 *ret_len = len;
                 return 1;
         }
-}
-
-int record_reader_parse_json(RecordReader *r, const char *text, size_t len, json_object **ret) {
-        enum json_tokener_error err;
-        json_object *o;
-        size_t end;
-
-        if (len > INT32_MAX)
-                return -E2BIG;
-        if (!r->tok) {
-                r->tok = json_tokener_new();
-                if (!r->tok)
-                        return -ENOMEM;
-        }
-        json_tokener_reset(r->tok);
-        o = json_tokener_parse_ex(r->tok, text, (int) len);
-        err = json_tokener_get_error(r->tok);
-        if (err == json_tokener_continue) {
-                /* A bare number is only complete when the tokener sees its end. */
-                o = json_tokener_parse_ex(r->tok, "", 1);
-                err = json_tokener_get_error(r->tok);
-                end = len;
-        } else
-                end = json_tokener_get_parse_end(r->tok);
-        if (err != json_tokener_success) {
-                json_object_put(o);
-                return -EBADMSG;
-        }
-        for (size_t i = end; i < len; i++)
-                if (!strchr(" \t\r\n", text[i])) {
-                        json_object_put(o);
-                        return -EBADMSG;
-                }
-        *ret = o;
-        return 0;
 }
 
 /* "line N" for a message about a skipped record: formatted only then, never for every record. */

@@ -4,16 +4,18 @@
 /* Record formats shared by the connector types: splitting a byte stream into records (lines, or
  * CSV records whose quoted fields may hold newlines), and turning one record into one JSON value:
  *
- *   jsonl  each line is one JSON value, validated and passed on byte for byte
+ *   jsonl  each line is one JSON value, validated (strict, see record_check_json()) and passed on
+ *          byte for byte
  *   csv    RFC 4180; the first record (or the csv_header option) names the fields;
  *          each later record becomes {"field":"value",...} (values are strings)
  *   lines  raw text; each line becomes {"line":"..."}
+ *   (csv and lines: text that is not UTF-8 can not become a JSON string, the record is skipped;
+ *   control characters are escaped)
  *   dpipe  the dpipe-source protocol; lines are JSON objects handled by the tcp connector
  *
  * A record longer than max_record bytes, or one that does not parse, is counted, logged with the
  * source name and its line number, and skipped: bad input never stops a stream. */
 
-#include <json-c/json.h>
 #include <stdbool.h>
 
 #include "buffer.h"
@@ -25,7 +27,7 @@ typedef enum RecordFormat {
         RECORD_FORMAT_JSONL,
         RECORD_FORMAT_CSV,
         RECORD_FORMAT_LINES,
-        RECORD_FORMAT_JSON, /* one JSON array of values (http bodies) */
+        RECORD_FORMAT_JSON, /* one JSON array of values (http bodies, daemons/connector-http/http-body.c) */
         _RECORD_FORMAT_MAX,
         _RECORD_FORMAT_INVALID = -EINVAL,
 } RecordFormat;
@@ -48,7 +50,6 @@ typedef struct RecordReader {
         bool header_bad_utf8; /* the header read from the stream is not UTF-8: its records are skipped */
         char **fields;
         size_t n_fields_allocated;
-        struct json_tokener *tok;
 
         /* line splitting state */
         size_t scan;
@@ -82,9 +83,6 @@ int record_reader_feed(RecordReader *r, Source *s, Buffer *b, bool eof);
  * Returns 0, or -EBADMSG with a reason for the skip message ("not valid JSON: invalid UTF-8 at byte
  * 7"; bytes count from 1). */
 int record_check_json(const char *rec, size_t len, char *reason, size_t reason_size);
-
-/* Parses one JSON text fully with the reader's reusable tokener; -EBADMSG when malformed. */
-int record_reader_parse_json(RecordReader *r, const char *text, size_t len, json_object **ret);
 
 /* Splits a CSV record in place into fields (quotes removed, "" unescaped). Returns the number of
  * fields, -EBADMSG for an unterminated quote. Exposed for tests. */

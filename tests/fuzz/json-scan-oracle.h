@@ -94,6 +94,43 @@ static inline JsonScanType oracle_type(json_object *o) {
         return JSON_SCAN_NONE;
 }
 
+/* The variants against json_scan(): json_scan_line() is json_scan() for text without CR or LF and
+ * refuses all text with them; json_scan_prefix() finds a valid value where json_scan() accepts, and
+ * what it finds is one; json_scan_lenient() accepts whatever json_scan() accepts, with the same end;
+ * json_scan_error_reason() always has words. */
+static inline const char *json_scan_oracle_variants(const char *s, size_t n, int r, size_t off) {
+        bool line_break = memchr(s, '\n', n) || memchr(s, '\r', n);
+        size_t end = SIZE_MAX, lend = SIZE_MAX;
+        int k;
+
+        k = json_scan_line(s, n, NULL, 0, NULL);
+        if (line_break ? k > 0 : k != r)
+                return "json_scan_line() differs from json_scan() and the one-line rule";
+        if (r < 0 && !json_scan_error_reason(s, n, off))
+                return "json_scan_error_reason() returned NULL";
+        k = json_scan_prefix(s, n, &end, NULL);
+        if (r > 0 && k != r)
+                return "json_scan_prefix() refuses what json_scan() accepts";
+        if (k > 0) {
+                if (end > n)
+                        return "json_scan_prefix() ends beyond the input";
+                if (json_scan(s, end, NULL, 0, NULL) != k)
+                        return "what json_scan_prefix() found is not one value";
+                for (size_t i = end; r > 0 && i < n; i++)
+                        if (!strchr(" \t\r\n", s[i]) || s[i] == 0)
+                                return "json_scan_prefix() stopped before the end of an accepted value";
+        }
+        k = json_scan_lenient(s, n, 0, &lend);
+        if (r > 0 && (k < 0 || lend != n))
+                return "json_scan_lenient() refuses what json_scan() accepts";
+        k = json_scan_lenient(s, n, JSON_SCAN_PREFIX, &lend);
+        if (k == 0 && lend > n)
+                return "json_scan_lenient() ends beyond the input";
+        if (r > 0 && (k < 0 || lend != end))
+                return "json_scan_lenient() and json_scan_prefix() end an accepted value differently";
+        return NULL;
+}
+
 /* NULL if json_scan() and json-c agree on s[0..n), else what differs. */
 static inline const char *json_scan_oracle(const char *s, size_t n) {
         JsonScanField f[] = { { .key = "op" }, { .key = "seq" }, { .key = "data" }, { .key = "\xc3\xa9" }, { .key = "" } };
@@ -104,6 +141,9 @@ static inline const char *json_scan_oracle(const char *s, size_t n) {
         int r;
 
         r = json_scan(s, n, f, sizeof(f) / sizeof(f[0]), &off);
+        msg = json_scan_oracle_variants(s, n, r, off);
+        if (msg)
+                return msg;
         ok = oracle_jsonc_parse(s, n, &o);
         if (r < 0) {
                 if (r != -EBADMSG)

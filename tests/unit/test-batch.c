@@ -199,6 +199,7 @@ static void test_ack(void **state) {
                 { .batch_id = 1, .first_offset = 0, .stored = 5, .duplicates = 0, .error = 0 },
                 { .batch_id = UINT64_MAX, .first_offset = UINT64_MAX - 1, .stored = UINT32_MAX, .duplicates = 3 },
                 { .batch_id = 2, .error = -ENOSPC },
+                { .batch_id = 3, .error = -EBADMSG, .record = 7 },
         }, out;
         Frame f;
 
@@ -214,6 +215,8 @@ static void test_ack(void **state) {
                 assert_int_equal(out.stored, in[i].stored);
                 assert_int_equal(out.duplicates, in[i].duplicates);
                 assert_int_equal(out.error, in[i].error);
+                assert_int_equal(out.record, in[i].record);
+                assert_int_equal(batch_ack_refused(&out), in[i].error == -EBADMSG);
                 buffer_consume(&b, FRAME_HEADER_SIZE + f.size);
         }
 
@@ -228,8 +231,37 @@ static void test_ack(void **state) {
         buffer_done(&b);
 }
 
+static void test_record_check(void **state) {
+        static const struct {
+                uint64_t seq;
+                const char *data;
+                int result;
+                size_t offset;
+        } cases[] = {
+                { 0, "{\"a\":1}", 0, 0 },
+                { UINT64_MAX - 1, "[1, \"\xc3\xa9\"]", 0, 0 },
+                { UINT64_MAX, "{\"a\":1}", -ERANGE, 0 },
+                { 1, "{\"a\":1}\n{\"op\":\"record\",\"offset\":9}", -EBADMSG, 7 },
+                { 1, "{\"a\":\n1}", -EBADMSG, 5 },
+                { 1, "{\"n\":NaN}", -EBADMSG, 5 },
+                { 1, "\"\xff\"", -EBADMSG, 1 },
+                { 1, "\"\x1b[31m\"", -EBADMSG, 1 },
+                { 1, "", -EBADMSG, 0 },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                BatchRecord rec = { .seq = cases[i].seq, .data = cases[i].data, .len = (uint32_t) strlen(cases[i].data) };
+                size_t off = SIZE_MAX;
+
+                assert_int_equal(batch_record_check(&rec, &off), cases[i].result);
+                if (cases[i].result == -EBADMSG)
+                        assert_int_equal(off, cases[i].offset);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_record_check),
                 cmocka_unit_test(test_round_trip),
                 cmocka_unit_test(test_empty_batch),
                 cmocka_unit_test(test_invalid_source_name),

@@ -119,31 +119,11 @@ static void test_next_csv_quoted_newline(void **state) {
         record_reader_done(&r);
 }
 
-static void test_parse_json(void **state) {
-        RecordReader r;
-        json_object *o = NULL;
-
-        assert_int_equal(record_reader_init(&r, RECORD_FORMAT_JSONL, 1024, NULL), 0);
-        assert_int_equal(record_reader_parse_json(&r, "{\"a\":[1,2]} ", 12, &o), 0);
-        assert_true(json_object_is_type(o, json_type_object));
-        json_object_put(o);
-        assert_int_equal(record_reader_parse_json(&r, "42", 2, &o), 0);
-        assert_int_equal(json_object_get_int(o), 42);
-        json_object_put(o);
-        assert_int_equal(record_reader_parse_json(&r, "{\"a\":1} x", 9, &o), -EBADMSG);
-        assert_int_equal(record_reader_parse_json(&r, "{\"a\":", 5, &o), -EBADMSG);
-        /* The tokener is reused: a good one after bad ones still parses. */
-        assert_int_equal(record_reader_parse_json(&r, "[true]", 6, &o), 0);
-        json_object_put(o);
-        record_reader_done(&r);
-}
-
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_format_names),     cmocka_unit_test(test_csv_split),
                 cmocka_unit_test(test_csv_split_bad),    cmocka_unit_test(test_next_lines),
                 cmocka_unit_test(test_next_oversized),   cmocka_unit_test(test_next_csv_quoted_newline),
-                cmocka_unit_test(test_parse_json),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -531,8 +531,85 @@ static void test_random(void **state) {
         assert_true(invalid > 5000);
 }
 
+/* A literal and its length. */
+#define L(s) (s), (sizeof(s) - 1)
+
+static void test_line(void **state) {
+        size_t off = 0;
+
+        /* Only space and tab between tokens: dpiped puts a record into one line of its clients. */
+        assert_int_equal(json_scan_line(L("{\"a\": 1,\t\"b\":[ ]}"), NULL, 0, NULL), JSON_SCAN_OBJECT);
+        assert_int_equal(json_scan_line(L("{\"a\":\n1}"), NULL, 0, &off), -EBADMSG);
+        assert_int_equal(off, 5);
+        assert_string_equal(json_scan_error_reason(L("{\"a\":\n1}"), off), "a line break");
+        assert_int_equal(json_scan_line(L("1\r"), NULL, 0, NULL), -EBADMSG);
+        assert_int_equal(json_scan(L("1\r"), NULL, 0, NULL), JSON_SCAN_NUMBER);
+        assert_false(json_scan_line_valid(L("\"a\nb\"")));
+        assert_true(json_scan_line_valid(L("\"a\\nb\"")));
+}
+
+static void test_prefix(void **state) {
+        size_t end = 0, off = 0;
+
+        assert_int_equal(json_scan_prefix(L(" {\"a\":[1,2]}, 3]"), &end, NULL), JSON_SCAN_OBJECT);
+        assert_int_equal(end, 12);
+        assert_int_equal(json_scan_prefix(L("12abc"), &end, NULL), JSON_SCAN_NUMBER);
+        assert_int_equal(end, 2);
+        assert_int_equal(json_scan_prefix(L("tru"), &end, &off), -EBADMSG);
+        assert_int_equal(off, 3);
+        assert_int_equal(json_scan_prefix(L(""), &end, &off), -EBADMSG);
+}
+
+static void test_lenient(void **state) {
+        size_t end = 0;
+
+        /* Scalars are not looked at, the shape is. */
+        assert_int_equal(json_scan_lenient(L("[NaN, {\"a\": -Infinity, \"\xff\": 0x1f}, tru]"), 0, &end), 0);
+        assert_int_equal(end, 39);
+        assert_int_equal(json_scan_lenient(L("{\"n\":NaN} , 2"), JSON_SCAN_PREFIX, &end), 0);
+        assert_int_equal(end, 9);
+        assert_int_equal(json_scan_lenient(L("\"a\\\"b\"x"), JSON_SCAN_PREFIX, &end), 0);
+        assert_int_equal(end, 6);
+        assert_int_equal(json_scan_lenient(L("NaN,"), JSON_SCAN_PREFIX, &end), 0);
+        assert_int_equal(end, 3);
+        /* Shapes that are broken. */
+        assert_int_equal(json_scan_lenient(L("[1 2]"), 0, &end), -EBADMSG);
+        assert_int_equal(json_scan_lenient(L("[1,]"), 0, &end), -EBADMSG);
+        assert_int_equal(json_scan_lenient(L("[1}"), 0, &end), -EBADMSG);
+        assert_int_equal(json_scan_lenient(L("{1:2}"), 0, &end), -EBADMSG);
+        assert_int_equal(json_scan_lenient(L("{\"a\" 2}"), 0, &end), -EBADMSG);
+        assert_int_equal(json_scan_lenient(L("[\"abc"), 0, &end), -EBADMSG);
+        assert_int_equal(json_scan_lenient(L("\"ab\\"), 0, &end), -EBADMSG);
+        assert_int_equal(json_scan_lenient(L("[1] x"), 0, &end), -EBADMSG);
+        assert_int_equal(json_scan_lenient(L(""), 0, &end), -EBADMSG);
+}
+
+static void test_error_reason(void **state) {
+        char deep[80];
+        size_t off = 0;
+
+        assert_int_equal(json_scan("[1,NaN]", 7, NULL, 0, &off), -EBADMSG);
+        assert_string_equal(json_scan_error_reason("[1,NaN]", 7, off), "NaN or Infinity, which are not JSON numbers");
+        assert_int_equal(json_scan("\"\xe2\x82\"", 4, NULL, 0, &off), -EBADMSG);
+        assert_string_equal(json_scan_error_reason("\"\xe2\x82\"", 4, off), "invalid UTF-8");
+        assert_int_equal(json_scan("{\xc3\xa9:1}", 6, NULL, 0, &off), -EBADMSG);
+        assert_string_equal(json_scan_error_reason("{\xc3\xa9:1}", 6, off), "a syntax error");
+        assert_int_equal(json_scan("[1", 2, NULL, 0, &off), -EBADMSG);
+        assert_string_equal(json_scan_error_reason("[1", 2, off), "it ends in the middle of a value");
+        memset(deep, '[', 40);
+        assert_int_equal(json_scan(deep, 40, NULL, 0, &off), -EBADMSG);
+        assert_int_equal(off, 32);
+        assert_string_equal(json_scan_error_reason(deep, 40, off), "containers nested deeper than 32 levels");
+        assert_int_equal(json_scan("[1]{", 4, NULL, 0, &off), -EBADMSG);
+        assert_string_equal(json_scan_error_reason("[1]{", 4, off), "a syntax error");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_line),
+                cmocka_unit_test(test_prefix),
+                cmocka_unit_test(test_lenient),
+                cmocka_unit_test(test_error_reason),
                 cmocka_unit_test(test_valid),
                 cmocka_unit_test(test_invalid),
                 cmocka_unit_test(test_depth),

@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Stand-ins for the connector library's source_emit(), source_emit_seq() and source_skip_record(),
+ * for the unit tests and fuzz targets of the record readers (connector-format.c, the http
+ * connector's http-body.c): they compile those files alone and include this in exactly one file.
+ * Every record handed over is checked to be what the writer takes (json_scan_line(), seq below
+ * UINT64_MAX); a violation calls stub_violation(), which aborts unless the test replaces it. The
+ * records are kept one per line in stub_records, with "seq " in front when stub_with_seqs is set. */
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buffer.h"
+#include "connector.h"
+#include "json-scan.h"
+
+static Buffer stub_records;
+static uint64_t stub_next_seq, stub_emitted, stub_skipped;
+static bool stub_with_seqs;
+static char stub_skip_reason[512];
+
+static void stub_reset(void) {
+        buffer_done(&stub_records);
+        stub_next_seq = stub_emitted = stub_skipped = 0;
+        stub_skip_reason[0] = 0;
+}
+
+static void stub_violation(const char *what, const char *data, size_t len) {
+        fprintf(stderr, "source stub: %s: '%.*s'\n", what, (int) MIN(len, (size_t) 200), data);
+        abort();
+}
+
+int source_emit_seq(Source *s, uint64_t seq, const char *data, size_t len) {
+        char prefix[32];
+
+        (void) s;
+        if (seq == SOURCE_SEQ_INVALID)
+                return -ERANGE;
+        if (seq < stub_next_seq)
+                return 0;
+        if (!json_scan_line_valid(data, len))
+                stub_violation("a record that is not one JSON value on one line", data, len);
+        stub_next_seq = seq + 1;
+        stub_emitted++;
+        if (stub_with_seqs) {
+                (void) snprintf(prefix, sizeof(prefix), "%" PRIu64 " ", seq);
+                if (buffer_append_str(&stub_records, prefix) < 0)
+                        return -ENOMEM;
+        }
+        if (buffer_append(&stub_records, data, len) < 0 || buffer_append(&stub_records, "\n", 1) < 0)
+                return -ENOMEM;
+        return 1;
+}
+
+int source_emit(Source *s, const char *data, size_t len) {
+        return source_emit_seq(s, stub_next_seq, data, len);
+}
+
+void source_skip_record(Source *s, const char *position, const char *fmt, ...) {
+        char msg[400];
+        va_list ap;
+
+        (void) s;
+        va_start(ap, fmt);
+        (void) vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        stub_skipped++;
+        (void) snprintf(stub_skip_reason, sizeof(stub_skip_reason), "%s: %s", position ?: "?", msg);
+}
+
+/* NUL-terminated view of what was emitted. */
+static const char *stub_output(void) {
+        if (buffer_reserve(&stub_records, 1) < 0)
+                abort();
+        stub_records.data[stub_records.tail] = 0;
+        return buffer_begin(&stub_records);
+}
