@@ -77,7 +77,13 @@ static const char *skip_blanks(const char *p, const char *end) {
 
 /* The start of the body's content: after a UTF-8 byte order mark and blanks. */
 static const char *body_start(const HttpBody *b, const char **ret_end) {
-        const char *p = buffer_begin(&b->buf), *end = p + buffer_size(&b->buf);
+        const char *p = buffer_begin(&b->buf), *end;
+
+        if (!p) {
+                *ret_end = NULL;
+                return NULL;
+        }
+        end = p + buffer_size(&b->buf);
 
         if (end - p >= 3 && memcmp(p, "\xef\xbb\xbf", 3) == 0)
                 p += 3;

@@ -191,6 +191,9 @@ int record_reader_next(RecordReader *r, Buffer *b, bool eof, char **ret, size_t 
                 char *p = buffer_begin(b);
                 size_t n = buffer_size(b), i, len;
 
+                if (n == 0)
+                        return 0; /* (and no storage to point into, maybe) */
+
                 if (r->skipping) {
                         char *nl = memchr(p, '\n', n);
                         if (!nl) {
@@ -286,6 +289,69 @@ int record_check_json(const char *rec, size_t len, char *reason, size_t reason_s
         (void) snprintf(reason, reason_size, "not valid JSON: %s at byte %zu", json_scan_error_reason(rec, len, at),
                         at + 1);
         return -EBADMSG;
+}
+
+/* Whether the member is the string s: the bytes as sent ("record", quotes included, compared in
+ * place) in the common case, any escaped spelling of it otherwise. */
+static bool field_is_string_n(const JsonScanField *f, const char *quoted, size_t quoted_len, const char *s) {
+        if (f->type != JSON_SCAN_STRING)
+                return false;
+        if (f->value_len == quoted_len && memcmp(f->value, quoted, quoted_len) == 0)
+                return true;
+        return memchr(f->value, '\\', f->value_len) && json_scan_string_equal(f->value, f->value_len, s);
+}
+#define field_is_string(f, s) field_is_string_n((f), "\"" s "\"", sizeof("\"" s "\"") - 1, (s))
+
+int dpipe_line_parse(const char *line, size_t len, DpipeLine *ret, char *reason, size_t reason_size) {
+        enum { FIELD_OP, FIELD_SEQ, FIELD_DATA, FIELD_MESSAGE };
+        JsonScanField f[] = {
+                [FIELD_OP] = { .key = "op" },
+                [FIELD_SEQ] = { .key = "seq" },
+                [FIELD_DATA] = { .key = "data" },
+                [FIELD_MESSAGE] = { .key = "message" },
+        };
+        size_t at = 0;
+        int r;
+
+        /* The one parse of the record on its whole way: validates the line (strict, and one line as
+         * the writer wants it) and finds the members; data is handed on as the bytes received (no
+         * tree, no re-serialisation). */
+        r = json_scan_line(line, len, f, ELEMENTSOF(f), &at);
+        if (r < 0) {
+                (void) snprintf(reason, reason_size, "not valid JSON: %s at byte %zu", json_scan_error_reason(line, len, at),
+                                at + 1);
+                return -EBADMSG;
+        }
+        if (r != JSON_SCAN_OBJECT) {
+                (void) snprintf(reason, reason_size, "not a JSON object");
+                return -EBADMSG;
+        }
+        ret->text[0] = 0;
+        if (field_is_string(&f[FIELD_OP], "record")) {
+                if (f[FIELD_SEQ].type != JSON_SCAN_NUMBER || f[FIELD_DATA].type == JSON_SCAN_NONE ||
+                    json_scan_uint64(f[FIELD_SEQ].value, f[FIELD_SEQ].value_len, &ret->seq) < 0) {
+                        (void) snprintf(reason, reason_size, "record without seq or data");
+                        return -EBADMSG;
+                }
+                ret->kind = DPIPE_LINE_RECORD;
+                ret->data = f[FIELD_DATA].value;
+                ret->data_len = f[FIELD_DATA].value_len;
+        } else if (field_is_string(&f[FIELD_OP], "ping"))
+                ret->kind = DPIPE_LINE_PING;
+        else if (field_is_string(&f[FIELD_OP], "pong"))
+                ret->kind = DPIPE_LINE_PONG;
+        else if (field_is_string(&f[FIELD_OP], "error")) {
+                ret->kind = DPIPE_LINE_ERROR;
+                if (f[FIELD_MESSAGE].type == JSON_SCAN_STRING)
+                        (void) json_scan_string_unescape(f[FIELD_MESSAGE].value, f[FIELD_MESSAGE].value_len, ret->text,
+                                                         sizeof(ret->text));
+        } else {
+                ret->kind = DPIPE_LINE_OTHER;
+                if (f[FIELD_OP].type == JSON_SCAN_STRING)
+                        (void) json_scan_string_unescape(f[FIELD_OP].value, f[FIELD_OP].value_len, ret->text,
+                                                         sizeof(ret->text));
+        }
+        return 0;
 }
 
 /* Text (csv, lines) becomes JSON strings: control characters are escaped then, but bytes that are

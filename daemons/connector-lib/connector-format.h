@@ -84,6 +84,29 @@ int record_reader_feed(RecordReader *r, Source *s, Buffer *b, bool eof);
  * 7"; bytes count from 1). */
 int record_check_json(const char *rec, size_t len, char *reason, size_t reason_size);
 
+/* One line of the dpipe-source protocol (tcp connector, format dpipe), parsed in the one pass of
+ * json_scan_line() without a tree: {"op":"record","seq":N,"data":...}, ping, pong, error. */
+typedef enum DpipeLineKind {
+        DPIPE_LINE_RECORD,
+        DPIPE_LINE_PING,
+        DPIPE_LINE_PONG,
+        DPIPE_LINE_ERROR,
+        DPIPE_LINE_OTHER, /* any other op: ignored */
+} DpipeLineKind;
+
+typedef struct DpipeLine {
+        DpipeLineKind kind;
+        uint64_t seq;      /* record */
+        const char *data;  /* record: the value's bytes as received, one JSON value on one line */
+        size_t data_len;
+        char text[256];    /* error: the message; other: the op (both unescaped, maybe truncated) */
+} DpipeLine;
+
+/* Returns 0 with *ret filled, or -EBADMSG with the reason to skip the line ("not valid JSON: ...",
+ * "not a JSON object", "record without seq or data"). A seq of UINT64_MAX is returned as it is:
+ * the caller refuses it (it is not a bad line but a peer that can not be followed). */
+int dpipe_line_parse(const char *line, size_t len, DpipeLine *ret, char *reason, size_t reason_size);
+
 /* Splits a CSV record in place into fields (quotes removed, "" unescaped). Returns the number of
  * fields, -EBADMSG for an unterminated quote. Exposed for tests. */
 int csv_split(char *rec, size_t len, char ***fields, size_t *n_allocated);

@@ -174,97 +174,54 @@ static void tcp_arm_timer(TcpSource *t) {
         (void) sd_event_source_set_enabled(t->timer, SD_EVENT_ONESHOT);
 }
 
-/* Whether the member is the string s: the bytes as sent ("record", quotes included, compared in
- * place) in the common case, any escaped spelling of it otherwise. */
-static bool field_is_string_n(const JsonScanField *f, const char *quoted, size_t quoted_len, const char *s) {
-        if (f->type != JSON_SCAN_STRING)
-                return false;
-        if (f->value_len == quoted_len && memcmp(f->value, quoted, quoted_len) == 0)
-                return true;
-        return memchr(f->value, '\\', f->value_len) && json_scan_string_equal(f->value, f->value_len, s);
-}
-#define field_is_string(f, s) field_is_string_n((f), "\"" s "\"", sizeof("\"" s "\"") - 1, (s))
-
-/* A short string member as text (truncated to the buffer), or NULL when it is no string. */
-static const char *field_string(const JsonScanField *f, char *buf, size_t size) {
-        if (f->type != JSON_SCAN_STRING)
-                return NULL;
-        (void) json_scan_string_unescape(f->value, f->value_len, buf, size);
-        return buf;
-}
-
 static int tcp_handle_dpipe_line(TcpSource *t, char *line, size_t len) {
-        enum { FIELD_OP, FIELD_SEQ, FIELD_DATA, FIELD_MESSAGE };
-        JsonScanField f[] = {
-                [FIELD_OP] = { .key = "op" },
-                [FIELD_SEQ] = { .key = "seq" },
-                [FIELD_DATA] = { .key = "data" },
-                [FIELD_MESSAGE] = { .key = "message" },
-        };
         Source *s = t->source;
-        uint64_t seq, line_no;
-        size_t at = 0;
-        char pos[32];
+        char pos[32], reason[160];
+        uint64_t line_no;
+        DpipeLine l;
         int r;
 
         if (len == 0)
                 return 0;
         line_no = t->reader.line++;
-        /* The one parse of the record on its whole way: validates the line (strict, and one line as
-         * the writer wants it) and finds the members; data is handed on as the bytes received (no
-         * tree, no re-serialisation). */
-        r = json_scan_line(line, len, f, ELEMENTSOF(f), &at);
-        if (r != JSON_SCAN_OBJECT) {
+        if (dpipe_line_parse(line, len, &l, reason, sizeof(reason)) < 0) {
                 (void) snprintf(pos, sizeof(pos), "line %" PRIu64, line_no);
-                if (r < 0)
-                        source_skip_record(s, pos, "not valid JSON: %s at byte %zu", json_scan_error_reason(line, len, at),
-                                           at + 1);
-                else
-                        source_skip_record(s, pos, "not a JSON object");
+                source_skip_record(s, pos, "%s", reason);
                 return 0;
         }
         if (!t->got_data) {
                 t->got_data = true;
                 source_active(s);
         }
-        if (field_is_string(&f[FIELD_OP], "record")) {
-                if (f[FIELD_SEQ].type != JSON_SCAN_NUMBER || f[FIELD_DATA].type == JSON_SCAN_NONE ||
-                    json_scan_uint64(f[FIELD_SEQ].value, f[FIELD_SEQ].value_len, &seq) < 0) {
-                        (void) snprintf(pos, sizeof(pos), "line %" PRIu64, line_no);
-                        source_skip_record(s, pos, "record without seq or data");
-                        return 0;
-                }
-                if (seq == SOURCE_SEQ_INVALID)
+        switch (l.kind) {
+        case DPIPE_LINE_RECORD:
+                if (l.seq == SOURCE_SEQ_INVALID)
                         /* Nothing could follow it: the next seq would wrap to 0 and everything after
                          * would look like a duplicate. Refused, and the peer must be fixed. */
                         return source_fail(s, 0,
                                            "peer sent seq %" PRIu64 " at line %" PRIu64 ", which no record can follow "
                                            "(the largest seq accepted is %" PRIu64 ")",
-                                           seq, line_no, SOURCE_SEQ_MAX);
-                if (seq > source_next_seq(s))
+                                           l.seq, line_no, SOURCE_SEQ_MAX);
+                if (l.seq > source_next_seq(s))
                         log_notice("Source %s: peer skipped from seq %" PRIu64 " to %" PRIu64, source_name(s),
-                                   source_next_seq(s), seq);
-                r = source_emit_seq(s, seq, f[FIELD_DATA].value, f[FIELD_DATA].value_len);
+                                   source_next_seq(s), l.seq);
+                r = source_emit_seq(s, l.seq, l.data, l.data_len);
                 if (r < 0)
                         return source_fail(s, r, "failed to queue record");
                 source_backoff_reset(s);
-        } else if (field_is_string(&f[FIELD_OP], "ping")) {
+                return 0;
+        case DPIPE_LINE_PING:
                 source_heartbeat(s);
                 return tcp_send_line(t, "{\"op\":\"pong\"}");
-        } else if (field_is_string(&f[FIELD_OP], "pong"))
+        case DPIPE_LINE_PONG:
                 source_heartbeat(s);
-        else if (field_is_string(&f[FIELD_OP], "error")) {
-                char message[512];
-
-                return source_fail(s, 0, "peer reported an error: %s",
-                                   field_string(&f[FIELD_MESSAGE], message, sizeof(message)) ?: "(no message)");
-        } else {
-                char op[64];
-
-                log_debug("Source %s: ignoring '%s' from peer", source_name(s),
-                          field_string(&f[FIELD_OP], op, sizeof(op)) ?: "?");
+                return 0;
+        case DPIPE_LINE_ERROR:
+                return source_fail(s, 0, "peer reported an error: %s", l.text[0] ? l.text : "(no message)");
+        default:
+                log_debug("Source %s: ignoring '%s' from peer", source_name(s), l.text[0] ? l.text : "?");
+                return 0;
         }
-        return 0;
 }
 
 static int tcp_process(TcpSource *t, bool eof) {

@@ -25,6 +25,7 @@ static void feed(RecordFormat f, const char *csv_header, const char *text, size_
         record_reader_done(&r);
 }
 #define FEED(f, h, lit) feed((f), (h), (lit), sizeof(lit) - 1)
+#define L(lit) (lit), (sizeof(lit) - 1)
 
 static void test_jsonl(void **state) {
         static const struct {
@@ -88,8 +89,41 @@ static void test_csv(void **state) {
         }
 }
 
+static void test_dpipe_line(void **state) {
+        char reason[160];
+        DpipeLine l;
+
+        assert_int_equal(dpipe_line_parse(L("{\"op\":\"record\",\"seq\":7,\"data\":{\"a\": [1]}}"), &l, reason,
+                                          sizeof(reason)), 0);
+        assert_int_equal(l.kind, DPIPE_LINE_RECORD);
+        assert_int_equal(l.seq, 7);
+        assert_int_equal(l.data_len, 10);
+        assert_memory_equal(l.data, "{\"a\": [1]}", 10);
+        assert_int_equal(dpipe_line_parse(L("{\"op\":\"record\",\"seq\":18446744073709551615,\"data\":1}"), &l, reason,
+                                          sizeof(reason)), 0);
+        assert_int_equal(l.seq, UINT64_MAX); /* the caller refuses it */
+        assert_int_equal(dpipe_line_parse(L("{\"op\":\"p\\u0069ng\"}"), &l, reason, sizeof(reason)), 0);
+        assert_int_equal(l.kind, DPIPE_LINE_PING);
+        assert_int_equal(dpipe_line_parse(L("{\"op\":\"error\",\"message\":\"a\\tb\"}"), &l, reason, sizeof(reason)), 0);
+        assert_int_equal(l.kind, DPIPE_LINE_ERROR);
+        assert_string_equal(l.text, "a\tb");
+        assert_int_equal(dpipe_line_parse(L("{\"op\":\"end\"}"), &l, reason, sizeof(reason)), 0);
+        assert_int_equal(l.kind, DPIPE_LINE_OTHER);
+        assert_string_equal(l.text, "end");
+
+        assert_int_equal(dpipe_line_parse(L("{\"op\":\"record\",\"seq\":1,\"data\":{\"n\":NaN}}"), &l, reason,
+                                          sizeof(reason)), -EBADMSG);
+        assert_string_equal(reason, "not valid JSON: NaN or Infinity, which are not JSON numbers at byte 36");
+        assert_int_equal(dpipe_line_parse(L("{\"op\":\"record\",\"seq\":-1,\"data\":1}"), &l, reason, sizeof(reason)),
+                         -EBADMSG);
+        assert_string_equal(reason, "record without seq or data");
+        assert_int_equal(dpipe_line_parse(L("[1]"), &l, reason, sizeof(reason)), -EBADMSG);
+        assert_string_equal(reason, "not a JSON object");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_dpipe_line),
                 cmocka_unit_test(test_jsonl),
                 cmocka_unit_test(test_lines),
                 cmocka_unit_test(test_csv),
