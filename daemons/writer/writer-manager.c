@@ -97,7 +97,7 @@ static int manager_refuse_batch(Manager *m, Conn *c, const BatchView *v, uint32_
                                 int error, size_t error_offset) {
         _cleanup_json_ struct json_object *o = NULL;
         _cleanup_free_ char *msg = NULL;
-        BatchAck ack = { .batch_id = v->batch_id, .error = error, .record = index };
+        BatchAck ack = { .batch_id = v->batch_id, .first_offset = queue_next_offset(m->queue), .error = error, .record = index };
         int r;
 
         if (error == -ERANGE)

@@ -6,6 +6,11 @@ for the writer's integration tests.
     writer-proto.py SOCKET hello SOURCE           prints the writer's JSON reply
     writer-proto.py SOCKET batch SOURCE ID SEQ... sends one batch of records {"seq":N}, prints the ack as JSON
     writer-proto.py SOCKET status                 prints the writer's status reply
+    writer-proto.py SOCKET records SOURCE ID SEQ=DATA... [-- ID SEQ=DATA...]...
+                                                  sends batches of records with the DATA given (Python
+                                                  escapes: \\n, \\xff), one after the other on one
+                                                  connection; prints every frame the writer answers
+                                                  with, one JSON line each (acks with "record")
     writer-proto.py SOCKET garbage                sends a frame of an unknown type; exits 0 if the
                                                   writer closes the connection
     writer-proto.py SOCKET notify-listen OUT      binds a datagram socket like systemd's
@@ -78,6 +83,30 @@ def main():
         assert t == FRAME_ACK, t
         bid, first, stored, dups, err, _ = struct.unpack('<QQIIiI', p)
         print(json.dumps({'batch_id': bid, 'first_offset': first, 'stored': stored, 'duplicates': dups, 'error': err}))
+    elif cmd == 'records':
+        src = sys.argv[3].encode()
+        batches, cur = [], sys.argv[4:]
+        while cur:
+            n = cur.index('--') if '--' in cur else len(cur)
+            batches.append(cur[:n])
+            cur = cur[n + 1:]
+        for b in batches:
+            batch_id, recs = int(b[0]), b''
+            for item in b[1:]:
+                q, d = item.split('=', 1)
+                d = d.encode('latin-1').decode('unicode_escape').encode('latin-1')
+                recs += struct.pack('<IIQQ', len(d), 0, int(q), 1000) + d
+            s.sendall(frame(FRAME_BATCH, struct.pack('<QHHI', batch_id, len(src), 0, len(b) - 1) + src + recs))
+            while True:  # control messages about the batch, then its ack
+                t, p = recv_frame(s)
+                if t == FRAME_CONTROL:
+                    print(p.decode(), flush=True)
+                    continue
+                assert t == FRAME_ACK, t
+                bid, first, stored, dups, err, rec = struct.unpack('<QQIIiI', p)
+                print(json.dumps({'batch_id': bid, 'first_offset': first, 'stored': stored, 'duplicates': dups,
+                                  'error': err, 'record': rec}), flush=True)
+                break
     elif cmd == 'garbage':
         s.sendall(frame(77, b'nonsense'))
         try:
