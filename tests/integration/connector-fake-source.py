@@ -4,7 +4,10 @@
 {"i":N,"name":"row-N"} with seq N to every peer that sends "subscribe [N]", RATE rows per second
 (0 = as fast as possible), answers pings, and logs each subscribe line to stdout.
 
-  connector-fake-source.py PORT COUNT [RATE]"""
+  connector-fake-source.py PORT COUNT [RATE [POISON_AT]]
+
+With POISON_AT, the first connection that reaches row POISON_AT gets a record with seq 2^64-1 before
+it (a peer that sends a seq nothing can follow); later connections do not."""
 import json
 import socket
 import sys
@@ -13,6 +16,8 @@ import time
 
 port, count = int(sys.argv[1]), int(sys.argv[2])
 rate = float(sys.argv[3]) if len(sys.argv) > 3 else 0
+poison_at = int(sys.argv[4]) if len(sys.argv) > 4 else None
+poisoned = threading.Event()
 
 
 def serve(c):
@@ -39,6 +44,11 @@ def serve(c):
         return
     try:
         for i in range(state['from'], count):
+            if i == poison_at and not poisoned.is_set():
+                poisoned.set()
+                rec = {'op': 'record', 'seq': 2**64 - 1, 'data': {'poison': True}}
+                with lock:
+                    c.sendall((json.dumps(rec, separators=(',', ':')) + '\n').encode())
             rec = {'op': 'record', 'seq': i, 'data': {'i': i, 'name': 'row-%d' % i}}
             with lock:
                 c.sendall((json.dumps(rec, separators=(',', ':')) + '\n').encode())

@@ -131,6 +131,40 @@ static void test_empty_writer(void **state) {
         assert_true(source_next_seq(s) == 2);
 }
 
+static void test_seq_limit(void **state) {
+        Fixture *f = *state;
+        Source *s = add(f, "d"), *t;
+        WriterClient *w = &f->m->writer;
+        Batch *b;
+
+        /* The largest seq is fine; UINT64_MAX is refused and nothing moves. */
+        source_resume_known(s, true, SOURCE_SEQ_MAX - 2);
+        assert_int_equal(source_emit_seq(s, SOURCE_SEQ_MAX, "1", 1), 1);
+        assert_true(source_next_seq(s) == SOURCE_SEQ_INVALID);
+        assert_int_equal(source_emit_seq(s, SOURCE_SEQ_INVALID, "2", 1), -ERANGE);
+        assert_int_equal(source_emit(s, "3", 1), -ERANGE);
+        assert_true(s->records == 1);
+
+        /* A queue that holds UINT64_MAX already (an older version stored it): the source fails
+         * with the reason instead of resuming at 0, where everything would be a duplicate. */
+        t = add(f, "e");
+        source_resume_known(t, true, UINT64_MAX);
+        assert_int_equal(t->state, SOURCE_FAILED);
+        assert_int_equal(starts, 1); /* only d started */
+        assert_non_null(strstr(t->error, "no record can follow"));
+
+        /* A batch the writer refuses: its records are skipped with the reason, not sent again. */
+        source_flush(s);
+        b = w->batches_head;
+        assert_non_null(b);
+        LIST_REMOVE(batches, w->batches_head, w->batches_tail, b);
+        source_batch_refused(s, b, "record 0 (seq 1) is not one JSON value on one line");
+        writer_client_recycle_batch(w, b);
+        assert_true(s->skipped == 1);
+        assert_int_equal(s->unacked_batches, 0);
+        assert_non_null(strstr(s->skip_reason, "refused by the writer: record 0 (seq 1)"));
+}
+
 static void test_position_after_ack(void **state) {
         Fixture *f = *state;
         Source *s = add(f, "c");
@@ -281,6 +315,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_resume_from_writer, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_empty_writer, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_seq_limit, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_position_after_ack, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_cursor_reload, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_pause_resume, setup, teardown),
