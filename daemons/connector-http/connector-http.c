@@ -20,6 +20,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -32,6 +33,9 @@
 #include "json-util.h"
 #include "log.h"
 #include "util.h"
+
+/* Allocations from this size on are mmap()ed: see http_setup(). */
+#define MMAP_THRESHOLD_BYTES (256 * 1024)
 
 /* Of a response with an error status, only the start is kept (for its message). */
 #define ERROR_BODY_MAX 4096u
@@ -79,11 +83,14 @@ static inline char *mfree_str(char *p) {
         return NULL;
 }
 
+typedef struct HttpSource HttpSource;
+
 typedef struct HttpMulti {
         sd_event *event;
         CURLM *multi;
         sd_event_source *timer;
-        uint64_t held; /* bytes of response bodies all sources hold, see --max-response-memory */
+        uint64_t held;             /* bytes of response bodies all sources hold, see --max-response-memory */
+        HttpSource *transfers;     /* the sources with a request in flight */
 } HttpMulti;
 
 typedef enum HttpAbort {
@@ -93,7 +100,8 @@ typedef enum HttpAbort {
         ABORT_PAUSED,     /* (not an abort) the transfer is paused while the source is throttled */
 } HttpAbort;
 
-typedef struct HttpSource {
+struct HttpSource {
+        HttpSource *transfers_next, *transfers_prev;
         Source *source;
         HttpConfig *config;
         HttpMulti *hm;
@@ -121,7 +129,7 @@ typedef struct HttpSource {
 
         sd_event_source *poll_timer;
         RecordReader reader;
-} HttpSource;
+};
 
 /* ---- libcurl <-> sd-event ---- */
 
@@ -193,6 +201,13 @@ static int http_setup(sd_event *e, void **ret_userdata) {
         HttpMulti *hm;
         int r;
 
+        /* Bodies are large buffers that grow and go. glibc would raise its mmap threshold to the
+         * size of the largest one freed and serve the next ones from the heap: growing them then
+         * copies (twice the memory for a moment) and freeing them does not give the memory back.
+         * A fixed threshold keeps them mmap()ed (grown by mremap(), returned at free()), so the
+         * limits bound the RSS and not just what is in use. */
+        if (mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) == 0)
+                log_debug("mallopt(M_MMAP_THRESHOLD) failed, ignoring");
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
                 return -EIO;
         hm = calloc(1, sizeof(HttpMulti));
@@ -279,6 +294,29 @@ static int http_init(Source *s) {
                                   (size_t) c->max_record_bytes, c->csv_header);
 }
 
+static void http_set_in_flight(HttpSource *h, bool b) {
+        HttpMulti *hm = h->hm;
+
+        if (h->in_flight == b)
+                return;
+        h->in_flight = b;
+        if (b) {
+                h->transfers_prev = NULL;
+                h->transfers_next = hm->transfers;
+                if (hm->transfers)
+                        hm->transfers->transfers_prev = h;
+                hm->transfers = h;
+                return;
+        }
+        if (h->transfers_prev)
+                h->transfers_prev->transfers_next = h->transfers_next;
+        else
+                hm->transfers = h->transfers_next;
+        if (h->transfers_next)
+                h->transfers_next->transfers_prev = h->transfers_prev;
+        h->transfers_next = h->transfers_prev = NULL;
+}
+
 /* Brings the source's share of hm->held up to date with what its body holds now. */
 static void http_account(HttpSource *h) {
         size_t now = http_body_held(&h->body);
@@ -297,7 +335,7 @@ static void http_release(HttpSource *h) {
 static void http_cancel(HttpSource *h) {
         if (h->in_flight) {
                 curl_multi_remove_handle(h->hm->multi, h->easy);
-                h->in_flight = false;
+                http_set_in_flight(h, false);
         }
         h->paused = false;
         h->unpause = sd_event_source_disable_unref(h->unpause);
@@ -341,6 +379,31 @@ static size_t http_refuse(HttpSource *h, const char *fmt, ...) {
         return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
 }
 
+static int http_unpause_fire(sd_event_source *es, void *userdata);
+
+/* All sources together would hold more than --max-response-memory: the response that holds the
+ * most is cut off, so that a source that behaves (a small response) is not refused because others
+ * do not. Returns whether it was another source's (then there may be room for h now). */
+static bool http_cut_largest(HttpSource *h) {
+        HttpSource *hog = h;
+
+        for (HttpSource *i = h->hm->transfers; i; i = i->transfers_next)
+                if (i->abort == ABORT_NONE && i->held > hog->held)
+                        hog = i;
+        if (hog == h)
+                return false;
+        (void) http_refuse(hog,
+                           "all sources together hold more than %" PRIu64 " bytes of responses "
+                           "(--max-response-memory), this one the most (%zu)",
+                           http_settings.max_response_memory, hog->held);
+        /* Its body goes now; its transfer ends at its next write (or at once if it is paused). */
+        http_release(hog);
+        if (hog->paused && !hog->unpause &&
+            sd_event_add_defer(source_get_event(hog->source), &hog->unpause, http_unpause_fire, hog) < 0)
+                hog->unpause = NULL;
+        return true;
+}
+
 static size_t http_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata) {
         HttpSource *h = userdata;
         Source *s = h->source;
@@ -348,6 +411,8 @@ static size_t http_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata
         uint64_t max = h->config->max_body_bytes, global = http_settings.max_response_memory;
         int r;
 
+        if (h->abort == ABORT_REFUSED)
+                return 0; /* cut off by http_cut_largest() */
         if (h->status == 0) {
                 /* The headers are in: the first look at what the response is. */
                 curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &h->status);
@@ -375,7 +440,7 @@ static size_t http_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata
          * the unfinished record of a stream. */
         if (http_body_held(&h->body) + n > max)
                 return http_refuse(h, "response body larger than %" PRIu64 " bytes (max_body_bytes)", max);
-        if (h->hm->held + n > global)
+        if (h->hm->held + n > global && (!http_cut_largest(h) || h->hm->held + n > global))
                 return http_refuse(h,
                                    "all sources together hold more than %" PRIu64 " bytes of responses "
                                    "(--max-response-memory), this one %zu",
@@ -386,6 +451,8 @@ static size_t http_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata
                 return http_refuse(h, "out of memory");
         if (r < 0)
                 return http_refuse(h, "%s", h->body.error);
+        if (h->body.emitted > 0 && source_get_state(s) != SOURCE_ACTIVE)
+                source_active(s); /* a stream delivers before it ends (or never ends) */
         return n;
 }
 
@@ -393,7 +460,7 @@ static int http_unpause_fire(sd_event_source *es, void *userdata) {
         HttpSource *h = userdata;
 
         h->unpause = sd_event_source_disable_unref(h->unpause);
-        if (!h->paused || !h->in_flight || source_is_throttled(h->source))
+        if (!h->paused || !h->in_flight || (source_is_throttled(h->source) && h->abort != ABORT_REFUSED))
                 return 0;
         h->paused = false;
         /* May call http_write_cb() right here, with the bytes it paused on. */
@@ -546,7 +613,7 @@ static void http_request(HttpSource *h) {
                 source_fail(s, 0, "cannot start request: %s", curl_multi_strerror(mc));
                 return;
         }
-        h->in_flight = true;
+        http_set_in_flight(h, true);
 }
 
 static int http_poll_fire(sd_event_source *es, uint64_t usec, void *userdata) {
@@ -655,7 +722,7 @@ static void http_complete(HttpSource *h, CURLcode code) {
         Source *s = h->source;
         int r, more = 0;
 
-        h->in_flight = false;
+        http_set_in_flight(h, false);
         h->paused = false;
         h->unpause = sd_event_source_disable_unref(h->unpause);
         curl_multi_remove_handle(h->hm->multi, h->easy);
