@@ -118,7 +118,7 @@ int batch_next(const BatchView *v, size_t *pos, BatchRecord *ret) {
 int batch_record_check(const BatchRecord *rec, size_t *ret_error_offset) {
         if (rec->seq == UINT64_MAX)
                 return -ERANGE;
-        if (json_scan_line(rec->data, rec->len, NULL, 0, ret_error_offset) < 0)
+        if (json_scan_line_check(rec->data, rec->len, ret_error_offset) < 0)
                 return -EBADMSG;
         return 0;
 }

@@ -243,7 +243,9 @@ static inline const uint8_t *scan_string(const uint8_t *p, const uint8_t *end, b
         return scan_string_slow(p, end, ret_escaped, ret_error);
 }
 
-static const uint8_t *scan_digits(const uint8_t *p, const uint8_t *end) {
+/* Inlined (like scan_number()): a record has many short numbers, and the calls were a tenth of the
+ * instructions of a scan of the bench's records (callgrind). */
+static inline __attribute__((always_inline)) const uint8_t *scan_digits(const uint8_t *p, const uint8_t *end) {
         /* 8 at a time: a byte is a digit when its high nibble is 3 and adding 6 keeps it so. A carry
          * out of a byte >= 0xfa can only spoil the bytes after it, and only the first non-digit counts. */
         while (end - p >= 8) {
@@ -268,7 +270,8 @@ static const uint8_t *scan_digits(const uint8_t *p, const uint8_t *end) {
 
 /* -? (0 | [1-9][0-9]*) (\.[0-9]+)? ([eE][+-]?[0-9]+)?  Returns the byte after it, or NULL with
  * *ret_error set. What follows is checked by the caller (so "01" fails there, at the '1'). */
-static const uint8_t *scan_number(const uint8_t *p, const uint8_t *end, const uint8_t **ret_error) {
+static inline __attribute__((always_inline)) const uint8_t *scan_number(const uint8_t *p, const uint8_t *end,
+                                                                        const uint8_t **ret_error) {
         const uint8_t *q;
 
         if (*p == '-')
@@ -510,6 +513,10 @@ int json_scan(const char *s, size_t n, JsonScanField *fields, size_t n_fields, s
 
 int json_scan_line(const char *s, size_t n, JsonScanField *fields, size_t n_fields, size_t *ret_error_offset) {
         return scan_value(s, n, fields, n_fields, JSON_SCAN_ONE_LINE, NULL, ret_error_offset);
+}
+
+int json_scan_line_check(const char *s, size_t n, size_t *ret_error_offset) {
+        return scan_value(s, n, NULL, 0, JSON_SCAN_ONE_LINE, NULL, ret_error_offset);
 }
 
 int json_scan_prefix(const char *s, size_t n, size_t *ret_end, size_t *ret_error_offset) {

@@ -63,8 +63,13 @@ enum {
  * that line early. The connectors and the writer check records with it, in the same pass. */
 int json_scan_line(const char *s, size_t n, JsonScanField *fields, size_t n_fields, size_t *ret_error_offset);
 
+/* The same without fields, for the checks of whole records (the connectors' jsonl lines, the writer):
+ * with no member to track, the scan is compiled without that bookkeeping (a tenth fewer
+ * instructions for the bench's records). Returns the type or -EBADMSG with the error offset. */
+int json_scan_line_check(const char *s, size_t n, size_t *ret_error_offset);
+
 static inline bool json_scan_line_valid(const char *s, size_t n) {
-        return json_scan_line(s, n, NULL, 0, NULL) > 0;
+        return json_scan_line_check(s, n, NULL) > 0;
 }
 
 /* Validates the one value at the start of s[0..n) (after blanks) and stores in *ret_end the offset

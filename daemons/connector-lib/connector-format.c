@@ -284,7 +284,7 @@ int record_check_json(const char *rec, size_t len, char *reason, size_t reason_s
 
         /* One pass: strict JSON (no NaN/Infinity, UTF-8 checked, no raw control characters in strings)
          * and one line, the writer's rule, so that nothing this lets through is refused there. */
-        if (json_scan_line(rec, len, NULL, 0, &at) > 0)
+        if (json_scan_line_check(rec, len, &at) > 0)
                 return 0;
         (void) snprintf(reason, reason_size, "not valid JSON: %s at byte %zu", json_scan_error_reason(rec, len, at),
                         at + 1);

@@ -106,6 +106,8 @@ static inline const char *json_scan_oracle_variants(const char *s, size_t n, int
         k = json_scan_line(s, n, NULL, 0, NULL);
         if (line_break ? k > 0 : k != r)
                 return "json_scan_line() differs from json_scan() and the one-line rule";
+        if (json_scan_line_check(s, n, NULL) != k)
+                return "json_scan_line_check() differs from json_scan_line()";
         if (r < 0 && !json_scan_error_reason(s, n, off))
                 return "json_scan_error_reason() returned NULL";
         k = json_scan_prefix(s, n, &end, NULL);
