@@ -610,6 +610,8 @@ void source_heartbeat(Source *s) {
         s->state_dirty = true;
 }
 
+static void source_skip_records(Source *s, uint64_t n, const char *position, const char *fmt, va_list ap)
+        _printf_(4, 0);
 static void source_skip_records(Source *s, uint64_t n, const char *position, const char *fmt, va_list ap) {
         char msg[200];
         int k;
@@ -778,19 +780,22 @@ void source_batch_acked(Source *s, Batch *b) {
                 source_set_throttled(s, false);
 }
 
-static void source_skip_batch(Source *s, uint64_t n, const char *fmt, ...) _printf_(3, 4);
-static void source_skip_batch(Source *s, uint64_t n, const char *fmt, ...) {
+static void source_skip_batch(Source *s, uint64_t n, const char *position, const char *fmt, ...) _printf_(4, 5);
+static void source_skip_batch(Source *s, uint64_t n, const char *position, const char *fmt, ...) {
         va_list ap;
 
         va_start(ap, fmt);
-        source_skip_records(s, n, NULL, fmt, ap);
+        source_skip_records(s, n, position, fmt, ap);
         va_end(ap);
 }
 
 void source_batch_refused(Source *s, Batch *b, const char *reason) {
+        char pos[48];
+
         /* Sending it again can not help: its records are skipped (counted, with the writer's reason),
          * and the stream goes on; the position moves past them as for an ack. */
-        source_skip_batch(s, b->count, "seqs %" PRIu64 "-%" PRIu64 " refused by the writer: %s", b->first_seq,
+        (void) snprintf(pos, sizeof(pos), "batch %" PRIu64, b->id);
+        source_skip_batch(s, b->count, pos, "seqs %" PRIu64 "-%" PRIu64 " refused by the writer: %s", b->first_seq,
                           b->last_seq, reason);
         b->count = 0;
         source_batch_acked(s, b);
