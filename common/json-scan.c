@@ -385,7 +385,10 @@ static inline __attribute__((always_inline)) int scan_value(const char *s, size_
         }
         top = type_of(*p);
 
-value: /* p is at the first byte of a value (or at the end) */
+/* Blanks between tokens are taken where the next token was expected and is not found (a case of
+ * the switch below, a branch after a value or a name): compact JSON, what the connectors hand on,
+ * never pays for looking for them. */
+value: /* p is at the first byte of a value (or at blanks before it, or at the end) */
         if (p >= end) {
                 error = p;
                 goto fail;
@@ -402,7 +405,9 @@ value: /* p is at the first byte of a value (or at the end) */
                 else
                         objects &= ~(UINT64_C(1) << depth);
                 depth++;
-                p = skip_blanks(p + 1, end, flags);
+                p++;
+                if (p < end && is_blank(*p, flags))
+                        p = skip_blanks(p, end, flags);
                 if (p < end && *p == (objects >> (depth - 1) & 1 ? '}' : ']')) {
                         p++;
                         depth--;
@@ -428,6 +433,18 @@ value: /* p is at the first byte of a value (or at the end) */
         case 'n':
                 p = scan_literal(p, end, "null", 4, &error);
                 break;
+        case ' ':
+        case '\t':
+        case '\n':
+        case '\r':
+                if (!is_blank(*p, flags)) {
+                        error = p;
+                        goto fail;
+                }
+                p = skip_blanks(p, end, flags);
+                if (depth == 1)
+                        member_start = p;
+                goto value;
         default:
                 error = p;
                 goto fail;
@@ -455,13 +472,13 @@ after_value: /* p is just after a complete value */
                 }
                 return top;
         }
-        p = skip_blanks(p, end, flags);
+separator: /* p is after a value inside a container: ',' or the closing bracket */
         if (p >= end) {
                 error = p;
                 goto fail;
         }
         if (*p == ',') {
-                p = skip_blanks(p + 1, end, flags);
+                p++;
                 if (objects >> (depth - 1) & 1)
                         goto key;
                 goto value;
@@ -471,11 +488,19 @@ after_value: /* p is just after a complete value */
                 depth--;
                 goto after_value;
         }
+        if (is_blank(*p, flags)) {
+                p = skip_blanks(p, end, flags);
+                goto separator;
+        }
         error = p;
         goto fail;
 
-key: /* p is where a member name must start */
+key: /* p is where a member name must start (or blanks before it) */
         if (p >= end || *p != '"') {
+                if (p < end && is_blank(*p, flags)) {
+                        p = skip_blanks(p, end, flags);
+                        goto key;
+                }
                 error = p;
                 goto fail;
         }
@@ -486,12 +511,13 @@ key: /* p is where a member name must start */
                 goto fail;
         if (depth == 1 && n_fields > 0)
                 member = match_field(key_start, p, escaped, fields, n_fields);
-        p = skip_blanks(p, end, flags);
+        if (p < end && *p != ':' && is_blank(*p, flags))
+                p = skip_blanks(p, end, flags);
         if (p >= end || *p != ':') {
                 error = p;
                 goto fail;
         }
-        p = skip_blanks(p + 1, end, flags);
+        p++;
         if (depth == 1)
                 member_start = p;
         goto value;
