@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* libFuzzer target for the connectors' record reader (daemons/connector-lib/connector-format.c): a
+/* libFuzzer target for the connectors' record reader (daemons/connectors/lib/connector-format.c): a
  * stream in one of the formats jsonl, csv, lines and dpipe (the tcp connector's protocol lines,
  * dpipe_line_parse()), read in pieces as a socket would deliver it, with a small max_record so that
  * oversized records are skipped too. Input: byte 0 picks the format and whether a csv_header is

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* libFuzzer target for the http connector's body reader (daemons/connector-http/http-body.c): a
+/* libFuzzer target for the http connector's body reader (daemons/connectors/http/http-body.c): a
  * response body in pieces as curl delivers it, for every declared format, with or without a
  * Content-Type and a cursor. Input: byte 0 picks the format, the Content-Type and whether a page is
  * expected, byte 1 the size of the pieces, byte 2 the cursor, the rest is the body. Oracle

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The http connector's body reader (daemons/connector-http/http-body.c): what a response body turns
+/* The http connector's body reader (daemons/connectors/http/http-body.c): what a response body turns
  * into, fed whole or in pieces, and which bodies are refused as not the declared format. */
 
 #include <setjmp.h>

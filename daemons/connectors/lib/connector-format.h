@@ -27,7 +27,7 @@ typedef enum RecordFormat {
         RECORD_FORMAT_JSONL,
         RECORD_FORMAT_CSV,
         RECORD_FORMAT_LINES,
-        RECORD_FORMAT_JSON, /* one JSON array of values (http bodies, daemons/connector-http/http-body.c) */
+        RECORD_FORMAT_JSON, /* one JSON array of values (http bodies, daemons/connectors/http/http-body.c) */
         _RECORD_FORMAT_MAX,
         _RECORD_FORMAT_INVALID = -EINVAL,
 } RecordFormat;
