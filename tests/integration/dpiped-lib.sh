@@ -31,19 +31,6 @@ dp_client() {
 dp_sock_client() {
         python3 "$DPIPED_TESTS_DIR/dpiped-client.py" "$RUNTIME_DIR/client.sock" "$@"
 }
-# dp_nobody CMD...: CMD as user nobody, without any group (and without PATH entries that only
-# root may enter, such as a version manager's shims in /root).
-dp_nobody() {
-        setpriv --reuid=65534 --regid=65534 --clear-groups env PATH="$(dp_public_path)" "$@"
-}
-dp_public_path() {
-        local d out=
-        while read -r -d: d; do
-                [ -n "$d" ] && setpriv --reuid=65534 --regid=65534 --clear-groups test -x "$d" && out=${out:+$out:}$d
-        done <<<"$PATH:"
-        echo "$out"
-}
-
 dp_manager() {
         busctl --system "${BUSCTL_ARGS[@]}" call org.dpipe.Pipeline1 /org/dpipe/Pipeline1 org.dpipe.Pipeline1.Manager "$@"
 }

@@ -185,6 +185,48 @@ dp_start_pipeline() {
         dp_wait_port 127.0.0.1 "$DPIPED_PORT"
 }
 
+# dp_nobody CMD...: CMD as user nobody, without any group (and without PATH entries that only
+# root may enter, such as a version manager's shims in /root). The build tree may sit where nobody
+# cannot enter (tools/check --committed clones into a mode-0700 temporary directory, and so may
+# CI): a command or a file argument that nobody cannot reach is run from a copy in $TMP/public.
+# DP_SETPRIV="--reuid=... --regid=... --groups=..." before the call runs it with other ids.
+dp_nobody() {
+        local -a args=()
+        local a first=1 path
+        for a in "$@"; do
+                path=
+                if [ $first = 1 ] && [[ "$a" != */* ]]; then
+                        path=$(command -v -- "$a" 2>/dev/null) || path=
+                        [[ "$path" == /* ]] || path=
+                elif [ -f "$a" ]; then
+                        path=$a
+                fi
+                case $path in
+                "$BUILD_DIR"/* | "$SOURCE_DIR"/*) ;;
+                *) path= ;; # the system's own commands: nobody finds them through PATH
+                esac
+                if [ -n "$path" ] && ! dp_as_nobody test -r "$path"; then
+                        mkdir -p "$TMP/public"
+                        chmod 755 "$TMP/public"
+                        cp -p "$path" "$TMP/public/"
+                        chmod a+rX "$TMP/public/$(basename "$path")"
+                        a="$TMP/public/$(basename "$path")"
+                fi
+                args+=("$a")
+                first=0
+        done
+        # shellcheck disable=SC2086 # DP_SETPRIV is a list of options
+        setpriv ${DP_SETPRIV:---reuid=65534 --regid=65534 --clear-groups} env PATH="$(dp_public_path)" "${args[@]}"
+}
+dp_as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+dp_public_path() {
+        local d out=
+        while read -r -d: d; do
+                [ -n "$d" ] && dp_as_nobody test -x "$d" && out=${out:+$out:}$d
+        done <<<"$PATH:"
+        echo "$out"
+}
+
 # dp_assert_eq EXPECTED ACTUAL WHAT
 dp_assert_eq() {
         [ "$1" == "$2" ] || dp_fail "$3: expected '$1', got '$2'"

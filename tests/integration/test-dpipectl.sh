@@ -222,9 +222,9 @@ one_line "tail with nothing listening"
 
 # --- the bus policy: anyone may look, only root may change ------------------------------------
 if setpriv --reuid=65534 --regid=65534 --clear-groups true 2>/dev/null; then
-        dp_expect_exit 0 setpriv --reuid=65534 --regid=65534 --clear-groups dpipectl list-sources --no-legend
+        dp_expect_exit 0 dp_nobody dpipectl list-sources --no-legend
         dp_assert_contains "$out" alpha "list-sources as nobody"
-        dp_expect_exit 1 setpriv --reuid=65534 --regid=65534 --clear-groups dpipectl remove-source alpha
+        dp_expect_exit 1 dp_nobody dpipectl remove-source alpha
         one_line "remove-source as nobody"
         out=$(busctl --system get-property org.dpipe.Pipeline1 /org/dpipe/Pipeline1/source/alpha org.dpipe.Pipeline1.Source Name)
         dp_assert_eq 's "alpha"' "$out" "alpha after a refused remove-source"

@@ -71,8 +71,8 @@ dp_kill_daemon dpiped TERM
 if getent group users >/dev/null; then
         gid=$(getent group users | cut -d: -f3)
         dp_dpiped --admin-group=users
-        dp_expect_exit 0 setpriv --reuid=65534 --regid=65534 --groups="$gid" env PATH="$(dp_public_path)" dpipe-client --connect="$SOCK" add g1 tcp address=127.0.0.1:9
-        dp_expect_exit 0 setpriv --reuid=65534 --regid="$gid" --clear-groups env PATH="$(dp_public_path)" dpipe-client --connect="$SOCK" remove g1
+        DP_SETPRIV="--reuid=65534 --regid=65534 --groups=$gid" dp_expect_exit 0 dp_nobody dpipe-client --connect="$SOCK" add g1 tcp address=127.0.0.1:9
+        DP_SETPRIV="--reuid=65534 --regid=$gid --clear-groups" dp_expect_exit 0 dp_nobody dpipe-client --connect="$SOCK" remove g1
         dp_expect_exit 1 dp_nobody dpipe-client --connect="$SOCK" add g2 tcp address=127.0.0.1:9
         dp_assert_contains "$err" "membership in group users" "the group named in the refusal"
         dp_kill_daemon dpiped TERM
