@@ -1,0 +1,196 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Internals of the sink library, shared by its files; sink types use sink.h only.
+ *
+ * Phase 2 note: the control server, the option table, main() and the backoff mirror the connector
+ * library's (daemons/connector-lib/) and are to move to common/ together with it (one framed
+ * connection, one daemon start-up, one backoff); until then each library keeps its own copy. */
+
+#include <json-c/json.h>
+#include <json-c/linkhash.h>
+
+#include "buffer.h"
+#include "pipeline-id.h"
+#include "sink-backlog.h"
+#include "sink.h"
+#include "util.h"
+
+#define SINK_LIST_FIELDS(t, name) t *name##_next, *name##_prev
+#define SINK_LIST_APPEND(name, head, tail, item)                                                       \
+        do {                                                                                           \
+                (item)->name##_next = NULL;                                                            \
+                (item)->name##_prev = (tail);                                                          \
+                if (tail)                                                                              \
+                        (tail)->name##_next = (item);                                                  \
+                else                                                                                   \
+                        (head) = (item);                                                               \
+                (tail) = (item);                                                                       \
+        } while (0)
+#define SINK_LIST_REMOVE(name, head, tail, item)                                                       \
+        do {                                                                                           \
+                if ((item)->name##_next)                                                               \
+                        (item)->name##_next->name##_prev = (item)->name##_prev;                        \
+                else                                                                                   \
+                        (tail) = (item)->name##_prev;                                                  \
+                if ((item)->name##_prev)                                                               \
+                        (item)->name##_prev->name##_next = (item)->name##_next;                        \
+                else                                                                                   \
+                        (head) = (item)->name##_next;                                                  \
+                (item)->name##_next = (item)->name##_prev = NULL;                                      \
+        } while (0)
+
+#define SINK_BACKOFF_MIN_USEC (200 * USEC_PER_MSEC)
+#define SINK_BACKOFF_MAX_USEC (30 * USEC_PER_SEC)
+/* On SIGTERM, wait this long at most for the targets to confirm what they were handed. */
+#define SINK_DRAIN_TIMEOUT_USEC (5 * USEC_PER_SEC)
+/* Records handed to deliver() per call. */
+#define SINK_DELIVER_BATCH 1024u
+/* The durable subscription of sink NAME is "sink-NAME" (1-64 characters, like every name). */
+#define SINK_SUBSCRIPTION_PREFIX "sink-"
+#define SINK_NAME_MAX (64 - (sizeof(SINK_SUBSCRIPTION_PREFIX) - 1))
+
+typedef struct Manager Manager;
+typedef struct SinkReader SinkReader;
+
+/* Options every sink has, whatever its type; parsed from the same "options" object. */
+typedef struct SinkCommonConfig {
+        uint32_t window;
+} SinkCommonConfig;
+
+struct Sink {
+        Manager *manager;
+        char *name;
+        char *subscription;
+        char *pipeline_id;
+        void *config;
+        void *data;
+        SinkCommonConfig common;
+        json_object *options; /* as received, to tell an update from a repeat */
+        char *pipeline_id_requested; /* as received (NULL: none), idem */
+
+        SinkState state;
+        bool paused;
+        bool opened;       /* open() called and close() not yet */
+        bool resume_known; /* the type called sink_opened() for this open() */
+        bool blocked;      /* deliver() took less than offered: wait for sink_ready() */
+        bool state_dirty;  /* counters moved since the last report */
+        unsigned generation; /* bumped by every close(): callbacks notice they outlived their open */
+
+        /* Where the stream stands. */
+        bool have_resume;     /* resume_offset is known (else: the subscription's committed offset) */
+        uint64_t resume_offset; /* the first offset the target does not have */
+        uint64_t next_offset;   /* after the last record handed to deliver() (or received, while
+                                 * nothing was) */
+        uint64_t received_next;  /* after the last record received from dpiped */
+        uint64_t confirmed_next; /* after the last record the target confirmed */
+        uint64_t acked_next;     /* after the last offset acked to dpiped */
+        uint64_t queue_next_offset; /* dpiped's queue, from its status reply */
+
+        SinkReader *reader;
+        Backlog backlog;
+
+        /* counters */
+        uint64_t records_sent, lost, last_sent_us, reconnects;
+        char *error;
+
+        unsigned backoff_attempt;
+        sd_event_source *backoff_timer;
+        sd_event_source *dispatch_defer; /* offers the backlog again after sink_ready() */
+};
+
+typedef struct ControlConnection ControlConnection;
+struct ControlConnection {
+        SINK_LIST_FIELDS(ControlConnection, controls);
+        Manager *manager;
+        int fd;
+        sd_event_source *io;
+        Buffer in, out;
+};
+
+struct Manager {
+        const SinkType *type;
+        void *type_userdata;
+        sd_event *event;
+        char *runtime_dir;
+        char *connect_address; /* dpiped's client protocol: a socket path or HOST:PORT */
+        char *pipeline_id;     /* --pipeline-id=, or NULL */
+        uint64_t idle_exit_usec;
+
+        int listen_fd;
+        char *bound_path; /* the socket file we bound ourselves (not socket-activated): removed at exit */
+        sd_event_source *listen_io;
+        ControlConnection *controls_head, *controls_tail;
+        unsigned n_controls;
+
+        struct lh_table *sinks; /* name -> Sink */
+        unsigned n_sinks;
+
+        sd_event_source *report_timer; /* once a second: counters, dpiped's status */
+        sd_event_source *idle_timer;
+        sd_event_source *drain_timer;
+        bool exiting; /* SIGTERM: no new records, waiting for the targets' confirmations */
+};
+
+/* sink-manager.c */
+int manager_new(const SinkType *type, const char *runtime_dir, const char *connect_address, const char *pipeline_id,
+                uint64_t idle_exit_usec, Manager **ret);
+Manager *manager_free(Manager *m);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
+int manager_start(Manager *m);
+void manager_broadcast(Manager *m, json_object *msg);
+void manager_check_idle(Manager *m);
+void manager_check_drained(Manager *m);
+Sink *manager_find_sink(Manager *m, const char *name);
+
+/* sink-control.c */
+int control_connection_new(Manager *m, int fd);
+ControlConnection *control_connection_free(ControlConnection *c);
+int control_send(ControlConnection *c, json_object *msg);
+
+/* sink-options.c */
+extern const SinkOption sink_common_options[];
+int sink_options_parse(const SinkOption *const *tables, void *const *configs, size_t n_tables, json_object *options,
+                       char **ret_message);
+void sink_options_free(const SinkOption *table, void *config);
+
+/* sink.c: the Sink object and its state machine */
+int sink_new(Manager *m, const char *name, json_object *options, const char *pipeline_id, bool paused,
+             char **ret_message, Sink **ret);
+Sink *sink_free(Sink *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Sink *, sink_free);
+int sink_update(Sink *s, json_object *options, const char *pipeline_id, bool paused, char **ret_message);
+void sink_remove(Sink *s);
+void sink_pause(Sink *s);
+void sink_resume(Sink *s);
+int sink_report(Sink *s);
+json_object *sink_state_json(Sink *s);
+/* Hands the type's flush() its end of batch; on SIGTERM, the last one. */
+void sink_flush(Sink *s);
+/* Records in flight: handed to the type, not yet confirmed. */
+bool sink_in_flight(Sink *s);
+uint64_t sink_backoff_delay(unsigned attempt);
+
+/* Called by the reader (sink-reader.c). */
+void sink_reader_subscribed(Sink *s, uint64_t offset);
+int sink_reader_record(Sink *s, const SinkRecord *r);
+void sink_reader_batch_end(Sink *s);
+void sink_reader_lost(Sink *s, uint64_t first, uint64_t last);
+void sink_reader_status(Sink *s, uint64_t queue_next_offset);
+void sink_reader_failed(Sink *s, int error, const char *reason);
+
+/* sink-reader.c: one connection to dpiped's client protocol per sink, holding its durable
+ * subscription. */
+int sink_reader_new(Sink *s, const char *address, SinkReader **ret);
+SinkReader *sink_reader_free(SinkReader *r);
+DEFINE_TRIVIAL_CLEANUP_FUNC(SinkReader *, sink_reader_free);
+/* Subscribes (after hello) from `from` (have_from) or from the subscription's committed offset. */
+int sink_reader_start(SinkReader *r, const char *subscription, uint32_t window, bool have_from, uint64_t from);
+int sink_reader_ack(SinkReader *r, uint64_t offset);
+int sink_reader_request_status(SinkReader *r);
+bool sink_reader_is_connected(const SinkReader *r);
+
+static inline void *sink_mfree(void *p) {
+        free(p);
+        return NULL;
+}
