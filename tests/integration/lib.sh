@@ -30,6 +30,7 @@ chmod 755 "$TMP" "$RUNTIME_DIR"
 
 declare -A DP_PIDS=()        # name -> pid of daemons that must exit 0 on SIGTERM
 declare -a DP_OTHER_PIDS=()  # helpers whose exit status does not matter
+declare -a DP_CLEANUP_HOOKS=() # functions run at exit once the daemons are stopped (e.g. servers they used)
 DP_BUS_PID=
 DP_FAILED=0
 
@@ -74,6 +75,9 @@ dp_cleanup() {
         for pid in "${DP_OTHER_PIDS[@]}"; do
                 dp_wait_exit "$pid" 5 || kill -KILL "$pid" 2>/dev/null || true
                 wait "$pid" 2>/dev/null || true
+        done
+        for name in "${DP_CLEANUP_HOOKS[@]}"; do
+                "$name" || true
         done
         if [ -n "$DP_BUS_PID" ]; then
                 kill -TERM "$DP_BUS_PID" 2>/dev/null || true

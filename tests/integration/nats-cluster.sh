@@ -34,8 +34,8 @@ nats_cleanup() {
                 dp_wait_exit "${NATS_PIDS[$i]}" 10 || kill -KILL "${NATS_PIDS[$i]}" 2>/dev/null || true
         done
 }
-# lib.sh's EXIT trap must see the test's own exit status.
-trap 'nats__rc=$?; nats_cleanup; (exit $nats__rc); dp_cleanup' EXIT
+# After the daemons: a sink stopping must not see its servers go first.
+DP_CLEANUP_HOOKS+=(nats_cleanup)
 
 # Started from a subshell, so that the server is no job of the test's shell (bash would report a
 # SIGKILLed job on stderr); it is reaped by init, and waited for with kill -0.
