@@ -102,7 +102,7 @@ for m in msgs:
     h = m['headers']
     o = int(h['Dpipe-Offset'])
     assert m['subject'] == 'dpipe.pipeA.demo', m
-    assert h['Nats-Msg-Id'] == f'pipeA:{o}' and h['Dpipe-Pipeline'] == 'pipeA' and h['Dpipe-Source'] == 'demo', m
+    assert h['Nats-Msg-Id'] == f'pipeA:{o}' and h['Dpipe-Source'] == 'demo', m
     assert int(h['Dpipe-Ts']) > 0, m
     assert json.loads(m['data']) == {'i': o, 'pad': 'y' * (o % 40)}, m
     offsets.append(o)

@@ -2,8 +2,9 @@
 /* dpipe-sink-nats: the queue into a NATS JetStream stream, exactly once (man:dpipe-sink-nats(8)).
  *
  * Every record is one message on dpipe.<pipeline-id>.<source> (the `subject` template), with the
- * headers Nats-Msg-Id: <pipeline-id>:<offset> (the stream's duplicate window drops a resend),
- * Dpipe-Pipeline, Dpipe-Source, Dpipe-Offset and Dpipe-Ts. Publishes are asynchronous, at most
+ * headers Nats-Msg-Id: <pipeline-id>:<offset> (the stream's duplicate window drops a resend; the
+ * pipeline id is its part before the colon), Dpipe-Source, Dpipe-Offset and Dpipe-Ts. Every header
+ * costs cnats a hash entry and allocations per message, so there are no more than these. Publishes are asynchronous, at most
  * max_in_flight of them unacknowledged; the pub acks come back on cnats's thread and reach the loop
  * through a NatsLink (nats-link.c). A record is confirmed to the library, and acked to dpiped, only
  * once the stream acknowledged it and everything before it.
@@ -554,8 +555,6 @@ static int nats_deliver(Sink *s, const SinkRecord *rec, size_t count) {
                 st = natsMsg_Create(&m, subject, NULL, r->data, (int) r->data_len);
                 if (st == NATS_OK)
                         st = natsMsgHeader_Set(m, "Nats-Msg-Id", id);
-                if (st == NATS_OK)
-                        st = natsMsgHeader_Set(m, "Dpipe-Pipeline", pid);
                 if (st == NATS_OK)
                         st = natsMsgHeader_Set(m, "Dpipe-Source", source);
                 if (st == NATS_OK)
