@@ -19,6 +19,7 @@ DPIPE_DEPS=(
         libcurl4-openssl-dev    # dpipe-connector-http
         libmicrohttpd-dev       # dpipe-source REST
         libssl-dev              # TLS of dpiped's client port and the client tools; token hashing
+        libnats-dev             # cnats: dpipe-sink-nats (meson option nats)
         # run and test
         dbus                    # dbus-daemon for the private system bus of the tests and the demo
         systemd                 # systemd-socket-activate, busctl, systemd-analyze
@@ -32,6 +33,7 @@ DPIPE_DEPS=(
         openssl                 # the TLS tests make certificates and talk with openssl s_client
         groff-base              # tools/lint renders the man pages
         strace                  # test-writer-sync.sh injects sync faults with it
+        nats-server             # the JetStream cluster of test-sink-nats.sh and bench/sink-bench.sh
         # systemd units tested in a booted container (tests/systemd/run)
         debootstrap
         systemd-container       # systemd-nspawn
