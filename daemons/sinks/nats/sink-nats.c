@@ -27,16 +27,14 @@
 
 #include "log.h"
 #include "nats-link.h"
+#include "nats-subject.h"
 #include "pipeline-id.h"
 #include "sink.h"
 #include "util.h"
 
-#define SUBJECT_MAX 255
 /* Before a lookup, wait at most this long for the previous connection's publishes: an ack that takes
  * longer belongs to a message that is lost, or that the duplicate window catches when resent. */
 #define SETTLE_MAX_MS 2000u
-#define PIPELINE_TOKEN "{pipeline}"
-#define SOURCE_TOKEN "{source}"
 
 typedef struct NatsConfig {
         char *address;
@@ -92,92 +90,6 @@ typedef struct NatsSink {
         bool have_floor;      /* resume no later than floor: a gap was seen */
         uint64_t floor;
 } NatsSink;
-
-static bool token_is_plain(const char *t, size_t n) {
-        if (n == 0)
-                return false;
-        for (size_t i = 0; i < n; i++)
-                if (t[i] <= ' ' || t[i] == '*' || t[i] == '>' || t[i] == '{' || t[i] == '}' || t[i] == 0x7f)
-                        return false;
-        return true;
-}
-
-/* Checks the subject template; with pipeline_id, also fills the derived subjects. */
-static int subject_parse(const char *tpl, const char *pipeline_id, char **ret_message, NatsSink *n) {
-        bool have_pipeline = false, have_source = false;
-        _cleanup_free_ char *prefix = NULL, *literal = NULL;
-        size_t literal_len = 0;
-        const char *p = tpl;
-
-        if (strlen(tpl) > SUBJECT_MAX) {
-                *ret_message = strdup("subject template too long");
-                return -EINVAL;
-        }
-        if (pipeline_id) {
-                prefix = calloc(1, strlen(tpl) + PIPELINE_ID_MAX + 2);
-                literal = calloc(1, strlen(tpl) + 3);
-                if (!prefix || !literal)
-                        return -ENOMEM;
-        }
-        for (;;) {
-                const char *dot = strchr(p, '.');
-                size_t len = dot ? (size_t) (dot - p) : strlen(p);
-
-                if (have_source) {
-                        *ret_message = strdup("subject: " SOURCE_TOKEN " must be the last token");
-                        return -EINVAL;
-                }
-                if (len == strlen(PIPELINE_TOKEN) && strncmp(p, PIPELINE_TOKEN, len) == 0) {
-                        if (have_pipeline) {
-                                *ret_message = strdup("subject: " PIPELINE_TOKEN " may appear once");
-                                return -EINVAL;
-                        }
-                        have_pipeline = true;
-                        if (prefix)
-                                strcat(prefix, pipeline_id);
-                } else if (len == strlen(SOURCE_TOKEN) && strncmp(p, SOURCE_TOKEN, len) == 0) {
-                        have_source = true;
-                } else if (!token_is_plain(p, len)) {
-                        if (asprintf(ret_message, "subject: invalid token '%.*s' (no blanks, wildcards or braces)",
-                                     (int) len, p) < 0)
-                                *ret_message = NULL;
-                        return -EINVAL;
-                } else if (prefix) {
-                        strncat(prefix, p, len);
-                        if (!have_pipeline) {
-                                memcpy(literal + literal_len, p, len);
-                                literal_len += len;
-                                literal[literal_len++] = '.';
-                        }
-                }
-                if (!dot)
-                        break;
-                if (prefix && !have_source)
-                        strcat(prefix, ".");
-                p = dot + 1;
-        }
-        if (!have_pipeline) {
-                *ret_message = strdup("subject: the template needs the token " PIPELINE_TOKEN
-                                      ", so that the sink can find this pipeline's last message");
-                return -EINVAL;
-        }
-        if (!n)
-                return 0;
-
-        /* "dpipe.P." + source, or the whole subject; the lookup: "dpipe.P.>" or the subject. */
-        n->per_source = have_source;
-        if (have_source) {
-                if (asprintf(&n->last_subject, "%s>", prefix) < 0)
-                        return -ENOMEM;
-        } else if (!(n->last_subject = strdup(prefix)))
-                return -ENOMEM;
-        n->subject_prefix = TAKE_PTR(prefix);
-        if (literal_len > 0) {
-                memcpy(literal + literal_len, ">", 2);
-                n->stream_subject = TAKE_PTR(literal);
-        }
-        return 0;
-}
 
 static int servers_parse(const char *address, char ***ret, int *ret_n, char **ret_message) {
         _cleanup_free_ char *copy = strdup(address);
@@ -237,11 +149,11 @@ static int nats_validate(const void *config, char **ret_message) {
         r = servers_parse(c->address, NULL, NULL, ret_message);
         if (r < 0)
                 return r;
-        if (!token_is_plain(c->stream, strlen(c->stream)) || strpbrk(c->stream, "./\\")) {
+        if (!nats_token_is_plain(c->stream, strlen(c->stream)) || strpbrk(c->stream, "./\\")) {
                 *ret_message = strdup("stream: a name without blanks, dots, slashes or wildcards");
                 return -EINVAL;
         }
-        r = subject_parse(c->subject, NULL, ret_message, NULL);
+        r = nats_subject_parse(c->subject, NULL, ret_message, NULL);
         if (r < 0)
                 return r;
         if (c->replicas > 5) {
@@ -280,14 +192,19 @@ static int nats_init(Sink *s) {
         NatsSink *n = sink_data(s);
         NatsConfig *c = sink_config(s);
         _cleanup_free_ char *message = NULL;
+        NatsSubjects subjects;
         int r;
 
         r = servers_parse(c->address, &n->servers, &n->n_servers, &message);
         if (r < 0)
                 return r;
-        r = subject_parse(c->subject, sink_pipeline_id(s), &message, n);
+        r = nats_subject_parse(c->subject, sink_pipeline_id(s), &message, &subjects);
         if (r < 0)
                 return r;
+        n->subject_prefix = subjects.prefix;
+        n->per_source = subjects.per_source;
+        n->last_subject = subjects.last;
+        n->stream_subject = subjects.stream;
         n->ring_size = c->max_in_flight;
         n->ring = calloc(n->ring_size, sizeof(InFlight));
         if (!n->ring)
@@ -521,7 +438,7 @@ static int nats_deliver(Sink *s, const SinkRecord *rec, size_t count) {
         NatsConfig *c = sink_config(s);
         const char *pid = sink_pipeline_id(s);
         size_t prefix_len = strlen(n->subject_prefix), pid_len = strlen(pid);
-        char subject[SUBJECT_MAX + PIPELINE_ID_MAX + SOURCE_NAME_MAX + 2], source[SOURCE_NAME_MAX + 1];
+        char subject[NATS_SUBJECT_MAX + PIPELINE_ID_MAX + SOURCE_NAME_MAX + 2], source[SOURCE_NAME_MAX + 1];
         char id[PIPELINE_ID_MAX + 22], offset[21], ts[21];
         uint64_t now;
         size_t i;
