@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "buffer.h"
 #include "file-tail.h"
 #include "macro.h"
 
@@ -79,25 +80,25 @@ static void test_torn_tails(void **state) {
 
 /* A last line longer than the chunk the tail is read in. */
 static void test_long_line(void **state) {
+        static const char head[] = "{\"offset\":42,\"source\":\"s\",\"ts_us\":1,\"data\":\"";
         size_t big = 300 * 1024;
-        char *buf = malloc(big + 256);
-        size_t n = 0;
+        Buffer b = {};
         uint64_t o = 0, end = 0, first = 0;
         _cleanup_close_ int fd = -EBADF;
 
-        assert_non_null(buf);
-        n += (size_t) sprintf(buf + n, "%s", L(41));
-        n += (size_t) sprintf(buf + n, "{\"offset\":42,\"source\":\"s\",\"ts_us\":1,\"data\":\"");
-        memset(buf + n, 'y', big);
-        n += big;
-        n += (size_t) sprintf(buf + n, "\"}\n");
-        fd = file_with(buf, n);
+        assert_int_equal(buffer_append_str(&b, L(41)), 0);
+        assert_int_equal(buffer_append_str(&b, head), 0);
+        assert_int_equal(buffer_reserve(&b, big), 0);
+        memset(buffer_tail(&b), 'y', big);
+        buffer_advance(&b, big);
+        assert_int_equal(buffer_append_str(&b, "\"}\n"), 0);
+        fd = file_with(buffer_begin(&b), buffer_size(&b));
         assert_int_equal(file_tail_find(fd, &o, &end), 1);
         assert_int_equal(o, 42);
-        assert_int_equal(end, n);
+        assert_int_equal(end, buffer_size(&b));
         assert_int_equal(file_head_offset(fd, &first), 1);
         assert_int_equal(first, 41);
-        free(buf);
+        buffer_done(&b);
 }
 
 static void test_line_offset(void **state) {
