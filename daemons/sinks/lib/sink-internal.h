@@ -83,6 +83,7 @@ struct Sink {
         uint64_t next_offset;   /* after the last record handed to deliver() (or received, while
                                  * nothing was) */
         uint64_t received_next;  /* after the last record received from dpiped */
+        uint64_t offered_next;   /* during deliver(): after the last record offered, else 0 */
         uint64_t confirmed_next; /* after the last record the target confirmed */
         uint64_t acked_next;     /* after the last offset acked to dpiped */
         uint64_t queue_next_offset; /* dpiped's queue, from its status reply */

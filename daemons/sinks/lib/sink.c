@@ -188,7 +188,9 @@ static void sink_dispatch(Sink *s) {
                 size_t n = backlog_peek(&s->backlog, batch, ELEMENTSOF(batch));
                 int r;
 
+                s->offered_next = batch[n - 1].offset + 1;
                 r = s->manager->type->deliver(s, batch, n);
+                s->offered_next = 0;
                 if (s->generation != gen)
                         return; /* the type failed and closed us */
                 if (r < 0) {
@@ -255,7 +257,8 @@ void sink_ready(Sink *s) {
 void sink_confirm(Sink *s, uint64_t offset) {
         if (!s->opened || offset + 1 <= s->confirmed_next)
                 return;
-        if (offset >= s->next_offset) {
+        /* Within deliver(), the records offered may already be confirmed (a synchronous target). */
+        if (offset >= MAX(s->next_offset, s->offered_next)) {
                 log_error("Sink %s: the type confirmed offset %" PRIu64 ", which it was never handed (next %" PRIu64 "), ignoring",
                           s->name, offset, s->next_offset);
                 return;

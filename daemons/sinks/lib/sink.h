@@ -141,7 +141,8 @@ const char *sink_pipeline_id(Sink *s);
 /* The target holds every record up to last_offset (have_last) or none of this pipeline's: the
  * library subscribes from the next offset (or the durable subscription's committed offset). */
 void sink_opened(Sink *s, bool have_last, uint64_t last_offset);
-/* Every record up to offset is durable in the target: acked to dpiped, counted as sent. */
+/* Every record up to offset is durable in the target: acked to dpiped, counted as sent. Any time
+ * after deliver() took the record, also from within that deliver() call. */
 void sink_confirm(Sink *s, uint64_t offset);
 /* The type can take records again after deliver() took fewer than offered. */
 void sink_ready(Sink *s);
