@@ -4,7 +4,7 @@
 /* Internals of the sink library, shared by its files; sink types use sink.h only.
  *
  * Phase 2 note: the control server, the option table, main() and the backoff mirror the connector
- * library's (daemons/connector-lib/) and are to move to common/ together with it (one framed
+ * library's (daemons/connectors/lib/) and are to move to common/ together with it (one framed
  * connection, one daemon start-up, one backoff); until then each library keeps its own copy. */
 
 #include <json-c/json.h>
