@@ -33,6 +33,7 @@ declare -a DP_OTHER_PIDS=()  # helpers whose exit status does not matter
 declare -a DP_CLEANUP_HOOKS=() # functions run at exit once the daemons are stopped (e.g. servers they used)
 DP_BUS_PID=
 DP_FAILED=0
+DP_WHY=()                    # why the test failed, repeated after the daemons' logs
 
 dp_log() { printf '[%s] %s\n' "$TEST_NAME" "$*" >&2; }
 
@@ -48,6 +49,7 @@ dp_dump_logs() {
 dp_fail() {
         dp_log "FAIL: $*"
         DP_FAILED=1
+        DP_WHY+=("FAIL: $*")
         exit 1
 }
 
@@ -62,10 +64,16 @@ dp_cleanup() {
         for name in "${!DP_PIDS[@]}"; do
                 pid=${DP_PIDS[$name]}
                 status=0
-                dp_wait_exit "$pid" 10 || { kill -KILL "$pid" 2>/dev/null; dp_log "$name did not exit on SIGTERM"; rc=1; }
+                dp_wait_exit "$pid" 10 || {
+                        kill -KILL "$pid" 2>/dev/null
+                        dp_log "$name did not exit on SIGTERM"
+                        DP_WHY+=("$name did not exit on SIGTERM")
+                        rc=1
+                }
                 wait "$pid" 2>/dev/null || status=$?
                 if [ "$status" != 0 ] && [ "$status" != 127 ]; then
                         dp_log "$name exited with status $status after SIGTERM (expected 0)"
+                        DP_WHY+=("$name exited with status $status after SIGTERM (expected 0)")
                         rc=1
                 fi
         done
@@ -86,6 +94,10 @@ dp_cleanup() {
         if [ "$rc" != 0 ]; then
                 dp_dump_logs
                 dp_log "temporary files kept in $TMP"
+                # Again after the logs: a runner that shows only the tail (meson) must show why.
+                for name in "${DP_WHY[@]}"; do
+                        dp_log "$name"
+                done
         elif [ "${KEEP_TMP:-0}" = 1 ]; then
                 dp_log "temporary files kept in $TMP"
         else
