@@ -2,9 +2,10 @@
 #pragma once
 
 /* The client server: the line protocol of interfaces.md §4 on TCP (plain or TLS) and on
- * <runtime-dir>/client.sock. Every connection is a Client on the manager's loop; a subscribed client
- * streams records from the queue within its window. Who may do what is §8: see client_may() in
- * dpiped-client.c and the op table there. */
+ * <runtime-dir>/client.sock. Every connection is a Client on the manager's loop (dpiped-client.c);
+ * its request lines run the ops (dpiped-client-ops.c); a subscribed client streams records from the
+ * queue within its window (dpiped-client-stream.c). Who may do what is §8: see the op table in
+ * dpiped-client-ops.c. */
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -87,3 +88,11 @@ void manager_clients_free(Manager *m);
 void manager_pump_clients(Manager *m);
 /* Writes the committed offsets of named subscriptions that changed. */
 void manager_commit_subscriptions(Manager *m);
+
+/* Within the client server (dpiped-client*.c): replies are queued in c->out, and client_flush()
+ * writes them. client_flush() returns < 0 when the client is done and must be freed. */
+struct json_object;
+int client_send_json(Client *c, struct json_object *id, struct json_object *o);
+int client_send_op(Client *c, struct json_object *id, const char *op);
+int client_send_error(Client *c, struct json_object *id, const char *code, const char *message);
+int client_flush(Client *c);

@@ -88,7 +88,7 @@ struct Manager {
 
         Connector *connectors;
 
-        /* The client server (dpiped-listen.c, dpiped-client.c). */
+        /* The client server (dpiped-listen.c, dpiped-client*.c). */
         Listener *listeners;
         Client *clients;
         unsigned n_clients;
@@ -108,12 +108,12 @@ struct Manager {
         int queue_watch_fd;
         sd_event_source *queue_watch_event_source;
         sd_event_source *queue_poll_timer;
-        /* The last records lost to damage that were logged (dpiped-client.c): each loss is logged
+        /* The last records lost to damage that were logged (dpiped-client-stream.c): each loss is logged
          * once, however many clients pass it. */
         QueueLoss losses_logged[8];
         unsigned n_losses_logged;
 
-        /* Outstanding polkit queries (see dpiped-bus.c). */
+        /* Outstanding polkit queries (see dpiped-polkit.c). */
         struct PolkitQuery *polkit_queries;
 };
 
@@ -139,10 +139,16 @@ void manager_queue_bounds(Manager *m, uint64_t *ret_first, uint64_t *ret_next);
 
 /* dpiped-bus.c */
 int manager_connect_bus(Manager *m);
-int bus_introspect_print(void);
+/* Registers the Manager and Source objects of m on bus (also the private one of --bus-introspect). */
+int bus_add_objects(sd_bus *bus, Manager *m);
 void manager_emit_source_added(Manager *m, Source *s);
 void manager_emit_source_removed(Manager *m, const char *name, const char *path);
 void manager_emit_clients_changed(Manager *m);
+
+/* dpiped-introspect.c */
+int bus_introspect_print(void);
+
+/* dpiped-polkit.c */
 void manager_polkit_queries_free(Manager *m);
 
 /* dpiped-source-bus.c */
