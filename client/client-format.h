@@ -2,9 +2,11 @@
 #pragma once
 
 /* How dpipe-client prints what the server sends: JSON lines (the exact line the server pushed),
- * CSV (a header from the first record's fields, then one row per record), or an aligned table
- * whose column widths are fixed by the first record (it is a stream: later rows cannot move the
- * columns). */
+ * pretty JSON (re-indented), CSV (a header from the first record's fields, then one row per record),
+ * or an aligned table for people: widths measured in terminal cells (CJK takes two), control
+ * characters escaped so that a row stays one line, times in local time, and columns that widen
+ * (up to 40 cells; the last one is never cut) or appear as later records need, the header printed
+ * again above each new layout. */
 
 #include <errno.h>
 #include <json-c/json.h>
@@ -15,6 +17,7 @@
 
 typedef enum OutputFormat {
         OUTPUT_JSON,
+        OUTPUT_JSON_PRETTY, /* each message re-indented (a stream of JSON values, not lines) */
         OUTPUT_CSV,
         OUTPUT_TABLE,
         _OUTPUT_FORMAT_MAX,

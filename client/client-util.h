@@ -58,5 +58,27 @@ const char *format_timestamp(char *buf, size_t size, uint64_t usec);
 /* Appends s as one CSV field (RFC 4180: quoted when it holds a comma, quote, CR or LF). */
 int csv_field_append(Buffer *b, const char *s);
 
-/* Width in terminal cells of UTF-8 text, skipping ANSI escape sequences (ESC [ ... letter). */
+/* Width in terminal cells of UTF-8 text (wcwidth(): CJK and emoji take two, combining marks none),
+ * skipping ANSI escape sequences (ESC [ ... letter). Uses the locale's LC_CTYPE if it is UTF-8,
+ * else C.UTF-8 (set on first use). */
 size_t text_width(const char *s);
+size_t text_width_n(const char *s, size_t len);
+/* The number of bytes of s that fill at most width cells (never a part of a character); the cells
+ * they fill in *ret_width. */
+size_t text_prefix_for_width(const char *s, size_t width, size_t *ret_width);
+/* Control characters made visible, so that one value stays on one line and cannot drive the
+ * terminal: \n \r \t, other C0 and DEL as \xHH, C1 as \uHHHH, bytes that are not UTF-8 as \xHH. */
+int text_escape_append(Buffer *b, const char *s);
+char *text_escape(const char *s); /* malloc'ed; NULL on OOM */
+/* "2026-11-27 23:59:01.123456" in local time (ISO 8601 without the T, like journalctl -o short-iso). */
+const char *format_timestamp_local(char *buf, size_t size, uint64_t usec);
+
+/* Colours on standard output: only on a terminal (not TERM=dumb) and never when $NO_COLOR is set
+ * to anything but "" (no-color.org). The one I/O-looking helper here: it only asks. */
+bool colors_enabled(void);
+
+/* Exit codes shared by dpipectl and dpipe-client (their man pages, EXIT STATUS). Bad usage is 1,
+ * as in systemctl; 4 is systemctl's "no such unit". */
+#define EXIT_NOT_RUNNING 3       /* dpiped is not on the bus / nothing listens at the address */
+#define EXIT_NO_SUCH_SOURCE 4
+#define EXIT_DENIED 77           /* sysexits.h EX_NOPERM */

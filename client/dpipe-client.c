@@ -42,6 +42,8 @@ static char **arg_command = NULL;
 static size_t arg_n_command = 0;
 static const char *arg_token_file = NULL;
 static ClientConnOptions arg_conn = {};
+static bool arg_quiet = false;
+static bool arg_json_auto = false; /* bare --json: pretty on a terminal, else short */
 
 typedef struct Client {
         sd_event *event;
@@ -250,7 +252,7 @@ static int on_connected(ClientConn *conn, void *userdata) {
                 if (r < 0)
                         return r;
         }
-        if (c->tty && !c->greeted) {
+        if (c->tty && !c->greeted && !arg_quiet) {
                 c->greeted = true;
                 (void) buffer_printf(c->out, "Connected to %s. \"help\" lists the commands, \"quit\" or Ctrl-D leaves.\n",
                                      client_conn_address(conn));
@@ -280,6 +282,15 @@ static int on_record(ClientConn *conn, const char *line, size_t len, uint64_t of
         return r;
 }
 
+/* The exit code for an error reply (dpipe-client(1), EXIT STATUS). */
+static int error_exit_status(const char *code) {
+        if (streq_ptr(code, "no_such_source"))
+                return EXIT_NO_SUCH_SOURCE;
+        if (streq_ptr(code, "denied"))
+                return EXIT_DENIED;
+        return EXIT_FAILURE;
+}
+
 static int on_reply(ClientConn *conn, const char *line, size_t len, struct json_object *msg, void *userdata) {
         Client *c = userdata;
         const char *op = json_get_string(msg, "op");
@@ -297,7 +308,7 @@ static int on_reply(ClientConn *conn, const char *line, size_t len, struct json_
                 if (c->command_is_subscribe) {
                         if (is_error) {
                                 log_error("Failed to subscribe: %s", json_get_string(msg, "message") ?: line);
-                                client_exit(c, EXIT_FAILURE);
+                                client_exit(c, error_exit_status(json_get_string(msg, "code")));
                                 client_conn_disconnect(conn);
                                 return 0;
                         }
@@ -312,11 +323,18 @@ static int on_reply(ClientConn *conn, const char *line, size_t len, struct json_
                 }
                 c->command_done = true;
                 if (is_error) {
-                        log_error("%s", json_get_string(msg, "message") ?: line);
-                        client_exit(c, EXIT_FAILURE);
+                        const char *code = json_get_string(msg, "code"), *text = json_get_string(msg, "message") ?: line;
+
+                        if (streq_ptr(code, "denied"))
+                                log_error("Access denied: %s (see dpiped(8), ACCESS).", text);
+                        else
+                                log_error("%s", text);
+                        client_exit(c, error_exit_status(code));
                         return 0;
                 }
                 client_exit(c, EXIT_SUCCESS);
+                if (arg_quiet && (streq_ptr(op, "ok") || streq_ptr(op, "bye") || streq_ptr(op, "pong")))
+                        return 0; /* -q: success is the exit code */
                 return reply_format_append(arg_format, line, len, msg, c->out);
         }
 
@@ -327,7 +345,7 @@ static int on_reply(ClientConn *conn, const char *line, size_t len, struct json_
                 if (is_error)
                         json_object_putp(&c->subscribe_request), c->subscribe_request = NULL;
         }
-        if (is_error && c->tty) {
+        if (is_error && c->tty && colors_enabled()) {
                 /* On a terminal an error stands out; the line itself stays as the server sent it. */
                 int r = buffer_append_str(c->out, "\x1b[0;31m");
 
@@ -406,7 +424,8 @@ static void on_disconnected(ClientConn *conn, int error, const char *reason, voi
                 return;
         }
         log_error("%s", reason);
-        client_exit(c, EXIT_FAILURE);
+        client_exit(c, error == -ECONNREFUSED || error == -ENOENT ? EXIT_NOT_RUNNING :
+                       error == -EACCES ? EXIT_DENIED : EXIT_FAILURE);
 }
 
 /* Interactive input: one line typed → one line to the server, as it is. */
@@ -546,9 +565,10 @@ static int signal_handler(sd_event_source *s, const struct signalfd_siginfo *si,
 }
 
 static void help(void) {
-        printf("%s [OPTIONS...] [COMMAND...]\n\n"
+        printf("%s [OPTIONS...] [COMMAND...] [OPTIONS...]\n\n"
                "Talk to dpiped's client port: subscribe to records, manage sources.\n"
-               "Without a command, read commands from standard input (interactive mode).\n\n"
+               "Without a command, read commands from standard input (interactive mode).\n"
+               "Options may come before or after the command; words after \"--\" are the command's.\n\n"
                "  -h --help              Show this help\n"
                "     --version           Show package version\n"
                "  -c --connect=ADDRESS   dpiped's client.sock (default %s),\n"
@@ -558,7 +578,11 @@ static void help(void) {
                "     --tls-ca=PATH       ... against these CA certificates (default: the system's)\n"
                "     --tls-cert=PATH     Present this client certificate (with --tls-key=)\n"
                "     --tls-key=PATH      ... and its key\n"
-               "  -f --format=FORMAT     Output of records: json (default), csv, table\n"
+               "  -f --format=FORMAT     Output: json (default, as the server sent it), json-pretty,\n"
+               "                         csv, table (aligned, times in local time)\n"
+               "  -j --json[=MODE]       pretty, short (= --format=json) or off (= --format=table);\n"
+               "                         bare --json (-j): pretty on a terminal, short otherwise\n"
+               "  -q --quiet             No greeting; a command that succeeds prints no \"ok\"\n"
                "     --reconnect         Reconnect when the connection is lost and resume\n"
                "                         right after the last record received\n"
                "     --source=NAME       subscribe: only records of this source (repeatable)\n"
@@ -582,9 +606,12 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_TLS_CA,
                 ARG_TLS_CERT,
                 ARG_TLS_KEY,
+                ARG_JSON,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
+                { "json", optional_argument, NULL, ARG_JSON },
+                { "quiet", no_argument, NULL, 'q' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 { "connect", required_argument, NULL, 'c' },
                 { "format", required_argument, NULL, 'f' },
@@ -600,8 +627,9 @@ static int parse_argv(int argc, char *argv[]) {
         };
         int c;
 
-        /* '+': stop at the first word of the command, its words are the server's to parse. */
-        while ((c = getopt_long(argc, argv, "+hc:f:", options, NULL)) >= 0)
+        /* Options may follow the command too (GNU getopt permutes), like systemctl's; a word of the
+         * command that starts with '-' goes after "--". */
+        while ((c = getopt_long(argc, argv, "hjqc:f:", options, NULL)) >= 0)
                 switch (c) {
                 case 'h':
                         help();
@@ -614,13 +642,35 @@ static int parse_argv(int argc, char *argv[]) {
                         break;
                 case 'f':
                         arg_format = output_format_from_string(optarg);
+                        arg_json_auto = false;
                         if (arg_format < 0) {
-                                log_error("Unknown output format '%s': expected json, csv or table.", optarg);
+                                log_error("Unknown output format '%s': expected json, json-pretty, csv or table.", optarg);
                                 return -EINVAL;
                         }
                         break;
                 case ARG_RECONNECT:
                         arg_reconnect = true;
+                        break;
+                case 'q':
+                        arg_quiet = true;
+                        break;
+                case 'j':
+                        arg_json_auto = true;
+                        break;
+                case ARG_JSON:
+                        arg_json_auto = false;
+                        if (!optarg)
+                                arg_json_auto = true;
+                        else if (streq(optarg, "pretty"))
+                                arg_format = OUTPUT_JSON_PRETTY;
+                        else if (streq(optarg, "short"))
+                                arg_format = OUTPUT_JSON;
+                        else if (streq(optarg, "off"))
+                                arg_format = OUTPUT_TABLE;
+                        else {
+                                log_error("Invalid --json=%s: expected pretty, short or off.", optarg);
+                                return -EINVAL;
+                        }
                         break;
                 case ARG_SOURCE: {
                         char **a = realloc(arg_sources, (arg_n_sources + 1) * sizeof(char *));
@@ -658,6 +708,8 @@ static int parse_argv(int argc, char *argv[]) {
                         assert(0);
                 }
 
+        if (arg_json_auto)
+                arg_format = isatty(STDOUT_FILENO) ? OUTPUT_JSON_PRETTY : OUTPUT_JSON;
         if ((arg_conn.tls_ca || arg_conn.tls_cert || arg_conn.tls_key) && !arg_conn.tls) {
                 log_error("--tls-ca=, --tls-cert= and --tls-key= go with --tls.");
                 return -EINVAL;
@@ -721,7 +773,7 @@ static int run(int argc, char *argv[]) {
         log_set_console_prefix(program_invocation_short_name);
         r = parse_argv(argc, argv);
         if (r <= 0)
-                return r < 0 ? 2 : EXIT_SUCCESS;
+                return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS; /* bad usage is 1, as in systemctl */
 
         c = calloc(1, sizeof(Client));
         if (!c)
@@ -729,7 +781,7 @@ static int run(int argc, char *argv[]) {
         record_formatter_init(&c->formatter, arg_format);
         r = client_setup_command(c);
         if (r < 0)
-                return r == -ENOMEM ? EXIT_FAILURE : 2;
+                return EXIT_FAILURE;
 
         (void) signal(SIGPIPE, SIG_IGN);
         sigemptyset(&mask);
@@ -756,10 +808,10 @@ static int run(int argc, char *argv[]) {
 
         r = client_conn_new(c->event, arg_connect, &arg_conn, &callbacks, c, &c->conn);
         if (r == -EINVAL && arg_conn.tls)
-                return 2; /* logged */
+                return EXIT_FAILURE; /* logged */
         if (r == -EINVAL || r == -EADDRNOTAVAIL) {
                 log_error("Invalid server address '%s': expected HOST:PORT or the path of a socket.", arg_connect);
-                return 2;
+                return EXIT_FAILURE;
         }
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the connection: %m"), EXIT_FAILURE;
@@ -783,7 +835,8 @@ static int run(int argc, char *argv[]) {
         r = client_conn_connect(c->conn);
         if (r < 0) {
                 if (!arg_reconnect)
-                        return log_error_errno(r, "Failed to connect to %s: %m", arg_connect), EXIT_FAILURE;
+                        return log_error_errno(r, "Failed to connect to %s: %m", arg_connect),
+                               r == -ECONNREFUSED || r == -ENOENT ? EXIT_NOT_RUNNING : EXIT_FAILURE;
                 on_disconnected(c->conn, r, "Failed to connect.", c);
         }
 

@@ -172,6 +172,21 @@ int bus_get_all_properties_json(sd_bus *bus, const char *path, const char *iface
 }
 
 const char *bus_error_text(const sd_bus_error *e, int r) {
+        if (e && sd_bus_error_has_name(e, SD_BUS_ERROR_ACCESS_DENIED)) {
+                static char buf[512];
+
+                /* dbus-daemon's refusal reads "Rejected send message, 1 matched rules; type=..." and
+                 * lists its rule; dpiped's own (polkit said no) gives its reason. Say both in words. */
+                if (!arg_verb_changes)
+                        return "Access denied: the D-Bus policy does not let you read the pipeline "
+                               "(is org.dpipe.Pipeline1.conf installed where dbus-daemon reads it, and dbus reloaded? "
+                               "see dpipectl(1))";
+                if (isempty(e->message) || strncmp(e->message, "Rejected send message", 21) == 0)
+                        return "Access denied: changing the pipeline over D-Bus needs root, or polkit's "
+                               "org.dpipe.pipeline1.manage (see dpipectl(1))";
+                snprintf(buf, sizeof(buf), "Access denied: %s (see dpipectl(1))", e->message);
+                return buf;
+        }
         if (e && sd_bus_error_is_set(e)) {
                 /* A missing service is better said in words than as a D-Bus error name. */
                 if (sd_bus_error_has_name(e, "org.freedesktop.DBus.Error.ServiceUnknown") ||
@@ -185,8 +200,30 @@ const char *bus_error_text(const sd_bus_error *e, int r) {
         return strerror(errno);
 }
 
-void json_print(struct json_object *o) {
-        int flags = isatty(STDOUT_FILENO) ? JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED : JSON_C_TO_STRING_PLAIN;
+int bus_error_exit_status(const sd_bus_error *e, int r) {
+        if (e && sd_bus_error_has_name(e, "org.dpipe.Pipeline1.Error.NoSuchSource"))
+                return EXIT_NO_SUCH_SOURCE;
+        if (e && sd_bus_error_has_name(e, SD_BUS_ERROR_ACCESS_DENIED))
+                return EXIT_DENIED;
+        if (e && (sd_bus_error_has_name(e, "org.freedesktop.DBus.Error.ServiceUnknown") ||
+                  sd_bus_error_has_name(e, "org.freedesktop.DBus.Error.NameHasNoOwner")))
+                return EXIT_NOT_RUNNING;
+        return EXIT_FAILURE;
+}
 
-        puts(json_object_to_json_string_ext(o, flags | JSON_C_TO_STRING_NOSLASHESCAPE));
+#define JSON_PRETTY_FLAGS (JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE)
+#define JSON_SHORT_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+
+void json_print(struct json_object *o) {
+        bool pretty = arg_json_mode == JSON_PRETTY || (arg_json_mode == JSON_AUTO && isatty(STDOUT_FILENO));
+
+        puts(json_object_to_json_string_ext(o, pretty ? JSON_PRETTY_FLAGS : JSON_SHORT_FLAGS));
+}
+
+int json_event_flags(void) {
+        return arg_json_mode == JSON_PRETTY ? JSON_PRETTY_FLAGS : JSON_SHORT_FLAGS;
+}
+
+void json_print_event(struct json_object *o) {
+        puts(json_object_to_json_string_ext(o, json_event_flags()));
 }

@@ -29,7 +29,8 @@ static void source_entries_free(SourceEntry *e, size_t n) {
         free(e);
 }
 
-/* ListSources, then the properties of each source, sorted by name. The strings live in *reply. */
+/* ListSources, then the properties of each source, sorted by name. The strings live in *reply.
+ * A refused or failed call is logged and returns its exit code (> 0). */
 static int list_sources(sd_bus *bus, sd_bus_message **ret_reply, SourceEntry **ret, size_t *ret_n) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
@@ -40,7 +41,7 @@ static int list_sources(sd_bus *bus, sd_bus_message **ret_reply, SourceEntry **r
         r = sd_bus_call_method(bus, BUS_NAME, BUS_PATH, BUS_MANAGER_IFACE, "ListSources", &error, &reply, NULL);
         if (r < 0) {
                 log_error("Failed to list sources: %s", bus_error_text(&error, r));
-                return r;
+                return bus_error_exit_status(&error, r);
         }
         r = sd_bus_message_enter_container(reply, 'a', "(ssso)");
         if (r < 0)
@@ -118,8 +119,8 @@ int verb_list_sources(sd_bus *bus, int argc, char **argv) {
         int r;
 
         r = list_sources(bus, &reply, &entries, &n);
-        if (r < 0)
-                return EXIT_FAILURE;
+        if (r != 0)
+                return r < 0 ? EXIT_FAILURE : r;
 
         if (arg_json) {
                 _cleanup_json_ struct json_object *a = json_object_new_array();
@@ -200,7 +201,7 @@ static int status_source(sd_bus *bus, const char *name) {
         r = sd_bus_call_method(bus, BUS_NAME, BUS_PATH, BUS_MANAGER_IFACE, "GetSource", &error, &reply, "s", name);
         if (r < 0) {
                 log_error("Failed to get source %s: %s", name, bus_error_text(&error, r));
-                return EXIT_FAILURE;
+                return bus_error_exit_status(&error, r);
         }
         r = sd_bus_message_read(reply, "o", &path);
         if (r < 0)
@@ -208,8 +209,10 @@ static int status_source(sd_bus *bus, const char *name) {
         r = bus_get_all_properties_json(bus, path, BUS_SOURCE_IFACE, &error, &props);
         if (r < 0) {
                 log_error("Failed to read the properties of source %s: %s", name, bus_error_text(&error, r));
-                return EXIT_FAILURE;
+                return bus_error_exit_status(&error, r);
         }
+        if (arg_quiet)
+                return EXIT_SUCCESS; /* the exit code says it: "dpipectl -q status demo && ..." */
         if (arg_json) {
                 (void) json_object_object_add(props, "ObjectPath", json_object_new_string(path));
                 json_print(props);
@@ -257,11 +260,11 @@ static int status_pipeline(sd_bus *bus) {
         r = bus_get_all_properties_json(bus, BUS_PATH, BUS_MANAGER_IFACE, &error, &props);
         if (r < 0) {
                 log_error("Failed to read the pipeline's properties: %s", bus_error_text(&error, r));
-                return EXIT_FAILURE;
+                return bus_error_exit_status(&error, r);
         }
         r = list_sources(bus, &reply, &entries, &n);
-        if (r < 0)
-                return EXIT_FAILURE;
+        if (r != 0)
+                return r < 0 ? EXIT_FAILURE : r;
 
         if (arg_json) {
                 struct json_object *a = json_object_new_array();
@@ -275,6 +278,10 @@ static int status_pipeline(sd_bus *bus) {
                 return EXIT_SUCCESS;
         }
 
+        if (arg_quiet) {
+                source_entries_free(entries, n);
+                return EXIT_SUCCESS;
+        }
         pager_open(arg_no_pager);
         for (size_t i = 0; i < n; i++) {
                 const char *s = source_entry_state(&entries[i]);
@@ -315,10 +322,12 @@ int verb_status(sd_bus *bus, int argc, char **argv) {
                 return status_pipeline(bus);
         /* Several names: one block each, a blank line between them, like systemctl status. */
         for (int i = 1; i < argc; i++) {
-                if (i > 1 && !arg_json)
+                if (i > 1 && !arg_json && !arg_quiet)
                         putchar('\n');
-                if (status_source(bus, argv[i]) != EXIT_SUCCESS)
-                        ret = EXIT_FAILURE;
+                int k = status_source(bus, argv[i]);
+
+                if (k != EXIT_SUCCESS && ret == EXIT_SUCCESS)
+                        ret = k; /* the first failure's code, e.g. 4 for a name that does not exist */
         }
         return ret;
 }

@@ -24,7 +24,7 @@ static char *object_label(const char *path) {
 
 static void print_event(struct json_object *o) {
         if (arg_json)
-                puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+                json_print_event(o);
         fflush(stdout);
 }
 
@@ -162,7 +162,7 @@ int verb_monitor(sd_bus *bus, int argc, char **argv) {
 
         /* sd_bus_add_match() waits for the bus to confirm each match: from here on nothing is missed,
          * which the banner tells (scripts may wait for it). */
-        if (!arg_json && !arg_no_legend) {
+        if (!arg_json && !arg_no_legend && !arg_quiet) {
                 printf("Monitoring %s, press Ctrl-C to stop.\n", BUS_NAME);
                 fflush(stdout);
         }

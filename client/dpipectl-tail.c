@@ -3,8 +3,10 @@
  * bus). Human output is "OFFSET TIME SOURCE: DATA"; --json prints each record line as the server
  * sent it. Acks after printing, like dpipe-client.
  *
- * Like tail -n N -f: -n begins N records before the end of the queue, --no-follow stops at the
- * end the queue had when we started; both learn where that is from the QueueNextOffset property. */
+ * Like tail -n N -f: -n begins N records before the end of the queue (10 when neither -n nor --from
+ * is given, as tail(1) and journalctl -f do), --no-follow stops at the end the queue had when we
+ * started. Both learn where the queue stands from the server we read from (the "status" op), not
+ * from a local bus: --connect may name another machine. */
 
 #include <inttypes.h>
 #include <signal.h>
@@ -30,6 +32,9 @@ typedef struct Tail {
         bool stop_at_end;   /* --no-follow: exit after the record at end - 1 */
         uint64_t end;
         bool filter_here;   /* --no-follow with --source: filter ourselves, to see every offset */
+        bool need_status;   /* where to begin depends on the queue's bounds: ask first */
+        bool subscribed;
+        uint64_t printed;
         int exit_code;
         bool done;
 } Tail;
@@ -37,6 +42,9 @@ typedef struct Tail {
 static void tail_exit(Tail *t, int code) {
         if (t->done)
                 return;
+        /* Never silently nothing: say so, as journalctl says "-- No entries --". */
+        if (code == EXIT_SUCCESS && t->stop_at_end && t->printed == 0 && !arg_json && !arg_quiet)
+                (void) buffer_append_str(t->out, "-- No records --\n");
         t->done = true;
         t->exit_code = code;
         (void) sd_event_exit(t->event, code);
@@ -54,9 +62,8 @@ static void on_output_done(Output *o, int error, void *userdata) {
         (void) client_conn_ack(t->conn);
 }
 
-static int on_connected(ClientConn *c, void *userdata) {
+static int tail_subscribe(Tail *t, ClientConn *c) {
         _cleanup_json_ struct json_object *o = json_object_new_object();
-        Tail *t = userdata;
         uint64_t last;
 
         if (!o)
@@ -75,7 +82,43 @@ static int on_connected(ClientConn *c, void *userdata) {
                 for (size_t i = 0; i < arg_n_sources; i++)
                         (void) json_object_array_add(a, json_object_new_string(arg_sources[i]));
         }
+        t->subscribed = true;
         return client_conn_send_json(c, o);
+}
+
+static int on_connected(ClientConn *c, void *userdata) {
+        Tail *t = userdata;
+
+        if (t->need_status && !t->subscribed)
+                return client_conn_send_line(c, "{\"op\":\"status\"}", strlen("{\"op\":\"status\"}"));
+        return tail_subscribe(t, c);
+}
+
+/* The server's queue bounds are known: where to begin, and for --no-follow where to end. */
+static int on_status(Tail *t, ClientConn *c, struct json_object *msg) {
+        uint64_t first = 0, end = 0, start;
+
+        if (!json_get_uint64(msg, "queue_first_offset", &first) || !json_get_uint64(msg, "queue_next_offset", &end)) {
+                log_error("The server did not say where its queue begins and ends.");
+                tail_exit(t, EXIT_FAILURE);
+                return 0;
+        }
+        if (!arg_from_set)
+                t->from = (SubscribeFrom) { .kind = SUBSCRIBE_FROM_OFFSET,
+                                            .offset = MAX(first, end > arg_lines ? end - arg_lines : 0) };
+        start = t->from.kind == SUBSCRIBE_FROM_OFFSET ? MAX(t->from.offset, first) :
+                t->from.kind == SUBSCRIBE_FROM_EARLIEST ? first : end;
+        if (arg_no_follow) {
+                if (start >= end) {
+                        t->stop_at_end = true;
+                        tail_exit(t, EXIT_SUCCESS); /* nothing there to show: says so */
+                        return 0;
+                }
+                t->stop_at_end = true;
+                t->end = end;
+                t->filter_here = arg_n_sources > 0;
+        }
+        return tail_subscribe(t, c);
 }
 
 static int append_human(Tail *t, const char *line, size_t len, uint64_t offset) {
@@ -86,14 +129,8 @@ static int append_human(Tail *t, const char *line, size_t len, uint64_t offset) 
 
         if (json_parse_n(line, len, &rec, NULL) < 0)
                 return buffer_printf(t->out, "%" PRIu64 " %.*s\n", offset, (int) len, line);
-        if (json_get_uint64(rec, "ts_us", &us)) {
-                time_t s = (time_t) (us / USEC_PER_SEC);
-                struct tm tm;
-
-                if (localtime_r(&s, &tm))
-                        snprintf(ts + strftime(ts, sizeof(ts) - 8, "%Y-%m-%d %H:%M:%S", &tm), 8, ".%06" PRIu64,
-                                 us % USEC_PER_SEC);
-        }
+        if (json_get_uint64(rec, "ts_us", &us))
+                (void) format_timestamp_local(ts, sizeof(ts), us);
         (void) json_object_object_get_ex(rec, "data", &data);
         return buffer_printf(t->out, "%s%" PRIu64 "%s %s %s%s%s: %s\n", ansi(ANSI_GREY), offset, ansi(ANSI_NORMAL), ts,
                              ansi(ANSI_HIGHLIGHT), json_get_string(rec, "source") ?: "?", ansi(ANSI_NORMAL),
@@ -120,7 +157,14 @@ static int on_record(ClientConn *c, const char *line, size_t len, uint64_t offse
         if (t->done)
                 return 0;
         if (!t->filter_here || source_wanted(line, len)) {
-                if (arg_json) {
+                t->printed++;
+                if (arg_json_mode == JSON_PRETTY) {
+                        _cleanup_json_ struct json_object *rec = NULL;
+
+                        r = json_parse_n(line, len, &rec, NULL);
+                        if (r >= 0)
+                                r = buffer_printf(t->out, "%s\n", json_object_to_json_string_ext(rec, json_event_flags()));
+                } else if (arg_json) {
                         r = buffer_append(t->out, line, len);
                         if (r >= 0)
                                 r = buffer_append(t->out, "\n", 1);
@@ -137,10 +181,17 @@ static int on_record(ClientConn *c, const char *line, size_t len, uint64_t offse
 static int on_reply(ClientConn *c, const char *line, size_t len, struct json_object *msg, void *userdata) {
         Tail *t = userdata;
 
-        if (streq_ptr(json_get_string(msg, "op"), "error")) {
+        const char *op = json_get_string(msg, "op");
+
+        if (streq_ptr(op, "error")) {
+                const char *code = json_get_string(msg, "code");
+
                 log_error("Failed to follow records: %s", json_get_string(msg, "message") ?: line);
-                tail_exit(t, EXIT_FAILURE);
+                tail_exit(t, streq_ptr(code, "denied") ? EXIT_DENIED : streq_ptr(code, "no_such_source") ? EXIT_NO_SUCH_SOURCE : EXIT_FAILURE);
+                return 0;
         }
+        if (streq_ptr(op, "status") && t->need_status && !t->subscribed)
+                return on_status(t, c, msg);
         return 0;
 }
 
@@ -180,6 +231,13 @@ static void on_disconnected(ClientConn *c, int error, const char *reason, void *
                 return;
         if (error < 0) {
                 log_error("%s", reason);
+                tail_exit(t, (error == -ECONNREFUSED || error == -ENOENT) ? EXIT_NOT_RUNNING :
+                             error == -EACCES ? EXIT_DENIED : EXIT_FAILURE);
+                return;
+        }
+        if (t->stop_at_end || (t->need_status && !t->subscribed)) {
+                /* The server went away before we had everything we came for. */
+                log_error("The server closed the connection before the end of the queue.");
                 tail_exit(t, EXIT_FAILURE);
                 return;
         }
@@ -199,33 +257,11 @@ int verb_tail(sd_bus *bus, int argc, char **argv) {
         sigset_t mask;
         int r;
 
-        if (arg_lines_set || arg_no_follow) {
-                _cleanup_(sd_bus_flush_close_unrefp) sd_bus *b = NULL;
-                _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-                uint64_t first = 0, end = 0, start;
-
-                if (bus_connect(&b) < 0)
-                        return EXIT_FAILURE;
-                r = sd_bus_get_property_trivial(b, BUS_NAME, BUS_PATH, BUS_MANAGER_IFACE, "QueueFirstOffset", &error, 't', &first);
-                if (r >= 0)
-                        r = sd_bus_get_property_trivial(b, BUS_NAME, BUS_PATH, BUS_MANAGER_IFACE, "QueueNextOffset", &error, 't', &end);
-                if (r < 0) {
-                        log_error("Failed to read where the queue ends: %s", bus_error_text(&error, r));
-                        return EXIT_FAILURE;
-                }
-                if (arg_lines_set)
-                        t.from = (SubscribeFrom) { .kind = SUBSCRIBE_FROM_OFFSET,
-                                                   .offset = MAX(first, end > arg_lines ? end - arg_lines : 0) };
-                start = t.from.kind == SUBSCRIBE_FROM_OFFSET ? MAX(t.from.offset, first) :
-                        t.from.kind == SUBSCRIBE_FROM_EARLIEST ? first : end;
-                if (arg_no_follow) {
-                        if (start >= end)
-                                return EXIT_SUCCESS; /* nothing there to show */
-                        t.stop_at_end = true;
-                        t.end = end;
-                        t.filter_here = arg_n_sources > 0;
-                }
-        }
+        /* Where to begin depends on the queue: -n (10 by default, as tail(1)), and --no-follow needs
+         * its end. Only an explicit --from= while following can subscribe straight away. */
+        t.need_status = arg_no_follow || !arg_from_set;
+        if (!arg_lines_set)
+                arg_lines = 10;
 
         (void) signal(SIGPIPE, SIG_IGN);
         sigemptyset(&mask);
@@ -262,6 +298,8 @@ int verb_tail(sd_bus *bus, int argc, char **argv) {
         r = client_conn_connect(t.conn);
         if (r < 0) {
                 log_error_errno(r, "Failed to connect to %s: %m", arg_connect);
+                t.exit_code = (r == -ECONNREFUSED || r == -ENOENT) ? EXIT_NOT_RUNNING : EXIT_FAILURE;
+                r = 0;
                 goto finish;
         }
         r = sd_event_loop(t.event);

@@ -14,6 +14,9 @@
 #include "util.h"
 
 bool arg_json = false;
+JsonMode arg_json_mode = JSON_OFF;
+bool arg_quiet = false;
+bool arg_verb_changes = false;
 bool arg_no_pager = false;
 bool arg_no_legend = false;
 bool arg_user = false;
@@ -87,7 +90,7 @@ static int verb_add_source(sd_bus *bus, int argc, char **argv) {
         r = sd_bus_call(bus, m, 0, &error, &reply);
         if (r < 0) {
                 log_error("Failed to add source %s: %s", name, bus_error_text(&error, r));
-                return EXIT_FAILURE;
+                return bus_error_exit_status(&error, r);
         }
         r = sd_bus_message_read(reply, "o", &path);
         if (r < 0)
@@ -124,8 +127,10 @@ static int verb_simple(sd_bus *bus, int argc, char **argv) {
                                                NULL, "s", argv[j]);
                         if (r < 0) {
                                 log_error("Failed to %s source %s: %s", table[i].what, argv[j], bus_error_text(&error, r));
+                                /* The first failure's code, as systemctl does for several units. */
+                                if (ret == EXIT_SUCCESS)
+                                        ret = bus_error_exit_status(&error, r);
                                 sd_bus_error_free(&error);
-                                ret = EXIT_FAILURE;
                         }
                 }
                 return ret;
@@ -137,24 +142,26 @@ typedef struct Verb {
         const char *name;
         int min_args, max_args; /* words after the verb; -1: any number */
         bool needs_bus;
+        bool changes;           /* changes the pipeline (root only): the words of an access denial */
         int (*dispatch)(sd_bus *bus, int argc, char **argv);
 } Verb;
 
+/* The first one is the default verb, like systemctl's list-units. */
 static const Verb verbs[] = {
-        { "add-source", 1, 1, true, verb_add_source },
-        { "remove-source", 1, -1, true, verb_simple },
-        { "pause-source", 1, -1, true, verb_simple },
-        { "resume-source", 1, -1, true, verb_simple },
-        { "list-sources", 0, 0, true, verb_list_sources },
-        { "status", 0, -1, true, verb_status },
-        { "monitor", 0, 0, true, verb_monitor },
-        { "tail", 0, 0, false, verb_tail },
+        { "list-sources", 0, 0, true, false, verb_list_sources },
+        { "add-source", 1, 1, true, true, verb_add_source },
+        { "remove-source", 1, -1, true, true, verb_simple },
+        { "pause-source", 1, -1, true, true, verb_simple },
+        { "resume-source", 1, -1, true, true, verb_simple },
+        { "status", 0, -1, true, false, verb_status },
+        { "monitor", 0, 0, true, false, verb_monitor },
+        { "tail", 0, 0, false, false, verb_tail },
 };
 
 static void help(void) {
-        printf("%s [OPTIONS...] COMMAND ...\n\n"
+        printf("%s [OPTIONS...] [COMMAND] ...\n\n"
                "Control the dpipe pipeline (dpiped) over D-Bus.\n\n"
-               "Commands:\n"
+               "Commands (default: list-sources):\n"
                "  add-source NAME --type=TYPE --address=ADDR [--option=KEY=VALUE...]\n"
                "                              Register and start a source\n"
                "  remove-source NAME...       Stop and forget sources\n"
@@ -168,7 +175,9 @@ static void help(void) {
                "  -h --help                   Show this help\n"
                "     --version                Show package version\n"
                "     --user                   Talk to the session bus instead of the system bus\n"
-               "     --json                   Machine-readable JSON output\n"
+               "  -j --json[=MODE]            JSON output: pretty, short or off; bare --json (-j):\n"
+               "                              pretty on a terminal, short (one line) otherwise\n"
+               "  -q --quiet                  No legend, banner or hints; status NAME: exit code only\n"
                "     --no-pager               Do not pipe output into a pager\n"
                "     --no-legend              Do not print the column headers and footer\n"
                "  -t --type=TYPE              add-source: connector type (tcp, http, ...)\n"
@@ -223,7 +232,8 @@ static int parse_argv(int argc, char *argv[]) {
                 { "version", no_argument, NULL, ARG_VERSION },
                 { "user", no_argument, NULL, ARG_USER },
                 { "system", no_argument, NULL, ARG_SYSTEM },
-                { "json", no_argument, NULL, ARG_JSON },
+                { "json", optional_argument, NULL, ARG_JSON },
+                { "quiet", no_argument, NULL, 'q' },
                 { "no-pager", no_argument, NULL, ARG_NO_PAGER },
                 { "no-legend", no_argument, NULL, ARG_NO_LEGEND },
                 { "type", required_argument, NULL, 't' },
@@ -243,7 +253,7 @@ static int parse_argv(int argc, char *argv[]) {
         };
         int c, r;
 
-        while ((c = getopt_long(argc, argv, "ht:a:o:n:", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, "hjqt:a:o:n:", options, NULL)) >= 0)
                 switch (c) {
                 case 'h':
                         help();
@@ -257,8 +267,28 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_SYSTEM:
                         arg_user = false;
                         break;
+                case 'j':
+                        arg_json_mode = JSON_AUTO;
+                        break;
                 case ARG_JSON:
-                        arg_json = true;
+                        if (!optarg)
+                                arg_json_mode = JSON_AUTO;
+                        else if (streq(optarg, "pretty"))
+                                arg_json_mode = JSON_PRETTY;
+                        else if (streq(optarg, "short"))
+                                arg_json_mode = JSON_SHORT;
+                        else if (streq(optarg, "off"))
+                                arg_json_mode = JSON_OFF;
+                        else if (streq(optarg, "help")) {
+                                puts("short\npretty\noff");
+                                return 0;
+                        } else {
+                                log_error("Invalid --json=%s: expected pretty, short or off.", optarg);
+                                return -EINVAL;
+                        }
+                        break;
+                case 'q':
+                        arg_quiet = true;
                         break;
                 case ARG_NO_PAGER:
                         arg_no_pager = true;
@@ -339,6 +369,9 @@ static int parse_argv(int argc, char *argv[]) {
                 default:
                         return -EINVAL;
                 }
+        arg_json = arg_json_mode != JSON_OFF;
+        if (arg_quiet)
+                arg_no_legend = true;
         return 1;
 }
 
@@ -426,8 +459,11 @@ static int run(int argc, char *argv[]) {
         words = argv + optind;
         n_words = argc - optind;
         if (n_words == 0) {
-                log_error("Missing command; see --help.");
-                return EXIT_USAGE;
+                /* "dpipectl" alone lists the sources, as "systemctl" alone lists the units. */
+                static char *default_words[] = { (char *) "list-sources", NULL };
+
+                words = default_words;
+                n_words = 1;
         }
         for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
                 if (streq(words[0], verbs[i].name))
@@ -446,8 +482,9 @@ static int run(int argc, char *argv[]) {
         }
         if (check_verb_options(verb->name) < 0)
                 return EXIT_USAGE;
+        arg_verb_changes = verb->changes;
 
-        arg_colors = isatty(STDOUT_FILENO) > 0 && !streq_ptr(getenv("TERM"), "dumb") && !getenv("NO_COLOR");
+        arg_colors = colors_enabled();
 
         if (verb->needs_bus) {
                 r = bus_connect(&bus);

@@ -20,8 +20,19 @@
 #define BUS_MANAGER_IFACE "org.dpipe.Pipeline1.Manager"
 #define BUS_SOURCE_IFACE "org.dpipe.Pipeline1.Source"
 
+/* --json=MODE (systemd's forms). Bare --json / -j is JSON_AUTO: pretty on a terminal, short
+ * otherwise; streams (monitor, tail) print one short line per event unless pretty was asked for. */
+typedef enum JsonMode {
+        JSON_OFF,
+        JSON_AUTO,
+        JSON_SHORT,
+        JSON_PRETTY,
+} JsonMode;
+
 /* Parsed options: the only globals. */
-extern bool arg_json;
+extern bool arg_json;             /* JSON output of any form (arg_json_mode != JSON_OFF) */
+extern JsonMode arg_json_mode;
+extern bool arg_quiet;            /* -q: no legend, banner or hint; status NAME prints nothing */
 extern bool arg_no_pager;
 extern bool arg_no_legend;
 extern bool arg_user;
@@ -36,7 +47,9 @@ extern uint64_t arg_lines;        /* tail -n: start this many records before the
 extern bool arg_lines_set;
 extern bool arg_no_follow;        /* tail: stop at the end of what the queue held at start */
 
-#define EXIT_USAGE 2
+/* Exit codes (dpipectl(1), EXIT STATUS). Like systemctl, bad usage is 1 (EXIT_FAILURE) and a
+ * name that does not exist is 4 (systemctl status: "no such unit"). */
+#define EXIT_USAGE EXIT_FAILURE
 
 /* ANSI colours, used only when arg_colors. */
 #define ANSI_GREEN "\x1b[0;32m"
@@ -61,14 +74,23 @@ int bus_message_read_properties_json(sd_bus_message *m, struct json_object **ret
 /* Properties.GetAll of iface at path, as JSON. */
 int bus_get_all_properties_json(sd_bus *bus, const char *path, const char *iface, sd_bus_error *error,
                                 struct json_object **ret);
-/* The D-Bus error as one readable line ("Source demo exists." rather than the error name). */
+/* The D-Bus error as one readable line ("Source demo exists." rather than the error name; an access
+ * denial of the bus daemon in words, not its rule dump). */
 const char *bus_error_text(const sd_bus_error *e, int r);
+/* The exit code for a failed call: EXIT_NO_SUCH_SOURCE, EXIT_DENIED, EXIT_NOT_RUNNING or EXIT_FAILURE. */
+int bus_error_exit_status(const sd_bus_error *e, int r);
+/* The verb being run changes the pipeline (for the words of an access denial). */
+extern bool arg_verb_changes;
 
 /* The system bus, or the session bus with --user; logs the error. */
 int bus_connect(sd_bus **ret);
 
-/* Prints a JSON value on stdout, pretty on a terminal, one line otherwise. */
+/* Prints a JSON value on stdout as --json= says (bare --json: pretty on a terminal, one line
+ * otherwise). json_print_event() is for streams: one line unless --json=pretty. */
 void json_print(struct json_object *o);
+void json_print_event(struct json_object *o);
+/* The json-c flags of one value of a stream (tail, monitor). */
+int json_event_flags(void);
 
 int verb_list_sources(sd_bus *bus, int argc, char **argv);
 int verb_status(sd_bus *bus, int argc, char **argv);

@@ -77,13 +77,10 @@ int table_add_cell(Table *t, const char *text, const char *color) {
                 t->cells = c;
                 t->allocated = n;
         }
-        s = strdup(isempty(text) ? "-" : text);
+        /* Control characters would break the layout (and could drive the terminal): shown escaped. */
+        s = text_escape(isempty(text) ? "-" : text);
         if (!s)
                 return -ENOMEM;
-        /* Control characters would break the layout (and could drive the terminal). */
-        for (char *p = s; *p; p++)
-                if ((unsigned char) *p < 0x20 || *p == 0x7f)
-                        *p = '?';
         t->cells[t->n_cells++] = (TableCell) { .text = s, .color = color };
         return 0;
 }
@@ -105,28 +102,19 @@ size_t table_get_rows(const Table *t) {
         return (t->n_cells + t->n_columns - 1) / t->n_columns;
 }
 
-/* Appends at most width cells of s, replacing the tail with "…" when it had to cut. */
-static int append_ellipsized(Buffer *b, const char *s, size_t width) {
-        size_t w = 0;
-        const char *p = s;
+/* Appends at most width cells of s, replacing the tail with "…" when it had to cut. Returns the
+ * cells written (a cut before a wide character may leave one less than width). */
+int text_append_ellipsized(Buffer *b, const char *s, size_t width) {
+        size_t n, w = text_width(s);
 
-        if (text_width(s) <= width)
-                return buffer_append_str(b, s);
+        if (w <= width)
+                return buffer_append_str(b, s) < 0 ? -ENOMEM : (int) w;
         if (width == 0)
                 return 0;
-        while (*p) {
-                const char *q = p + 1;
-
-                while ((*q & 0xC0) == 0x80)
-                        q++;
-                if (w + 1 >= width)
-                        break;
-                w++;
-                p = q;
-        }
-        if (buffer_append(b, s, (size_t) (p - s)) < 0)
+        n = text_prefix_for_width(s, width - 1, &w);
+        if (buffer_append(b, s, n) < 0 || buffer_append_str(b, "…") < 0)
                 return -ENOMEM;
-        return buffer_append_str(b, "…");
+        return (int) w + 1;
 }
 
 static int append_padding(Buffer *b, size_t n) {
@@ -157,8 +145,9 @@ static int format_row(const Table *t, const TableFormat *fmt, const size_t *widt
                         return r;
                 if (colored && (r = buffer_append_str(b, colors[c])) < 0)
                         return r;
-                if ((r = append_ellipsized(b, s, widths[c])) < 0)
+                if ((r = text_append_ellipsized(b, s, widths[c])) < 0)
                         return r;
+                w = (size_t) r;
                 if (colored && (r = buffer_append_str(b, ANSI_NORMAL)) < 0)
                         return r;
                 /* No trailing blanks after the last column, except under the header's underline. */

@@ -35,3 +35,7 @@ typedef struct TableFormat {
 
 /* Appends the table (each line ending in '\n') to b. */
 int table_format(const Table *t, const TableFormat *fmt, Buffer *b);
+
+/* Appends at most width cells of s (display width), cut with "…" when longer; returns the cells
+ * written or -ENOMEM. Shared with the record table of dpipe-client. */
+int text_append_ellipsized(Buffer *b, const char *s, size_t width);

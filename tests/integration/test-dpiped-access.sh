@@ -27,7 +27,7 @@ out=$(dp_nobody timeout 20 python3 "$DPIPED_TESTS_DIR/dpiped-client.py" "$SOCK" 
         dp_fail "nobody could not subscribe over client.sock: $out"
 dp_assert_eq 50 "$(grep -c '"op":"record"' <<<"$out")" "nobody receives every record over client.sock"
 # The finding of issue 14: nobody added a source that reads a root-only file.
-dp_expect_exit 1 dp_nobody dpipe-client --connect="$SOCK" add steal file address=/etc/shadow
+dp_expect_exit 77 dp_nobody dpipe-client --connect="$SOCK" add steal file address=/etc/shadow
 dp_assert_contains "$err" "changing the pipeline needs root or membership in group dpipe" "nobody's add is denied"
 out=$(dp_nobody python3 "$DPIPED_TESTS_DIR/dpiped-client.py" "$SOCK" 'send:{"op":"add_source","name":"x","type":"tcp","options":{"address":"127.0.0.1:9"},"id":7}' \
         'send:remove feed' 'send:pause feed' 'send:start feed' send:ping recv:5)
@@ -61,7 +61,7 @@ dp_assert_contains "$(sed -n 1p <<<"$out")" '"name":"demo"' "TCP reads without a
 dp_assert_eq "denied denied denied " "$(codes "$out")" "TCP changes are denied without --tokens, and so is a token"
 dp_assert_contains "$(sed -n 2p <<<"$out")" "needs an admin token, and this server has none (dpiped --tokens)" "why"
 dp_assert_contains "$(sed -n 4p <<<"$out")" "this server accepts no tokens" "a token without --tokens"
-dp_expect_exit 1 dpipe-client --connect="127.0.0.1:$DPIPED_PORT" remove demo
+dp_expect_exit 77 dpipe-client --connect="127.0.0.1:$DPIPED_PORT" remove demo
 dp_assert_contains "$err" "changing the pipeline over TCP needs an admin token" "dpipe-client over TCP"
 grep -q 'Refused add_source of source x .* by a client without a token from 127.0.0.1:[0-9]* over TCP' "$LOG_DIR/dpiped.log" ||
         dp_fail "audit of a refused TCP change"
@@ -73,7 +73,7 @@ if getent group users >/dev/null; then
         dp_dpiped --admin-group=users
         DP_SETPRIV="--reuid=65534 --regid=65534 --groups=$gid" dp_expect_exit 0 dp_nobody dpipe-client --connect="$SOCK" add g1 tcp address=127.0.0.1:9
         DP_SETPRIV="--reuid=65534 --regid=$gid --clear-groups" dp_expect_exit 0 dp_nobody dpipe-client --connect="$SOCK" remove g1
-        dp_expect_exit 1 dp_nobody dpipe-client --connect="$SOCK" add g2 tcp address=127.0.0.1:9
+        dp_expect_exit 77 dp_nobody dpipe-client --connect="$SOCK" add g2 tcp address=127.0.0.1:9
         dp_assert_contains "$err" "membership in group users" "the group named in the refusal"
         dp_kill_daemon dpiped TERM
 else
@@ -144,11 +144,11 @@ echo "$ADMIN" >"$TMP/admin.token"
 dp_expect_exit 0 dpipe-client --connect="127.0.0.1:$DPIPED_PORT" --token-file="$TMP/admin.token" add t3 tcp address=127.0.0.1:9
 dp_expect_exit 0 env DPIPE_TOKEN="$READER" dpipe-client --connect="127.0.0.1:$DPIPED_PORT" list
 dp_assert_contains "$out" '"name":"t3"' "a read token via \$DPIPE_TOKEN"
-dp_expect_exit 1 env DPIPE_TOKEN="$READER" dpipe-client --connect="127.0.0.1:$DPIPED_PORT" remove t3
+dp_expect_exit 77 env DPIPE_TOKEN="$READER" dpipe-client --connect="127.0.0.1:$DPIPED_PORT" remove t3
 dp_assert_contains "$err" "this token may only read" "a read token's change"
-dp_expect_exit 1 env DPIPE_TOKEN=wrong-wrong-wrong-wrong dpipe-client --connect="127.0.0.1:$DPIPED_PORT" --reconnect list
+dp_expect_exit 77 env DPIPE_TOKEN=wrong-wrong-wrong-wrong dpipe-client --connect="127.0.0.1:$DPIPED_PORT" --reconnect list
 dp_assert_contains "$err" "refused our token: invalid token" "a wrong token ends dpipe-client, even with --reconnect"
-dp_expect_exit 1 dpipe-client --connect="127.0.0.1:$DPIPED_PORT" list
+dp_expect_exit 77 dpipe-client --connect="127.0.0.1:$DPIPED_PORT" list
 dp_assert_contains "$err" "send a valid token first" "no token"
 # client.sock is not affected by tokens: credentials decide there.
 dp_expect_exit 0 dp_nobody dpipe-client --connect="$SOCK" list

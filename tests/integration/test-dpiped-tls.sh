@@ -86,9 +86,9 @@ dp_assert_eq "dpipe-client: TLS with $ADDR failed: TLS handshake failed: certifi
         "$err" "a wrong CA: one clear line"
 dp_expect_exit 1 dpipe-client --connect="$ADDR" --token-file="$TMP/reader.token" status
 dp_assert_contains "$err" "(if the server speaks TLS, add --tls)" "plain text to a TLS port"
-dp_expect_exit 2 dpipe-client --connect="$RUNTIME_DIR/client.sock" --tls status
+dp_expect_exit 1 dpipe-client --connect="$RUNTIME_DIR/client.sock" --tls status
 dp_assert_contains "$err" "--tls needs --connect=HOST:PORT" "TLS on client.sock"
-dp_expect_exit 2 dpipe-client --connect="$ADDR" --tls --tls-ca="$TMP/none.pem" status
+dp_expect_exit 1 dpipe-client --connect="$ADDR" --tls --tls-ca="$TMP/none.pem" status
 dp_assert_contains "$err" "cannot open CA file $TMP/none.pem: No such file or directory" "a missing CA file"
 
 # Every record, in order, through TLS (the stream batches: many records per TLS write).

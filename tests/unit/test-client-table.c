@@ -90,8 +90,44 @@ static void test_control_chars(void **state) {
         assert_non_null(t);
         assert_int_equal(table_add_cell(t, "x\ny", NULL), 0);
         assert_int_equal(table_add_cell(t, "\x1b[2J", NULL), 0);
-        /* A cell cannot break the line or drive the terminal. */
-        assert_string_equal(format(t, (TableFormat) { .header = false }, &b), "x?y ?[2J\n");
+        /* A cell cannot break the line or drive the terminal: shown escaped, visibly. */
+        assert_string_equal(format(t, (TableFormat) { .header = false }, &b), "x\\ny \\x1b[2J\n");
+        table_free(t);
+
+        t = table_new(2, (const char *const[]) { "A", "B" });
+        assert_non_null(t);
+        assert_int_equal(table_add_cell(t, "tab\there\r", NULL), 0);
+        assert_int_equal(table_add_cell(t, "bad \xff byte, C1 \xc2\x9b", NULL), 0);
+        assert_string_equal(format(t, (TableFormat) { .header = false }, &b),
+                            "tab\\there\\r bad \\xff byte, C1 \\u009b\n");
+        table_free(t);
+        buffer_done(&b);
+}
+
+/* Columns line up by display width: CJK characters take two cells, combining marks none. */
+static void test_wide(void **state) {
+        Table *t = table_new(3, (const char *const[]) { "NAME", "CITY", "N" });
+        Buffer b = {};
+
+        assert_non_null(t);
+        assert_int_equal(table_add_cell(t, "東京", NULL), 0);
+        assert_int_equal(table_add_cell(t, "Tōkyō", NULL), 0);
+        assert_int_equal(table_add_cell(t, "1", NULL), 0);
+        assert_int_equal(table_add_cell(t, "plain", NULL), 0);
+        assert_int_equal(table_add_cell(t, "Zu\xcc\x88rich", NULL), 0); /* u + U+0308 */
+        assert_int_equal(table_add_cell(t, "2", NULL), 0);
+        assert_string_equal(format(t, (TableFormat) { .header = true }, &b),
+                            "NAME  CITY   N\n"
+                            "東京  Tōkyō  1\n"
+                            "plain Zu\xcc\x88rich 2\n");
+        table_free(t);
+
+        /* Cut by cells, never inside a character: a wide one that does not fit leaves a blank. */
+        t = table_new(2, (const char *const[]) { "A", "B" });
+        assert_non_null(t);
+        assert_int_equal(table_add_cell(t, "日本語のテキスト", NULL), 0);
+        assert_int_equal(table_add_cell(t, "x", NULL), 0);
+        assert_string_equal(format(t, (TableFormat) { .header = false, .max_width = 8 }, &b), "日本…  x\n");
         table_free(t);
         buffer_done(&b);
 }
@@ -113,6 +149,7 @@ int main(void) {
                 cmocka_unit_test(test_colors),
                 cmocka_unit_test(test_narrow),
                 cmocka_unit_test(test_control_chars),
+                cmocka_unit_test(test_wide),
                 cmocka_unit_test(test_empty),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -9,12 +9,14 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
 #include "buffer.h"
 #include "client-format.h"
 #include "client-util.h"
+#include "macro.h"
 #include "line.h"
 #include "util.h"
 
@@ -181,6 +183,39 @@ static void test_output_format_names(void **state) {
 static const char rec0[] = "{\"op\":\"record\",\"offset\":0,\"source\":\"demo\",\"ts_us\":7,\"data\":{\"id\":1,\"name\":\"a, b\"}}";
 static const char rec1[] = "{\"op\":\"record\",\"offset\":1,\"source\":\"demo\",\"ts_us\":8,\"data\":{\"name\":\"x\",\"extra\":true}}";
 
+/* The table on real data: a later, longer value widens its column (and the header is printed again)
+ * instead of being cut; CJK lines up by cells; an embedded newline stays inside its row. */
+static void test_record_table_adapts(void **state) {
+        static const char *const recs[] = {
+                "{\"op\":\"record\",\"offset\":0,\"source\":\"s\",\"ts_us\":0,\"data\":{\"city\":\"Oslo\",\"n\":1}}",
+                "{\"op\":\"record\",\"offset\":1,\"source\":\"s\",\"ts_us\":0,\"data\":{\"city\":\"東京\",\"n\":2}}",
+                "{\"op\":\"record\",\"offset\":2,\"source\":\"s\",\"ts_us\":0,\"data\":{\"city\":\"Llanfair\\nPwllgwyngyll\",\"n\":3}}",
+                "{\"op\":\"record\",\"offset\":3,\"source\":\"s\",\"ts_us\":0,\"data\":{\"city\":\"Rome\",\"n\":4}}",
+        };
+        RecordFormatter f;
+        Buffer b = {};
+
+        record_formatter_init(&f, OUTPUT_TABLE);
+        for (size_t i = 0; i < ELEMENTSOF(recs); i++)
+                assert_int_equal(record_formatter_append(&f, recs[i], strlen(recs[i]), &b), 0);
+        assert_string_equal(buffer_string(&b),
+                            "offset   source time                       city n\n"
+                            "0        s      1970-01-01 00:00:00.000000 Oslo 1\n"
+                            "1        s      1970-01-01 00:00:00.000000 東京 2\n"
+                            "offset   source time                       city                   n\n"
+                            "2        s      1970-01-01 00:00:00.000000 Llanfair\\nPwllgwyngyll 3\n"
+                            "3        s      1970-01-01 00:00:00.000000 Rome                   4\n");
+        record_formatter_done(&f);
+        buffer_done(&b);
+}
+
+static void test_text_width_cells(void **state) {
+        assert_int_equal(text_width("東京"), 4);
+        assert_int_equal(text_width("e\xcc\x81"), 1);           /* e + combining acute */
+        assert_int_equal(text_width("\xf0\x9f\x98\x80"), 2);   /* U+1F600 */
+        assert_int_equal(text_width("\xff"), 1);                 /* not UTF-8: one cell */
+}
+
 static void test_record_formats(void **state) {
         RecordFormatter f;
         Buffer b = {};
@@ -203,13 +238,23 @@ static void test_record_formats(void **state) {
         record_formatter_done(&f);
         buffer_clear(&b);
 
+        /* Table: times in local time (TZ=UTC here), a new field becomes a new column under a new
+         * header. */
         record_formatter_init(&f, OUTPUT_TABLE);
         assert_int_equal(record_formatter_append(&f, rec0, strlen(rec0), &b), 0);
         assert_int_equal(record_formatter_append(&f, rec1, strlen(rec1), &b), 0);
         assert_string_equal(buffer_string(&b),
-                            "offset   source ts_us id name\n"
-                            "0        demo   7     1  a, b\n"
-                            "1        demo   8        x\n");
+                            "offset   source time                       id name\n"
+                            "0        demo   1970-01-01 00:00:00.000007 1  a, b\n"
+                            "offset   source time                       id name extra\n"
+                            "1        demo   1970-01-01 00:00:00.000008    x    true\n");
+        record_formatter_done(&f);
+        buffer_clear(&b);
+
+        /* Pretty JSON: the same record, re-indented. */
+        record_formatter_init(&f, OUTPUT_JSON_PRETTY);
+        assert_int_equal(record_formatter_append(&f, rec0, strlen(rec0), &b), 0);
+        assert_non_null(strstr(buffer_string(&b), "\n  \"offset\": 0,\n"));
         record_formatter_done(&f);
         buffer_clear(&b);
 
@@ -221,6 +266,9 @@ static void test_record_formats(void **state) {
 }
 
 int main(void) {
+        /* Times in the table are local: make them the same everywhere. */
+        setenv("TZ", "UTC", 1);
+        tzset();
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_subscribe_from),
                 cmocka_unit_test(test_option_types),
@@ -231,6 +279,8 @@ int main(void) {
                 cmocka_unit_test(test_format_relative),
                 cmocka_unit_test(test_csv_field),
                 cmocka_unit_test(test_text_width),
+                cmocka_unit_test(test_text_width_cells),
+                cmocka_unit_test(test_record_table_adapts),
                 cmocka_unit_test(test_output_format_names),
                 cmocka_unit_test(test_record_formats),
         };

@@ -184,7 +184,11 @@ static int control_io(sd_event_source *es, int fd, uint32_t revents, void *userd
                         if (f.type == FRAME_CONTROL && frame_parse_json(&f, &req) >= 0) {
                                 r = control_handle(c, req);
                                 if (r < 0 && r != -ENOBUFS) {
-                                        log_warning_errno(r, "Failed to handle control request, closing: %m");
+                                        /* dpiped closes the connection once it has no source (or
+                                         * sink) of ours left, right after its last request: a reply
+                                         * that meets the hang-up is expected, not a problem. */
+                                        log_full_errno(r == -EPIPE || r == -ECONNRESET ? LOG_DEBUG : LOG_WARNING, r,
+                                                       "Failed to handle control request, closing: %m");
                                         control_connection_close(c);
                                         return 0;
                                 }
