@@ -337,6 +337,13 @@ static void result_error(NatsOpenResult *r, natsStatus s, jsErrCode jerr, bool p
         r->permanent = permanent;
 }
 
+/* How often the lookup is repeated at most until it is stable (see do_open()). */
+#define RECHECK_ROUNDS_MAX 10u
+
+static uint64_t msg_seq(natsMsg *m) {
+        return m ? natsMsg_GetSequence(m) : 0;
+}
+
 static void do_open(const NatsOpenParams *p, uint64_t link_id, NatsOpenResult *r) {
         natsOptions *opts = NULL;
         jsStreamInfo *si = NULL;
@@ -426,8 +433,28 @@ static void do_open(const NatsOpenParams *p, uint64_t link_id, NatsOpenResult *r
                 goto finish;
         }
 
-        jerr = 0;
-        s = js_GetLastMsg(&last, c->js, p->stream, p->last_subject, NULL, &jerr);
+        /* A publish that a server took before an outage may be stored only when the stream has its
+         * quorum back, just after the lookup below first succeeds: a message of an earlier
+         * connection (or of a sink process killed meanwhile) landing after the resume point would
+         * be stored twice once the duplicate window has forgotten its id. So the lookup is repeated
+         * until this pipeline's last message stays the same for recheck_ms (only this sink publishes
+         * on these subjects). */
+        for (unsigned round = 0;; round++) {
+                uint64_t seen = msg_seq(last);
+                natsMsg *again = NULL;
+
+                if (round > 0 && p->recheck_ms > 0)
+                        nats_Sleep(p->recheck_ms);
+                jerr = 0;
+                s = js_GetLastMsg(&again, c->js, p->stream, p->last_subject, NULL, &jerr);
+                if (s != NATS_OK && s != NATS_NOT_FOUND && jerr != JSNoMessageFoundErr)
+                        break;
+                natsMsg_Destroy(last);
+                last = s == NATS_OK ? again : NULL;
+                if (p->recheck_ms <= 0 || (round > 0 && msg_seq(last) == seen) ||
+                    round >= RECHECK_ROUNDS_MAX)
+                        break;
+        }
         if (s == NATS_OK) {
                 const char *v = NULL;
 

@@ -50,6 +50,7 @@ typedef struct NatsOpenParams {
         uint32_t replicas;    /* 0: never create the stream */
         int64_t timeout_ms;   /* connect and API requests */
         int64_t settle_ms;    /* at most this long for the previous connection's publishes */
+        int64_t recheck_ms;   /* the lookup of the last message must be stable this long; 0: once */
 } NatsOpenParams;
 
 typedef struct NatsOpenResult {

@@ -36,6 +36,11 @@
  * longer belongs to a message that is lost, or that the duplicate window catches when resent. */
 #define SETTLE_MAX_MS 2000u
 
+/* Before resuming, this pipeline's last message in the stream must stay the same this long: a
+ * publish the servers took before an outage is stored when the stream's quorum is back, maybe just
+ * after the first lookup. A second per (re)connect; far longer than such a store takes. */
+#define RECHECK_MS 1000
+
 typedef struct NatsConfig {
         char *address;
         char *stream;
@@ -408,6 +413,7 @@ static void nats_open(Sink *s) {
                 .replicas = c->replicas,
                 .timeout_ms = c->timeout_ms,
                 .settle_ms = MIN(c->ack_timeout_ms, SETTLE_MAX_MS),
+                .recheck_ms = RECHECK_MS,
         };
         r = nats_link_open_async(n->link, TAKE_PTR(n->retired), &p);
         if (r < 0)
