@@ -5,6 +5,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
 
@@ -361,13 +362,17 @@ static ssize_t match_field(const uint8_t *start, const uint8_t *end, bool escape
  * prefix variants cost the common case nothing. Returns the type, or -EBADMSG with *ret_error. */
 static inline __attribute__((always_inline)) int scan_value(const char *s, size_t n, JsonScanField *fields,
                                                             size_t n_fields, unsigned flags, size_t *ret_end,
-                                                            size_t *ret_error_offset) {
+                                                            size_t *ret_error_offset, JsonScanMembers *mt) {
         const uint8_t *p = (const uint8_t *) s, *end = p + n, *error = NULL, *member_start = NULL, *key_start;
         uint64_t objects = 0; /* bit d set: the container at depth d + 1 is an object */
         unsigned depth = 0;
         ssize_t member = -1; /* the field whose value is being scanned (depth 1 of an object) */
+        /* JSON_SCAN_MEMBERS: bit d set when the container at depth d is an object whose members are
+         * listed; open[d] is the member of it whose value is being scanned. */
+        uint32_t tracked = 0;
+        uint32_t open[JSON_SCAN_MEMBERS_DEPTH_MAX + 1];
         JsonScanType top;
-        bool escaped;
+        bool escaped = false;
 
         assert(s || n == 0);
         assert(fields || n_fields == 0);
@@ -377,6 +382,8 @@ static inline __attribute__((always_inline)) int scan_value(const char *s, size_
                 fields[i].value = NULL;
                 fields[i].value_len = 0;
         }
+        if (flags & JSON_SCAN_MEMBERS)
+                mt->n = 0;
 
         p = skip_blanks(p, end, flags);
         if (p >= end) {
@@ -404,6 +411,13 @@ value: /* p is at the first byte of a value (or at blanks before it, or at the e
                         objects |= UINT64_C(1) << depth;
                 else
                         objects &= ~(UINT64_C(1) << depth);
+                if (flags & JSON_SCAN_MEMBERS) {
+                        /* The top-level object, or the value of a listed member not too deep. */
+                        if (*p == '{' && (depth == 0 || (depth < mt->max_depth && (tracked >> depth & 1))))
+                                tracked |= UINT32_C(1) << (depth + 1);
+                        else if (depth + 1 <= JSON_SCAN_MEMBERS_DEPTH_MAX)
+                                tracked &= ~(UINT32_C(1) << (depth + 1));
+                }
                 depth++;
                 p++;
                 if (p < end && is_blank(*p, flags))
@@ -444,6 +458,8 @@ value: /* p is at the first byte of a value (or at blanks before it, or at the e
                 p = skip_blanks(p, end, flags);
                 if (depth == 1)
                         member_start = p;
+                if ((flags & JSON_SCAN_MEMBERS) && depth <= JSON_SCAN_MEMBERS_DEPTH_MAX && (tracked >> depth & 1))
+                        mt->members[open[depth]].value = (const char *) p;
                 goto value;
         default:
                 error = p;
@@ -453,6 +469,14 @@ value: /* p is at the first byte of a value (or at blanks before it, or at the e
                 goto fail;
 
 after_value: /* p is just after a complete value */
+        if ((flags & JSON_SCAN_MEMBERS) && depth >= 1 && depth <= JSON_SCAN_MEMBERS_DEPTH_MAX &&
+            (tracked >> depth & 1)) {
+                JsonScanMember *m = mt->members + open[depth];
+
+                m->value_len = (uint32_t) (p - (const uint8_t *) m->value);
+                m->type = (uint8_t) type_of((uint8_t) *m->value);
+                m->value_escaped = m->type == JSON_SCAN_STRING && escaped;
+        }
         if (depth == 1 && member >= 0) {
                 fields[member].type = type_of(*member_start);
                 fields[member].value = (const char *) member_start;
@@ -511,6 +535,24 @@ key: /* p is where a member name must start (or blanks before it) */
                 goto fail;
         if (depth == 1 && n_fields > 0)
                 member = match_field(key_start, p, escaped, fields, n_fields);
+        if ((flags & JSON_SCAN_MEMBERS) && depth <= JSON_SCAN_MEMBERS_DEPTH_MAX && (tracked >> depth & 1)) {
+                JsonScanMember *m;
+
+                if (_unlikely_(mt->n >= mt->allocated) && json_scan_members_grow(mt) < 0) {
+                        error = key_start;
+                        if (ret_error_offset)
+                                *ret_error_offset = (size_t) (error - (const uint8_t *) s);
+                        return -ENOMEM;
+                }
+                open[depth] = (uint32_t) mt->n;
+                m = mt->members + mt->n++;
+                m->key = (const char *) key_start;
+                m->key_len = (uint32_t) (p - key_start);
+                m->key_escaped = escaped;
+                m->depth = (uint8_t) depth;
+                m->parent = depth > 1 ? (int32_t) open[depth - 1] : -1;
+                m->value = (const char *) p + 1; /* after the ':' checked below; blanks move it */
+        }
         if (p < end && *p != ':' && is_blank(*p, flags))
                 p = skip_blanks(p, end, flags);
         if (p >= end || *p != ':') {
@@ -520,6 +562,8 @@ key: /* p is where a member name must start (or blanks before it) */
         p++;
         if (depth == 1)
                 member_start = p;
+        if ((flags & JSON_SCAN_MEMBERS) && depth <= JSON_SCAN_MEMBERS_DEPTH_MAX && (tracked >> depth & 1))
+                mt->members[open[depth]].value = (const char *) p;
         goto value;
 
 fail:
@@ -534,20 +578,48 @@ fail:
 }
 
 int json_scan(const char *s, size_t n, JsonScanField *fields, size_t n_fields, size_t *ret_error_offset) {
-        return scan_value(s, n, fields, n_fields, 0, NULL, ret_error_offset);
+        return scan_value(s, n, fields, n_fields, 0, NULL, ret_error_offset, NULL);
 }
 
 int json_scan_line(const char *s, size_t n, JsonScanField *fields, size_t n_fields, size_t *ret_error_offset) {
-        return scan_value(s, n, fields, n_fields, JSON_SCAN_ONE_LINE, NULL, ret_error_offset);
+        return scan_value(s, n, fields, n_fields, JSON_SCAN_ONE_LINE, NULL, ret_error_offset, NULL);
 }
 
 int json_scan_line_check(const char *s, size_t n, size_t *ret_error_offset) {
-        return scan_value(s, n, NULL, 0, JSON_SCAN_ONE_LINE, NULL, ret_error_offset);
+        return scan_value(s, n, NULL, 0, JSON_SCAN_ONE_LINE, NULL, ret_error_offset, NULL);
 }
 
 int json_scan_prefix(const char *s, size_t n, size_t *ret_end, size_t *ret_error_offset) {
         assert(ret_end);
-        return scan_value(s, n, NULL, 0, JSON_SCAN_PREFIX, ret_end, ret_error_offset);
+        return scan_value(s, n, NULL, 0, JSON_SCAN_PREFIX, ret_end, ret_error_offset, NULL);
+}
+
+int json_scan_members_grow(JsonScanMembers *mt) {
+        size_t k = MAX(mt->allocated * 2, (size_t) 64);
+        JsonScanMember *m;
+
+        if (k > UINT32_MAX)
+                return -ENOMEM;
+        m = reallocarray(mt->members, k, sizeof(JsonScanMember));
+        if (!m)
+                return -ENOMEM;
+        mt->members = m;
+        mt->allocated = k;
+        return 0;
+}
+
+void json_scan_members_done(JsonScanMembers *mt) {
+        free(mt->members);
+        mt->members = NULL;
+        mt->n = mt->allocated = 0;
+}
+
+int json_scan_line_members(const char *s, size_t n, JsonScanMembers *mt, size_t *ret_error_offset) {
+        assert(mt);
+        assert(mt->max_depth >= 1 && mt->max_depth <= JSON_SCAN_MEMBERS_DEPTH_MAX);
+        if (n > UINT32_MAX)
+                return -E2BIG;
+        return scan_value(s, n, NULL, 0, JSON_SCAN_ONE_LINE | JSON_SCAN_MEMBERS, NULL, ret_error_offset, mt);
 }
 
 /* Decodes the next character inside a string span into UTF-8. Returns its length (1–4), 0 at the

@@ -55,6 +55,7 @@ static inline bool json_scan_valid(const char *s, size_t n) {
 enum {
         JSON_SCAN_ONE_LINE = 1u << 0, /* CR and LF are no blanks: the value must be one line */
         JSON_SCAN_PREFIX = 1u << 1,   /* one value at the start; whatever follows it is not looked at */
+        JSON_SCAN_MEMBERS = 1u << 2,  /* (internal: json_scan_line_members()) */
 };
 
 /* Like json_scan(), but only space and tab count as blanks: what it accepts is one JSON value on one
@@ -71,6 +72,37 @@ int json_scan_line_check(const char *s, size_t n, size_t *ret_error_offset);
 static inline bool json_scan_line_valid(const char *s, size_t n) {
         return json_scan_line_check(s, n, NULL) > 0;
 }
+
+/* The members of a top-level object and of the objects nested in it, down to a depth, as the one
+ * validating pass finds them: what the connector's transforms work on instead of a tree. */
+#define JSON_SCAN_MEMBERS_DEPTH_MAX 8u
+
+typedef struct JsonScanMember {
+        const char *key;     /* the member name as in the input, quotes included */
+        const char *value;   /* its value's first byte */
+        uint32_t key_len;
+        uint32_t value_len;
+        int32_t parent;      /* index of the member whose value holds this one, -1 at the top */
+        uint8_t depth;       /* 1 for members of the top-level object */
+        uint8_t type;        /* JsonScanType of the value */
+        bool key_escaped;    /* the name has backslash escapes (compare it unescaped) */
+        bool value_escaped;  /* a string value with backslash escapes */
+} JsonScanMember;
+
+typedef struct JsonScanMembers {
+        unsigned max_depth;      /* in: list members of objects up to this depth (1..8) */
+        JsonScanMember *members; /* out: in document order; a member's parent comes before it */
+        size_t n;
+        size_t allocated;        /* grown (realloc) when a record has more members than ever before */
+} JsonScanMembers;
+
+/* json_scan_line() that lists members instead of looking for named fields: members of the top-level
+ * object (depth 1), and of each object that is the value of a listed member, down to max_depth.
+ * Objects inside arrays are not entered. Returns the type of the value, -EBADMSG with the error
+ * offset, -ENOMEM if the table could not grow. The table is reused from call to call. */
+int json_scan_line_members(const char *s, size_t n, JsonScanMembers *mt, size_t *ret_error_offset);
+int json_scan_members_grow(JsonScanMembers *mt);
+void json_scan_members_done(JsonScanMembers *mt);
 
 /* Validates the one value at the start of s[0..n) (after blanks) and stores in *ret_end the offset
  * just after it, without looking at the rest: for walking the elements of a large array one by one.

@@ -1,0 +1,1622 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The transform engine (see transform.h). A record is never turned into a tree of allocated
+ * objects: the validating scan lists its members (key and value spans in the input), those become
+ * nodes of a small table reused from record to record, the steps relink and mark the nodes, and
+ * the output is copied together from the input's bytes and the few bytes the steps generated. */
+
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <locale.h>
+#include <math.h>
+#include <regex.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json-scan.h"
+#include "transform.h"
+#include "utf8.h"
+
+#define PATH_COMPONENTS_MAX JSON_SCAN_MEMBERS_DEPTH_MAX
+
+typedef struct Name {
+        char *text; /* unescaped UTF-8, no NUL inside */
+        size_t len;
+        char *json; /* as a JSON string, quotes included: how it is written as a key */
+        size_t json_len;
+} Name;
+
+typedef struct Path {
+        Name c[PATH_COMPONENTS_MAX];
+        unsigned n;
+} Path;
+
+typedef enum StepType {
+        STEP_SELECT,
+        STEP_DROP,
+        STEP_RENAME,
+        STEP_WHERE,
+        STEP_CONVERT,
+        STEP_SET,
+} StepType;
+
+typedef enum Op {
+        OP_EQ,
+        OP_NE,
+        OP_LT,
+        OP_LE,
+        OP_GT,
+        OP_GE,
+        OP_MATCH,
+} Op;
+
+typedef enum ConvType {
+        CONV_INT,
+        CONV_FLOAT,
+        CONV_BOOL,
+        CONV_STRING,
+} ConvType;
+
+typedef enum SetKind {
+        SET_LITERAL,
+        SET_SOURCE,
+        SET_TS_US,
+        SET_HOST,
+} SetKind;
+
+typedef struct Step {
+        StepType type;
+        unsigned number;  /* its place in the program, 1-based (blank pieces count) */
+        char *text;       /* as written, trimmed, for messages */
+        Path *paths;      /* select/drop/convert: the fields; rename: old, new, old, new...; where/set: one */
+        size_t n_paths;
+        ConvType *conv;   /* convert: one per path */
+        Op op;            /* where */
+        char *value;      /* where: the value (unescaped); set: the literal as a JSON string */
+        size_t value_len;
+        bool value_is_number;
+        double value_number;
+        regex_t regex;
+        bool regex_compiled;
+        SetKind set_kind;
+} Step;
+
+typedef struct Node {
+        const char *key;   /* the key as written out: a JSON string with its quotes */
+        const Name *name;  /* the key came from the program: compare with name->text */
+        const char *value; /* the value's bytes (in the input), or NULL when in_arena */
+        size_t value_off;  /* in_arena: where the value starts in the arena */
+        uint32_t key_len, value_len;
+        int32_t parent, first, last, next; /* the tree: children list and next sibling (-1: none) */
+        uint32_t mark;     /* select: marked in this pass */
+        uint8_t type;      /* JsonScanType */
+        bool key_escaped, value_escaped;
+        bool listed;       /* an object whose members are nodes */
+        bool dirty;        /* an object whose members changed: written from its nodes */
+        bool in_arena;
+        bool mark_full;    /* select: keep it whole (not just the selected fields inside it) */
+} Node;
+
+struct Transform {
+        locale_t utf8; /* regexes see UTF-8 characters, whatever the process' locale (or 0) */
+        Step *steps;
+        unsigned n_steps;
+        unsigned max_depth;
+
+        /* per record, reused */
+        JsonScanMembers members, sub;
+        Node *nodes;
+        size_t n_nodes, allocated_nodes;
+        Buffer arena;   /* values the steps generated */
+        Buffer subject; /* a value as text, for comparisons and regexec() */
+        uint32_t epoch;
+        char reason[256];
+};
+
+/* ---- compiling ---- */
+
+static void name_done(Name *n) {
+        free(n->text);
+        free(n->json);
+        *n = (Name) {};
+}
+
+static void path_done(Path *p) {
+        for (unsigned i = 0; i < p->n; i++)
+                name_done(&p->c[i]);
+        p->n = 0;
+}
+
+static void step_done(Step *s) {
+        free(s->text);
+        for (size_t i = 0; i < s->n_paths; i++)
+                path_done(&s->paths[i]);
+        free(s->paths);
+        free(s->conv);
+        free(s->value);
+        if (s->regex_compiled)
+                regfree(&s->regex);
+        *s = (Step) {};
+}
+
+Transform *transform_free(Transform *t) {
+        if (!t)
+                return NULL;
+        for (unsigned i = 0; i < t->n_steps; i++)
+                step_done(&t->steps[i]);
+        free(t->steps);
+        if (t->utf8)
+                freelocale(t->utf8);
+        json_scan_members_done(&t->members);
+        json_scan_members_done(&t->sub);
+        free(t->nodes);
+        buffer_done(&t->arena);
+        buffer_done(&t->subject);
+        free(t);
+        return NULL;
+}
+
+unsigned transform_n_steps(const Transform *t) {
+        return t->n_steps;
+}
+
+const char *transform_step_text(const Transform *t, unsigned i) {
+        return i < t->n_steps ? t->steps[i].text : NULL;
+}
+
+typedef struct Parser {
+        const char *program;
+        size_t pos, end; /* the step being parsed: program[pos..end) */
+        unsigned step;   /* 1-based */
+        size_t step_start;
+        char *error;     /* set on the first error */
+} Parser;
+
+static bool is_blank_char(char c) {
+        return c == ' ' || c == '\t';
+}
+
+static void parser_skip_blanks(Parser *p) {
+        while (p->pos < p->end && is_blank_char(p->program[p->pos]))
+                p->pos++;
+}
+
+static size_t column_of(const char *s, size_t offset) {
+        size_t col = 1;
+
+        /* Characters, not bytes: continuation bytes of UTF-8 do not count. */
+        for (size_t i = 0; i < offset; i++)
+                if (((unsigned char) s[i] & 0xc0) != 0x80)
+                        col++;
+        return col;
+}
+
+/* The step's text for a message: trimmed, and cut (at a character boundary) if long. */
+static void step_excerpt(const char *program, size_t start, size_t end, char *buf, size_t size) {
+        size_t n;
+
+        while (start < end && is_blank_char(program[start]))
+                start++;
+        while (end > start && is_blank_char(program[end - 1]))
+                end--;
+        n = end - start;
+        if (n + 1 > size) {
+                n = size - 4;
+                while (n > 0 && ((unsigned char) program[start + n] & 0xc0) == 0x80)
+                        n--;
+                (void) snprintf(buf, size, "%.*s...", (int) n, program + start);
+                return;
+        }
+        memcpy(buf, program + start, n);
+        buf[n] = 0;
+}
+
+static int parser_fail(Parser *p, size_t at, const char *fmt, ...) _printf_(3, 4);
+static int parser_fail(Parser *p, size_t at, const char *fmt, ...) {
+        char what[256], step[72];
+        va_list ap;
+
+        if (p->error)
+                return -EINVAL;
+        va_start(ap, fmt);
+        (void) vsnprintf(what, sizeof(what), fmt, ap);
+        va_end(ap);
+        step_excerpt(p->program, p->step_start, p->end, step, sizeof(step));
+        if (asprintf(&p->error, "step %u (%s): column %zu: %s", p->step, step, column_of(p->program, at), what) < 0) {
+                p->error = NULL;
+                return -ENOMEM;
+        }
+        return -EINVAL;
+}
+
+/* The end of the quoted string starting at s[i] == '"' (the index after its closing quote), or 0. */
+static size_t quoted_end(const char *s, size_t i, size_t end) {
+        for (i++; i < end; i++) {
+                if (s[i] == '\\')
+                        i++;
+                else if (s[i] == '"')
+                        return i + 1;
+        }
+        return 0;
+}
+
+static int name_set(Name *n, const char *text, size_t len) {
+        Buffer b = {};
+
+        n->text = strndup(text, len);
+        if (!n->text)
+                return -ENOMEM;
+        n->len = len;
+        if (buffer_append_json_string(&b, text, len) < 0 || buffer_append(&b, "", 1) < 0) {
+                buffer_done(&b);
+                return -ENOMEM;
+        }
+        n->json = b.data; /* head is 0: appended into a fresh buffer */
+        n->json_len = buffer_size(&b) - 1;
+        return 0;
+}
+
+/* A quoted string at p->pos (JSON syntax), unescaped into a new string. */
+static int parse_quoted(Parser *p, char **ret, size_t *ret_len) {
+        size_t start = p->pos, e = quoted_end(p->program, p->pos, p->end);
+        _cleanup_free_ char *buf = NULL;
+        int k;
+
+        if (e == 0)
+                return parser_fail(p, start, "unterminated quoted string");
+        buf = malloc(e - start + 1);
+        if (!buf)
+                return -ENOMEM;
+        k = json_scan_string_unescape(p->program + start, e - start, buf, e - start + 1);
+        if (k < 0)
+                return parser_fail(p, start, "invalid quoted string (JSON string syntax)");
+        if ((size_t) k != strlen(buf))
+                return parser_fail(p, start, "a quoted string may not hold \\u0000");
+        p->pos = e;
+        *ret = TAKE_PTR(buf);
+        *ret_len = (size_t) k;
+        return 0;
+}
+
+/* Bytes that end a field name written without quotes. */
+static bool name_delimiter(char c) {
+        return (unsigned char) c < 0x20 || strchr(" ,=:;.\"<>!~", c);
+}
+
+static int parse_path(Parser *p, Path *ret) {
+        Path path = {};
+        int r;
+
+        for (;;) {
+                size_t start = p->pos;
+                _cleanup_free_ char *text = NULL;
+                size_t len;
+
+                if (path.n >= PATH_COMPONENTS_MAX) {
+                        path_done(&path);
+                        return parser_fail(p, start, "a field path has at most %u parts", PATH_COMPONENTS_MAX);
+                }
+                if (p->pos < p->end && p->program[p->pos] == '"') {
+                        r = parse_quoted(p, &text, &len);
+                        if (r < 0) {
+                                path_done(&path);
+                                return r;
+                        }
+                } else {
+                        while (p->pos < p->end && !name_delimiter(p->program[p->pos]))
+                                p->pos++;
+                        if (p->pos == start) {
+                                path_done(&path);
+                                return parser_fail(p, start, "expected a field name");
+                        }
+                        len = p->pos - start;
+                        text = strndup(p->program + start, len);
+                        if (!text) {
+                                path_done(&path);
+                                return -ENOMEM;
+                        }
+                }
+                r = name_set(&path.c[path.n], text, len);
+                if (r < 0) {
+                        path_done(&path);
+                        return r;
+                }
+                path.n++;
+                if (p->pos < p->end && p->program[p->pos] == '.') {
+                        p->pos++;
+                        continue;
+                }
+                *ret = path;
+                return 0;
+        }
+}
+
+static int step_add_path(Step *s, size_t *allocated, Path *path) {
+        if (s->n_paths >= *allocated) {
+                size_t k = MAX(*allocated * 2, (size_t) 4);
+                Path *n = reallocarray(s->paths, k, sizeof(Path));
+                ConvType *c;
+
+                if (!n)
+                        return -ENOMEM;
+                s->paths = n;
+                c = reallocarray(s->conv, k, sizeof(ConvType));
+                if (!c)
+                        return -ENOMEM;
+                s->conv = c;
+                *allocated = k;
+        }
+        s->paths[s->n_paths++] = *path;
+        *path = (Path) {};
+        return 0;
+}
+
+/* The value of where/set: a quoted string, or the rest of the step with blanks trimmed. */
+static int parse_value(Parser *p, char **ret, size_t *ret_len, bool *ret_quoted) {
+        size_t e = p->end;
+
+        parser_skip_blanks(p);
+        if (p->pos < p->end && p->program[p->pos] == '"') {
+                int r = parse_quoted(p, ret, ret_len);
+                if (r < 0)
+                        return r;
+                parser_skip_blanks(p);
+                if (p->pos < p->end)
+                        return parser_fail(p, p->pos, "unexpected text after the quoted value");
+                *ret_quoted = true;
+                return 0;
+        }
+        while (e > p->pos && is_blank_char(p->program[e - 1]))
+                e--;
+        *ret = strndup(p->program + p->pos, e - p->pos);
+        if (!*ret)
+                return -ENOMEM;
+        *ret_len = e - p->pos;
+        *ret_quoted = false;
+        p->pos = p->end;
+        return 0;
+}
+
+/* JSON number syntax: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
+static bool is_json_number(const char *s, size_t n) {
+        size_t i = 0;
+
+        if (i < n && s[i] == '-')
+                i++;
+        if (i < n && s[i] == '0')
+                i++;
+        else if (i < n && s[i] >= '1' && s[i] <= '9')
+                while (i < n && s[i] >= '0' && s[i] <= '9')
+                        i++;
+        else
+                return false;
+        if (i < n && s[i] == '.') {
+                size_t d = ++i;
+                while (i < n && s[i] >= '0' && s[i] <= '9')
+                        i++;
+                if (i == d)
+                        return false;
+        }
+        if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+                size_t d;
+                i++;
+                if (i < n && (s[i] == '+' || s[i] == '-'))
+                        i++;
+                d = i;
+                while (i < n && s[i] >= '0' && s[i] <= '9')
+                        i++;
+                if (i == d)
+                        return false;
+        }
+        return i == n;
+}
+
+/* A number written as JSON writes it, as a double. */
+static bool parse_number(const char *s, size_t n, double *ret) {
+        char buf[64];
+        char *e;
+        double d;
+
+        if (n == 0 || n >= sizeof(buf) || !is_json_number(s, n))
+                return false;
+        memcpy(buf, s, n);
+        buf[n] = 0;
+        d = strtod(buf, &e);
+        if (*e != 0 || !isfinite(d))
+                return false;
+        *ret = d;
+        return true;
+}
+
+static int parse_list(Parser *p, Step *s) {
+        size_t allocated = 0;
+        int r;
+
+        for (;;) {
+                Path a = {};
+
+                parser_skip_blanks(p);
+                r = parse_path(p, &a);
+                if (r < 0)
+                        return r;
+                r = step_add_path(s, &allocated, &a);
+                if (r < 0) {
+                        path_done(&a);
+                        return r;
+                }
+                parser_skip_blanks(p);
+                if (s->type == STEP_RENAME) {
+                        Path b = {};
+
+                        if (p->pos >= p->end || p->program[p->pos] != '=')
+                                return parser_fail(p, p->pos, "expected OLD=NEW");
+                        p->pos++;
+                        parser_skip_blanks(p);
+                        r = parse_path(p, &b);
+                        if (r < 0)
+                                return r;
+                        r = step_add_path(s, &allocated, &b);
+                        if (r < 0) {
+                                path_done(&b);
+                                return r;
+                        }
+                        parser_skip_blanks(p);
+                } else if (s->type == STEP_CONVERT) {
+                        static const char *const types[] = { [CONV_INT] = "int", [CONV_FLOAT] = "float",
+                                                             [CONV_BOOL] = "bool", [CONV_STRING] = "string" };
+                        size_t start;
+                        bool found = false;
+
+                        if (p->pos >= p->end || p->program[p->pos] != ':')
+                                return parser_fail(p, p->pos, "expected FIELD:TYPE");
+                        p->pos++;
+                        parser_skip_blanks(p);
+                        start = p->pos;
+                        while (p->pos < p->end && !name_delimiter(p->program[p->pos]))
+                                p->pos++;
+                        for (size_t i = 0; i < ELEMENTSOF(types); i++)
+                                if (p->pos - start == strlen(types[i]) &&
+                                    memcmp(p->program + start, types[i], p->pos - start) == 0) {
+                                        s->conv[s->n_paths - 1] = (ConvType) i;
+                                        found = true;
+                                }
+                        if (!found)
+                                return parser_fail(p, start, "unknown type \"%.*s\" (known: int, float, bool, string)",
+                                                   (int) MIN(p->pos - start, (size_t) 32), p->program + start);
+                        parser_skip_blanks(p);
+                }
+                if (p->pos >= p->end)
+                        return 0;
+                if (p->program[p->pos] != ',')
+                        return parser_fail(p, p->pos, "expected ',' or the end of the step");
+                p->pos++;
+        }
+}
+
+static int parse_where(Parser *p, Step *s, locale_t utf8) {
+        static const struct {
+                const char *text;
+                Op op;
+        } ops[] = {
+                /* two-character operators first */
+                { "==", OP_EQ }, { "!=", OP_NE }, { "<=", OP_LE }, { ">=", OP_GE },
+                { "<", OP_LT },  { ">", OP_GT },  { "~", OP_MATCH },
+        };
+        size_t allocated = 0, op_at;
+        Path a = {};
+        bool quoted, found = false;
+        int r;
+
+        parser_skip_blanks(p);
+        r = parse_path(p, &a);
+        if (r < 0)
+                return r;
+        r = step_add_path(s, &allocated, &a);
+        if (r < 0) {
+                path_done(&a);
+                return r;
+        }
+        parser_skip_blanks(p);
+        op_at = p->pos;
+        for (size_t i = 0; i < ELEMENTSOF(ops); i++) {
+                size_t n = strlen(ops[i].text);
+                if (p->end - p->pos >= n && memcmp(p->program + p->pos, ops[i].text, n) == 0) {
+                        s->op = ops[i].op;
+                        p->pos += n;
+                        found = true;
+                        break;
+                }
+        }
+        if (!found)
+                return parser_fail(p, op_at, "expected an operator (==, !=, <, <=, >, >= or ~)");
+        parser_skip_blanks(p);
+        if (p->pos >= p->end)
+                return parser_fail(p, p->pos, "expected a value after the operator");
+        {
+                size_t value_at = p->pos;
+
+                r = parse_value(p, &s->value, &s->value_len, &quoted);
+                if (r < 0)
+                        return r;
+                if (s->op == OP_MATCH) {
+                        locale_t old = utf8 ? uselocale(utf8) : 0;
+                        int k = regcomp(&s->regex, s->value, REG_EXTENDED | REG_NOSUB);
+
+                        if (old)
+                                (void) uselocale(old);
+                        if (k != 0) {
+                                char msg[128];
+
+                                (void) regerror(k, &s->regex, msg, sizeof(msg));
+                                return parser_fail(p, value_at, "invalid regular expression: %s", msg);
+                        }
+                        s->regex_compiled = true;
+                } else
+                        /* Quoted, a value is a string even if it looks like a number. */
+                        s->value_is_number = !quoted && parse_number(s->value, s->value_len, &s->value_number);
+        }
+        return 0;
+}
+
+static int parse_set(Parser *p, Step *s) {
+        size_t allocated = 0, value_at;
+        _cleanup_free_ char *value = NULL;
+        Buffer b = {};
+        size_t len;
+        Path a = {};
+        bool quoted;
+        int r;
+
+        parser_skip_blanks(p);
+        r = parse_path(p, &a);
+        if (r < 0)
+                return r;
+        r = step_add_path(s, &allocated, &a);
+        if (r < 0) {
+                path_done(&a);
+                return r;
+        }
+        parser_skip_blanks(p);
+        if (p->pos >= p->end || p->program[p->pos] != '=')
+                return parser_fail(p, p->pos, "expected FIELD=VALUE");
+        p->pos++;
+        parser_skip_blanks(p);
+        value_at = p->pos;
+        r = parse_value(p, &value, &len, &quoted);
+        if (r < 0)
+                return r;
+        s->set_kind = SET_LITERAL;
+        if (!quoted && len > 0 && value[0] == '$') {
+                if (streq(value, "$source"))
+                        s->set_kind = SET_SOURCE;
+                else if (streq(value, "$ts_us"))
+                        s->set_kind = SET_TS_US;
+                else if (streq(value, "$host"))
+                        s->set_kind = SET_HOST;
+                else
+                        return parser_fail(p, value_at,
+                                           "unknown variable \"%.32s\" (known: $source, $ts_us, $host; quote a literal $)",
+                                           value);
+                return 0;
+        }
+        if (buffer_append_json_string(&b, value, len) < 0) {
+                buffer_done(&b);
+                return -ENOMEM;
+        }
+        s->value = b.data;
+        s->value_len = buffer_size(&b);
+        return 0;
+}
+
+static int parse_step(Parser *p, Step *s, locale_t utf8) {
+        static const struct {
+                const char *word;
+                StepType type;
+        } words[] = {
+                { "select", STEP_SELECT }, { "drop", STEP_DROP },       { "rename", STEP_RENAME },
+                { "where", STEP_WHERE },   { "convert", STEP_CONVERT }, { "set", STEP_SET },
+        };
+        char text[72];
+        size_t start, e = p->end;
+        bool found = false;
+
+        parser_skip_blanks(p);
+        while (e > p->pos && is_blank_char(p->program[e - 1]))
+                e--;
+        s->text = strndup(p->program + p->pos, e - p->pos);
+        if (!s->text)
+                return -ENOMEM;
+        start = p->pos;
+        while (p->pos < p->end && p->program[p->pos] >= 'a' && p->program[p->pos] <= 'z')
+                p->pos++;
+        for (size_t i = 0; i < ELEMENTSOF(words); i++)
+                if (p->pos - start == strlen(words[i].word) && memcmp(p->program + start, words[i].word, p->pos - start) == 0) {
+                        s->type = words[i].type;
+                        found = true;
+                }
+        if (!found || (p->pos < p->end && !is_blank_char(p->program[p->pos]))) {
+                size_t n = strcspn(p->program + start, " \t;");
+                step_excerpt(p->program, start, start + MIN(MIN(n, p->end - start), (size_t) 32), text, sizeof(text));
+                return parser_fail(p, start, "unknown step \"%s\" (known: select, drop, rename, where, convert, set)",
+                                   text);
+        }
+        parser_skip_blanks(p);
+        if (p->pos >= p->end)
+                return parser_fail(p, p->pos, "%s needs %s", s->text,
+                                   s->type == STEP_RENAME    ? "OLD=NEW,..."
+                                   : s->type == STEP_CONVERT ? "FIELD:TYPE,..."
+                                   : s->type == STEP_WHERE   ? "FIELD OP VALUE"
+                                   : s->type == STEP_SET     ? "FIELD=VALUE"
+                                                             : "a list of fields");
+        switch (s->type) {
+        case STEP_WHERE:
+                return parse_where(p, s, utf8);
+        case STEP_SET:
+                return parse_set(p, s);
+        default:
+                return parse_list(p, s);
+        }
+}
+
+int transform_compile(const char *program, Transform **ret, char **ret_error) {
+        _cleanup_(transform_freep) Transform *t = NULL;
+        Parser p = { .program = program };
+        size_t n, i = 0, allocated = 0;
+        unsigned piece = 0;
+        int r;
+
+        assert(program);
+        assert(ret);
+        assert(ret_error);
+
+        *ret_error = NULL;
+        n = strlen(program);
+        p.end = n;
+        p.step = 1;
+        if (n > TRANSFORM_PROGRAM_MAX)
+                return asprintf(ret_error, "the program is longer than %u bytes", TRANSFORM_PROGRAM_MAX) < 0 ? -ENOMEM
+                                                                                                         : -EINVAL;
+        if (!utf8_is_valid_n(program, n)) {
+                size_t at = utf8_valid_prefix(program, n);
+                return asprintf(ret_error, "column %zu: the program is not valid UTF-8", column_of(program, at)) < 0
+                               ? -ENOMEM
+                               : -EINVAL;
+        }
+        for (size_t k = 0; k < n; k++)
+                if ((unsigned char) program[k] < 0x20 && program[k] != '\t')
+                        return asprintf(ret_error, "column %zu: control character in the program",
+                                        column_of(program, k)) < 0
+                                       ? -ENOMEM
+                                       : -EINVAL;
+
+        t = calloc(1, sizeof(Transform));
+        if (!t)
+                return -ENOMEM;
+        t->max_depth = 1;
+        /* (If C.UTF-8 is missing, regexes work in the process' locale.) */
+        t->utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t) 0);
+
+        while (i <= n) {
+                size_t start = i, e = i;
+
+                /* A step ends at a ';' that is not inside a quoted string. */
+                while (e < n && program[e] != ';') {
+                        if (program[e] == '"') {
+                                size_t q = quoted_end(program, e, n);
+                                if (q == 0) {
+                                        p.step = piece + 1;
+                                        p.step_start = start;
+                                        p.end = n;
+                                        r = parser_fail(&p, e, "unterminated quoted string");
+                                        *ret_error = p.error;
+                                        return r;
+                                }
+                                e = q;
+                        } else
+                                e++;
+                }
+                piece++;
+                i = e + 1;
+
+                /* Blank pieces (a trailing ';') are no steps. */
+                {
+                        size_t k = start;
+                        while (k < e && is_blank_char(program[k]))
+                                k++;
+                        if (k == e)
+                                continue;
+                }
+                if (t->n_steps >= allocated) {
+                        size_t a = MAX(allocated * 2, (size_t) 4);
+                        Step *s = reallocarray(t->steps, a, sizeof(Step));
+                        if (!s)
+                                return -ENOMEM;
+                        t->steps = s;
+                        allocated = a;
+                }
+                t->steps[t->n_steps] = (Step) { .number = piece };
+                p.step = piece;
+                p.step_start = p.pos = start;
+                p.end = e;
+                r = parse_step(&p, &t->steps[t->n_steps], t->utf8);
+                t->n_steps++; /* freed with t, even half-parsed */
+                if (r < 0) {
+                        *ret_error = TAKE_PTR(p.error);
+                        return r;
+                }
+                for (size_t k = 0; k < t->steps[t->n_steps - 1].n_paths; k++)
+                        t->max_depth = MAX(t->max_depth, t->steps[t->n_steps - 1].paths[k].n);
+        }
+        if (t->n_steps == 0)
+                return asprintf(ret_error, "the program has no steps") < 0 ? -ENOMEM : -EINVAL;
+        t->members.max_depth = t->max_depth;
+        t->sub.max_depth = 1;
+        *ret = TAKE_PTR(t);
+        return 0;
+}
+
+/* ---- running ---- */
+
+static int node_new(Transform *t, int32_t *ret) {
+        if (t->n_nodes >= t->allocated_nodes) {
+                size_t k = MAX(t->allocated_nodes * 2, (size_t) 64);
+                Node *n;
+
+                if (k > INT32_MAX)
+                        return -ENOMEM;
+                n = reallocarray(t->nodes, k, sizeof(Node));
+                if (!n)
+                        return -ENOMEM;
+                t->nodes = n;
+                t->allocated_nodes = k;
+        }
+        t->nodes[t->n_nodes] = (Node) { .parent = -1, .first = -1, .last = -1, .next = -1 };
+        *ret = (int32_t) t->n_nodes++;
+        return 0;
+}
+
+static void node_append(Transform *t, int32_t parent, int32_t i) {
+        Node *p = &t->nodes[parent], *n = &t->nodes[i];
+
+        n->parent = parent;
+        n->next = -1;
+        if (p->last >= 0)
+                t->nodes[p->last].next = i;
+        else
+                p->first = i;
+        p->last = i;
+}
+
+static void node_unlink(Transform *t, int32_t i, int32_t prev) {
+        Node *n = &t->nodes[i], *p = &t->nodes[n->parent];
+
+        if (prev >= 0)
+                t->nodes[prev].next = n->next;
+        else
+                p->first = n->next;
+        if (p->last == i)
+                p->last = prev;
+        n->next = -1;
+}
+
+/* The object i and those holding it are written out from their nodes now. */
+static void node_touch(Transform *t, int32_t i) {
+        for (; i >= 0 && !t->nodes[i].dirty; i = t->nodes[i].parent)
+                t->nodes[i].dirty = true;
+}
+
+static bool node_is(const Node *n, const Name *c) {
+        if (n->name)
+                return n->name->len == c->len && memcmp(n->name->text, c->text, c->len) == 0;
+        if (!n->key_escaped)
+                return n->key_len - 2 == c->len && memcmp(n->key + 1, c->text, c->len) == 0;
+        return json_scan_string_equal(n->key, n->key_len, c->text);
+}
+
+static const char *node_value(const Transform *t, const Node *n) {
+        return n->in_arena ? t->arena.data + n->value_off : n->value;
+}
+
+/* Lists the members of object node i (one that was deeper than the scan listed, moved up by a
+ * rename): a scan of that value alone. */
+static int node_expand(Transform *t, int32_t i) {
+        size_t base;
+        int r;
+
+        if (t->nodes[i].listed)
+                return 0;
+        assert(t->nodes[i].type == JSON_SCAN_OBJECT && !t->nodes[i].in_arena);
+        r = json_scan_line_members(t->nodes[i].value, t->nodes[i].value_len, &t->sub, NULL);
+        if (r < 0)
+                return r == -ENOMEM ? r : -EIO; /* (validated before: can not happen) */
+        t->nodes[i].listed = true;
+        base = t->n_nodes;
+        for (size_t k = 0; k < t->sub.n; k++) {
+                const JsonScanMember *m = &t->sub.members[k];
+                int32_t j;
+
+                r = node_new(t, &j);
+                if (r < 0)
+                        return r;
+                assert((size_t) j == base + k);
+                t->nodes[j].key = m->key;
+                t->nodes[j].key_len = m->key_len;
+                t->nodes[j].key_escaped = m->key_escaped;
+                t->nodes[j].value = m->value;
+                t->nodes[j].value_len = m->value_len;
+                t->nodes[j].type = m->type;
+                t->nodes[j].value_escaped = m->value_escaped;
+                node_append(t, i, j);
+        }
+        return 0;
+}
+
+/* The child of parent named c (the last one, if the name repeats, as json-c reads it), with the
+ * sibling before it in *ret_prev. -1 if none. */
+static int32_t node_child(Transform *t, int32_t parent, const Name *c, int32_t *ret_prev) {
+        int32_t found = -1, found_prev = -1, prev = -1;
+
+        for (int32_t i = t->nodes[parent].first; i >= 0; prev = i, i = t->nodes[i].next)
+                if (node_is(&t->nodes[i], c)) {
+                        found = i;
+                        found_prev = prev;
+                }
+        if (ret_prev)
+                *ret_prev = found_prev;
+        return found;
+}
+
+/* The node at the first n parts of path, -1 if there is none (or -ENOMEM, < -1). */
+static int32_t node_lookup(Transform *t, const Path *path, unsigned n, int32_t *ret_prev) {
+        int32_t i = 0;
+
+        for (unsigned k = 0; k < n; k++) {
+                if (t->nodes[i].type != JSON_SCAN_OBJECT)
+                        return -1;
+                if (!t->nodes[i].listed) {
+                        int r = node_expand(t, i);
+                        if (r < 0)
+                                return -ENOMEM;
+                }
+                i = node_child(t, i, &path->c[k], ret_prev);
+                if (i < 0)
+                        return -1;
+        }
+        return i;
+}
+
+/* The object at the first n parts of path, created (and whatever is there replaced) if needed. */
+static int32_t node_ensure_object(Transform *t, const Path *path, unsigned n) {
+        int32_t i = 0;
+
+        for (unsigned k = 0; k < n; k++) {
+                int32_t prev, c = node_child(t, i, &path->c[k], &prev);
+                int r;
+
+                if (c >= 0 && t->nodes[c].type == JSON_SCAN_OBJECT) {
+                        r = node_expand(t, c);
+                        if (r < 0)
+                                return -ENOMEM;
+                        i = c;
+                        continue;
+                }
+                if (c >= 0)
+                        node_unlink(t, c, prev);
+                r = node_new(t, &c);
+                if (r < 0)
+                        return -ENOMEM;
+                t->nodes[c].key = path->c[k].json;
+                t->nodes[c].key_len = (uint32_t) path->c[k].json_len;
+                t->nodes[c].name = &path->c[k];
+                t->nodes[c].type = JSON_SCAN_OBJECT;
+                t->nodes[c].listed = true;
+                node_append(t, i, c);
+                node_touch(t, c);
+                i = c;
+        }
+        return i;
+}
+
+/* Stores a generated value (JSON bytes) for node i. */
+static int node_set_value(Transform *t, int32_t i, const char *json, size_t len, JsonScanType type, bool escaped) {
+        size_t off = buffer_size(&t->arena);
+        Node *n;
+
+        if (buffer_append(&t->arena, json, len) < 0)
+                return -ENOMEM;
+        n = &t->nodes[i];
+        n->in_arena = true;
+        n->value = NULL;
+        n->value_off = off;
+        n->value_len = (uint32_t) len;
+        n->type = (uint8_t) type;
+        n->value_escaped = escaped;
+        n->listed = false;
+        n->dirty = false;
+        n->first = n->last = -1;
+        node_touch(t, n->parent);
+        return 0;
+}
+
+static int write_object(const Transform *t, int32_t i, Buffer *out);
+
+static int write_value(const Transform *t, int32_t i, Buffer *out) {
+        const Node *n = &t->nodes[i];
+
+        if (n->type == JSON_SCAN_OBJECT && n->dirty)
+                return write_object(t, i, out);
+        return buffer_append(out, node_value(t, n), n->value_len);
+}
+
+static int write_object(const Transform *t, int32_t i, Buffer *out) {
+        bool first = true;
+
+        if (buffer_append(out, "{", 1) < 0)
+                return -ENOMEM;
+        for (int32_t c = t->nodes[i].first; c >= 0; c = t->nodes[c].next) {
+                const Node *n = &t->nodes[c];
+
+                if ((!first && buffer_append(out, ",", 1) < 0) || buffer_append(out, n->key, n->key_len) < 0 ||
+                    buffer_append(out, ":", 1) < 0 || write_value(t, c, out) < 0)
+                        return -ENOMEM;
+                first = false;
+        }
+        return buffer_append(out, "}", 1);
+}
+
+/* The value of node i as text in t->subject (NUL-terminated): a string unescaped, anything else as
+ * written. Returns its length, or -ENOMEM. */
+static ssize_t node_text(Transform *t, int32_t i, const char **ret) {
+        const Node *n = &t->nodes[i];
+        const char *v = node_value(t, n);
+        int k;
+
+        buffer_clear(&t->subject);
+        if (n->type == JSON_SCAN_OBJECT && n->dirty) {
+                if (write_object(t, i, &t->subject) < 0 || buffer_append(&t->subject, "", 1) < 0)
+                        return -ENOMEM;
+                *ret = t->subject.data;
+                return (ssize_t) buffer_size(&t->subject) - 1;
+        }
+        if (buffer_reserve(&t->subject, (size_t) n->value_len + 1) < 0)
+                return -ENOMEM;
+        if (n->type == JSON_SCAN_STRING && !n->value_escaped) {
+                memcpy(t->subject.data, v + 1, n->value_len - 2);
+                t->subject.data[n->value_len - 2] = 0;
+                *ret = t->subject.data;
+                return (ssize_t) n->value_len - 2;
+        }
+        if (n->type == JSON_SCAN_STRING) {
+                /* Unescaping never makes a string longer. */
+                k = json_scan_string_unescape(v, n->value_len, t->subject.data, (size_t) n->value_len + 1);
+                if (k < 0)
+                        return -EIO;
+                *ret = t->subject.data;
+                return k;
+        }
+        memcpy(t->subject.data, v, n->value_len);
+        t->subject.data[n->value_len] = 0;
+        *ret = t->subject.data;
+        return (ssize_t) n->value_len;
+}
+
+static int compare_bytes(const char *a, size_t na, const char *b, size_t nb) {
+        int c = memcmp(a, b, MIN(na, nb));
+
+        if (c != 0)
+                return c;
+        return na < nb ? -1 : na > nb;
+}
+
+/* Evaluates a where step on the record: 1 holds, 0 does not, negative errno. */
+static int where_holds(Transform *t, const Step *s) {
+        locale_t old;
+        const char *text;
+        ssize_t len;
+        int32_t i;
+        int c;
+
+        i = node_lookup(t, &s->paths[0], s->paths[0].n, NULL);
+        if (i < -1)
+                return -ENOMEM;
+        if (i < 0)
+                return s->op == OP_NE; /* a field that is not there equals nothing */
+
+        if (s->op == OP_MATCH) {
+                len = node_text(t, i, &text);
+                if (len < 0)
+                        return (int) len;
+                old = t->utf8 ? uselocale(t->utf8) : 0;
+                c = regexec(&s->regex, text, 0, NULL, 0);
+                if (old)
+                        (void) uselocale(old);
+                return c == 0;
+        }
+
+        if (s->value_is_number) {
+                const Node *n = &t->nodes[i];
+                const char *v = node_value(t, n);
+                double d;
+                bool numeric = false;
+
+                if (n->type == JSON_SCAN_NUMBER)
+                        numeric = parse_number(v, n->value_len, &d);
+                else if (n->type == JSON_SCAN_STRING && !n->value_escaped)
+                        /* A number in a string (CSV fields are strings) compares as a number too. */
+                        numeric = parse_number(v + 1, n->value_len - 2, &d);
+                if (numeric) {
+                        c = d < s->value_number ? -1 : d > s->value_number;
+                        goto verdict;
+                }
+        }
+        len = node_text(t, i, &text);
+        if (len < 0)
+                return (int) len;
+        c = compare_bytes(text, (size_t) len, s->value, s->value_len);
+verdict:
+        switch (s->op) {
+        case OP_EQ:
+                return c == 0;
+        case OP_NE:
+                return c != 0;
+        case OP_LT:
+                return c < 0;
+        case OP_LE:
+                return c <= 0;
+        case OP_GT:
+                return c > 0;
+        case OP_GE:
+                return c >= 0;
+        default:
+                return 0;
+        }
+}
+
+static bool word_is(const char *s, size_t n, const char *word) {
+        if (strlen(word) != n)
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                char c = s[i];
+                if (c >= 'A' && c <= 'Z')
+                        c = (char) (c - 'A' + 'a');
+                if (c != word[i])
+                        return false;
+        }
+        return true;
+}
+
+/* An integer written in a string: [+-]?[0-9]+ within int64. */
+static bool parse_int64(const char *s, size_t n, int64_t *ret) {
+        uint64_t v = 0, limit;
+        bool neg = false;
+        size_t i = 0;
+
+        if (i < n && (s[i] == '-' || s[i] == '+'))
+                neg = s[i++] == '-';
+        if (i == n)
+                return false;
+        limit = neg ? (uint64_t) INT64_MAX + 1 : (uint64_t) INT64_MAX;
+        for (; i < n; i++) {
+                unsigned d;
+
+                if (s[i] < '0' || s[i] > '9')
+                        return false;
+                d = (unsigned) (s[i] - '0');
+                if (v > (limit - d) / 10)
+                        return false;
+                v = v * 10 + d;
+        }
+        *ret = neg ? (int64_t) (0 - v) : (int64_t) v;
+        return true;
+}
+
+/* A decimal number in a string, more liberal than JSON ("+1", ".5", "5.", "007"); no hex, no NaN or
+ * Infinity, no blanks. */
+static bool parse_decimal(const char *s, size_t n, double *ret) {
+        char buf[64], *e;
+        double d;
+
+        if (n == 0 || n >= sizeof(buf))
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!s[i] || !strchr("0123456789+-.eE", s[i]))
+                        return false;
+        memcpy(buf, s, n);
+        buf[n] = 0;
+        d = strtod(buf, &e);
+        if (*e != 0 || e == buf || !isfinite(d))
+                return false;
+        *ret = d;
+        return true;
+}
+
+/* Writes d the shortest way that reads back as the same double, as JSON. */
+static int format_double(double d, char buf[static 40], bool want_point) {
+        int n = snprintf(buf, 40, "%.15g", d);
+
+        if (strtod(buf, NULL) != d)
+                n = snprintf(buf, 40, "%.17g", d);
+        if (want_point && !strpbrk(buf, ".eE"))
+                n += snprintf(buf + n, 40 - (size_t) n, ".0");
+        return n;
+}
+
+static const char *type_name(uint8_t type) {
+        switch (type) {
+        case JSON_SCAN_OBJECT:
+                return "an object";
+        case JSON_SCAN_ARRAY:
+                return "an array";
+        case JSON_SCAN_NULL:
+                return "null";
+        default:
+                return "this value";
+        }
+}
+
+/* Converts node i; 1 done, 0 failed (t->reason says why), negative errno. */
+static int convert_node(Transform *t, int32_t i, ConvType to) {
+        const Node *n = &t->nodes[i];
+        const char *v = node_value(t, n), *text = NULL;
+        uint8_t type = n->type;
+        char buf[40], shown[48];
+        ssize_t len = 0;
+        double d;
+        int64_t k;
+        int w;
+
+        if (type == JSON_SCAN_STRING) {
+                len = node_text(t, i, &text);
+                if (len < 0)
+                        return (int) len;
+                /* For a message: the value as sent, cut short. */
+                (void) snprintf(shown, sizeof(shown), "%.*s%s", (int) MIN(n->value_len, (uint32_t) 40), v,
+                                n->value_len > 40 ? "..." : "");
+        }
+
+        switch (to) {
+        case CONV_INT:
+                if (type == JSON_SCAN_NUMBER) {
+                        if (parse_int64(v, n->value_len, &k))
+                                return 1; /* already an integer */
+                        if (!parse_number(v, n->value_len, &d))
+                                d = NAN;
+                } else if (type == JSON_SCAN_STRING) {
+                        if (parse_int64(text, (size_t) len, &k))
+                                goto write_int;
+                        if (!parse_decimal(text, (size_t) len, &d)) {
+                                (void) snprintf(t->reason, sizeof(t->reason), "%s is not a number", shown);
+                                return 0;
+                        }
+                } else if (type == JSON_SCAN_TRUE || type == JSON_SCAN_FALSE) {
+                        k = type == JSON_SCAN_TRUE;
+                        goto write_int;
+                } else {
+                        (void) snprintf(t->reason, sizeof(t->reason), "%s can not become an integer", type_name(type));
+                        return 0;
+                }
+                if (!(d == trunc(d) && d >= -9223372036854775808.0 && d < 9223372036854775808.0)) {
+                        (void) snprintf(t->reason, sizeof(t->reason), "%.*s is not an integer in range",
+                                        type == JSON_SCAN_STRING ? (int) strlen(shown) : (int) MIN(n->value_len, (uint32_t) 40),
+                                        type == JSON_SCAN_STRING ? shown : v);
+                        return 0;
+                }
+                k = (int64_t) d;
+        write_int:
+                w = snprintf(buf, sizeof(buf), "%" PRIi64, k);
+                return node_set_value(t, i, buf, (size_t) w, JSON_SCAN_NUMBER, false) < 0 ? -ENOMEM : 1;
+
+        case CONV_FLOAT:
+                if (type == JSON_SCAN_NUMBER) {
+                        if (memchr(v, '.', n->value_len) || memchr(v, 'e', n->value_len) || memchr(v, 'E', n->value_len))
+                                return 1;
+                        if (n->value_len + 2 > sizeof(buf)) {
+                                if (!parse_number(v, n->value_len, &d))
+                                        return 1; /* a huge integer: a number it stays */
+                                w = format_double(d, buf, true);
+                        } else {
+                                memcpy(buf, v, n->value_len);
+                                memcpy(buf + n->value_len, ".0", 2);
+                                w = (int) n->value_len + 2;
+                        }
+                } else if (type == JSON_SCAN_STRING) {
+                        if (!parse_decimal(text, (size_t) len, &d)) {
+                                (void) snprintf(t->reason, sizeof(t->reason), "%s is not a number", shown);
+                                return 0;
+                        }
+                        w = format_double(d, buf, true);
+                } else if (type == JSON_SCAN_TRUE || type == JSON_SCAN_FALSE) {
+                        w = snprintf(buf, sizeof(buf), "%s", type == JSON_SCAN_TRUE ? "1.0" : "0.0");
+                } else {
+                        (void) snprintf(t->reason, sizeof(t->reason), "%s can not become a number", type_name(type));
+                        return 0;
+                }
+                return node_set_value(t, i, buf, (size_t) w, JSON_SCAN_NUMBER, false) < 0 ? -ENOMEM : 1;
+
+        case CONV_BOOL: {
+                bool b;
+
+                if (type == JSON_SCAN_TRUE || type == JSON_SCAN_FALSE)
+                        return 1;
+                if (type == JSON_SCAN_STRING) {
+                        if (word_is(text, (size_t) len, "true") || word_is(text, (size_t) len, "yes") ||
+                            word_is(text, (size_t) len, "on") || word_is(text, (size_t) len, "1"))
+                                b = true;
+                        else if (word_is(text, (size_t) len, "false") || word_is(text, (size_t) len, "no") ||
+                                 word_is(text, (size_t) len, "off") || word_is(text, (size_t) len, "0"))
+                                b = false;
+                        else {
+                                (void) snprintf(t->reason, sizeof(t->reason),
+                                                "%s is not a boolean (true/false, yes/no, on/off, 1/0)", shown);
+                                return 0;
+                        }
+                } else if (type == JSON_SCAN_NUMBER && parse_number(v, n->value_len, &d) && (d == 0 || d == 1))
+                        b = d == 1;
+                else {
+                        (void) snprintf(t->reason, sizeof(t->reason), "%.*s is not a boolean",
+                                        type == JSON_SCAN_NUMBER ? (int) MIN(n->value_len, (uint32_t) 40) : (int) strlen(type_name(type)),
+                                        type == JSON_SCAN_NUMBER ? v : type_name(type));
+                        return 0;
+                }
+                return node_set_value(t, i, b ? "true" : "false", b ? 4 : 5, b ? JSON_SCAN_TRUE : JSON_SCAN_FALSE,
+                                      false) < 0
+                               ? -ENOMEM
+                               : 1;
+        }
+
+        case CONV_STRING: {
+                size_t off;
+
+                if (type == JSON_SCAN_STRING)
+                        return 1;
+                if (type == JSON_SCAN_OBJECT || type == JSON_SCAN_ARRAY) {
+                        /* The JSON text of the value, as a string. */
+                        len = node_text(t, i, &text);
+                        if (len < 0)
+                                return (int) len;
+                        off = buffer_size(&t->arena);
+                        if (buffer_append_json_string(&t->arena, text, (size_t) len) < 0)
+                                return -ENOMEM;
+                        /* Stored in place: node_set_value() would copy it once more. */
+                        t->nodes[i].in_arena = true;
+                        t->nodes[i].value = NULL;
+                        t->nodes[i].value_off = off;
+                        t->nodes[i].value_len = (uint32_t) (buffer_size(&t->arena) - off);
+                        t->nodes[i].type = JSON_SCAN_STRING;
+                        t->nodes[i].value_escaped = true;
+                        t->nodes[i].listed = t->nodes[i].dirty = false;
+                        t->nodes[i].first = t->nodes[i].last = -1;
+                        node_touch(t, t->nodes[i].parent);
+                        return 1;
+                }
+                /* Numbers and literals hold nothing that needs escaping. */
+                off = buffer_size(&t->arena);
+                if (buffer_reserve(&t->arena, (size_t) n->value_len + 2) < 0)
+                        return -ENOMEM;
+                n = &t->nodes[i];
+                v = node_value(t, n);
+                t->arena.data[t->arena.tail] = '"';
+                memcpy(t->arena.data + t->arena.tail + 1, v, n->value_len);
+                t->arena.data[t->arena.tail + 1 + n->value_len] = '"';
+                buffer_advance(&t->arena, (size_t) n->value_len + 2);
+                t->nodes[i].in_arena = true;
+                t->nodes[i].value = NULL;
+                t->nodes[i].value_off = off;
+                t->nodes[i].value_len += 2;
+                t->nodes[i].type = JSON_SCAN_STRING;
+                t->nodes[i].value_escaped = false;
+                node_touch(t, t->nodes[i].parent);
+                return 1;
+        }
+        }
+        return 0;
+}
+
+/* select: marks the nodes on the selected paths, then removes every unmarked one below root. */
+static void select_sweep(Transform *t, int32_t parent) {
+        int32_t prev = -1, next;
+
+        for (int32_t i = t->nodes[parent].first; i >= 0; i = next) {
+                Node *n = &t->nodes[i];
+
+                next = n->next;
+                if (n->mark != t->epoch) {
+                        node_unlink(t, i, prev);
+                        node_touch(t, parent);
+                        continue;
+                }
+                if (!n->mark_full)
+                        select_sweep(t, i);
+                prev = i;
+        }
+}
+
+static int run_select(Transform *t, const Step *s) {
+        t->epoch++;
+        for (size_t p = 0; p < s->n_paths; p++) {
+                const Path *path = &s->paths[p];
+                int32_t on_path[PATH_COMPONENTS_MAX], i = 0;
+                unsigned k;
+
+                /* Only a path that is there keeps the objects along it. */
+                for (k = 0; k < path->n; k++) {
+                        if (t->nodes[i].type != JSON_SCAN_OBJECT)
+                                break;
+                        if (node_expand(t, i) < 0)
+                                return -ENOMEM;
+                        i = node_child(t, i, &path->c[k], NULL);
+                        if (i < 0)
+                                break;
+                        on_path[k] = i;
+                }
+                if (k < path->n)
+                        continue;
+                for (k = 0; k < path->n; k++) {
+                        Node *n = &t->nodes[on_path[k]];
+
+                        if (n->mark != t->epoch) {
+                                n->mark = t->epoch;
+                                n->mark_full = false;
+                        }
+                        if (k == path->n - 1)
+                                n->mark_full = true;
+                }
+        }
+        select_sweep(t, 0);
+        return 0;
+}
+
+static int run_drop(Transform *t, const Step *s) {
+        for (size_t p = 0; p < s->n_paths; p++) {
+                int32_t prev, i = node_lookup(t, &s->paths[p], s->paths[p].n, &prev), parent;
+
+                if (i < -1)
+                        return -ENOMEM;
+                if (i < 0)
+                        continue;
+                parent = t->nodes[i].parent;
+                node_unlink(t, i, prev);
+                node_touch(t, parent);
+        }
+        return 0;
+}
+
+static bool same_prefix(const Path *a, const Path *b) {
+        if (a->n != b->n)
+                return false;
+        for (unsigned k = 0; k + 1 < a->n; k++)
+                if (a->c[k].len != b->c[k].len || memcmp(a->c[k].text, b->c[k].text, a->c[k].len) != 0)
+                        return false;
+        return true;
+}
+
+static int run_rename(Transform *t, const Step *s) {
+        for (size_t p = 0; p + 1 < s->n_paths; p += 2) {
+                const Path *from = &s->paths[p], *to = &s->paths[p + 1];
+                const Name *last = &to->c[to->n - 1];
+                int32_t prev, i = node_lookup(t, from, from->n, &prev), parent, target, other, other_prev;
+
+                if (i < -1)
+                        return -ENOMEM;
+                if (i < 0)
+                        continue;
+                parent = t->nodes[i].parent;
+                if (same_prefix(from, to)) {
+                        /* Within the same object: renamed where it is; a field of the new name goes. */
+                        target = parent;
+                        for (int32_t c = t->nodes[parent].first, cp = -1; c >= 0;) {
+                                int32_t next = t->nodes[c].next;
+                                if (c != i && node_is(&t->nodes[c], last)) {
+                                        node_unlink(t, c, cp);
+                                        c = next;
+                                        continue;
+                                }
+                                cp = c;
+                                c = next;
+                        }
+                } else {
+                        node_unlink(t, i, prev);
+                        node_touch(t, parent);
+                        target = node_ensure_object(t, to, to->n - 1);
+                        if (target < 0)
+                                return -ENOMEM;
+                        while ((other = node_child(t, target, last, &other_prev)) >= 0)
+                                node_unlink(t, other, other_prev);
+                        node_append(t, target, i);
+                }
+                t->nodes[i].key = last->json;
+                t->nodes[i].key_len = (uint32_t) last->json_len;
+                t->nodes[i].name = last;
+                t->nodes[i].key_escaped = false;
+                node_touch(t, target);
+        }
+        return 0;
+}
+
+static int run_set(Transform *t, const Step *s, const TransformEnv *env) {
+        const Path *path = &s->paths[0];
+        const Name *last = &path->c[path->n - 1];
+        _cleanup_(buffer_done) Buffer unused = {};
+        char num[32];
+        const char *json;
+        size_t len;
+        int32_t parent, i;
+        Buffer *b = &t->subject;
+
+        switch (s->set_kind) {
+        case SET_LITERAL:
+                json = s->value;
+                len = s->value_len;
+                break;
+        case SET_TS_US:
+                len = (size_t) snprintf(num, sizeof(num), "\"%" PRIu64 "\"", env ? env->ts_us : 0);
+                json = num;
+                break;
+        default: {
+                const char *v = (s->set_kind == SET_SOURCE ? (env ? env->source : NULL) : (env ? env->host : NULL)) ?: "";
+
+                buffer_clear(b);
+                if (buffer_append_json_string(b, v, strlen(v)) < 0)
+                        return -ENOMEM;
+                json = buffer_begin(b);
+                len = buffer_size(b);
+                break;
+        }
+        }
+
+        parent = node_ensure_object(t, path, path->n - 1);
+        if (parent < 0)
+                return -ENOMEM;
+        i = node_child(t, parent, last, NULL);
+        if (i < 0) {
+                int r = node_new(t, &i);
+                if (r < 0)
+                        return r;
+                t->nodes[i].key = last->json;
+                t->nodes[i].key_len = (uint32_t) last->json_len;
+                t->nodes[i].name = last;
+                node_append(t, parent, i);
+        }
+        return node_set_value(t, i, json, len, JSON_SCAN_STRING, true);
+}
+
+int transform_run(Transform *t, const char *rec, size_t len, const TransformEnv *env, Buffer *out,
+                  TransformResult *ret) {
+        size_t at = 0, mark;
+        int r;
+
+        assert(t);
+        assert(rec || len == 0);
+        assert(out);
+        assert(ret);
+
+        *ret = (TransformResult) {};
+        r = json_scan_line_members(rec, len, &t->members, &at);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0) {
+                ret->verdict = TRANSFORM_INVALID;
+                ret->error_offset = r == -EBADMSG ? at : 0;
+                return 0;
+        }
+        if (r != JSON_SCAN_OBJECT) {
+                ret->verdict = TRANSFORM_SKIP;
+                ret->reason = "the record is not a JSON object";
+                return 0;
+        }
+
+        /* The nodes: 0 is the record itself, member k is node k + 1. */
+        t->n_nodes = 0;
+        t->epoch = 0;
+        buffer_clear(&t->arena);
+        {
+                int32_t root;
+
+                r = node_new(t, &root);
+                if (r < 0)
+                        return r;
+                t->nodes[0].type = JSON_SCAN_OBJECT;
+                t->nodes[0].listed = t->nodes[0].dirty = true;
+                t->nodes[0].value = rec;
+                t->nodes[0].value_len = (uint32_t) len;
+        }
+        if (t->members.n + 1 > t->allocated_nodes) {
+                Node *n = reallocarray(t->nodes, t->members.n + 64, sizeof(Node));
+                if (!n)
+                        return -ENOMEM;
+                t->nodes = n;
+                t->allocated_nodes = t->members.n + 64;
+        }
+        for (size_t k = 0; k < t->members.n; k++) {
+                const JsonScanMember *m = &t->members.members[k];
+                int32_t i = (int32_t) (k + 1), parent = m->parent + 1;
+                Node *n = &t->nodes[i];
+
+                *n = (Node) {
+                        .key = m->key,
+                        .key_len = m->key_len,
+                        .value = m->value,
+                        .value_len = m->value_len,
+                        .parent = parent,
+                        .first = -1,
+                        .last = -1,
+                        .next = -1,
+                        .type = m->type,
+                        .key_escaped = m->key_escaped,
+                        .value_escaped = m->value_escaped,
+                        .listed = m->type == JSON_SCAN_OBJECT && m->depth < t->max_depth,
+                };
+                if (t->nodes[parent].last >= 0)
+                        t->nodes[t->nodes[parent].last].next = i;
+                else
+                        t->nodes[parent].first = i;
+                t->nodes[parent].last = i;
+        }
+        t->n_nodes = t->members.n + 1;
+
+        for (unsigned k = 0; k < t->n_steps; k++) {
+                const Step *s = &t->steps[k];
+
+                switch (s->type) {
+                case STEP_SELECT:
+                        r = run_select(t, s);
+                        break;
+                case STEP_DROP:
+                        r = run_drop(t, s);
+                        break;
+                case STEP_RENAME:
+                        r = run_rename(t, s);
+                        break;
+                case STEP_WHERE:
+                        r = where_holds(t, s);
+                        if (r == 0) {
+                                ret->verdict = TRANSFORM_FILTERED;
+                                ret->step = s->number;
+                                return 0;
+                        }
+                        break;
+                case STEP_CONVERT:
+                        for (size_t p = 0; p < s->n_paths; p++) {
+                                int32_t i = node_lookup(t, &s->paths[p], s->paths[p].n, NULL);
+                                if (i < -1)
+                                        return -ENOMEM;
+                                if (i < 0)
+                                        continue; /* a field that is not there is not converted */
+                                r = convert_node(t, i, s->conv[p]);
+                                if (r < 0)
+                                        return r;
+                                if (r == 0) {
+                                        char why[sizeof(t->reason)];
+
+                                        memcpy(why, t->reason, sizeof(why));
+                                        (void) snprintf(t->reason, sizeof(t->reason), "step %u (%.80s): %.160s", s->number,
+                                                        s->text, why);
+                                        ret->verdict = TRANSFORM_SKIP;
+                                        ret->step = s->number;
+                                        ret->reason = t->reason;
+                                        return 0;
+                                }
+                        }
+                        r = 0;
+                        break;
+                case STEP_SET:
+                        r = run_set(t, s, env);
+                        break;
+                default:
+                        r = -EINVAL;
+                }
+                if (r < 0)
+                        return r;
+        }
+
+        mark = out->tail;
+        r = write_object(t, 0, out);
+        if (r < 0) {
+                out->tail = mark;
+                return r;
+        }
+        ret->verdict = TRANSFORM_EMIT;
+        return 0;
+}
