@@ -195,7 +195,7 @@ static int status_source(sd_bus *bus, const char *name) {
         _cleanup_json_ struct json_object *props = NULL;
         const char *path, *state, *err, *color;
         char bytes[32];
-        uint64_t records = 0, nbytes = 0, reconnects = 0, skipped = 0;
+        uint64_t records = 0, nbytes = 0, reconnects = 0, skipped = 0, filtered = 0;
         int r;
 
         r = sd_bus_call_method(bus, BUS_NAME, BUS_PATH, BUS_MANAGER_IFACE, "GetSource", &error, &reply, "s", name);
@@ -227,6 +227,7 @@ static int status_source(sd_bus *bus, const char *name) {
         (void) json_get_uint64(props, "BytesReceived", &nbytes);
         (void) json_get_uint64(props, "Reconnects", &reconnects);
         (void) json_get_uint64(props, "RecordsSkipped", &skipped);
+        (void) json_get_uint64(props, "RecordsFiltered", &filtered);
 
         printf("%s●%s %s - %s source\n", ansi(color ?: ""), ansi(color ? ANSI_NORMAL : ""),
                json_get_string(props, "Name") ?: name, json_get_string(props, "Type") ?: "unknown");
@@ -239,6 +240,8 @@ static int status_source(sd_bus *bus, const char *name) {
                 printf("%14s: %s%" PRIu64 "%s%s%s%s\n", "Skipped", ansi(ANSI_YELLOW), skipped, ansi(ANSI_NORMAL),
                        isempty(why) ? "" : " (last: ", isempty(why) ? "" : why, isempty(why) ? "" : ")");
         }
+        if (filtered > 0)
+                printf("%14s: %" PRIu64 " (dropped by the transform's where)\n", "Filtered", filtered);
         print_time_field("Last record", props, "LastRecordUSec");
         print_time_field("Last heartbeat", props, "LastHeartbeatUSec");
         printf("%14s: %" PRIu64 "\n", "Reconnects", reconnects);

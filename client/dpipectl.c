@@ -35,6 +35,7 @@ bool arg_no_follow = false;
 
 static const char *arg_type = NULL;
 static const char *arg_address = NULL;
+static const char *arg_transform = NULL;
 static char **arg_options = NULL;
 static size_t arg_n_options = 0;
 
@@ -74,6 +75,8 @@ static int verb_add_source(sd_bus *bus, int argc, char **argv) {
                 r = sd_bus_message_open_container(m, 'a', "{sv}");
         if (r >= 0 && arg_address)
                 r = bus_add_option(m, "address", arg_address);
+        if (r >= 0 && arg_transform)
+                r = bus_add_option(m, "transform", arg_transform);
         for (size_t i = 0; r >= 0 && i < arg_n_options; i++) {
                 _cleanup_free_ char *key = NULL;
                 const char *value;
@@ -156,6 +159,7 @@ static const Verb verbs[] = {
         { "status", 0, -1, true, false, verb_status },
         { "monitor", 0, 0, true, false, verb_monitor },
         { "tail", 0, 0, false, false, verb_tail },
+        { "test-transform", 1, 1, false, false, verb_test_transform },
 };
 
 static void help(void) {
@@ -170,7 +174,8 @@ static void help(void) {
                "  list-sources                List sources\n"
                "  status [NAME...]            Show the pipeline or sources\n"
                "  tail                        Follow records (client protocol, not D-Bus)\n"
-               "  monitor                     Print source changes as they happen\n\n"
+               "  monitor                     Print source changes as they happen\n"
+               "  test-transform PROGRAM      Show what a transform makes of the JSON Lines on stdin\n\n"
                "Options:\n"
                "  -h --help                   Show this help\n"
                "     --version                Show package version\n"
@@ -184,6 +189,7 @@ static void help(void) {
                "  -a --address=ADDR           add-source: host:port or URL of the source\n"
                "  -o --option=KEY=VALUE       add-source: another option (format, query,\n"
                "                              interval_ms, heartbeat_ms, timeout_ms, csv_header)\n"
+               "     --transform=PROGRAM      add-source: shape each record (see dpipe-connector(7))\n"
                "     --from=POS               tail: begin at earliest, latest (default) or an offset\n"
                "     --source=NAME            tail: only records of this source (repeatable)\n"
                "  -n --lines=N                tail: begin with the last N records of the queue\n"
@@ -226,6 +232,7 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_TLS_CA,
                 ARG_TLS_CERT,
                 ARG_TLS_KEY,
+                ARG_TRANSFORM,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -249,6 +256,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "tls-ca", required_argument, NULL, ARG_TLS_CA },
                 { "tls-cert", required_argument, NULL, ARG_TLS_CERT },
                 { "tls-key", required_argument, NULL, ARG_TLS_KEY },
+                { "transform", required_argument, NULL, ARG_TRANSFORM },
                 {}
         };
         int c, r;
@@ -364,6 +372,9 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_NO_FOLLOW:
                         arg_no_follow = true;
                         break;
+                case ARG_TRANSFORM:
+                        arg_transform = optarg;
+                        break;
                 case '?':
                         return -EINVAL;
                 default:
@@ -379,8 +390,8 @@ static int parse_argv(int argc, char *argv[]) {
 static int check_verb_options(const char *verb) {
         bool add = streq(verb, "add-source"), tail = streq(verb, "tail");
 
-        if (!add && (arg_type || arg_address || arg_n_options > 0)) {
-                log_error("--type=, --address= and --option= are only valid with add-source.");
+        if (!add && (arg_type || arg_address || arg_n_options > 0 || arg_transform)) {
+                log_error("--type=, --address=, --option= and --transform= are only valid with add-source.");
                 return -EINVAL;
         }
         if (!tail && (arg_from_set || arg_n_sources > 0 || arg_lines_set || arg_no_follow || arg_connect_set ||
@@ -415,6 +426,10 @@ static int check_verb_options(const char *verb) {
                         const char *eq = strchr(arg_options[i], '=');
 
                         n += strncmp(arg_options[i], "address=", 8) == 0;
+                        if (arg_transform && strncmp(arg_options[i], "transform=", 10) == 0) {
+                                log_error("The transform is given twice (--transform= and --option=transform=).");
+                                return -EINVAL;
+                        }
                         for (size_t j = 0; j < i; j++)
                                 if (strncmp(arg_options[i], arg_options[j], (size_t) (eq - arg_options[i]) + 1) == 0) {
                                         log_error("Option %.*s given twice.", (int) (eq - arg_options[i]), arg_options[i]);

@@ -4,7 +4,7 @@
 /* dpipectl: the admin CLI of dpiped over D-Bus (interfaces.md §6). One file per group of verbs:
  * dpipectl.c (options, dispatch, add/remove/pause/resume), dpipectl-list.c (list-sources,
  * status), dpipectl-monitor.c (monitor), dpipectl-tail.c (tail, over the client protocol),
- * dpipectl-bus.c (reading properties into JSON, error text). */
+ * dpipectl-bus.c (reading properties into JSON, error text), dpipectl-transform.c (test-transform). */
 
 #include <json-c/json.h>
 #include <stdbool.h>
@@ -96,3 +96,4 @@ int verb_list_sources(sd_bus *bus, int argc, char **argv);
 int verb_status(sd_bus *bus, int argc, char **argv);
 int verb_monitor(sd_bus *bus, int argc, char **argv);
 int verb_tail(sd_bus *bus, int argc, char **argv);
+int verb_test_transform(sd_bus *bus, int argc, char **argv);

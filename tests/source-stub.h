@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "buffer.h"
+#include "connector-format.h"
 #include "connector.h"
 #include "json-scan.h"
 
@@ -70,6 +71,17 @@ void source_skip_record(Source *s, const char *position, const char *fmt, ...) {
         va_end(ap);
         stub_skipped++;
         (void) snprintf(stub_skip_reason, sizeof(stub_skip_reason), "%s: %s", position ?: "?", msg);
+}
+
+int source_emit_unchecked(Source *s, const char *data, size_t len, const char *what, uint64_t n) {
+        char reason[128], pos[48];
+
+        if (record_check_json(data, len, reason, sizeof(reason)) < 0) {
+                (void) snprintf(pos, sizeof(pos), "%s %" PRIu64, what, n);
+                source_skip_record(s, pos, "%s", reason);
+                return 0;
+        }
+        return source_emit(s, data, len);
 }
 
 /* NUL-terminated view of what was emitted. */

@@ -231,6 +231,7 @@ static int op_list_sources(Client *c, struct json_object *req, struct json_objec
                 json_object_object_add(e, "state", json_object_new_string(source_state_to_string(s->state)));
                 json_object_object_add(e, "address", json_object_new_string(source_address(s)));
                 json_object_object_add(e, "records", json_object_new_int64((int64_t) s->records_received));
+                json_object_object_add(e, "filtered", json_object_new_int64((int64_t) s->records_filtered));
                 json_object_object_add(e, "bytes", json_object_new_int64((int64_t) s->bytes_received));
                 json_object_object_add(e, "reconnects", json_object_new_int64(s->reconnects));
                 json_object_object_add(e, "last_error", json_object_new_string(s->last_error));

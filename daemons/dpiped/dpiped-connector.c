@@ -257,6 +257,8 @@ static void connector_handle_state(Connector *c, struct json_object *o) {
                 s->last_heartbeat_usec = u;
         if (json_get_uint64(o, "skipped", &u))
                 s->records_skipped = u;
+        if (json_get_uint64(o, "filtered", &u))
+                s->records_filtered = u;
         const char *skip_reason = json_get_string(o, "skip_reason");
         if (skip_reason && !streq(skip_reason, s->last_skip_reason)) {
                 char *copy = strdup(skip_reason);

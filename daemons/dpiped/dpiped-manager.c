@@ -172,7 +172,7 @@ int manager_add_source(Manager *m, const char *name, const char *type, struct js
         _cleanup_json_ struct json_object *normalized = NULL;
         _cleanup_(source_freep) Source *s = NULL;
         Connector *c;
-        char reason[256];
+        char reason[512];
         Source *added;
         int r;
 

@@ -69,6 +69,7 @@ const sd_bus_vtable source_vtable[] = {
         SD_BUS_PROPERTY("LastError", "s", NULL, offsetof(Source, last_error), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("RecordsSkipped", "t", NULL, offsetof(Source, records_skipped), 0),
         SD_BUS_PROPERTY("LastSkipReason", "s", NULL, offsetof(Source, last_skip_reason), 0),
+        SD_BUS_PROPERTY("RecordsFiltered", "t", NULL, offsetof(Source, records_filtered), 0),
         SD_BUS_VTABLE_END,
 };
 

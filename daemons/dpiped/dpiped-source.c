@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "dpiped-source.h"
+#include "transform.h"
 #include "json-util.h"
 #include "util.h"
 
@@ -174,7 +175,7 @@ int source_address_check(const char *type, const char *address, const char **ret
         return 0;
 }
 
-static const char *const string_options[] = { "address", "format", "query", "csv_header" };
+static const char *const string_options[] = { "address", "format", "query", "csv_header", "transform" };
 static const char *const u32_options[] = { "interval_ms", "heartbeat_ms", "timeout_ms" };
 
 static bool in_list(const char *const *list, size_t n, const char *key) {
@@ -276,6 +277,20 @@ int source_options_normalize(const char *type, struct json_object *options, stru
                 snprintf(reason, reason_size, "unknown format \"%.32s\" (known: auto, jsonl, json, csv, lines, dpipe)",
                          format);
                 return -EINVAL;
+        }
+        const char *program = json_get_string(out, "transform");
+        if (!isempty(program)) {
+                _cleanup_(transform_freep) Transform *t = NULL;
+                _cleanup_free_ char *error = NULL;
+
+                /* Compiled here too, so that a bad program is refused at once, naming the step. */
+                r = transform_compile(program, &t, &error);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0) {
+                        snprintf(reason, reason_size, "invalid transform: %s", error);
+                        return r;
+                }
         }
         *ret = TAKE_PTR(out);
         return 0;

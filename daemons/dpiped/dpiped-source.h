@@ -43,6 +43,7 @@ typedef struct Source {
         uint32_t reconnects;
         char *last_error;
         uint64_t records_skipped; /* counted by the connector: refused at the edge (bad JSON, too long) */
+        uint64_t records_filtered; /* counted by the connector: dropped by a `where` of the transform */
         char *last_skip_reason;
 
         uint64_t pending_request_id; /* id of the last "add" sent to the connector */

@@ -384,13 +384,9 @@ int record_reader_emit(RecordReader *r, Source *s, char *rec, size_t len) {
         case RECORD_FORMAT_JSON:
                 if (blank(rec, len))
                         return 0;
-                /* Validated in one pass without building a tree; the bytes go on unchanged. */
-                if (record_check_json(rec, len, reason, sizeof(reason)) < 0) {
-                        source_skip_record(s, line_position(pos, line), "%s", reason);
-                        return 0;
-                }
-                k = source_emit(s, rec, len);
-                return k < 0 ? k : 1;
+                /* Validated in one pass without building a tree (with a transform: its pass); the
+                 * bytes go on unchanged (or as the transform rewrote them). */
+                return source_emit_unchecked(s, rec, len, "line", line);
         case RECORD_FORMAT_LINES:
                 if (record_check_text(rec, len, reason, sizeof(reason)) < 0) {
                         source_skip_record(s, line_position(pos, line), "%s", reason);
@@ -401,7 +397,7 @@ int record_reader_emit(RecordReader *r, Source *s, char *rec, size_t len) {
                     buffer_append_json_string(&r->scratch, rec, len) < 0 || buffer_append(&r->scratch, "}", 1) < 0)
                         return -ENOMEM;
                 k = source_emit(s, buffer_begin(&r->scratch), buffer_size(&r->scratch));
-                return k < 0 ? k : 1;
+                return k < 0 ? k : k > 0;
         case RECORD_FORMAT_CSV: {
                 int n;
 
@@ -468,7 +464,7 @@ int record_reader_emit(RecordReader *r, Source *s, char *rec, size_t len) {
                 if (buffer_append(&r->scratch, "}", 1) < 0)
                         return -ENOMEM;
                 k = source_emit(s, buffer_begin(&r->scratch), buffer_size(&r->scratch));
-                return k < 0 ? k : 1;
+                return k < 0 ? k : k > 0;
         }
         default:
                 return -EINVAL;

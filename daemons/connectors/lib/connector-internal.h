@@ -7,6 +7,7 @@
 #include <json-c/linkhash.h>
 
 #include "batch.h"
+#include "transform.h"
 #include "connector.h"
 #include "util.h"
 
@@ -95,8 +96,13 @@ struct Source {
         bool cursor_dirty;
         bool cursor_save_due;  /* stopped: the cursor is written once the loop is idle */
 
+        /* the transform option, compiled (NULL without one) */
+        Transform *transform;
+        Buffer transform_out; /* its output record, reused */
+        char host[65];        /* $host */
+
         /* counters */
-        uint64_t records, bytes, skipped, last_record_us, last_heartbeat_us, reconnects;
+        uint64_t records, bytes, skipped, filtered, last_record_us, last_heartbeat_us, reconnects;
         char *error;
         char skip_reason[256]; /* why the last record was skipped, with its position ("" if none was) */
         unsigned skips_logged; /* skip lines logged since the last report: a flood is summarised */

@@ -92,6 +92,8 @@ int options_parse(const ConnectorOption *table, json_object *options, void *conf
                         const ConnectorOption *o;
 
                         (void) val;
+                        if (streq(key, "transform"))
+                                continue; /* every type's, handled by the library */
                         for (o = table; o->name; o++)
                                 if (streq(o->name, key))
                                         break;

@@ -11,8 +11,10 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "connector-format.h"
 #include "connector-internal.h"
 #include "frame.h"
+#include "json-scan.h"
 #include "json-util.h"
 #include "log.h"
 
@@ -67,6 +69,7 @@ json_object *source_state_json(Source *s) {
         json_object_object_add(o, "records", json_object_new_uint64(s->records));
         json_object_object_add(o, "bytes", json_object_new_uint64(s->bytes));
         json_object_object_add(o, "skipped", json_object_new_uint64(s->skipped));
+        json_object_object_add(o, "filtered", json_object_new_uint64(s->filtered));
         json_object_object_add(o, "skip_reason", json_object_new_string(s->skip_reason));
         json_object_object_add(o, "last_record_us", json_object_new_uint64(s->last_record_us));
         json_object_object_add(o, "last_heartbeat_us", json_object_new_uint64(s->last_heartbeat_us));
@@ -342,10 +345,40 @@ int source_save_cursors(Manager *m, CursorSelection which) {
         return 0;
 }
 
+/* The option every type has: transform, compiled once here. */
+static int source_configure_transform(Source *s, json_object *options, char **ret_message) {
+        _cleanup_free_ char *error = NULL;
+        json_object *v;
+        int r;
+
+        if (!options || !json_object_object_get_ex(options, "transform", &v) || !v)
+                return 0;
+        if (!json_object_is_type(v, json_type_string)) {
+                *ret_message = strdup("invalid value for option 'transform': a string is expected");
+                return -EINVAL;
+        }
+        if (isempty(json_object_get_string(v)))
+                return 0; /* no transform */
+        r = transform_compile(json_object_get_string(v), &s->transform, &error);
+        if (r == -EINVAL) {
+                if (asprintf(ret_message, "invalid transform: %s", error) < 0)
+                        *ret_message = NULL;
+                return r;
+        }
+        if (r < 0)
+                return r;
+        if (gethostname(s->host, sizeof(s->host) - 1) < 0)
+                s->host[0] = 0;
+        return 0;
+}
+
 static int source_configure(Source *s, json_object *options, char **ret_message) {
         const ConnectorType *t = s->manager->type;
         int r;
 
+        r = source_configure_transform(s, options, ret_message);
+        if (r < 0)
+                return r;
         s->config = calloc(1, MAX(t->config_size, (size_t) 1));
         if (!s->config)
                 return -ENOMEM;
@@ -379,6 +412,7 @@ static void source_unconfigure(Source *s) {
         s->data = mfree(s->data);
         options_free(t->options, s->config);
         s->config = mfree(s->config);
+        s->transform = transform_free(s->transform);
 }
 
 int source_new(Manager *m, const char *name, json_object *options, bool paused, char **ret_message, Source **ret) {
@@ -434,6 +468,7 @@ Source *source_free(Source *s) {
         source_unconfigure(s);
         if (s->options)
                 json_object_put(s->options);
+        buffer_done(&s->transform_out);
         free(s->position);
         free(s->pending_position);
         free(s->error);
@@ -647,7 +682,7 @@ void source_log_skips(Source *s) {
         s->skips_logged = 0;
 }
 
-int source_emit_seq(Source *s, uint64_t seq, const char *data, size_t len) {
+static int source_emit_raw(Source *s, uint64_t seq, const char *data, size_t len) {
         WriterClient *w = &s->manager->writer;
         uint64_t now;
         int r;
@@ -703,8 +738,73 @@ int source_emit_seq(Source *s, uint64_t seq, const char *data, size_t len) {
         return 1;
 }
 
+/* Runs the source's transform on a record and queues what it makes of it. "<what> <n>" names the
+ * record in a skip message. */
+static int source_emit_transformed(Source *s, uint64_t seq, const char *data, size_t len, const char *what,
+                                   uint64_t n) {
+        TransformEnv env = {
+                .source = s->name,
+                .host = s->host,
+                .ts_us = manager_now(s->manager),
+        };
+        TransformResult res;
+        char pos[48];
+        int r;
+
+        if (seq == SOURCE_SEQ_INVALID)
+                return -ERANGE;
+        if (seq < s->next_seq)
+                return 0;
+        buffer_clear(&s->transform_out);
+        r = transform_run(s->transform, data, len, &env, &s->transform_out, &res);
+        if (r < 0)
+                return r;
+        switch (res.verdict) {
+        case TRANSFORM_EMIT:
+                return source_emit_raw(s, seq, buffer_begin(&s->transform_out), buffer_size(&s->transform_out));
+        case TRANSFORM_FILTERED:
+                /* Not an error and not queued: no offset, one counter. Its seq is used up, so
+                 * that a sequenced peer is asked for what follows it and no gap is reported. */
+                s->filtered++;
+                s->state_dirty = true;
+                break;
+        case TRANSFORM_SKIP:
+                (void) snprintf(pos, sizeof(pos), "%s %" PRIu64, what, n);
+                source_skip_record(s, pos, "transform: %s", res.reason);
+                break;
+        case TRANSFORM_INVALID:
+        default:
+                (void) snprintf(pos, sizeof(pos), "%s %" PRIu64, what, n);
+                source_skip_record(s, pos, "not valid JSON: %s at byte %zu",
+                                   json_scan_error_reason(data, len, res.error_offset), res.error_offset + 1);
+                break;
+        }
+        s->next_seq = seq + 1;
+        return 0;
+}
+
+int source_emit_seq(Source *s, uint64_t seq, const char *data, size_t len) {
+        if (s->transform)
+                return source_emit_transformed(s, seq, data, len, "seq", seq);
+        return source_emit_raw(s, seq, data, len);
+}
+
 int source_emit(Source *s, const char *data, size_t len) {
         return source_emit_seq(s, s->next_seq, data, len);
+}
+
+int source_emit_unchecked(Source *s, const char *data, size_t len, const char *what, uint64_t n) {
+        char reason[128], pos[48];
+
+        if (s->transform)
+                /* The transform's scan validates the record: one pass for both. */
+                return source_emit_transformed(s, s->next_seq, data, len, what, n);
+        if (record_check_json(data, len, reason, sizeof(reason)) < 0) {
+                (void) snprintf(pos, sizeof(pos), "%s %" PRIu64, what, n);
+                source_skip_record(s, pos, "%s", reason);
+                return 0;
+        }
+        return source_emit_raw(s, s->next_seq, data, len);
 }
 
 static void source_adopt_position(Source *s, char *position, uint64_t seq) {

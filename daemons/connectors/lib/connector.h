@@ -133,12 +133,20 @@ uint64_t source_next_seq(Source *s);
 const char *source_position(Source *s);
 
 /* Hands one record (one JSON value, already validated, no newline) to the writer with the next seq.
- * Copies the bytes into the current batch: no allocation in the steady state. */
+ * Copies the bytes into the current batch: no allocation in the steady state. With the source
+ * option transform, the record goes through it first: filtered or skipped, it is not queued (and
+ * takes no seq); the return value is 0 then, as for a duplicate. */
 int source_emit(Source *s, const char *data, size_t len);
 /* Same with a peer-assigned seq: records with seq < source_next_seq() are dropped as duplicates
  * (returns 0), others advance next_seq to seq + 1. Returns 1 when queued, -ERANGE for
  * SOURCE_SEQ_INVALID (the type reports it with source_fail()). */
 int source_emit_seq(Source *s, uint64_t seq, const char *data, size_t len);
+/* Hands one record that was not checked yet (a jsonl line): it must be one JSON value on one line
+ * (strict), else it is skipped with the reason, "<what> <n>" naming it (e.g. "line 12"). With the
+ * source option transform, the transform's scan is that check (one pass) and its output is what
+ * is queued. Returns 1 when queued, 0 when skipped or filtered, negative errno. */
+int source_emit_unchecked(Source *s, const char *data, size_t len, const char *what, uint64_t n);
+
 /* Records where the stream stands after the records emitted so far (e.g. {"ino":1,"offset":42}).
  * It is persisted once the writer acked everything up to here, so a restart resumes there. */
 int source_set_position(Source *s, const char *position_json);
