@@ -11,7 +11,9 @@
  * so the consumer can tell loss and repetition per source and measure latency end to end.
  *
  * --raw serves the bare data lines instead, no handshake, to one peer per port (the relay baseline),
- * and exits once every source has been sent and its peer closed.
+ * and exits once every source has been sent and its peer closed. With --keep-open as well it is a
+ * JSON Lines source for a connector (format=jsonl): the connection stays open after the last record,
+ * a peer that reconnects gets nothing twice, and it runs until SIGTERM.
  *
  * With --barrier no source sends before all of them subscribed, so the measured time of a run with
  * many sources does not include adding them one by one. */
@@ -61,6 +63,7 @@ static uint64_t arg_rate = 0;
 static unsigned arg_size = 100;
 static const char *arg_ports_file = NULL;
 static bool arg_raw = false;
+static bool arg_keep_open = false;
 static bool arg_barrier = false;
 
 static int epfd = -1;
@@ -262,7 +265,8 @@ static int conn_accept(Port *port) {
         if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
                 return -errno;
         if (arg_raw) {
-                c->next_seq = 0;
+                if (!arg_keep_open || !was_streaming)
+                        c->next_seq = 0;
                 if (!c->streaming) {
                         c->streaming = true;
                         n_subscribed++;
@@ -285,11 +289,13 @@ static void help(void) {
                "     --rate=N           Records/s per source, 0 = as fast as possible (default)\n"
                "     --ports-file=PATH  Write \"<index> <port>\" lines here once listening\n"
                "     --barrier          Start sending only once every source subscribed\n"
-               "     --raw              Bare data lines, no protocol (relay baseline)\n");
+               "     --raw              Bare data lines, no protocol (relay baseline)\n"
+               "     --keep-open        With --raw: keep the connections open after the last\n"
+               "                        record, replay nothing (a JSON Lines source), run until SIGTERM\n");
 }
 
 static int parse_argv(int argc, char *argv[]) {
-        enum { ARG_VERSION = 0x100, ARG_SOURCES, ARG_RECORDS, ARG_SIZE, ARG_RATE, ARG_PORTS_FILE, ARG_BARRIER, ARG_RAW };
+        enum { ARG_VERSION = 0x100, ARG_SOURCES, ARG_RECORDS, ARG_SIZE, ARG_RATE, ARG_PORTS_FILE, ARG_BARRIER, ARG_RAW, ARG_KEEP_OPEN };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -300,6 +306,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "ports-file", required_argument, NULL, ARG_PORTS_FILE },
                 { "barrier", no_argument, NULL, ARG_BARRIER },
                 { "raw", no_argument, NULL, ARG_RAW },
+                { "keep-open", no_argument, NULL, ARG_KEEP_OPEN },
                 {}
         };
         uint64_t v;
@@ -347,6 +354,9 @@ static int parse_argv(int argc, char *argv[]) {
                         break;
                 case ARG_RAW:
                         arg_raw = true;
+                        break;
+                case ARG_KEEP_OPEN:
+                        arg_keep_open = true;
                         break;
                 case '?':
                         return -EINVAL;
@@ -458,7 +468,7 @@ int main(int argc, char *argv[]) {
                                         conn_close(c);
                         }
                 }
-                if (arg_raw && n_finished == arg_sources) {
+                if (arg_raw && !arg_keep_open && n_finished == arg_sources) {
                         bool all_closed = true;
                         for (unsigned i = 0; i < arg_sources; i++)
                                 if (ports[i].conn && !ports[i].conn->closed && buffer_size(&ports[i].conn->out) == 0) {

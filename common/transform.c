@@ -24,6 +24,7 @@
 typedef struct Name {
         char *text; /* unescaped UTF-8, no NUL inside */
         size_t len;
+        int32_t id; /* the same for every Name of the same text in the program */
         char *json; /* as a JSON string, quotes included: how it is written as a key */
         size_t json_len;
 } Name;
@@ -85,7 +86,7 @@ typedef struct Step {
 
 typedef struct Node {
         const char *key;   /* the key as written out: a JSON string with its quotes */
-        const Name *name;  /* the key came from the program: compare with name->text */
+        int32_t id;        /* which of the program's names the key is (Name.id), -1 if none */
         const char *value; /* the value's bytes (in the input), or NULL when in_arena */
         size_t value_off;  /* in_arena: where the value starts in the arena */
         uint32_t key_len, value_len;
@@ -112,6 +113,16 @@ struct Transform {
         Buffer arena;   /* values the steps generated */
         Buffer subject; /* a value as text, for comparisons and regexec() */
         uint32_t epoch;
+        size_t input_len;   /* of the record being run */
+        size_t max_key_len; /* the longest key the program writes (a JSON string) */
+
+        /* The distinct names of the program: each node's key is matched against them once, and
+         * every lookup after that compares ids. first_byte[b]: the names starting with byte b
+         * (bit = id, for the first 64 names). */
+        const Name **names;
+        size_t n_names;
+        uint64_t first_byte[256];
+        uint64_t empty_names;
         char reason[256];
 };
 
@@ -147,6 +158,7 @@ Transform *transform_free(Transform *t) {
         for (unsigned i = 0; i < t->n_steps; i++)
                 step_done(&t->steps[i]);
         free(t->steps);
+        free(t->names);
         if (t->utf8)
                 freelocale(t->utf8);
         json_scan_members_done(&t->members);
@@ -418,7 +430,21 @@ static bool parse_number(const char *s, size_t n, double *ret) {
         char buf[64];
         char *e;
         double d;
+        size_t i = s[0] == '-';
 
+        /* An integer of up to 15 digits is exact as a double: no strtod() (most numbers compared
+         * are such, and strtod() was a tenth of a four-step transform's instructions). */
+        if (n > i && n - i <= 15 && (s[i] != '0' || n - i == 1)) {
+                int64_t v = 0;
+                size_t k;
+
+                for (k = i; k < n && s[k] >= '0' && s[k] <= '9'; k++)
+                        v = v * 10 + (s[k] - '0');
+                if (k == n) {
+                        *ret = (double) (i ? -v : v);
+                        return true;
+                }
+        }
         if (n == 0 || n >= sizeof(buf) || !is_json_number(s, n))
                 return false;
         memcpy(buf, s, n);
@@ -660,6 +686,40 @@ static int parse_step(Parser *p, Step *s, locale_t utf8) {
         }
 }
 
+static int transform_number_names(Transform *t) {
+        size_t allocated = 0;
+
+        for (unsigned i = 0; i < t->n_steps; i++)
+                for (size_t p = 0; p < t->steps[i].n_paths; p++)
+                        for (unsigned c = 0; c < t->steps[i].paths[p].n; c++) {
+                                Name *n = &t->steps[i].paths[p].c[c];
+                                size_t k;
+
+                                for (k = 0; k < t->n_names; k++)
+                                        if (t->names[k]->len == n->len && memcmp(t->names[k]->text, n->text, n->len) == 0)
+                                                break;
+                                n->id = (int32_t) k;
+                                if (k < t->n_names)
+                                        continue;
+                                if (t->n_names >= allocated) {
+                                        size_t a = MAX(allocated * 2, (size_t) 8);
+                                        const Name **v = reallocarray(t->names, a, sizeof(Name *));
+                                        if (!v)
+                                                return -ENOMEM;
+                                        t->names = v;
+                                        allocated = a;
+                                }
+                                t->names[t->n_names++] = n;
+                                if (k < 64) {
+                                        if (n->len == 0)
+                                                t->empty_names |= UINT64_C(1) << k;
+                                        else
+                                                t->first_byte[(uint8_t) n->text[0]] |= UINT64_C(1) << k;
+                                }
+                        }
+        return 0;
+}
+
 int transform_compile(const char *program, Transform **ret, char **ret_error) {
         _cleanup_(transform_freep) Transform *t = NULL;
         Parser p = { .program = program };
@@ -746,11 +806,19 @@ int transform_compile(const char *program, Transform **ret, char **ret_error) {
                         *ret_error = TAKE_PTR(p.error);
                         return r;
                 }
-                for (size_t k = 0; k < t->steps[t->n_steps - 1].n_paths; k++)
-                        t->max_depth = MAX(t->max_depth, t->steps[t->n_steps - 1].paths[k].n);
+                for (size_t k = 0; k < t->steps[t->n_steps - 1].n_paths; k++) {
+                        const Path *path = &t->steps[t->n_steps - 1].paths[k];
+
+                        t->max_depth = MAX(t->max_depth, path->n);
+                        for (unsigned c = 0; c < path->n; c++)
+                                t->max_key_len = MAX(t->max_key_len, path->c[c].json_len);
+                }
         }
         if (t->n_steps == 0)
                 return asprintf(ret_error, "the program has no steps") < 0 ? -ENOMEM : -EINVAL;
+        r = transform_number_names(t);
+        if (r < 0)
+                return r;
         t->members.max_depth = t->max_depth;
         t->sub.max_depth = 1;
         *ret = TAKE_PTR(t);
@@ -772,7 +840,7 @@ static int node_new(Transform *t, int32_t *ret) {
                 t->nodes = n;
                 t->allocated_nodes = k;
         }
-        t->nodes[t->n_nodes] = (Node) { .parent = -1, .first = -1, .last = -1, .next = -1 };
+        t->nodes[t->n_nodes] = (Node) { .parent = -1, .first = -1, .last = -1, .next = -1, .id = -1 };
         *ret = (int32_t) t->n_nodes++;
         return 0;
 }
@@ -807,12 +875,46 @@ static void node_touch(Transform *t, int32_t i) {
                 t->nodes[i].dirty = true;
 }
 
-static bool node_is(const Node *n, const Name *c) {
-        if (n->name)
-                return n->name->len == c->len && memcmp(n->name->text, c->text, c->len) == 0;
-        if (!n->key_escaped)
-                return n->key_len - 2 == c->len && memcmp(n->key + 1, c->text, c->len) == 0;
-        return json_scan_string_equal(n->key, n->key_len, c->text);
+static inline bool bytes_equal(const char *a, const char *b, size_t n) {
+        if (n > 16)
+                return memcmp(a, b, n) == 0;
+        /* Names are short: a loop that stops at the first difference, not a call. */
+        for (size_t k = 0; k < n; k++)
+                if (a[k] != b[k])
+                        return false;
+        return true;
+}
+
+/* Which of the program's names a key of the record (a JSON string span) is, -1 if none. */
+static int32_t name_id(const Transform *t, const char *key, uint32_t key_len, bool escaped) {
+        size_t len = key_len - 2;
+        uint64_t candidates;
+
+        if (escaped) {
+                for (size_t k = 0; k < t->n_names; k++)
+                        if (json_scan_string_equal(key, key_len, t->names[k]->text))
+                                return (int32_t) k;
+                return -1;
+        }
+        if (t->n_names > 64) {
+                for (size_t k = 0; k < t->n_names; k++)
+                        if (t->names[k]->len == len && bytes_equal(t->names[k]->text, key + 1, len))
+                                return (int32_t) k;
+                return -1;
+        }
+        candidates = len == 0 ? t->empty_names : t->first_byte[(uint8_t) key[1]];
+        while (candidates != 0) {
+                unsigned k = (unsigned) __builtin_ctzll(candidates);
+
+                if (t->names[k]->len == len && bytes_equal(t->names[k]->text, key + 1, len))
+                        return (int32_t) k;
+                candidates &= candidates - 1;
+        }
+        return -1;
+}
+
+static inline bool node_is(const Node *n, const Name *c) {
+        return n->id == c->id;
 }
 
 static const char *node_value(const Transform *t, const Node *n) {
@@ -822,7 +924,6 @@ static const char *node_value(const Transform *t, const Node *n) {
 /* Lists the members of object node i (one that was deeper than the scan listed, moved up by a
  * rename): a scan of that value alone. */
 static int node_expand(Transform *t, int32_t i) {
-        size_t base;
         int r;
 
         if (t->nodes[i].listed)
@@ -832,7 +933,6 @@ static int node_expand(Transform *t, int32_t i) {
         if (r < 0)
                 return r == -ENOMEM ? r : -EIO; /* (validated before: can not happen) */
         t->nodes[i].listed = true;
-        base = t->n_nodes;
         for (size_t k = 0; k < t->sub.n; k++) {
                 const JsonScanMember *m = &t->sub.members[k];
                 int32_t j;
@@ -840,10 +940,10 @@ static int node_expand(Transform *t, int32_t i) {
                 r = node_new(t, &j);
                 if (r < 0)
                         return r;
-                assert((size_t) j == base + k);
                 t->nodes[j].key = m->key;
                 t->nodes[j].key_len = m->key_len;
                 t->nodes[j].key_escaped = m->key_escaped;
+                t->nodes[j].id = name_id(t, m->key, m->key_len, m->key_escaped);
                 t->nodes[j].value = m->value;
                 t->nodes[j].value_len = m->value_len;
                 t->nodes[j].type = m->type;
@@ -909,7 +1009,7 @@ static int32_t node_ensure_object(Transform *t, const Path *path, unsigned n) {
                         return -ENOMEM;
                 t->nodes[c].key = path->c[k].json;
                 t->nodes[c].key_len = (uint32_t) path->c[k].json_len;
-                t->nodes[c].name = &path->c[k];
+                t->nodes[c].id = path->c[k].id;
                 t->nodes[c].type = JSON_SCAN_OBJECT;
                 t->nodes[c].listed = true;
                 node_append(t, i, c);
@@ -940,30 +1040,50 @@ static int node_set_value(Transform *t, int32_t i, const char *json, size_t len,
         return 0;
 }
 
-static int write_object(const Transform *t, int32_t i, Buffer *out);
-
-static int write_value(const Transform *t, int32_t i, Buffer *out) {
-        const Node *n = &t->nodes[i];
-
-        if (n->type == JSON_SCAN_OBJECT && n->dirty)
-                return write_object(t, i, out);
-        return buffer_append(out, node_value(t, n), n->value_len);
+/* Copies are short (a key, a number): inline below a few bytes instead of a call. */
+static inline char *put(char *o, const char *p, size_t n) {
+        if (n <= 16) {
+                for (size_t k = 0; k < n; k++)
+                        o[k] = p[k];
+                return o + n;
+        }
+        return (char *) memcpy(o, p, n) + n;
 }
 
-static int write_object(const Transform *t, int32_t i, Buffer *out) {
+static char *write_object_raw(const Transform *t, int32_t i, char *o) {
         bool first = true;
 
-        if (buffer_append(out, "{", 1) < 0)
-                return -ENOMEM;
+        *o++ = '{';
         for (int32_t c = t->nodes[i].first; c >= 0; c = t->nodes[c].next) {
                 const Node *n = &t->nodes[c];
 
-                if ((!first && buffer_append(out, ",", 1) < 0) || buffer_append(out, n->key, n->key_len) < 0 ||
-                    buffer_append(out, ":", 1) < 0 || write_value(t, c, out) < 0)
-                        return -ENOMEM;
+                if (!first)
+                        *o++ = ',';
                 first = false;
+                o = put(o, n->key, n->key_len);
+                *o++ = ':';
+                if (n->type == JSON_SCAN_OBJECT && n->dirty)
+                        o = write_object_raw(t, c, o);
+                else
+                        o = put(o, node_value(t, n), n->value_len);
         }
-        return buffer_append(out, "}", 1);
+        *o++ = '}';
+        return o;
+}
+
+/* Appends the object node i to out. Room for it is reserved once: every span of the input and of
+ * the arena is written at most once, plus the keys the program brought and the punctuation. */
+static int write_object(const Transform *t, int32_t i, size_t input_len, Buffer *out) {
+        size_t bound = input_len + buffer_size(&t->arena) + t->n_nodes * (t->max_key_len + 4) + 2;
+        char *o, *e;
+
+        if (buffer_reserve(out, bound) < 0)
+                return -ENOMEM;
+        o = buffer_tail(out);
+        e = write_object_raw(t, i, o);
+        assert((size_t) (e - o) <= bound);
+        buffer_advance(out, (size_t) (e - o));
+        return 0;
 }
 
 /* The value of node i as text in t->subject (NUL-terminated): a string unescaped, anything else as
@@ -975,7 +1095,7 @@ static ssize_t node_text(Transform *t, int32_t i, const char **ret) {
 
         buffer_clear(&t->subject);
         if (n->type == JSON_SCAN_OBJECT && n->dirty) {
-                if (write_object(t, i, &t->subject) < 0 || buffer_append(&t->subject, "", 1) < 0)
+                if (write_object(t, i, t->input_len, &t->subject) < 0 || buffer_append(&t->subject, "", 1) < 0)
                         return -ENOMEM;
                 *ret = t->subject.data;
                 return (ssize_t) buffer_size(&t->subject) - 1;
@@ -1087,6 +1207,25 @@ static bool word_is(const char *s, size_t n, const char *word) {
         return true;
 }
 
+/* Whether s[0..n) is all ASCII digits, 8 bytes at a time (as json-scan.c's scan_digits(): a byte is
+ * a digit when its high nibble is 3 and adding 6 keeps it so; a carry out of a byte >= 0xfa only
+ * spoils bytes after one that is no digit anyway). */
+static bool all_digits(const char *s, size_t n) {
+        const uint64_t ones = UINT64_C(0x0101010101010101);
+
+        for (; n >= 8; s += 8, n -= 8) {
+                uint64_t w;
+
+                memcpy(&w, s, sizeof(w));
+                if ((((w & (ones * 0xf0)) ^ (ones * 0x30)) | (((w + ones * 0x06) & (ones * 0xf0)) ^ (ones * 0x30))) != 0)
+                        return false;
+        }
+        for (; n > 0; s++, n--)
+                if (*s < '0' || *s > '9')
+                        return false;
+        return true;
+}
+
 /* An integer written in a string: [+-]?[0-9]+ within int64. */
 static bool parse_int64(const char *s, size_t n, int64_t *ret) {
         uint64_t v = 0, limit;
@@ -1097,6 +1236,16 @@ static bool parse_int64(const char *s, size_t n, int64_t *ret) {
                 neg = s[i++] == '-';
         if (i == n)
                 return false;
+        if (n - i <= 18) {
+                /* No overflow possible: no check per digit. */
+                for (; i < n; i++) {
+                        if (s[i] < '0' || s[i] > '9')
+                                return false;
+                        v = v * 10 + (unsigned) (s[i] - '0');
+                }
+                *ret = neg ? -(int64_t) v : (int64_t) v;
+                return true;
+        }
         limit = neg ? (uint64_t) INT64_MAX + 1 : (uint64_t) INT64_MAX;
         for (; i < n; i++) {
                 unsigned d;
@@ -1179,8 +1328,14 @@ static int convert_node(Transform *t, int32_t i, ConvType to) {
         switch (to) {
         case CONV_INT:
                 if (type == JSON_SCAN_NUMBER) {
+                        size_t neg = v[0] == '-';
+
+                        /* Digits only and at most 18 of them: an integer in range already,
+                         * nothing to write. */
+                        if (n->value_len - neg <= 18 && all_digits(v + neg, n->value_len - neg))
+                                return 1;
                         if (parse_int64(v, n->value_len, &k))
-                                return 1; /* already an integer */
+                                return 1;
                         if (!parse_number(v, n->value_len, &d))
                                 d = NAN;
                 } else if (type == JSON_SCAN_STRING) {
@@ -1370,7 +1525,7 @@ static int run_select(Transform *t, const Step *s) {
 
 static int run_drop(Transform *t, const Step *s) {
         for (size_t p = 0; p < s->n_paths; p++) {
-                int32_t prev, i = node_lookup(t, &s->paths[p], s->paths[p].n, &prev), parent;
+                int32_t prev = -1, i = node_lookup(t, &s->paths[p], s->paths[p].n, &prev), parent;
 
                 if (i < -1)
                         return -ENOMEM;
@@ -1396,7 +1551,7 @@ static int run_rename(Transform *t, const Step *s) {
         for (size_t p = 0; p + 1 < s->n_paths; p += 2) {
                 const Path *from = &s->paths[p], *to = &s->paths[p + 1];
                 const Name *last = &to->c[to->n - 1];
-                int32_t prev, i = node_lookup(t, from, from->n, &prev), parent, target, other, other_prev;
+                int32_t prev = -1, i = node_lookup(t, from, from->n, &prev), parent, target, other, other_prev;
 
                 if (i < -1)
                         return -ENOMEM;
@@ -1428,7 +1583,7 @@ static int run_rename(Transform *t, const Step *s) {
                 }
                 t->nodes[i].key = last->json;
                 t->nodes[i].key_len = (uint32_t) last->json_len;
-                t->nodes[i].name = last;
+                t->nodes[i].id = last->id;
                 t->nodes[i].key_escaped = false;
                 node_touch(t, target);
         }
@@ -1476,7 +1631,7 @@ static int run_set(Transform *t, const Step *s, const TransformEnv *env) {
                         return r;
                 t->nodes[i].key = last->json;
                 t->nodes[i].key_len = (uint32_t) last->json_len;
-                t->nodes[i].name = last;
+                t->nodes[i].id = last->id;
                 node_append(t, parent, i);
         }
         return node_set_value(t, i, json, len, JSON_SCAN_STRING, true);
@@ -1493,6 +1648,7 @@ int transform_run(Transform *t, const char *rec, size_t len, const TransformEnv 
         assert(ret);
 
         *ret = (TransformResult) {};
+        t->input_len = len;
         r = json_scan_line_members(rec, len, &t->members, &at);
         if (r == -ENOMEM)
                 return r;
@@ -1546,6 +1702,7 @@ int transform_run(Transform *t, const char *rec, size_t len, const TransformEnv 
                         .type = m->type,
                         .key_escaped = m->key_escaped,
                         .value_escaped = m->value_escaped,
+                        .id = name_id(t, m->key, m->key_len, m->key_escaped),
                         .listed = m->type == JSON_SCAN_OBJECT && m->depth < t->max_depth,
                 };
                 if (t->nodes[parent].last >= 0)
@@ -1612,7 +1769,7 @@ int transform_run(Transform *t, const char *rec, size_t len, const TransformEnv 
         }
 
         mark = out->tail;
-        r = write_object(t, 0, out);
+        r = write_object(t, 0, len, out);
         if (r < 0) {
                 out->tail = mark;
                 return r;
