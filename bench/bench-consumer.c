@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "buffer.h"
+#include "io-util.h"
 #include "line.h"
 #include "socket-util.h"
 #include "util.h"
@@ -213,25 +214,6 @@ bad:
         return 0;
 }
 
-static int send_all(int fd, const char *s, size_t n) {
-        while (n > 0) {
-                ssize_t k = write(fd, s, n);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        if (errno == EAGAIN) {
-                                struct pollfd p = { .fd = fd, .events = POLLOUT };
-                                (void) poll(&p, 1, 1000);
-                                continue;
-                        }
-                        return -errno;
-                }
-                s += k;
-                n -= (size_t) k;
-        }
-        return 0;
-}
-
 static int send_ack(int fd, Stats *st) {
         char line[64];
         int n;
@@ -240,7 +222,7 @@ static int send_ack(int fd, Stats *st) {
                 return 0;
         n = snprintf(line, sizeof(line), "ack %" PRIu64 "\n", st->last_offset);
         st->since_ack = 0;
-        return send_all(fd, line, (size_t) n);
+        return loop_write(fd, line, (size_t) n);
 }
 
 static void help(void) {
@@ -393,7 +375,7 @@ int main(int argc, char *argv[]) {
                 char line[128];
                 int n = snprintf(line, sizeof(line), "{\"op\":\"subscribe\",\"from\":\"earliest\",\"window\":%" PRIu64 "}\n",
                                  arg_window);
-                r = send_all(fd, line, (size_t) n);
+                r = loop_write(fd, line, (size_t) n);
                 if (r < 0) {
                         fprintf(stderr, "Failed to subscribe: %s\n", strerror(-r));
                         return EXIT_FAILURE;
@@ -438,7 +420,7 @@ int main(int argc, char *argv[]) {
                                 if (handle_record(&st, line, len, now) > 0)
                                         continue;
                                 if (!arg_raw && memmem(line, len, "\"ping\"", 6) &&
-                                    send_all(fd, "pong\n", 5) < 0)
+                                    loop_write(fd, "pong\n", 5) < 0)
                                         eof = true;
                         }
                         if (r < 0) {

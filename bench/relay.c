@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "io-util.h"
 #include "socket-util.h"
 #include "util.h"
 
@@ -65,20 +66,6 @@ static int connect_to(const char *spec) {
         if (fd >= 0)
                 (void) fd_set_nonblock(fd, false);
         return fd;
-}
-
-static int write_all(int fd, const char *p, size_t n) {
-        while (n > 0) {
-                ssize_t k = write(fd, p, n);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                p += k;
-                n -= (size_t) k;
-        }
-        return 0;
 }
 
 static void help(void) {
@@ -175,7 +162,7 @@ int main(int argc, char *argv[]) {
                 }
                 if (n == 0)
                         break;
-                r = write_all(down, buf, (size_t) n);
+                r = loop_write(down, buf, (size_t) n);
                 if (r < 0) {
                         fprintf(stderr, "write failed: %s\n", strerror(-r));
                         return EXIT_FAILURE;

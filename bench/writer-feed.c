@@ -21,6 +21,7 @@
 
 #include "batch.h"
 #include "buffer.h"
+#include "io-util.h"
 #include "frame.h"
 #include "json-util.h"
 #include "socket-util.h"
@@ -44,7 +45,6 @@ static bool arg_resume = false;
 static uint64_t arg_connect_timeout_sec = 30;
 static bool arg_raw = false;
 static int build_batch(InFlight *b, uint64_t id, uint64_t first_seq, uint64_t n);
-static int write_full(int fd, const void *p, size_t n);
 static const char *arg_sink = NULL;
 
 /* --sink=PATH: accept one connection, read and discard until EOF, print the throughput.
@@ -99,7 +99,7 @@ static int run_raw(void) {
                 return 1;
         start = now_usec(CLOCK_MONOTONIC);
         while (sent < arg_count) {
-                r = write_full(fd, buffer_begin(&b.frame), buffer_size(&b.frame));
+                r = loop_write(fd, buffer_begin(&b.frame), buffer_size(&b.frame));
                 if (r < 0)
                         return 1;
                 sent += arg_batch;
@@ -174,20 +174,6 @@ static int connect_writer(void) {
         }
 }
 
-static int write_full(int fd, const void *p, size_t n) {
-        while (n > 0) {
-                ssize_t k = write(fd, p, n);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                p = (const char *) p + k;
-                n -= (size_t) k;
-        }
-        return 0;
-}
-
 /* Reads one frame (blocking). */
 static int read_frame(int fd, Buffer *in, Frame *ret) {
         for (;;) {
@@ -215,7 +201,7 @@ static int hello(int fd, Buffer *in, bool *ret_have, uint64_t *ret_last) {
         json_object_object_add(o, "source", json_object_new_string(arg_source));
         r = frame_append_json(&out, o);
         if (r >= 0)
-                r = write_full(fd, buffer_begin(&out), buffer_size(&out));
+                r = loop_write(fd, buffer_begin(&out), buffer_size(&out));
         buffer_done(&out);
         if (r < 0)
                 return r;
@@ -352,7 +338,7 @@ int main(int argc, char *argv[]) {
                 for (uint64_t i = tail; i < head; i++) {
                         InFlight *b = ring + i % arg_window;
                         b->sent_usec = now_usec(CLOCK_MONOTONIC);
-                        r = write_full(fd, buffer_begin(&b->frame), buffer_size(&b->frame));
+                        r = loop_write(fd, buffer_begin(&b->frame), buffer_size(&b->frame));
                         if (r < 0)
                                 goto disconnected;
                 }
@@ -371,7 +357,7 @@ int main(int argc, char *argv[]) {
                                         return 1;
                                 }
                                 b->sent_usec = now_usec(CLOCK_MONOTONIC);
-                                r = write_full(fd, buffer_begin(&b->frame), buffer_size(&b->frame));
+                                r = loop_write(fd, buffer_begin(&b->frame), buffer_size(&b->frame));
                                 head++;
                                 next_seq += n;
                                 if (r < 0)

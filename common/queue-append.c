@@ -101,7 +101,7 @@ int queue_create_segment(Queue *q) {
                         return -errno;
         }
         segment_header_build(h, first, now);
-        r = write_all(fd, h, sizeof(h));
+        r = loop_write(fd, h, sizeof(h));
         if (r < 0) {
                 (void) unlinkat(q->dir_fd, name, 0);
                 return r;
@@ -285,7 +285,7 @@ int queue_flush(Queue *q) {
                 r = queue_reserve_space(q, q->active_size + size);
                 if (r < 0)
                         return r; /* nothing written: readers never see records that might go away */
-                r = write_all(q->active_fd, buffer_begin(&q->pending), size);
+                r = loop_write(q->active_fd, buffer_begin(&q->pending), size);
                 if (r < 0) {
                         /* Cut back whatever part made it, so the file never holds half a flush; the
                          * bytes stay pending (same offsets, same content) for the next attempt. */
@@ -306,7 +306,7 @@ int queue_flush(Queue *q) {
                 /* The index is advisory (readers verify every record and fall back to a scan): on
                  * failure drop the new entries rather than fail the append. */
                 if (fstat(q->index_fd, &st) >= 0 &&
-                    write_all(q->index_fd, buffer_begin(&q->index_pending), buffer_size(&q->index_pending)) < 0)
+                    loop_write(q->index_fd, buffer_begin(&q->index_pending), buffer_size(&q->index_pending)) < 0)
                         (void) ftruncate(q->index_fd, st.st_size);
                 buffer_clear(&q->index_pending);
         }

@@ -316,17 +316,3 @@ int segment_cursor_next(SegmentCursor *c, QueueRecord *ret, uint64_t *ret_pos) {
                         return buffer_size(&c->buf) > 0 ? -EPIPE : 0;
         }
 }
-
-int write_all(int fd, const void *p, size_t n) {
-        while (n > 0) {
-                ssize_t k = write(fd, p, n);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                p = (const uint8_t *) p + k;
-                n -= (size_t) k;
-        }
-        return 0;
-}

@@ -115,6 +115,3 @@ int segment_cursor_seek(SegmentCursor *c, uint64_t pos);
  * when the file ends inside a record (torn, or still being written), -EBADMSG when the bytes at
  * c->pos are not a valid record. Reads on from where it stopped when called again later. */
 int segment_cursor_next(SegmentCursor *c, QueueRecord *ret, uint64_t *ret_pos);
-
-/* write() all of it, again after EINTR. */
-int write_all(int fd, const void *p, size_t n);

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "buffer.h"
+#include "io-util.h"
 #include "queue-format.h"
 #include "queue.h"
 #include "source-table.h"

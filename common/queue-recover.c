@@ -39,7 +39,7 @@ static int copy_range(int from, int to, uint64_t start, uint64_t end) {
                         return -errno;
                 if (n == 0)
                         return end == UINT64_MAX ? 0 : -EPIPE;
-                r = write_all(to, buf, (size_t) n);
+                r = loop_write(to, buf, (size_t) n);
                 if (r < 0)
                         return r;
                 pos += (uint64_t) n;
@@ -287,7 +287,7 @@ static int queue_recover_last(Queue *q, const SegmentRef *s) {
                 segment_header_build(h, s->first, created_us);
                 if (ftruncate(fd, 0) < 0)
                         return -errno;
-                r = write_all(fd, h, sizeof(h));
+                r = loop_write(fd, h, sizeof(h));
                 if (r < 0)
                         return r;
                 queue_event(q, QUEUE_EVENT_TRUNCATED, "Segment %s had a torn header (%zd bytes), rewrote it", name, n);
@@ -348,7 +348,7 @@ static int queue_recover_last(Queue *q, const SegmentRef *s) {
         ifd = openat(q->dir_fd, iname, O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
         if (ifd < 0)
                 return -errno;
-        r = write_all(ifd, buffer_begin(&idx), buffer_size(&idx));
+        r = loop_write(ifd, buffer_begin(&idx), buffer_size(&idx));
         if (r < 0)
                 return r;
 
@@ -375,7 +375,7 @@ static void queue_write_index(Queue *q, uint64_t first, const Buffer *idx) {
 
         segment_name(iname, first, "idx");
         ifd = openat(q->dir_fd, iname, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (ifd >= 0 && write_all(ifd, buffer_begin(idx), buffer_size(idx)) < 0)
+        if (ifd >= 0 && loop_write(ifd, buffer_begin(idx), buffer_size(idx)) < 0)
                 (void) ftruncate(ifd, 0);
 }
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "io-util.h"
 #include "util.h"
 
 uint64_t now_usec(clockid_t clock) {
@@ -165,28 +166,21 @@ int mkdir_p(const char *path, mode_t mode) {
 int write_file_atomic(const char *path, const void *data, size_t size) {
         _cleanup_free_ char *tmp = NULL, *dir = NULL;
         _cleanup_close_ int fd = -EBADF, dfd = -EBADF;
-        const char *p = data;
         char *slash;
+        int r;
 
         if (asprintf(&tmp, "%s.tmp.%ld", path, (long) getpid()) < 0)
                 return -ENOMEM;
         fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (fd < 0)
                 return -errno;
-        while (size > 0) {
-                ssize_t n = write(fd, p, size);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        int r = -errno;
-                        (void) unlink(tmp);
-                        return r;
-                }
-                p += n;
-                size -= (size_t) n;
+        r = loop_write(fd, data, size);
+        if (r < 0) {
+                (void) unlink(tmp);
+                return r;
         }
         if (fsync(fd) < 0 || rename(tmp, path) < 0) {
-                int r = -errno;
+                r = -errno;
                 (void) unlink(tmp);
                 return r;
         }

@@ -101,21 +101,20 @@ static int retry_handler(sd_event_source *es, uint64_t usec, void *userdata) {
 }
 
 static void connector_schedule_retry(Connector *c, const char *reason) {
-        uint64_t now;
+        uint64_t now, delay;
         int r;
 
         if (!connector_is_needed(c))
                 return; /* released by the caller's connector_release_if_unneeded() */
 
-        c->backoff_usec = c->backoff_usec == 0 ? CONNECTOR_BACKOFF_MIN_USEC
-                                               : MIN(c->backoff_usec * 2, CONNECTOR_BACKOFF_MAX_USEC);
+        delay = backoff_next(&c->backoff);
         (void) sd_event_now(c->manager->event, CLOCK_MONOTONIC, &now);
         if (c->retry_timer) {
-                r = sd_event_source_set_time(c->retry_timer, now + c->backoff_usec);
+                r = sd_event_source_set_time(c->retry_timer, now + delay);
                 if (r >= 0)
                         r = sd_event_source_set_enabled(c->retry_timer, SD_EVENT_ONESHOT);
         } else
-                r = sd_event_add_time(c->manager->event, &c->retry_timer, CLOCK_MONOTONIC, now + c->backoff_usec,
+                r = sd_event_add_time(c->manager->event, &c->retry_timer, CLOCK_MONOTONIC, now + delay,
                                       0, retry_handler, c);
         if (r < 0)
                 log_error_errno(r, "Failed to schedule reconnect to connector %s: %m", c->type);
@@ -202,7 +201,7 @@ static int connector_on_connected(Connector *c) {
         int r;
 
         c->connected = true;
-        c->backoff_usec = 0;
+        backoff_reset(&c->backoff);
         log_info("Connected to connector %s at %s.", c->type, c->socket_path);
         while (c->n_pending_removals > 0) {
                 _cleanup_free_ char *name = c->pending_removals[--c->n_pending_removals];
@@ -411,7 +410,7 @@ static int connector_connect(Connector *c) {
                 return 0;
         fd = socket_connect_unix(c->socket_path, true);
         if (fd < 0) {
-                if (c->backoff_usec == 0)
+                if (c->backoff.attempt == 0)
                         log_notice_errno(fd, "Connector %s is not reachable at %s, will retry: %m", c->type,
                                          c->socket_path);
                 connector_schedule_retry(c, "connector not reachable");
@@ -440,6 +439,7 @@ int manager_get_connector(Manager *m, const char *type, Connector **ret) {
                 return -ENOMEM;
         c->manager = m;
         c->fd = -EBADF;
+        c->backoff = BACKOFF_INIT(CONNECTOR_BACKOFF_MIN_USEC, CONNECTOR_BACKOFF_MAX_USEC, false);
         c->type = strdup(type);
         c->socket_path = connector_socket_path(m->runtime_dir, type);
         if (!c->type || !c->socket_path)

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
+#include "backoff.h"
 #include "buffer.h"
 #include "dpiped-manager.h"
 #include "dpiped-source.h"
@@ -26,7 +27,7 @@ struct Connector {
         Buffer in;
         Buffer out;
         bool connected;
-        uint64_t backoff_usec;
+        Backoff backoff;
         uint64_t next_id;
 
         /* Sources removed while disconnected: the connector may still run them, so it is told on

@@ -6,6 +6,7 @@
 #include <json-c/json.h>
 #include <json-c/linkhash.h>
 
+#include "backoff.h"
 #include "batch.h"
 #include "transform.h"
 #include "connector.h"
@@ -121,7 +122,7 @@ struct Source {
         char *pending_position; /* set while batches were in flight: adopted once they are acked */
         uint64_t pending_position_seq, pending_after_batch;
 
-        unsigned backoff_attempt;
+        Backoff backoff;
         sd_event_source *backoff_timer;
 };
 
@@ -146,7 +147,7 @@ typedef struct WriterClient {
         bool connected;
         sd_event_source *io;
         sd_event_source *retry_timer;
-        unsigned retry_attempt;
+        Backoff retry;
         Buffer in, out;
         Batch *batches_head, *batches_tail; /* unacked, in send order */
         uint64_t next_batch_id;
@@ -254,8 +255,6 @@ typedef enum CursorSelection {
 /* Saves the selected changed cursors with one syncfs() and one directory fsync() for all of them
  * (one alone: write_file_atomic()). */
 int source_save_cursors(Manager *m, CursorSelection which);
-/* The delay before retry number attempt (0-based): jittered exponential, see BACKOFF_*. */
-uint64_t source_backoff_delay(unsigned attempt);
 
 /* connector-options.c */
 int options_parse(const ConnectorOption *table, json_object *options, void *config, char **ret_message);

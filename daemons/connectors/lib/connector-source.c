@@ -8,12 +8,12 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #include "connector-format.h"
 #include "connector-internal.h"
 #include "frame.h"
+#include "io-util.h"
 #include "json-scan.h"
 #include "json-util.h"
 #include "log.h"
@@ -226,8 +226,6 @@ int source_save_cursor(Source *s) {
 static int source_write_cursor_tmp(Source *s, int dfd, Buffer *b) {
         _cleanup_free_ char *tmp = NULL;
         _cleanup_close_ int fd = -EBADF;
-        const char *p;
-        size_t left;
         int r;
 
         buffer_clear(b);
@@ -239,18 +237,10 @@ static int source_write_cursor_tmp(Source *s, int dfd, Buffer *b) {
         fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (fd < 0)
                 return -errno;
-        for (p = buffer_begin(b), left = buffer_size(b); left > 0;) {
-                ssize_t n = write(fd, p, left);
-
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        r = -errno;
-                        (void) unlinkat(dfd, tmp, 0);
-                        return r;
-                }
-                p += n;
-                left -= (size_t) n;
+        r = loop_write(fd, buffer_begin(b), buffer_size(b));
+        if (r < 0) {
+                (void) unlinkat(dfd, tmp, 0);
+                return r;
         }
         return 0;
 }
@@ -424,6 +414,7 @@ int source_new(Manager *m, const char *name, json_object *options, bool paused, 
                 return -ENOMEM;
         s->manager = m;
         s->state = SOURCE_CONNECTING;
+        s->backoff = BACKOFF_INIT(BACKOFF_MIN_USEC, BACKOFF_MAX_USEC, true);
         s->name = strdup(name);
         if (!s->name)
                 return -ENOMEM;
@@ -510,7 +501,7 @@ int source_update(Source *s, json_object *options, bool paused, char **ret_messa
                 json_object_put(s->options);
         s->options = options ? json_object_get(options) : NULL;
         s->paused = paused;
-        s->backoff_attempt = 0;
+        backoff_reset(&s->backoff);
         if (paused)
                 source_set_state(s, SOURCE_PAUSED);
         else
@@ -547,7 +538,7 @@ void source_resume(Source *s) {
                 return; /* failed configuration: stays failed until a valid add */
         if (s->state != SOURCE_PAUSED && s->state != SOURCE_FAILED)
                 return;
-        s->backoff_attempt = 0;
+        backoff_reset(&s->backoff);
         source_do_stop(s);
         source_begin(s);
 }
@@ -559,18 +550,6 @@ static int source_backoff_fire(sd_event_source *es, uint64_t usec, void *userdat
         s->reconnects++;
         source_begin(s);
         return 0;
-}
-
-uint64_t source_backoff_delay(unsigned attempt) {
-        uint64_t d = BACKOFF_MIN_USEC, r = 0;
-
-        for (unsigned i = 0; i < attempt && d < BACKOFF_MAX_USEC; i++)
-                d *= 2;
-        d = MIN(d, BACKOFF_MAX_USEC);
-        /* "Equal jitter": between half and all of the delay, so that many sources that failed
-         * together (one peer restarting) do not come back in lockstep. */
-        (void) getrandom(&r, sizeof(r), GRND_NONBLOCK);
-        return d / 2 + r % (d / 2 + 1);
 }
 
 static void source_set_error(Source *s, int error, const char *fmt, va_list ap) {
@@ -599,9 +578,7 @@ int source_fail(Source *s, int error, const char *fmt, ...) {
         va_end(ap);
 
         source_do_stop(s);
-        delay = source_backoff_delay(s->backoff_attempt);
-        if (s->backoff_attempt < 32)
-                s->backoff_attempt++;
+        delay = backoff_next(&s->backoff);
         log_source_warning(s->name, "Source %s: %s; retrying in %" PRIu64 " ms", s->name, s->error ?: "failed",
                     delay / USEC_PER_MSEC);
         r = sd_event_add_time_relative(s->manager->event, &s->backoff_timer, CLOCK_MONOTONIC, delay, 0,
@@ -637,7 +614,7 @@ void source_active(Source *s) {
 }
 
 void source_backoff_reset(Source *s) {
-        s->backoff_attempt = 0;
+        backoff_reset(&s->backoff);
 }
 
 void source_heartbeat(Source *s) {

@@ -28,6 +28,7 @@ int writer_client_init(WriterClient *w, Manager *m, const char *path) {
                 .manager = m,
                 .fd = -EBADF,
                 .next_batch_id = 1,
+                .retry = BACKOFF_INIT(WRITER_RETRY_MIN_USEC, WRITER_RETRY_MAX_USEC, false),
         };
         w->path = strdup(path);
         return w->path ? 0 : -ENOMEM;
@@ -137,7 +138,7 @@ static int writer_client_on_connected(WriterClient *w) {
         int r;
 
         w->connected = true;
-        w->retry_attempt = 0;
+        backoff_reset(&w->retry);
 
         lh_foreach(w->manager->sources, e) {
                 Source *s = (Source *) lh_entry_v(e);
@@ -268,17 +269,11 @@ static int writer_client_retry_fire(sd_event_source *es, uint64_t usec, void *us
 }
 
 static void writer_client_schedule_retry(WriterClient *w) {
-        uint64_t d = WRITER_RETRY_MIN_USEC;
         int r;
 
         if (w->retry_timer)
                 return;
-        for (unsigned i = 0; i < w->retry_attempt && d < WRITER_RETRY_MAX_USEC; i++)
-                d *= 2;
-        d = MIN(d, WRITER_RETRY_MAX_USEC);
-        if (w->retry_attempt < 16)
-                w->retry_attempt++;
-        r = sd_event_add_time_relative(w->manager->event, &w->retry_timer, CLOCK_MONOTONIC, d, 0,
+        r = sd_event_add_time_relative(w->manager->event, &w->retry_timer, CLOCK_MONOTONIC, backoff_next(&w->retry), 0,
                                        writer_client_retry_fire, w);
         if (r < 0)
                 log_error_errno(r, "Failed to arm writer reconnect timer: %m");
@@ -376,7 +371,7 @@ int writer_client_connect(WriterClient *w) {
         if (w->fd < 0) {
                 r = w->fd;
                 w->fd = -EBADF;
-                log_full_errno(w->retry_attempt == 0 ? LOG_WARNING : LOG_DEBUG, r,
+                log_full_errno(w->retry.attempt == 0 ? LOG_WARNING : LOG_DEBUG, r,
                                "Failed to connect to the writer at %s, will retry: %m", w->path);
                 writer_client_schedule_retry(w);
                 return 0;

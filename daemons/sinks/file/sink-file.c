@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "buffer.h"
+#include "io-util.h"
 #include "file-sync.h"
 #include "file-tail.h"
 #include "log.h"
@@ -351,21 +352,6 @@ static int file_deliver(Sink *s, const SinkRecord *rec, size_t n) {
         return (int) i;
 }
 
-static int write_all(int fd, const char *p, size_t n) {
-        while (n > 0) {
-                ssize_t k = write(fd, p, n);
-
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                p += k;
-                n -= (size_t) k;
-        }
-        return 0;
-}
-
 /* How much of out goes into the current file: all of it, or with max_bytes, the lines up to the
  * one that fills the file (at least one line, so that a line bigger than max_bytes goes too). Sets
  * the offset of the last line that goes, and of the first one that stays. */
@@ -409,7 +395,7 @@ static void file_flush(Sink *s) {
                 f->first_offset = f->out_first;
         }
         n = file_out_cut(f, c->max_bytes, &last, &next_first);
-        r = write_all(f->fd, buffer_begin(&f->out), n);
+        r = loop_write(f->fd, buffer_begin(&f->out), n);
         if (r < 0) {
                 /* What got out is a torn tail: the next open cuts it. */
                 (void) sink_fail(s, r, "cannot write to %s", c->address);

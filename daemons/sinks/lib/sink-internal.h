@@ -10,6 +10,7 @@
 #include <json-c/json.h>
 #include <json-c/linkhash.h>
 
+#include "backoff.h"
 #include "buffer.h"
 #include "pipeline-id.h"
 #include "sink-backlog.h"
@@ -95,7 +96,7 @@ struct Sink {
         uint64_t records_sent, lost, last_sent_us, reconnects;
         char *error;
 
-        unsigned backoff_attempt;
+        Backoff backoff;
         sd_event_source *backoff_timer;
         sd_event_source *dispatch_defer; /* offers the backlog again after sink_ready() */
 };
@@ -170,7 +171,6 @@ json_object *sink_state_json(Sink *s);
 void sink_flush(Sink *s);
 /* Records in flight: handed to the type, not yet confirmed. */
 bool sink_in_flight(Sink *s);
-uint64_t sink_backoff_delay(unsigned attempt);
 
 /* Called by the reader (sink-reader.c). */
 void sink_reader_subscribed(Sink *s, uint64_t offset);

@@ -13,7 +13,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "json-util.h"
 #include "log.h"
@@ -268,7 +267,7 @@ void sink_confirm(Sink *s, uint64_t offset) {
         s->confirmed_next = offset + 1;
         s->last_sent_us = now_usec(CLOCK_REALTIME);
         s->state_dirty = true;
-        s->backoff_attempt = 0;
+        backoff_reset(&s->backoff);
         if (s->reader && sink_reader_ack(s->reader, offset) >= 0)
                 s->acked_next = offset + 1;
         manager_check_drained(s->manager);
@@ -358,6 +357,7 @@ int sink_new(Manager *m, const char *name, json_object *options, const char *pip
                 return -ENOMEM;
         s->manager = m;
         s->state = SINK_CONNECTING;
+        s->backoff = BACKOFF_INIT(SINK_BACKOFF_MIN_USEC, SINK_BACKOFF_MAX_USEC, true);
         s->name = strdup(name);
         if (!s->name || asprintf(&s->subscription, SINK_SUBSCRIPTION_PREFIX "%s", name) < 0)
                 return -ENOMEM;
@@ -444,7 +444,7 @@ int sink_update(Sink *s, json_object *options, const char *pipeline_id, bool pau
         if (pipeline_id && !(s->pipeline_id_requested = strdup(pipeline_id)))
                 return -ENOMEM;
         s->paused = paused;
-        s->backoff_attempt = 0;
+        backoff_reset(&s->backoff);
         if (paused)
                 sink_set_state(s, SINK_PAUSED);
         else
@@ -475,7 +475,7 @@ void sink_resume(Sink *s) {
                 return; /* failed configuration: stays failed until a valid add */
         if (s->state != SINK_PAUSED && s->state != SINK_FAILED)
                 return;
-        s->backoff_attempt = 0;
+        backoff_reset(&s->backoff);
         sink_close(s);
         sink_begin(s);
 }
@@ -487,18 +487,6 @@ static int sink_backoff_fire(sd_event_source *es, uint64_t usec, void *userdata)
         s->reconnects++;
         sink_begin(s);
         return 0;
-}
-
-uint64_t sink_backoff_delay(unsigned attempt) {
-        uint64_t d = SINK_BACKOFF_MIN_USEC, r = 0;
-
-        for (unsigned i = 0; i < attempt && d < SINK_BACKOFF_MAX_USEC; i++)
-                d *= 2;
-        d = MIN(d, SINK_BACKOFF_MAX_USEC);
-        /* "Equal jitter": between half and all of the delay, so that sinks that failed together (a
-         * target restarting) do not come back in lockstep. */
-        (void) getrandom(&r, sizeof(r), GRND_NONBLOCK);
-        return d / 2 + r % (d / 2 + 1);
 }
 
 static void sink_set_error(Sink *s, int error, const char *fmt, va_list ap) {
@@ -532,9 +520,7 @@ int sink_fail(Sink *s, int error, const char *fmt, ...) {
                 sink_set_state(s, SINK_BACKOFF);
                 return error < 0 ? error : -error;
         }
-        delay = sink_backoff_delay(s->backoff_attempt);
-        if (s->backoff_attempt < 32)
-                s->backoff_attempt++;
+        delay = backoff_next(&s->backoff);
         log_warning("Sink %s: %s; retrying in %" PRIu64 " ms", s->name, s->error ?: "failed", delay / USEC_PER_MSEC);
         r = sd_event_add_time_relative(s->manager->event, &s->backoff_timer, CLOCK_MONOTONIC, delay, 0,
                                        sink_backoff_fire, s);
@@ -560,5 +546,5 @@ int sink_fail_permanently(Sink *s, int error, const char *fmt, ...) {
 }
 
 void sink_backoff_reset(Sink *s) {
-        s->backoff_attempt = 0;
+        backoff_reset(&s->backoff);
 }
