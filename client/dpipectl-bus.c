@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bus-json.h"
 #include "dpipectl.h"
 #include "json-util.h"
 #include "macro.h"
@@ -20,143 +21,9 @@ const char *source_state_color(const char *state) {
         return NULL;
 }
 
-static int read_basic_json(sd_bus_message *m, char type, struct json_object **ret) {
-        union {
-                uint8_t y;
-                int16_t n;
-                uint16_t q;
-                int32_t i;
-                uint32_t u;
-                int64_t x;
-                uint64_t t;
-                double d;
-                int b;
-                const char *s;
-        } v;
-        struct json_object *o;
-        int r;
-
-        r = sd_bus_message_read_basic(m, type, &v);
-        if (r < 0)
-                return r;
-        switch (type) {
-        case 's':
-        case 'o':
-        case 'g':
-                o = json_object_new_string(v.s);
-                break;
-        case 'b':
-                o = json_object_new_boolean(v.b);
-                break;
-        case 'y':
-                o = json_object_new_int(v.y);
-                break;
-        case 'n':
-                o = json_object_new_int(v.n);
-                break;
-        case 'q':
-                o = json_object_new_int(v.q);
-                break;
-        case 'i':
-                o = json_object_new_int(v.i);
-                break;
-        case 'u':
-                o = json_object_new_int64(v.u);
-                break;
-        case 'x':
-                o = json_object_new_int64(v.x);
-                break;
-        case 't':
-                o = json_object_new_uint64(v.t);
-                break;
-        case 'd':
-                o = json_object_new_double(v.d);
-                break;
-        default:
-                return -EOPNOTSUPP;
-        }
-        if (!o)
-                return -ENOMEM;
-        *ret = o;
-        return 0;
-}
-
-/* The value of one variant; NULL (*ret) for types we do not show. */
-static int read_variant_json(sd_bus_message *m, struct json_object **ret) {
-        const char *contents;
-        char type;
-        int r;
-
-        r = sd_bus_message_peek_type(m, &type, &contents);
-        if (r < 0)
-                return r;
-        if (type != 'v')
-                return -EBADMSG;
-        r = sd_bus_message_enter_container(m, 'v', contents);
-        if (r < 0)
-                return r;
-
-        *ret = NULL;
-        if (strlen(contents) == 1 && strchr("sogbynqiuxtd", contents[0]))
-                r = read_basic_json(m, contents[0], ret);
-        else if (strlen(contents) == 2 && contents[0] == 'a' && strchr("sog", contents[1])) {
-                _cleanup_json_ struct json_object *a = json_object_new_array();
-                const char *s;
-
-                if (!a)
-                        return -ENOMEM;
-                r = sd_bus_message_enter_container(m, 'a', contents + 1);
-                if (r < 0)
-                        return r;
-                while ((r = sd_bus_message_read_basic(m, contents[1], &s)) > 0)
-                        if (json_object_array_add(a, json_object_new_string(s)) < 0)
-                                return -ENOMEM;
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_exit_container(m);
-                if (r >= 0)
-                        *ret = TAKE_PTR(a);
-        } else
-                r = sd_bus_message_skip(m, contents);
-        if (r < 0)
-                return r;
-        return sd_bus_message_exit_container(m);
-}
-
 int bus_message_read_properties_json(sd_bus_message *m, struct json_object **ret) {
-        _cleanup_json_ struct json_object *props = json_object_new_object();
-        int r;
-
-        if (!props)
-                return -ENOMEM;
-        r = sd_bus_message_enter_container(m, 'a', "{sv}");
-        if (r < 0)
-                return r;
-        while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
-                struct json_object *v = NULL;
-                const char *name;
-
-                r = sd_bus_message_read_basic(m, 's', &name);
-                if (r < 0)
-                        return r;
-                r = read_variant_json(m, &v);
-                if (r < 0)
-                        return r;
-                if (v && json_object_object_add(props, name, v) < 0) {
-                        json_object_put(v);
-                        return -ENOMEM;
-                }
-                r = sd_bus_message_exit_container(m);
-                if (r < 0)
-                        return r;
-        }
-        if (r < 0)
-                return r;
-        r = sd_bus_message_exit_container(m);
-        if (r < 0)
-                return r;
-        *ret = TAKE_PTR(props);
-        return 0;
+        /* Properties of types we do not show are left out. */
+        return bus_message_read_dict_json(m, BUS_JSON_ARRAYS | BUS_JSON_SKIP_UNSUPPORTED, ret, NULL, NULL);
 }
 
 int bus_get_all_properties_json(sd_bus *bus, const char *path, const char *iface, sd_bus_error *error,
@@ -164,7 +31,7 @@ int bus_get_all_properties_json(sd_bus *bus, const char *path, const char *iface
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         int r;
 
-        r = sd_bus_call_method(bus, BUS_NAME, path, "org.freedesktop.DBus.Properties", "GetAll", error, &reply,
+        r = sd_bus_call_method(bus, DPIPED_BUS_NAME, path, "org.freedesktop.DBus.Properties", "GetAll", error, &reply,
                                "s", iface);
         if (r < 0)
                 return r;
@@ -191,7 +58,7 @@ const char *bus_error_text(const sd_bus_error *e, int r) {
                 /* A missing service is better said in words than as a D-Bus error name. */
                 if (sd_bus_error_has_name(e, "org.freedesktop.DBus.Error.ServiceUnknown") ||
                     sd_bus_error_has_name(e, "org.freedesktop.DBus.Error.NameHasNoOwner"))
-                        return "dpiped is not running (" BUS_NAME " is not on the bus)";
+                        return "dpiped is not running (" DPIPED_BUS_NAME " is not on the bus)";
                 if (!isempty(e->message))
                         return e->message;
                 return e->name;

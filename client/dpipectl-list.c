@@ -38,7 +38,7 @@ static int list_sources(sd_bus *bus, sd_bus_message **ret_reply, SourceEntry **r
         size_t n = 0;
         int r;
 
-        r = sd_bus_call_method(bus, BUS_NAME, BUS_PATH, BUS_MANAGER_IFACE, "ListSources", &error, &reply, NULL);
+        r = sd_bus_call_method(bus, DPIPED_BUS_NAME, DPIPED_BUS_PATH, DPIPED_MANAGER_INTERFACE, "ListSources", &error, &reply, NULL);
         if (r < 0) {
                 log_error("Failed to list sources: %s", bus_error_text(&error, r));
                 return bus_error_exit_status(&error, r);
@@ -62,7 +62,7 @@ static int list_sources(sd_bus *bus, sd_bus_message **ret_reply, SourceEntry **r
                 }
                 entries = a;
                 /* A source removed between the two calls just shows what ListSources said. */
-                if (bus_get_all_properties_json(bus, e.path, BUS_SOURCE_IFACE, NULL, &e.props) < 0)
+                if (bus_get_all_properties_json(bus, e.path, DPIPED_SOURCE_INTERFACE, NULL, &e.props) < 0)
                         e.props = NULL;
                 entries[n++] = e;
         }
@@ -198,7 +198,7 @@ static int status_source(sd_bus *bus, const char *name) {
         uint64_t records = 0, nbytes = 0, reconnects = 0, skipped = 0, filtered = 0;
         int r;
 
-        r = sd_bus_call_method(bus, BUS_NAME, BUS_PATH, BUS_MANAGER_IFACE, "GetSource", &error, &reply, "s", name);
+        r = sd_bus_call_method(bus, DPIPED_BUS_NAME, DPIPED_BUS_PATH, DPIPED_MANAGER_INTERFACE, "GetSource", &error, &reply, "s", name);
         if (r < 0) {
                 log_error("Failed to get source %s: %s", name, bus_error_text(&error, r));
                 return bus_error_exit_status(&error, r);
@@ -206,7 +206,7 @@ static int status_source(sd_bus *bus, const char *name) {
         r = sd_bus_message_read(reply, "o", &path);
         if (r < 0)
                 return log_error_errno(r, "Failed to parse the GetSource reply: %m"), EXIT_FAILURE;
-        r = bus_get_all_properties_json(bus, path, BUS_SOURCE_IFACE, &error, &props);
+        r = bus_get_all_properties_json(bus, path, DPIPED_SOURCE_INTERFACE, &error, &props);
         if (r < 0) {
                 log_error("Failed to read the properties of source %s: %s", name, bus_error_text(&error, r));
                 return bus_error_exit_status(&error, r);
@@ -260,7 +260,7 @@ static int status_pipeline(sd_bus *bus) {
         uint64_t first = 0, next = 0, written = 0, clients = 0;
         int r;
 
-        r = bus_get_all_properties_json(bus, BUS_PATH, BUS_MANAGER_IFACE, &error, &props);
+        r = bus_get_all_properties_json(bus, DPIPED_BUS_PATH, DPIPED_MANAGER_INTERFACE, &error, &props);
         if (r < 0) {
                 log_error("Failed to read the pipeline's properties: %s", bus_error_text(&error, r));
                 return bus_error_exit_status(&error, r);

@@ -17,9 +17,9 @@
 static char *object_label(const char *path) {
         char *name = NULL;
 
-        if (sd_bus_path_decode(path, BUS_SOURCE_PREFIX, &name) > 0)
+        if (sd_bus_path_decode(path, DPIPED_BUS_SOURCE_PREFIX, &name) > 0)
                 return name;
-        return strdup(streq(path, BUS_PATH) ? "pipeline" : path);
+        return strdup(streq(path, DPIPED_BUS_PATH) ? "pipeline" : path);
 }
 
 static void print_event(struct json_object *o) {
@@ -35,7 +35,7 @@ static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error
         int r;
 
         r = sd_bus_message_read(m, "s", &iface);
-        if (r < 0 || strncmp(iface, BUS_NAME ".", strlen(BUS_NAME ".")) != 0)
+        if (r < 0 || strncmp(iface, DPIPED_BUS_NAME ".", strlen(DPIPED_BUS_NAME ".")) != 0)
                 return 0;
         r = bus_message_read_properties_json(m, &props);
         if (r < 0)
@@ -146,16 +146,16 @@ int verb_monitor(sd_bus *bus, int argc, char **argv) {
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the event loop: %m"), EXIT_FAILURE;
 
-        r = sd_bus_match_signal(bus, NULL, BUS_NAME, NULL, "org.freedesktop.DBus.Properties", "PropertiesChanged",
+        r = sd_bus_match_signal(bus, NULL, DPIPED_BUS_NAME, NULL, "org.freedesktop.DBus.Properties", "PropertiesChanged",
                                 on_properties_changed, NULL);
         if (r >= 0)
-                r = sd_bus_match_signal(bus, NULL, BUS_NAME, BUS_PATH, BUS_MANAGER_IFACE, "SourceAdded", on_source_signal, NULL);
+                r = sd_bus_match_signal(bus, NULL, DPIPED_BUS_NAME, DPIPED_BUS_PATH, DPIPED_MANAGER_INTERFACE, "SourceAdded", on_source_signal, NULL);
         if (r >= 0)
-                r = sd_bus_match_signal(bus, NULL, BUS_NAME, BUS_PATH, BUS_MANAGER_IFACE, "SourceRemoved", on_source_signal, NULL);
+                r = sd_bus_match_signal(bus, NULL, DPIPED_BUS_NAME, DPIPED_BUS_PATH, DPIPED_MANAGER_INTERFACE, "SourceRemoved", on_source_signal, NULL);
         if (r >= 0)
                 r = sd_bus_add_match(bus, NULL,
                                      "type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',"
-                                     "member='NameOwnerChanged',arg0='" BUS_NAME "'",
+                                     "member='NameOwnerChanged',arg0='" DPIPED_BUS_NAME "'",
                                      on_name_owner_changed, NULL);
         if (r < 0)
                 return log_error_errno(r, "Failed to subscribe to the pipeline's signals: %m"), EXIT_FAILURE;
@@ -163,7 +163,7 @@ int verb_monitor(sd_bus *bus, int argc, char **argv) {
         /* sd_bus_add_match() waits for the bus to confirm each match: from here on nothing is missed,
          * which the banner tells (scripts may wait for it). */
         if (!arg_json && !arg_no_legend && !arg_quiet) {
-                printf("Monitoring %s, press Ctrl-C to stop.\n", BUS_NAME);
+                printf("Monitoring %s, press Ctrl-C to stop.\n", DPIPED_BUS_NAME);
                 fflush(stdout);
         }
 

@@ -67,7 +67,7 @@ static int verb_add_source(sd_bus *bus, int argc, char **argv) {
         const char *name = argv[1], *path;
         int r;
 
-        r = sd_bus_message_new_method_call(bus, &m, BUS_NAME, BUS_PATH, BUS_MANAGER_IFACE, "AddSource");
+        r = sd_bus_message_new_method_call(bus, &m, DPIPED_BUS_NAME, DPIPED_BUS_PATH, DPIPED_MANAGER_INTERFACE, "AddSource");
         if (r < 0)
                 return log_error_errno(r, "Failed to create bus message: %m"), EXIT_FAILURE;
         r = sd_bus_message_append(m, "ss", name, arg_type);
@@ -126,7 +126,7 @@ static int verb_simple(sd_bus *bus, int argc, char **argv) {
                         continue;
                 /* Several names may be given, like "systemctl stop a b": each is tried. */
                 for (int j = 1; j < argc; j++) {
-                        r = sd_bus_call_method(bus, BUS_NAME, BUS_PATH, BUS_MANAGER_IFACE, table[i].method, &error,
+                        r = sd_bus_call_method(bus, DPIPED_BUS_NAME, DPIPED_BUS_PATH, DPIPED_MANAGER_INTERFACE, table[i].method, &error,
                                                NULL, "s", argv[j]);
                         if (r < 0) {
                                 log_error("Failed to %s source %s: %s", table[i].what, argv[j], bus_error_text(&error, r));

@@ -11,14 +11,10 @@
 #include <stdint.h>
 #include <systemd/sd-bus.h>
 
+#include "bus-names.h"
 #include "client-proto.h"
 #include "client-util.h"
 
-#define BUS_NAME "org.dpipe.Pipeline1"
-#define BUS_PATH "/org/dpipe/Pipeline1"
-#define BUS_SOURCE_PREFIX "/org/dpipe/Pipeline1/source"
-#define BUS_MANAGER_IFACE "org.dpipe.Pipeline1.Manager"
-#define BUS_SOURCE_IFACE "org.dpipe.Pipeline1.Source"
 
 /* --json=MODE (systemd's forms). Bare --json / -j is JSON_AUTO: pretty on a terminal, short
  * otherwise; streams (monitor, tail) print one short line per event unless pretty was asked for. */

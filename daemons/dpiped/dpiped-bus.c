@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "bus-json.h"
 #include "dpiped-audit.h"
 #include "dpiped-manager.h"
 #include "dpiped-polkit.h"
@@ -35,96 +35,23 @@ static int property_get_queue_offset(sd_bus *bus, const char *path, const char *
 
 /* ---- methods ------------------------------------------------------------------------------------- */
 
-/* a{sv} → JSON object, basic types only. */
+/* a{sv} → JSON object, basic types only (common/bus-json.c), with the refusal named. */
 static int bus_read_options(sd_bus_message *message, struct json_object **ret, sd_bus_error *error) {
-        _cleanup_json_ struct json_object *o = json_object_new_object();
+        const char *key = NULL, *type = NULL;
         int r;
 
-        if (!o)
-                return -ENOMEM;
-        r = sd_bus_message_enter_container(message, 'a', "{sv}");
-        if (r < 0)
-                return r;
-        while ((r = sd_bus_message_enter_container(message, 'e', "sv")) > 0) {
-                struct json_object *v = NULL;
-                const char *key, *contents;
-                char type;
-
-                r = sd_bus_message_read(message, "s", &key);
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_peek_type(message, NULL, &contents);
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_enter_container(message, 'v', contents);
-                if (r < 0)
-                        return r;
-                type = contents[0];
-                if (strlen(contents) != 1)
-                        type = 0;
-                switch (type) {
-                case 's': {
-                        const char *s;
-                        r = sd_bus_message_read_basic(message, 's', &s);
-                        v = r >= 0 ? json_object_new_string(s) : NULL;
-                        break;
-                }
-                case 'b': {
-                        int b;
-                        r = sd_bus_message_read_basic(message, 'b', &b);
-                        v = r >= 0 ? json_object_new_boolean(b) : NULL;
-                        break;
-                }
-                case 'y': case 'q': case 'u': case 't': {
-                        uint64_t u = 0;
-                        union { uint8_t y; uint16_t q; uint32_t u; uint64_t t; } x = {};
-                        r = sd_bus_message_read_basic(message, type, &x);
-                        u = type == 'y' ? x.y : type == 'q' ? x.q : type == 'u' ? x.u : x.t;
-                        v = r >= 0 ? (u <= INT64_MAX ? json_object_new_int64((int64_t) u) : json_object_new_uint64(u)) : NULL;
-                        break;
-                }
-                case 'n': case 'i': case 'x': {
-                        union { int16_t n; int32_t i; int64_t x; } x = {};
-                        r = sd_bus_message_read_basic(message, type, &x);
-                        v = r >= 0 ? json_object_new_int64(type == 'n' ? x.n : type == 'i' ? x.i : x.x) : NULL;
-                        break;
-                }
-                case 'd': {
-                        double d;
-                        r = sd_bus_message_read_basic(message, 'd', &d);
-                        if (r >= 0 && !isfinite(d))
-                                /* JSON has no NaN or Infinity: json-c would write them into the
-                                 * registry file as they are, and nothing could read it back. */
-                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                         "Option \"%.64s\" is %s; options must be finite numbers.",
-                                                         key, isnan(d) ? "NaN" : "infinite");
-                        v = r >= 0 ? json_object_new_double(d) : NULL;
-                        break;
-                }
-                default:
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                 "Option \"%.64s\" has type \"%.16s\"; options must be of a basic type.",
-                                                 key, contents);
-                }
-                if (r < 0)
-                        return r;
-                if (!v || json_object_object_add(o, key, v) < 0) {
-                        json_object_put(v);
-                        return -ENOMEM;
-                }
-                r = sd_bus_message_exit_container(message);
-                if (r >= 0)
-                        r = sd_bus_message_exit_container(message);
-                if (r < 0)
-                        return r;
-        }
-        if (r < 0)
-                return r;
-        r = sd_bus_message_exit_container(message);
-        if (r < 0)
-                return r;
-        *ret = TAKE_PTR(o);
-        return 0;
+        r = bus_message_read_dict_json(message, 0, ret, &key, &type);
+        if (r == -EDOM || r == -ERANGE)
+                /* JSON has no NaN or Infinity: json-c would write them into the registry file as
+                 * they are, and nothing could read it back. */
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Option \"%.64s\" is %s; options must be finite numbers.", key,
+                                         r == -EDOM ? "NaN" : "infinite");
+        if (r == -EOPNOTSUPP)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Option \"%.64s\" has type \"%.16s\"; options must be of a basic type.",
+                                         key, type);
+        return r;
 }
 
 static int method_add_source(sd_bus_message *message, void *userdata, sd_bus_error *error) {
@@ -235,7 +162,7 @@ static int method_list_sources(sd_bus_message *message, void *userdata, sd_bus_e
         r = sd_bus_message_open_container(reply, 'a', "(ssso)");
         if (r < 0)
                 return r;
-        for (Source *s = m->sources; s; s = s->next) {
+        LIST_FOREACH(sources, s, m->sources) {
                 r = sd_bus_message_append(reply, "(ssso)", s->name, s->type, source_state_to_string(s->state),
                                           s->object_path);
                 if (r < 0)

@@ -220,7 +220,7 @@ static int op_list_sources(Client *c, struct json_object *req, struct json_objec
 
         if (!o || !a)
                 return -ENOMEM;
-        for (Source *s = c->manager->sources; s; s = s->next) {
+        LIST_FOREACH(sources, s, c->manager->sources) {
                 struct json_object *e = json_object_new_object();
                 if (!e || json_object_array_add(a, e) < 0) {
                         json_object_put(e);

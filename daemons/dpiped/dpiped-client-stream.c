@@ -309,10 +309,7 @@ static int client_pump(Client *c) {
 }
 
 void manager_pump_clients(Manager *m) {
-        Client *c, *next;
-
-        for (c = m->clients; c; c = next) {
-                next = c->next;
+        LIST_FOREACH_SAFE(clients, c, next, m->clients) {
                 if (c->subscription && client_pump(c) < 0)
                         client_free(c);
         }
@@ -320,10 +317,8 @@ void manager_pump_clients(Manager *m) {
 
 int pump_handler(sd_event_source *es, void *userdata) {
         Manager *m = userdata;
-        Client *c, *next;
 
-        for (c = m->clients; c; c = next) {
-                next = c->next;
+        LIST_FOREACH_SAFE(clients, c, next, m->clients) {
                 if (c->pump_pending && client_pump(c) < 0)
                         client_free(c);
         }
@@ -331,7 +326,7 @@ int pump_handler(sd_event_source *es, void *userdata) {
 }
 
 void manager_commit_subscriptions(Manager *m) {
-        for (Client *c = m->clients; c; c = c->next)
+        LIST_FOREACH(clients, c, m->clients)
                 client_commit(c);
 }
 

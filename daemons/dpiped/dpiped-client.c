@@ -382,12 +382,7 @@ Client *client_free(Client *c) {
                 return NULL;
         m = c->manager;
         client_commit(c);
-        if (c->prev)
-                c->prev->next = c->next;
-        else if (m->clients == c)
-                m->clients = c->next;
-        if (c->next)
-                c->next->prev = c->prev;
+        LIST_REMOVE(clients, m->clients, c);
         m->n_clients--;
 
         sd_event_source_disable_unref(c->io_event_source);
@@ -470,10 +465,7 @@ int client_new(Manager *m, int fd, int family, bool tls) {
         c->transport.fd = fd;
         c->accepted_usec = c->last_rx_usec = now_usec(CLOCK_MONOTONIC);
 
-        c->next = m->clients;
-        if (m->clients)
-                m->clients->prev = c;
-        m->clients = c;
+        LIST_PREPEND(clients, m->clients, c);
         m->n_clients++;
 
         if (tls) {
@@ -509,10 +501,8 @@ fail:
 
 static int heartbeat_handler(sd_event_source *es, uint64_t usec, void *userdata) {
         Manager *m = userdata;
-        Client *c, *next;
 
-        for (c = m->clients; c; c = next) {
-                next = c->next;
+        LIST_FOREACH_SAFE(clients, c, next, m->clients) {
                 if (c->closing || !c->ready)
                         continue;
                 if (buffer_append_str(&c->out, "{\"op\":\"ping\"}\n") < 0 || client_flush(c) < 0)

@@ -16,6 +16,7 @@
 #include "dpiped-audit.h"
 #include "dpiped-manager.h"
 #include "dpiped-subscription.h"
+#include "list.h"
 #include "transport.h"
 
 /* Above this much unsent output a client gets no more records until it drains. Its requests are
@@ -48,7 +49,7 @@ typedef struct Token Token;
 
 struct Client {
         Manager *manager;
-        Client *next, *prev;
+        LIST_FIELDS(Client, clients);
 
         Transport transport; /* the socket, and TLS on it for a TLS listener */
         sd_event_source *io_event_source;

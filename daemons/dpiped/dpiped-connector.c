@@ -57,7 +57,7 @@ void manager_connectors_free(Manager *m) {
 }
 
 static void connector_sources_set_state(Connector *c, SourceState state, const char *error) {
-        for (Source *s = c->manager->sources; s; s = s->next) {
+        LIST_FOREACH(sources, s, c->manager->sources) {
                 if (!streq(s->type, c->type) || s->paused)
                         continue;
                 if (source_set_state(s, state, error))
@@ -71,7 +71,7 @@ static void connector_sources_set_state(Connector *c, SourceState state, const c
 static bool connector_is_needed(Connector *c) {
         if (c->n_pending_removals > 0)
                 return true;
-        for (Source *s = c->manager->sources; s; s = s->next)
+        LIST_FOREACH(sources, s, c->manager->sources)
                 if (streq(s->type, c->type))
                         return true;
         return false;
@@ -216,7 +216,7 @@ static int connector_on_connected(Connector *c) {
                         return 0;
         }
         /* The connector keeps nothing dpiped cannot resend: tell it every source of its type. */
-        for (Source *s = c->manager->sources; s; s = s->next) {
+        LIST_FOREACH(sources, s, c->manager->sources) {
                 if (!streq(s->type, c->type))
                         continue;
                 r = connector_send_add(c, s);
@@ -286,7 +286,7 @@ static void connector_handle_error(Connector *c, struct json_object *o) {
 
         if (!json_get_uint64(o, "id", &id))
                 return;
-        for (Source *s = c->manager->sources; s; s = s->next)
+        LIST_FOREACH(sources, s, c->manager->sources)
                 if (streq(s->type, c->type) && s->pending_request_id == id) {
                         log_source_warning(s->name, "Connector %s refused source %s: %s", c->type, s->name, message);
                         if (source_set_state(s, SOURCE_FAILED, message))

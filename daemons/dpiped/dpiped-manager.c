@@ -66,15 +66,7 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
 }
 
 static void manager_unlink_source(Manager *m, Source *s) {
-        if (s->prev)
-                s->prev->next = s->next;
-        else
-                m->sources = s->next;
-        if (s->next)
-                s->next->prev = s->prev;
-        else
-                m->sources_tail = s->prev;
-        s->next = s->prev = NULL;
+        LIST_REMOVE_TAIL(sources, m->sources, m->sources_tail, s);
         m->n_sources--;
 }
 
@@ -85,12 +77,7 @@ static int manager_link_source(Manager *m, Source *s) {
         if (r < 0)
                 return r;
         s->manager = m;
-        s->prev = m->sources_tail;
-        if (m->sources_tail)
-                m->sources_tail->next = s;
-        else
-                m->sources = s;
-        m->sources_tail = s;
+        LIST_APPEND_TAIL(sources, m->sources, m->sources_tail, s);
         m->n_sources++;
         return 0;
 }
@@ -134,7 +121,7 @@ Manager *manager_free(Manager *m) {
 }
 
 Source *manager_find_source(Manager *m, const char *name) {
-        for (Source *s = m->sources; s; s = s->next)
+        LIST_FOREACH(sources, s, m->sources)
                 if (streq(s->name, name))
                         return s;
         return NULL;
@@ -303,7 +290,7 @@ static int manager_load_registry(Manager *m) {
                         return log_oom();
                 }
         }
-        for (Source *s = m->sources; s; s = s->next) {
+        LIST_FOREACH(sources, s, m->sources) {
                 r = manager_get_connector(m, s->type, NULL);
                 if (r < 0)
                         return log_error_errno(r, "Failed to set up connector %s: %m", s->type);

@@ -11,6 +11,7 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
+#include "bus-names.h"
 #include "macro.h"
 #include "queue.h"
 #include "socket-util.h"
@@ -23,17 +24,6 @@ typedef struct Actor Actor;
 typedef struct Listener Listener;
 typedef struct TokenSet TokenSet;
 typedef struct TlsContext TlsContext;
-
-#define DPIPED_BUS_NAME "org.dpipe.Pipeline1"
-#define DPIPED_BUS_PATH "/org/dpipe/Pipeline1"
-#define DPIPED_BUS_SOURCE_PREFIX "/org/dpipe/Pipeline1/source"
-#define DPIPED_MANAGER_INTERFACE "org.dpipe.Pipeline1.Manager"
-#define DPIPED_SOURCE_INTERFACE "org.dpipe.Pipeline1.Source"
-#define DPIPED_POLKIT_ACTION "org.dpipe.pipeline1.manage"
-
-#define BUS_ERROR_SOURCE_EXISTS "org.dpipe.Pipeline1.Error.SourceExists"
-#define BUS_ERROR_NO_SUCH_SOURCE "org.dpipe.Pipeline1.Error.NoSuchSource"
-#define BUS_ERROR_UNKNOWN_TYPE "org.dpipe.Pipeline1.Error.UnknownType"
 
 #define DPIPED_HEARTBEAT_USEC_DEFAULT (5 * USEC_PER_SEC)
 

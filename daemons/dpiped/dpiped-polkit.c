@@ -6,6 +6,7 @@
 #include "dpiped-audit.h"
 #include "dpiped-manager.h"
 #include "dpiped-polkit.h"
+#include "list.h"
 #include "log.h"
 #include "util.h"
 
@@ -18,7 +19,7 @@
 
 typedef struct PolkitQuery {
         Manager *manager;
-        struct PolkitQuery *next, *prev;
+        LIST_FIELDS(struct PolkitQuery, queries);
         sd_bus_message *request;
         sd_bus_message_handler_t handler;
         sd_bus_slot *slot;
@@ -29,12 +30,7 @@ typedef struct PolkitQuery {
 static PolkitQuery *polkit_query_free(PolkitQuery *q) {
         if (!q)
                 return NULL;
-        if (q->prev)
-                q->prev->next = q->next;
-        else if (q->manager->polkit_queries == q)
-                q->manager->polkit_queries = q->next;
-        if (q->next)
-                q->next->prev = q->prev;
+        LIST_REMOVE(queries, q->manager->polkit_queries, q);
         sd_bus_slot_unref(q->slot);
         sd_bus_message_unref(q->request);
         free(q);
@@ -128,11 +124,11 @@ int bus_verify_manage(sd_bus_message *message, Manager *m, sd_bus_message_handle
         uid_t euid;
         int r;
 
-        for (q = m->polkit_queries; q; q = q->next)
-                if (q->request == message) {
-                        if (!q->done)
+        LIST_FOREACH(queries, i, m->polkit_queries)
+                if (i->request == message) {
+                        if (!i->done)
                                 return 0;
-                        if (q->authorized)
+                        if (i->authorized)
                                 return 1;
                         return bus_denied(message, error,
                                           "Changing the pipeline needs root or the polkit action " DPIPED_POLKIT_ACTION ".");
@@ -155,10 +151,7 @@ int bus_verify_manage(sd_bus_message *message, Manager *m, sd_bus_message_handle
         q->manager = m;
         q->handler = handler;
         q->request = sd_bus_message_ref(message);
-        q->next = m->polkit_queries;
-        if (m->polkit_queries)
-                m->polkit_queries->prev = q;
-        m->polkit_queries = q;
+        LIST_PREPEND(queries, m->polkit_queries, q);
 
         r = sd_bus_call_method_async(
                         sd_bus_message_get_bus(message), &q->slot, "org.freedesktop.PolicyKit1",

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stddef.h>
 
+#include "bus-json.h"
 #include "dpiped-manager.h"
 #include "dpiped-source.h"
 #include "log.h"
@@ -30,24 +31,8 @@ static int property_get_paused(sd_bus *bus, const char *path, const char *interf
 static int property_get_options(sd_bus *bus, const char *path, const char *interface, const char *property,
                                 sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         Source *s = userdata;
-        int r;
 
-        r = sd_bus_message_open_container(reply, 'a', "{sv}");
-        if (r < 0)
-                return r;
-        json_object_object_foreach(s->options, key, value) {
-                if (json_object_is_type(value, json_type_int))
-                        r = sd_bus_message_append(reply, "{sv}", key, "t", (uint64_t) json_object_get_int64(value));
-                else if (json_object_is_type(value, json_type_boolean))
-                        r = sd_bus_message_append(reply, "{sv}", key, "b", (int) json_object_get_boolean(value));
-                else if (json_object_is_type(value, json_type_double))
-                        r = sd_bus_message_append(reply, "{sv}", key, "d", json_object_get_double(value));
-                else
-                        r = sd_bus_message_append(reply, "{sv}", key, "s", json_object_get_string(value));
-                if (r < 0)
-                        return r;
-        }
-        return sd_bus_message_close_container(reply);
+        return bus_message_append_dict_json(reply, s->options);
 }
 
 /* State, LastError, Reconnects and Paused are signalled when they change; the counters move with
@@ -98,7 +83,7 @@ int source_node_enumerator(sd_bus *bus, const char *path, void *userdata, char *
         l = calloc(m->n_sources + 1, sizeof(char *));
         if (!l)
                 return -ENOMEM;
-        for (Source *s = m->sources; s; s = s->next) {
+        LIST_FOREACH(sources, s, m->sources) {
                 l[n] = strdup(s->object_path);
                 if (!l[n]) {
                         for (size_t i = 0; i < n; i++)

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "list.h"
 #include "macro.h"
 
 typedef struct Manager Manager;
@@ -27,7 +28,7 @@ SourceState source_state_from_string(const char *s);
 
 typedef struct Source {
         Manager *manager;
-        struct Source *next, *prev;
+        LIST_FIELDS(struct Source, sources);
 
         char *name;
         char *type;

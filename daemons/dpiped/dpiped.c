@@ -5,10 +5,10 @@
 #include <grp.h>
 #include <signal.h>
 #include <stdio.h>
-#include <sys/resource.h>
 #include <unistd.h>
 #include <systemd/sd-daemon.h>
 
+#include "daemon-util.h"
 #include "dpiped-client.h"
 #include "dpiped-manager.h"
 #include "dpiped-tokens.h"
@@ -223,17 +223,6 @@ static int parse_argv(int argc, char *argv[]) {
         return 1;
 }
 
-/* Many idle clients each hold an fd: raise the soft limit to the hard one, as systemd does. */
-static void raise_fd_limit(void) {
-        struct rlimit rl;
-
-        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
-                return;
-        rl.rlim_cur = rl.rlim_max;
-        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-                log_debug_errno(errno, "Failed to raise the fd limit, ignoring: %m");
-}
-
 /* --tokens, or else the systemd credential. A malformed file stops dpiped: "PATH:LINE: why". */
 static int load_tokens(TokenSet **ret) {
         _cleanup_free_ char *credential = NULL;
@@ -317,10 +306,8 @@ static int run(int argc, char *argv[]) {
         _cleanup_(token_set_freep) TokenSet *tokens = NULL;
         _cleanup_(tls_context_freep) TlsContext *tls = NULL;
         ManagerConfig config = {};
-        sigset_t mask;
         int r;
 
-        log_setup();
         r = parse_argv(argc, argv);
         if (r <= 0)
                 return r;
@@ -352,22 +339,12 @@ static int run(int argc, char *argv[]) {
         config.tokens = tokens;
         config.tls = tls;
 
-        raise_fd_limit();
-        (void) signal(SIGPIPE, SIG_IGN);
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGTERM);
-        sigaddset(&mask, SIGINT);
-        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
-                return log_error_errno(errno, "Failed to block signals: %m");
-
         r = manager_new(&config, &m);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the manager: %m");
         TAKE_PTR(tokens);
         TAKE_PTR(tls);
-        r = sd_event_add_signal(m->event, NULL, SIGTERM, NULL, NULL);
-        if (r >= 0)
-                r = sd_event_add_signal(m->event, NULL, SIGINT, NULL, NULL);
+        r = event_add_exit_signals(m->event, NULL, NULL);
         if (r < 0)
                 return log_error_errno(r, "Failed to handle signals: %m");
 
@@ -391,7 +368,4 @@ static int run(int argc, char *argv[]) {
         return r == 0 ? 0 : -ECONNRESET;
 }
 
-int main(int argc, char *argv[]) {
-        int r = run(argc, argv);
-        return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+DEFINE_MAIN_FUNCTION(run);

@@ -7,6 +7,7 @@
 #include <sys/inotify.h>
 #include <systemd/sd-daemon.h>
 
+#include "daemon-util.h"
 #include "log.h"
 #include "source-http.h"
 #include "source-manager.h"
@@ -185,15 +186,12 @@ int manager_start(Manager *m) {
         if (r < 0)
                 return log_error_errno(r, "Failed to allocate event loop: %m");
 
+        /* SIGTERM and SIGINT were blocked by daemon_setup(); SIGHUP (reload) is ours. */
         sigemptyset(&mask);
-        sigaddset(&mask, SIGTERM);
-        sigaddset(&mask, SIGINT);
         sigaddset(&mask, SIGHUP);
         if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
-                return log_error_errno(errno, "Failed to block signals: %m");
-        r = sd_event_add_signal(m->event, NULL, SIGTERM, on_exit_signal, m);
-        if (r >= 0)
-                r = sd_event_add_signal(m->event, NULL, SIGINT, on_exit_signal, m);
+                return log_error_errno(errno, "Failed to block SIGHUP: %m");
+        r = event_add_exit_signals(m->event, on_exit_signal, m);
         if (r >= 0)
                 r = sd_event_add_signal(m->event, NULL, SIGHUP, on_sighup, m);
         if (r < 0)

@@ -10,6 +10,7 @@
 #include "filter.h"
 #include "json-util.h"
 #include "line.h"
+#include "list.h"
 #include "log.h"
 #include "source-tcp.h"
 #include "util.h"
@@ -28,7 +29,7 @@ typedef struct Client Client;
 
 struct Client {
         TcpServer *server;
-        Client *prev, *next;
+        LIST_FIELDS(Client, clients);
 
         int fd;
         sd_event_source *io;
@@ -75,12 +76,7 @@ static Client *client_free(Client *c) {
         if (!c)
                 return NULL;
         if (c->server) {
-                if (c->prev)
-                        c->prev->next = c->next;
-                else
-                        c->server->clients = c->next;
-                if (c->next)
-                        c->next->prev = c->prev;
+                LIST_REMOVE(clients, c->server->clients, c);
                 c->server->n_clients--;
                 if (c->server->warned_fd_limit) {
                         c->server->warned_fd_limit = false;
@@ -729,10 +725,7 @@ static int server_accept(sd_event_source *es, int lfd, uint32_t revents, void *u
                         return log_error_errno(r, "Failed to watch TCP client: %m");
                 }
                 c->server = s;
-                c->next = s->clients;
-                if (s->clients)
-                        s->clients->prev = c;
-                s->clients = c;
+                LIST_PREPEND(clients, s->clients, c);
                 s->n_clients++;
                 log_debug("TCP client %s: connected (%zu clients).", c->peer, s->n_clients);
                 manager_update_status(m);
@@ -745,10 +738,8 @@ static int server_heartbeat(sd_event_source *es, uint64_t usec, void *userdata) 
         TcpServer *s = userdata;
         Manager *m = s->manager;
         uint64_t now = now_usec(CLOCK_MONOTONIC);
-        Client *c, *next;
 
-        for (c = s->clients; c; c = next) {
-                next = c->next;
+        LIST_FOREACH_SAFE(clients, c, next, s->clients) {
                 if (c->closing)
                         continue;
                 if (now - c->last_rx_usec >= m->timeout_usec) {
@@ -769,12 +760,9 @@ static int server_heartbeat(sd_event_source *es, uint64_t usec, void *userdata) 
 }
 
 void tcp_server_data_changed(TcpServer *s) {
-        Client *c, *next;
-
         if (!s)
                 return;
-        for (c = s->clients; c; c = next) {
-                next = c->next;
+        LIST_FOREACH_SAFE(clients, c, next, s->clients) {
                 if (c->closing || !c->subscribed)
                         continue;
                 if (s->manager->rate > 0) {

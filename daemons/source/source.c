@@ -11,6 +11,7 @@
 #include <sys/resource.h>
 #include <systemd/sd-daemon.h>
 
+#include "daemon-util.h"
 #include "log.h"
 #include "source-manager.h"
 #include "util.h"
@@ -220,20 +221,13 @@ static int parse_argv(int argc, char *argv[], Manager *m) {
         return 1;
 }
 
-/* 1000+ clients need as many fds: take the hard limit, and refuse clients politely (an error
- * line) before running out of fds. */
-static void raise_fd_limit(Manager *m) {
+/* 1000+ clients need as many fds: daemon_setup() took the hard limit; refuse clients politely (an
+ * error line) before running out of fds. */
+static void limit_clients_to_fds(Manager *m) {
         struct rlimit rl;
 
         if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
                 return;
-        if (rl.rlim_cur < rl.rlim_max) {
-                rl.rlim_cur = rl.rlim_max;
-                if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
-                        log_debug_errno(errno, "Failed to raise the file descriptor limit, ignoring: %m");
-                        (void) getrlimit(RLIMIT_NOFILE, &rl);
-                }
-        }
         if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > 128 && m->max_clients > rl.rlim_cur - 64) {
                 log_debug("Limiting TCP clients to %zu (file descriptor limit %llu).", (size_t) (rl.rlim_cur - 64),
                           (unsigned long long) rl.rlim_cur);
@@ -245,8 +239,6 @@ static int run(int argc, char *argv[]) {
         _cleanup_(manager_freep) Manager *m = NULL;
         int r;
 
-        log_setup();
-
         r = manager_new(&m);
         if (r < 0)
                 return log_oom();
@@ -254,9 +246,7 @@ static int run(int argc, char *argv[]) {
         if (r <= 0)
                 return r;
 
-        /* Peers that go away must not kill us with SIGPIPE: writes fail with EPIPE instead. */
-        (void) signal(SIGPIPE, SIG_IGN);
-        raise_fd_limit(m);
+        limit_clients_to_fds(m);
 
         r = manager_load(m);
         if (r < 0)
@@ -276,6 +266,4 @@ static int run(int argc, char *argv[]) {
         return 0;
 }
 
-int main(int argc, char *argv[]) {
-        return run(argc, argv) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+DEFINE_MAIN_FUNCTION(run);

@@ -47,10 +47,7 @@ int conn_new(Manager *m, int fd, Conn **ret) {
                 return r;
 
         c->manager = m;
-        c->next = m->conns;
-        if (m->conns)
-                m->conns->prev = c;
-        m->conns = c;
+        LIST_PREPEND(conns, m->conns, c);
         m->n_conns++;
         manager_conn_added(m, c);
 
@@ -67,12 +64,7 @@ Conn *conn_free(Conn *c) {
         if (c->manager) {
                 Manager *m = c->manager;
 
-                if (c->prev)
-                        c->prev->next = c->next;
-                else
-                        m->conns = c->next;
-                if (c->next)
-                        c->next->prev = c->prev;
+                LIST_REMOVE(conns, m->conns, c);
                 m->n_conns--;
                 manager_conn_removed(m, c);
         }

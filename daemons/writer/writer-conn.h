@@ -5,12 +5,13 @@
 #include <systemd/sd-event.h>
 
 #include "buffer.h"
+#include "list.h"
 #include "writer-manager.h"
 
 /* One connector connection on writer.sock. */
 struct Conn {
         Manager *manager;
-        Conn *prev, *next;
+        LIST_FIELDS(Conn, conns);
         uint64_t id;
         int fd;
         sd_event_source *io;

@@ -22,6 +22,7 @@
 #include <unistd.h>
 #include <systemd/sd-daemon.h>
 
+#include "daemon-util.h"
 #include "frame.h"
 #include "json-scan.h"
 #include "json-util.h"
@@ -320,7 +321,7 @@ static int manager_send_acks(Manager *m, uint64_t gen) {
         m->n_acks -= k;
         m->n_acks_written -= k;
 
-        for (Conn *c = m->conns; c; c = c->next) {
+        LIST_FOREACH(conns, c, m->conns) {
                 if (buffer_size(&c->out) == 0)
                         continue;
                 if (conn_flush(c) < 0) {
@@ -502,15 +503,14 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
 
         /* Written: try the frames that were held. If they do not fit yet, we stall again. */
         m->stalled = false;
-        for (Conn *c = m->conns, *next; c; c = next) {
-                next = c->next;
+        LIST_FOREACH_SAFE(conns, c, next, m->conns) {
                 c->held = false;
                 if (conn_process(c) < 0) {
                         conn_free(c);
                         continue;
                 }
         }
-        for (Conn *c = m->conns; c; c = c->next)
+        LIST_FOREACH(conns, c, m->conns)
                 (void) conn_update_events(c);
         if (!m->stalled && m->stall_reported && m->n_acks == 0) {
                 log_notice("The queue has room again, accepting records.");
@@ -636,9 +636,7 @@ int manager_new(const WriterOptions *opts, Manager **ret) {
         r = sd_event_default(&m->event);
         if (r < 0)
                 return log_error_errno(r, "Failed to allocate the event loop: %m");
-        r = sd_event_add_signal(m->event, NULL, SIGTERM, on_signal, m);
-        if (r >= 0)
-                r = sd_event_add_signal(m->event, NULL, SIGINT, on_signal, m);
+        r = event_add_exit_signals(m->event, on_signal, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to install signal handlers: %m");
         r = sd_event_set_watchdog(m->event, true);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <systemd/sd-daemon.h>
 
+#include "daemon-util.h"
 #include "log.h"
 #include "util.h"
 #include "writer-manager.h"
@@ -140,7 +141,7 @@ static int parse_argv(int argc, char *argv[], WriterOptions *o) {
         return 1;
 }
 
-int main(int argc, char *argv[]) {
+static int run(int argc, char *argv[]) {
         _cleanup_(manager_freep) Manager *m = NULL;
         WriterOptions opts = {
                 .runtime_dir = (char *) default_runtime_dir(),
@@ -148,38 +149,30 @@ int main(int argc, char *argv[]) {
                 .sync = QUEUE_SYNC_BATCH,
                 .queue.segment_size = QUEUE_SEGMENT_SIZE_DEFAULT,
         };
-        sigset_t mask;
         int r;
-
-        log_setup();
 
         r = parse_argv(argc, argv, &opts);
         if (r <= 0)
-                return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+                return r;
 
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGTERM);
-        sigaddset(&mask, SIGINT);
-        sigprocmask(SIG_BLOCK, &mask, NULL);
-        /* A connector that went away must not take the writer with it. */
-        signal(SIGPIPE, SIG_IGN);
-
+        /* A connector that went away must not take the writer with it: SIGPIPE is ignored
+         * (daemon_setup()), a write to it fails with EPIPE. */
         r = manager_new(&opts, &m);
         if (r < 0)
-                return EXIT_FAILURE;
+                return r;
         r = manager_start(m);
         if (r < 0)
-                return EXIT_FAILURE;
+                return r;
 
         (void) sd_notify(false, "READY=1");
         manager_update_status(m);
 
         r = sd_event_loop(m->event);
         (void) sd_notify(false, "STOPPING=1");
-        if (r < 0) {
-                m = manager_free(m);
-                return EXIT_FAILURE;
-        }
         m = manager_free(m);
-        return r == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        if (r < 0)
+                return r;
+        return r == 0 ? 0 : -ECONNRESET;
 }
+
+DEFINE_MAIN_FUNCTION(run);

@@ -83,7 +83,7 @@ static void ack_one(Fixture *f, Source *s) {
         Batch *b = w->batches_head;
 
         assert_non_null(b);
-        LIST_REMOVE(batches, w->batches_head, w->batches_tail, b);
+        LIST_REMOVE_TAIL(batches, w->batches_head, w->batches_tail, b);
         source_batch_acked(s, b);
         writer_client_recycle_batch(w, b);
 }
@@ -157,7 +157,7 @@ static void test_seq_limit(void **state) {
         source_flush(s);
         b = w->batches_head;
         assert_non_null(b);
-        LIST_REMOVE(batches, w->batches_head, w->batches_tail, b);
+        LIST_REMOVE_TAIL(batches, w->batches_head, w->batches_tail, b);
         source_batch_refused(s, b, "record 0 (seq 1) is not one JSON value on one line");
         writer_client_recycle_batch(w, b);
         assert_true(s->skipped == 1);

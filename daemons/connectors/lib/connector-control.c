@@ -19,7 +19,7 @@ ControlConnection *control_connection_free(ControlConnection *c) {
         if (!c)
                 return NULL;
         if (c->manager) {
-                LIST_REMOVE(controls, c->manager->controls_head, c->manager->controls_tail, c);
+                LIST_REMOVE_TAIL(controls, c->manager->controls_head, c->manager->controls_tail, c);
                 c->manager->n_controls--;
         }
         sd_event_source_disable_unref(c->io);
@@ -229,7 +229,7 @@ int control_connection_new(Manager *m, int fd) {
                 return r;
         }
         c->manager = m;
-        LIST_APPEND(controls, m->controls_head, m->controls_tail, c);
+        LIST_APPEND_TAIL(controls, m->controls_head, m->controls_tail, c);
         m->n_controls++;
         manager_check_idle(m);
 

@@ -10,32 +10,8 @@
 #include "batch.h"
 #include "transform.h"
 #include "connector.h"
+#include "list.h"
 #include "util.h"
-
-/* A tiny intrusive doubly-linked list. */
-#define LIST_FIELDS(t, name) t *name##_next, *name##_prev
-#define LIST_APPEND(name, head, tail, item)                                                            \
-        do {                                                                                           \
-                (item)->name##_next = NULL;                                                            \
-                (item)->name##_prev = (tail);                                                          \
-                if (tail)                                                                              \
-                        (tail)->name##_next = (item);                                                  \
-                else                                                                                   \
-                        (head) = (item);                                                               \
-                (tail) = (item);                                                                       \
-        } while (0)
-#define LIST_REMOVE(name, head, tail, item)                                                            \
-        do {                                                                                           \
-                if ((item)->name##_next)                                                               \
-                        (item)->name##_next->name##_prev = (item)->name##_prev;                        \
-                else                                                                                   \
-                        (tail) = (item)->name##_prev;                                                  \
-                if ((item)->name##_prev)                                                               \
-                        (item)->name##_prev->name##_next = (item)->name##_next;                        \
-                else                                                                                   \
-                        (head) = (item)->name##_next;                                                  \
-                (item)->name##_next = (item)->name##_prev = NULL;                                      \
-        } while (0)
 
 /* Flush a source's open batch at this size or count, or at the end of the loop iteration. All open
  * batches together stay under BATCH_OPEN_BUDGET bytes: above it the oldest open batches are flushed

@@ -5,10 +5,11 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/resource.h>
+
 #include <systemd/sd-daemon.h>
 
 #include "connector-internal.h"
+#include "daemon-util.h"
 #include "log.h"
 
 static void help(const ConnectorType *t) {
@@ -34,17 +35,6 @@ static void help(const ConnectorType *t) {
         printf("\nSee the dpipe-connector-%s(8) and dpipe-connector(7) man pages for details.\n", t->name);
 }
 
-/* Many sources means many sockets: lift the soft fd limit to the hard one. */
-static void raise_fd_limit(void) {
-        struct rlimit rl;
-
-        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
-                return;
-        rl.rlim_cur = rl.rlim_max;
-        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-                log_debug_errno(errno, "Failed to raise RLIMIT_NOFILE, ignoring: %m");
-}
-
 int connector_main(const ConnectorType *type, int argc, char *argv[]) {
         enum { ARG_VERSION = 0x100, ARG_RUNTIME_DIR, ARG_STATE_DIR, ARG_IDLE_EXIT, ARG_TYPE_OPTION = 0x200 };
         static const struct option common_options[] = {
@@ -62,7 +52,10 @@ int connector_main(const ConnectorType *type, int argc, char *argv[]) {
         uint64_t idle = 0;
         int c, r;
 
-        log_setup();
+        /* Logging, signals, fd limit (many sources means many sockets). */
+        r = daemon_setup();
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the process: %m"), 1;
 
         /* The type's own options after the common ones, with their defaults applied first. */
         for (const ConnectorOption *o = type->daemon_options; o && o->name; o++)
@@ -116,8 +109,6 @@ int connector_main(const ConnectorType *type, int argc, char *argv[]) {
                 fprintf(stderr, "Unexpected argument: %s\n", argv[optind]);
                 return 1;
         }
-
-        raise_fd_limit();
 
         r = manager_new(type, runtime_dir ?: default_runtime_dir(), state_dir ?: default_state_dir(),
                         idle * USEC_PER_SEC, &m);

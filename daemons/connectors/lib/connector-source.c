@@ -454,7 +454,7 @@ Source *source_free(Source *s) {
                 s->open_batch = NULL;
         }
         if (s->in_flush_list)
-                LIST_REMOVE(flush, s->manager->flush_head, s->manager->flush_tail, s);
+                LIST_REMOVE_TAIL(flush, s->manager->flush_head, s->manager->flush_tail, s);
         sd_event_source_disable_unref(s->backoff_timer);
         source_unconfigure(s);
         if (s->options)
@@ -818,7 +818,7 @@ void source_flush(Source *s) {
         int r;
 
         if (s->in_flush_list) {
-                LIST_REMOVE(flush, m->flush_head, m->flush_tail, s);
+                LIST_REMOVE_TAIL(flush, m->flush_head, m->flush_tail, s);
                 s->in_flush_list = false;
         }
         if (!b)

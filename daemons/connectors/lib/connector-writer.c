@@ -46,7 +46,7 @@ void writer_client_done(WriterClient *w) {
 
         writer_client_disconnect(w, false);
         while ((b = w->batches_head)) {
-                LIST_REMOVE(batches, w->batches_head, w->batches_tail, b);
+                LIST_REMOVE_TAIL(batches, w->batches_head, w->batches_tail, b);
                 batch_free(b);
         }
         while ((b = w->free_batches)) {
@@ -171,7 +171,7 @@ static Batch *writer_client_find_batch(WriterClient *w, uint64_t id) {
 static void writer_client_retire_batch(WriterClient *w, Batch *b, const char *refusal) {
         Source *s;
 
-        LIST_REMOVE(batches, w->batches_head, w->batches_tail, b);
+        LIST_REMOVE_TAIL(batches, w->batches_head, w->batches_tail, b);
         w->unacked_bytes -= MIN(w->unacked_bytes, batch_memory(b));
         s = manager_find_source(w->manager, b->source);
         if (s && refusal)
@@ -390,7 +390,7 @@ int writer_client_connect(WriterClient *w) {
 int writer_client_submit(WriterClient *w, Batch *b) {
         int r;
 
-        LIST_APPEND(batches, w->batches_head, w->batches_tail, b);
+        LIST_APPEND_TAIL(batches, w->batches_head, w->batches_tail, b);
         w->unacked_bytes += batch_memory(b);
         if (!w->connected)
                 return writer_client_connect(w);

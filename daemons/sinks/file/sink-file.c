@@ -26,6 +26,7 @@
 
 #include "buffer.h"
 #include "io-util.h"
+#include "list.h"
 #include "file-sync.h"
 #include "file-tail.h"
 #include "log.h"
@@ -55,7 +56,7 @@ typedef struct FileTypeData FileTypeData;
 typedef struct FileSink {
         Sink *sink;
         FileTypeData *type_data;
-        struct FileSink *next, *prev;
+        LIST_FIELDS(struct FileSink, sinks);
         char *dir, *base;
 
         int fd;
@@ -133,24 +134,16 @@ static int file_init(Sink *s) {
         f->base = strdup(basename(b));
         if (!f->dir || !f->base)
                 return -ENOMEM;
-        f->next = f->type_data->sinks;
-        if (f->next)
-                f->next->prev = f;
-        f->type_data->sinks = f;
+        LIST_PREPEND(sinks, f->type_data->sinks, f);
         return 0;
 }
 
 static void file_done(Sink *s) {
         FileSink *f = sink_data(s);
 
-        if (f->type_data) {
-                if (f->prev)
-                        f->prev->next = f->next;
-                else
-                        f->type_data->sinks = f->next;
-                if (f->next)
-                        f->next->prev = f->prev;
-        }
+        /* Linked only once set up: one that failed before is on no list. */
+        if (f->type_data && (f->sinks_prev || f->type_data->sinks == f))
+                LIST_REMOVE(sinks, f->type_data->sinks, f);
         safe_close(f->fd);
         buffer_done(&f->out);
         free(f->dir);
@@ -486,12 +479,14 @@ static int file_rotate(FileSink *f) {
 
 static void file_sync_done(uint64_t token, int error, void *userdata) {
         FileTypeData *t = userdata;
-        FileSink *f;
+        FileSink *f = NULL;
         FileConfig *c;
 
-        for (f = t->sinks; f; f = f->next)
-                if (f->sync_in_flight && f->sync_token == token)
+        LIST_FOREACH(sinks, i, t->sinks)
+                if (i->sync_in_flight && i->sync_token == token) {
+                        f = i;
                         break;
+                }
         if (!f)
                 return; /* its sink closed meanwhile */
         c = sink_config(f->sink);

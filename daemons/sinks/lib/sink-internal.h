@@ -12,34 +12,11 @@
 
 #include "backoff.h"
 #include "buffer.h"
+#include "list.h"
 #include "pipeline-id.h"
 #include "sink-backlog.h"
 #include "sink.h"
 #include "util.h"
-
-#define SINK_LIST_FIELDS(t, name) t *name##_next, *name##_prev
-#define SINK_LIST_APPEND(name, head, tail, item)                                                       \
-        do {                                                                                           \
-                (item)->name##_next = NULL;                                                            \
-                (item)->name##_prev = (tail);                                                          \
-                if (tail)                                                                              \
-                        (tail)->name##_next = (item);                                                  \
-                else                                                                                   \
-                        (head) = (item);                                                               \
-                (tail) = (item);                                                                       \
-        } while (0)
-#define SINK_LIST_REMOVE(name, head, tail, item)                                                       \
-        do {                                                                                           \
-                if ((item)->name##_next)                                                               \
-                        (item)->name##_next->name##_prev = (item)->name##_prev;                        \
-                else                                                                                   \
-                        (tail) = (item)->name##_prev;                                                  \
-                if ((item)->name##_prev)                                                               \
-                        (item)->name##_prev->name##_next = (item)->name##_next;                        \
-                else                                                                                   \
-                        (head) = (item)->name##_next;                                                  \
-                (item)->name##_next = (item)->name##_prev = NULL;                                      \
-        } while (0)
 
 #define SINK_BACKOFF_MIN_USEC (200 * USEC_PER_MSEC)
 #define SINK_BACKOFF_MAX_USEC (30 * USEC_PER_SEC)
@@ -103,7 +80,7 @@ struct Sink {
 
 typedef struct ControlConnection ControlConnection;
 struct ControlConnection {
-        SINK_LIST_FIELDS(ControlConnection, controls);
+        LIST_FIELDS(ControlConnection, controls);
         Manager *manager;
         int fd;
         sd_event_source *io;

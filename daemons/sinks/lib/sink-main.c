@@ -7,6 +7,7 @@
 #include <string.h>
 #include <systemd/sd-daemon.h>
 
+#include "daemon-util.h"
 #include "log.h"
 #include "sink-internal.h"
 
@@ -56,7 +57,9 @@ int sink_main(const SinkType *type, int argc, char *argv[]) {
         uint64_t idle = 0;
         int c, r;
 
-        log_setup();
+        r = daemon_setup();
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the process: %m"), 1;
 
         while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
                 switch (c) {

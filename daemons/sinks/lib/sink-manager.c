@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <systemd/sd-daemon.h>
 
+#include "daemon-util.h"
 #include "log.h"
 #include "sink-internal.h"
 #include "socket-util.h"
@@ -205,18 +206,10 @@ Manager *manager_free(Manager *m) {
 int manager_start(Manager *m) {
         _cleanup_free_ char *path = NULL, *name = NULL;
         bool activated;
-        sigset_t ss;
         int r;
 
-        sigemptyset(&ss);
-        sigaddset(&ss, SIGTERM);
-        sigaddset(&ss, SIGINT);
-        if (sigprocmask(SIG_BLOCK, &ss, NULL) < 0)
-                return log_error_errno(errno, "Failed to block signals: %m");
-        (void) signal(SIGPIPE, SIG_IGN);
-        r = sd_event_add_signal(m->event, NULL, SIGTERM, manager_on_signal, m);
-        if (r >= 0)
-                r = sd_event_add_signal(m->event, NULL, SIGINT, manager_on_signal, m);
+        /* The signals were blocked by daemon_setup() in main. */
+        r = event_add_exit_signals(m->event, manager_on_signal, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to watch signals: %m");
         r = sd_event_set_watchdog(m->event, true);
