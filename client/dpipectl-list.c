@@ -233,6 +233,14 @@ static int status_source(sd_bus *bus, const char *name) {
                json_get_string(props, "Name") ?: name, json_get_string(props, "Type") ?: "unknown");
         printf("%14s: %s%s%s\n", "State", ansi(color ?: ""), state, ansi(color ? ANSI_NORMAL : ""));
         printf("%14s: %s\n", "Address", json_get_string(props, "Address") ?: "n/a");
+        /* Where the definition comes from, like systemctl status's "Loaded:" and "Drop-In:". */
+        const char *fragment = json_get_string(props, "FragmentPath");
+        struct json_object *dropins = NULL;
+        printf("%14s: %s\n", "Defined by", isempty(fragment) ? "the API (dpipectl add-source)" : fragment);
+        if (json_object_object_get_ex(props, "DropInPaths", &dropins) && json_object_is_type(dropins, json_type_array))
+                for (size_t i = 0; i < json_object_array_length(dropins); i++)
+                        printf("%14s: %s\n", i == 0 ? "Drop-In" : "",
+                               json_object_get_string(json_object_array_get_idx(dropins, i)));
         printf("%14s: %" PRIu64 " (%s)\n", "Records", records, format_bytes(bytes, sizeof(bytes), nbytes));
         if (skipped > 0) {
                 const char *why = json_get_string(props, "LastSkipReason");

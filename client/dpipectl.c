@@ -141,6 +141,20 @@ static int verb_simple(sd_bus *bus, int argc, char **argv) {
         return EXIT_USAGE;
 }
 
+/* Reload(): dpiped reads the dpipe.source(5) files again and applies what changed. */
+static int verb_reload(sd_bus *bus, int argc, char **argv) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
+        r = sd_bus_call_method(bus, DPIPED_BUS_NAME, DPIPED_BUS_PATH, DPIPED_MANAGER_INTERFACE, "Reload", &error, NULL,
+                               NULL);
+        if (r < 0) {
+                log_error("Failed to reload the source files: %s", bus_error_text(&error, r));
+                return bus_error_exit_status(&error, r);
+        }
+        return EXIT_SUCCESS;
+}
+
 typedef struct Verb {
         const char *name;
         int min_args, max_args; /* words after the verb; -1: any number */
@@ -156,6 +170,7 @@ static const Verb verbs[] = {
         { "remove-source", 1, -1, true, true, verb_simple },
         { "pause-source", 1, -1, true, true, verb_simple },
         { "resume-source", 1, -1, true, true, verb_simple },
+        { "reload", 0, 0, true, true, verb_reload },
         { "status", 0, -1, true, false, verb_status },
         { "monitor", 0, 0, true, false, verb_monitor },
         { "tail", 0, 0, false, false, verb_tail },
@@ -171,6 +186,7 @@ static void help(void) {
                "  remove-source NAME...       Stop and forget sources\n"
                "  pause-source NAME...        Stop ingestion, keep the definition\n"
                "  resume-source NAME...       Restart ingestion\n"
+               "  reload                      Read the source files (dpipe.source(5)) again\n"
                "  list-sources                List sources\n"
                "  status [NAME...]            Show the pipeline or sources\n"
                "  tail                        Follow records (client protocol, not D-Bus)\n"

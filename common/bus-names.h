@@ -16,3 +16,4 @@
 #define BUS_ERROR_SOURCE_EXISTS "org.dpipe.Pipeline1.Error.SourceExists"
 #define BUS_ERROR_NO_SUCH_SOURCE "org.dpipe.Pipeline1.Error.NoSuchSource"
 #define BUS_ERROR_UNKNOWN_TYPE "org.dpipe.Pipeline1.Error.UnknownType"
+#define BUS_ERROR_SOURCE_DEFINED_BY_FILE "org.dpipe.Pipeline1.Error.SourceDefinedByFile"

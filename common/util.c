@@ -260,3 +260,36 @@ int read_file(const char *path, size_t max_size, char **ret, size_t *ret_size) {
 const char *dpipe_version(void) {
         return PROJECT_VERSION;
 }
+
+char **strv_free(char **l) {
+        for (size_t i = 0; l && l[i]; i++)
+                free(l[i]);
+        free(l);
+        return NULL;
+}
+
+int strv_split(const char *s, char sep, char ***ret) {
+        char **l;
+        size_t n = 0;
+
+        l = calloc(strlen(s) / 2 + 2, sizeof(char *));
+        if (!l)
+                return -ENOMEM;
+        for (const char *p = s; *p;) {
+                size_t k = strcspn(p, (char[]) { sep, 0 });
+
+                if (k > 0) {
+                        l[n] = strndup(p, k);
+                        if (!l[n]) {
+                                strv_free(l);
+                                return -ENOMEM;
+                        }
+                        n++;
+                }
+                p += k;
+                if (*p)
+                        p++;
+        }
+        *ret = l;
+        return 0;
+}

@@ -47,4 +47,9 @@ int write_file_atomic(const char *path, const void *data, size_t size);
 /* Reads a whole (small) file; *ret is NUL-terminated. */
 int read_file(const char *path, size_t max_size, char **ret, size_t *ret_size);
 
+/* "a:b::c" split at sep into a NULL-terminated array of its non-empty parts ("" gives an empty
+ * array); strv_free() frees one. */
+int strv_split(const char *s, char sep, char ***ret);
+char **strv_free(char **l);
+
 const char *dpipe_version(void);

@@ -5,7 +5,7 @@
  * is logged once with the Actor that made it, and so is every refused attempt. Under journald the
  * entry carries structured fields, so `journalctl DPIPE_AUDIT=1` lists them all:
  *
- *   DPIPE_AUDIT=1, DPIPE_OP= (add_source, remove_source, pause_source, resume_source, hello),
+ *   DPIPE_AUDIT=1, DPIPE_OP= (add_source, remove_source, pause_source, resume_source, reload, hello),
  *   DPIPE_RESULT= (ok, denied), DPIPE_SOURCE=, DPIPE_TRANSPORT= (dbus, unix, tcp, tls),
  *   DPIPE_PEER_UID=, DPIPE_PEER_PID=, DPIPE_PEER_UNIT=, DPIPE_BUS_SENDER=, DPIPE_TOKEN=,
  *   DPIPE_TLS_CN=, DPIPE_PEER= (the TCP peer's address)

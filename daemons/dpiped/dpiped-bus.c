@@ -151,6 +151,24 @@ static int method_resume_source(sd_bus_message *message, void *userdata, sd_bus_
         return method_pause_resume(message, userdata, false, method_resume_source, error);
 }
 
+static int method_reload(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        Manager *m = userdata;
+        Actor actor;
+        int r;
+
+        r = bus_verify_manage(message, m, method_reload, error);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return 1;
+        bus_actor(message, &actor, &creds);
+        r = manager_reload(m, &actor, error);
+        if (r < 0)
+                return r;
+        return sd_bus_reply_method_return(message, NULL);
+}
+
 static int method_list_sources(sd_bus_message *message, void *userdata, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         Manager *m = userdata;
@@ -217,6 +235,11 @@ static const sd_bus_vtable manager_vtable[] = {
                                 SD_BUS_ARGS("s", name),
                                 SD_BUS_NO_RESULT,
                                 method_resume_source,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Reload",
+                                SD_BUS_NO_ARGS,
+                                SD_BUS_NO_RESULT,
+                                method_reload,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ListSources",
                                 SD_BUS_NO_ARGS,

@@ -26,6 +26,8 @@ static const char *error_code_from_bus_error(const sd_bus_error *e) {
                 return "no_such_source";
         if (sd_bus_error_has_name(e, BUS_ERROR_UNKNOWN_TYPE))
                 return "unknown_type";
+        if (sd_bus_error_has_name(e, BUS_ERROR_SOURCE_DEFINED_BY_FILE))
+                return "source_defined_by_file";
         if (sd_bus_error_has_name(e, SD_BUS_ERROR_INVALID_ARGS))
                 return "invalid_argument";
         if (sd_bus_error_has_name(e, SD_BUS_ERROR_ACCESS_DENIED))
@@ -215,6 +217,18 @@ static int op_resume_source(Client *c, struct json_object *req, struct json_obje
         return op_named(c, req, id, "resume_source");
 }
 
+static int op_reload(Client *c, struct json_object *req, struct json_object *id) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        Actor actor;
+        int r;
+
+        client_actor(c, &actor);
+        r = manager_reload(c->manager, &actor, &error);
+        if (r < 0)
+                return client_send_bus_error(c, id, &error, r);
+        return client_send_op(c, id, "ok");
+}
+
 static int op_list_sources(Client *c, struct json_object *req, struct json_object *id) {
         _cleanup_json_ struct json_object *o = json_object_new_object(), *a = json_object_new_array();
 
@@ -235,6 +249,8 @@ static int op_list_sources(Client *c, struct json_object *req, struct json_objec
                 json_object_object_add(e, "bytes", json_object_new_int64((int64_t) s->bytes_received));
                 json_object_object_add(e, "reconnects", json_object_new_int64(s->reconnects));
                 json_object_object_add(e, "last_error", json_object_new_string(s->last_error));
+                if (source_is_from_file(s))
+                        json_object_object_add(e, "fragment_path", json_object_new_string(s->fragment_path));
         }
         json_object_object_add(o, "op", json_object_new_string("sources"));
         json_object_object_add(o, "sources", TAKE_PTR(a));
@@ -315,6 +331,7 @@ static const struct {
         { "remove_source", op_remove_source, OP_MUTATING },
         { "pause_source", op_pause_source, OP_MUTATING },
         { "resume_source", op_resume_source, OP_MUTATING },
+        { "reload", op_reload, OP_MUTATING },
         { "list_sources", op_list_sources, 0 },
         { "status", op_status, 0 },
         { "subscribe", op_subscribe, 0 },

@@ -39,6 +39,9 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
         m->subscriptions_dir = path_join(m->state_dir, "subscriptions");
         if (!m->queue_dir || !m->sources_dir || !m->subscriptions_dir)
                 return -ENOMEM;
+        r = strv_split(config->source_dirs ?: SOURCE_DIRS_DEFAULT, ':', &m->source_dirs);
+        if (r < 0)
+                return r;
         m->listen_address = config->listen_address;
         m->listen_tcp = config->listen_tcp;
         m->allow_plaintext = config->allow_plaintext;
@@ -116,6 +119,7 @@ Manager *manager_free(Manager *m) {
         free(m->queue_dir);
         free(m->sources_dir);
         free(m->subscriptions_dir);
+        strv_free(m->source_dirs);
         free(m);
         return NULL;
 }
@@ -158,9 +162,8 @@ int manager_add_source(Manager *m, const char *name, const char *type, struct js
                        const Actor *actor, Source **ret, sd_bus_error *error) {
         _cleanup_json_ struct json_object *normalized = NULL;
         _cleanup_(source_freep) Source *s = NULL;
-        Connector *c;
         char reason[512];
-        Source *added;
+        Source *added, *existing;
         int r;
 
         if (!source_name_is_valid(name))
@@ -168,7 +171,12 @@ int manager_add_source(Manager *m, const char *name, const char *type, struct js
                                          "Invalid source name \"%.80s\": use 1-64 characters of [A-Za-z0-9_.-].", name);
         if (!source_type_is_valid(type))
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid source type \"%.80s\".", type);
-        if (manager_find_source(m, name))
+        existing = manager_find_source(m, name);
+        if (existing && source_is_from_file(existing))
+                return sd_bus_error_setf(error, BUS_ERROR_SOURCE_EXISTS,
+                                         "A source named \"%s\" exists already, defined by %s.", name,
+                                         existing->fragment_path);
+        if (existing)
                 return sd_bus_error_setf(error, BUS_ERROR_SOURCE_EXISTS, "A source named \"%s\" exists already.", name);
         if (!manager_type_is_known(m, type))
                 return sd_bus_error_setf(error, BUS_ERROR_UNKNOWN_TYPE,
@@ -192,42 +200,40 @@ int manager_add_source(Manager *m, const char *name, const char *type, struct js
                 return sd_bus_error_setf(error, SD_BUS_ERROR_FAILED, "Failed to persist source \"%s\": %s", name,
                                          strerror(-r));
         }
-        r = manager_link_source(m, s);
+        added = TAKE_PTR(s);
+        r = manager_source_start(m, added);
         if (r < 0) {
                 (void) registry_remove(m->sources_dir, name);
                 return sd_bus_error_set_errno(error, r);
         }
-        added = TAKE_PTR(s);
         audit_log(LOG_INFO, actor, "add_source", added->name, false, "Source %s added (type %s, address %s)", added->name,
                   added->type, source_address(added));
-
-        r = manager_get_connector(m, type, &c);
-        if (r < 0)
-                log_warning_errno(r, "Failed to set up connector %s, the source stays registered: %m", type);
-        else
-                (void) connector_send_add(c, added);
-
-        manager_emit_source_added(m, added);
-        manager_update_status(m);
         if (ret)
                 *ret = added;
         return 0;
 }
 
-int manager_remove_source(Manager *m, const char *name, const Actor *actor, sd_bus_error *error) {
-        Source *s;
+int manager_source_start(Manager *m, Source *s) {
+        Connector *c;
         int r;
 
-        s = manager_find_source(m, name);
-        if (!s)
-                return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_SOURCE, "No source named \"%.80s\".", name);
-
-        r = registry_remove(m->sources_dir, name);
+        r = manager_link_source(m, s);
         if (r < 0) {
-                log_error_errno(r, "Failed to remove source %s from the registry: %m", name);
-                return sd_bus_error_setf(error, SD_BUS_ERROR_FAILED,
-                                         "Failed to remove source \"%s\" from the registry: %s", name, strerror(-r));
+                source_free(s);
+                return r;
         }
+        r = manager_get_connector(m, s->type, &c);
+        if (r < 0)
+                log_warning_errno(r, "Failed to set up connector %s, the source stays registered: %m", s->type);
+        else
+                (void) connector_send_add(c, s);
+
+        manager_emit_source_added(m, s);
+        manager_update_status(m);
+        return 0;
+}
+
+void manager_source_stop(Manager *m, Source *s) {
         manager_unlink_source(m, s);
         for (Connector *c = m->connectors; c; c = c->next)
                 if (streq(c->type, s->type)) {
@@ -237,11 +243,32 @@ int manager_remove_source(Manager *m, const char *name, const Actor *actor, sd_b
                         (void) connector_release_if_unneeded(c);
                         break;
                 }
-
-        audit_log(LOG_INFO, actor, "remove_source", s->name, false, "Source %s removed", s->name);
         manager_emit_source_removed(m, s->name, s->object_path);
         source_free(s);
         manager_update_status(m);
+}
+
+int manager_remove_source(Manager *m, const char *name, const Actor *actor, sd_bus_error *error) {
+        Source *s;
+        int r;
+
+        s = manager_find_source(m, name);
+        if (!s)
+                return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_SOURCE, "No source named \"%.80s\".", name);
+        if (source_is_from_file(s))
+                return sd_bus_error_setf(error, BUS_ERROR_SOURCE_DEFINED_BY_FILE,
+                                         "Source \"%s\" is defined by %s: remove or mask that file, then reload "
+                                         "(dpipectl reload).",
+                                         s->name, s->fragment_path);
+
+        r = registry_remove(m->sources_dir, name);
+        if (r < 0) {
+                log_error_errno(r, "Failed to remove source %s from the registry: %m", name);
+                return sd_bus_error_setf(error, SD_BUS_ERROR_FAILED,
+                                         "Failed to remove source \"%s\" from the registry: %s", name, strerror(-r));
+        }
+        audit_log(LOG_INFO, actor, "remove_source", s->name, false, "Source %s removed", s->name);
+        manager_source_stop(m, s);
         return 0;
 }
 
@@ -256,7 +283,9 @@ int manager_pause_source(Manager *m, const char *name, bool pause, const Actor *
                 return 0; /* nothing to do */
 
         s->paused = pause;
-        r = registry_save(m->sources_dir, s);
+        /* A pause of a source defined by a file lasts until dpiped restarts: its definition is the
+         * file's, and nothing of it goes into the registry. */
+        r = source_is_from_file(s) ? 0 : registry_save(m->sources_dir, s);
         if (r < 0) {
                 s->paused = !pause;
                 log_error_errno(r, "Failed to persist source %s: %m", name);
@@ -344,6 +373,13 @@ int manager_start(Manager *m) {
         r = manager_load_registry(m);
         if (r < 0)
                 return r;
+        ReloadStats st;
+        r = manager_load_source_files(m, NULL, &st);
+        if (r < 0)
+                return r;
+        if (st.added + st.failed > 0)
+                log_info("Loaded %u source%s from source files (%u with errors).", st.added, st.added == 1 ? "" : "s",
+                         st.failed);
 
         manager_queue_watch_try(m);
         r = sd_event_add_time_relative(m->event, &m->queue_poll_timer, CLOCK_MONOTONIC, QUEUE_POLL_USEC,

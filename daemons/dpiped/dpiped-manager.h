@@ -25,6 +25,9 @@ typedef struct Listener Listener;
 typedef struct TokenSet TokenSet;
 typedef struct TlsContext TlsContext;
 
+/* Where dpipe.source(5) files are looked for, highest precedence first. */
+#define SOURCE_DIRS_DEFAULT "/etc/dpipe/sources.d:/run/dpipe/sources.d:/usr/lib/dpipe/sources.d"
+
 #define DPIPED_HEARTBEAT_USEC_DEFAULT (5 * USEC_PER_SEC)
 
 typedef struct ManagerConfig {
@@ -44,6 +47,7 @@ typedef struct ManagerConfig {
         gid_t admin_gid;
         uint64_t max_client_memory;
         unsigned max_clients;
+        const char *source_dirs; /* DIR[:DIR...], highest precedence first; "" for none */
 } ManagerConfig;
 
 struct Manager {
@@ -55,6 +59,7 @@ struct Manager {
         char *queue_dir;
         char *sources_dir;
         char *subscriptions_dir;
+        char **source_dirs; /* dpipe.source(5) directories, NULL-terminated */
         SocketAddress listen_address;
         bool listen_tcp;
         uint64_t heartbeat_usec;
@@ -122,6 +127,20 @@ int manager_add_source(Manager *m, const char *name, const char *type, struct js
 int manager_remove_source(Manager *m, const char *name, const Actor *actor, sd_bus_error *error);
 int manager_pause_source(Manager *m, const char *name, bool pause, const Actor *actor, sd_bus_error *error);
 Source *manager_find_source(Manager *m, const char *name);
+
+/* Makes s (new, not linked yet) one of the pipeline's sources: linked, announced on the bus, sent
+ * to its connector. On failure s is freed. */
+int manager_source_start(Manager *m, Source *s);
+/* Stops s and forgets it at run time (the registry is the caller's business); frees s. */
+void manager_source_stop(Manager *m, Source *s);
+
+/* dpiped-reload.c: (re)reads the dpipe.source(5) files and applies the difference. Each change is
+ * logged with actor (NULL: at start-up, or SIGHUP). */
+typedef struct ReloadStats {
+        unsigned added, changed, removed, unchanged, failed;
+} ReloadStats;
+int manager_load_source_files(Manager *m, const Actor *actor, ReloadStats *ret);
+int manager_reload(Manager *m, const Actor *actor, sd_bus_error *error);
 bool manager_type_is_known(Manager *m, const char *type);
 
 /* Queue bounds for the properties and the status op (0, 0 while there is no queue). */
@@ -147,3 +166,4 @@ int source_object_find(sd_bus *bus, const char *path, const char *interface, voi
                        sd_bus_error *error);
 int source_node_enumerator(sd_bus *bus, const char *path, void *userdata, char ***nodes, sd_bus_error *error);
 void source_emit_state_changed(Source *s);
+void source_emit_files_changed(Source *s);

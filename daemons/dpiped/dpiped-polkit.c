@@ -98,6 +98,8 @@ static const char *bus_method_op(sd_bus_message *message) {
                 return "pause_source";
         if (streq_ptr(member, "ResumeSource"))
                 return "resume_source";
+        if (streq_ptr(member, "Reload"))
+                return "reload";
         return member ?: "unknown";
 }
 

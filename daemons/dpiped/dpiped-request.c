@@ -15,6 +15,7 @@ const char *const request_inline_help[] = {
         "remove NAME",
         "pause NAME",
         "start NAME",
+        "reload",
         "list",
         "status",
         "subscribe [earliest|latest|committed|OFFSET] [window=N] [name=NAME] [sources=A,B...]",
@@ -124,6 +125,7 @@ int request_from_inline(char *line, struct json_object **ret, const char **ret_e
         } plain[] = {
                 { "ping", "ping" },     { "pong", "pong" }, { "list", "list_sources" },
                 { "status", "status" }, { "quit", "quit" }, { "help", "help" },
+                { "reload", "reload" },
         };
 
         /* hello [TOKEN] (interfaces.md §8) */

@@ -61,8 +61,42 @@ Source *source_free(Source *s) {
         free(s->last_error);
         free(s->last_skip_reason);
         json_object_put(s->options);
+        free(s->fragment_path);
+        for (size_t i = 0; s->dropin_paths && s->dropin_paths[i]; i++)
+                free(s->dropin_paths[i]);
+        free(s->dropin_paths);
         free(s);
         return NULL;
+}
+
+int source_set_files(Source *s, const char *fragment, char *const *dropins) {
+        char *f = NULL, **d = NULL;
+        size_t n = 0;
+
+        while (dropins && dropins[n])
+                n++;
+        f = strdup(fragment);
+        d = calloc(n + 1, sizeof(char *));
+        if (!f || !d)
+                goto oom;
+        for (size_t i = 0; i < n; i++) {
+                d[i] = strdup(dropins[i]);
+                if (!d[i])
+                        goto oom;
+        }
+        free(s->fragment_path);
+        for (size_t i = 0; s->dropin_paths && s->dropin_paths[i]; i++)
+                free(s->dropin_paths[i]);
+        free(s->dropin_paths);
+        s->fragment_path = f;
+        s->dropin_paths = d;
+        return 0;
+oom:
+        for (size_t i = 0; d && i < n; i++)
+                free(d[i]);
+        free(d);
+        free(f);
+        return -ENOMEM;
 }
 
 const char *source_address(const Source *s) {

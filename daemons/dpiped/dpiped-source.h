@@ -48,6 +48,11 @@ typedef struct Source {
         char *last_skip_reason;
 
         uint64_t pending_request_id; /* id of the last "add" sent to the connector */
+
+        /* Set when a file defines the source (dpipe.source(5)): the fragment, and its drop-ins
+         * (NULL-terminated, maybe empty). NULL for a source of the API (the registry). */
+        char *fragment_path;
+        char **dropin_paths;
 } Source;
 
 int source_new(const char *name, const char *type, struct json_object *options, Source **ret);
@@ -55,6 +60,11 @@ Source *source_free(Source *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Source *, source_free);
 
 const char *source_address(const Source *s);
+static inline bool source_is_from_file(const Source *s) {
+        return s->fragment_path;
+}
+/* Takes copies of the paths of the file(s) that define s. */
+int source_set_files(Source *s, const char *fragment, char *const *dropins);
 /* Sets state and error; returns true if anything visible changed. */
 bool source_set_state(Source *s, SourceState state, const char *error);
 

@@ -5,6 +5,8 @@
 #include <grp.h>
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/signalfd.h>
 #include <unistd.h>
 #include <systemd/sd-daemon.h>
 
@@ -36,6 +38,7 @@ static bool arg_allow_plaintext = false;
 static const char *arg_admin_group = NULL;
 static uint64_t arg_max_client_memory = CLIENT_MEMORY_DEFAULT;
 static unsigned arg_max_clients = CLIENTS_MAX_DEFAULT;
+static const char *arg_sources_dirs = NULL;
 
 static void help(void) {
         printf("%s [OPTIONS...]\n\n"
@@ -58,6 +61,10 @@ static void help(void) {
                "     --tls-client-ca=PATH   Require client certificates signed by this CA\n"
                "     --allow-plaintext      Allow a TCP listener without TLS on a non-loopback address\n"
                "     --max-clients=N        Most clients at once (default: %u)\n"
+               "     --sources-dirs=DIR[:DIR...]\n"
+               "                            Where dpipe.source(5) files are read, highest\n"
+               "                            precedence first (default: /etc/dpipe/sources.d,\n"
+               "                            /run/dpipe/sources.d, /usr/lib/dpipe/sources.d)\n"
                "     --max-client-memory=BYTES\n"
                "                            Most input buffered for all clients together\n"
                "                            (default: 64M)\n"
@@ -96,6 +103,7 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_ALLOW_PLAINTEXT,
                 ARG_MAX_CLIENTS,
                 ARG_MAX_CLIENT_MEMORY,
+                ARG_SOURCES_DIRS,
                 ARG_USER,
                 ARG_BUS_INTROSPECT,
         };
@@ -116,6 +124,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "allow-plaintext", no_argument, NULL, ARG_ALLOW_PLAINTEXT },
                 { "max-clients", required_argument, NULL, ARG_MAX_CLIENTS },
                 { "max-client-memory", required_argument, NULL, ARG_MAX_CLIENT_MEMORY },
+                { "sources-dirs", required_argument, NULL, ARG_SOURCES_DIRS },
                 { "user", no_argument, NULL, ARG_USER },
                 { "bus-introspect", no_argument, NULL, ARG_BUS_INTROSPECT },
                 {}
@@ -195,6 +204,15 @@ static int parse_argv(int argc, char *argv[]) {
                         }
                         break;
                 }
+                case ARG_SOURCES_DIRS:
+                        for (const char *p = optarg; *p; p += strcspn(p, ":"), p += !!*p)
+                                if (*p != '/' && *p != ':') {
+                                        fprintf(stderr, "%s: --sources-dirs= takes absolute paths separated by ':', not \"%s\"\n",
+                                                program_invocation_short_name, optarg);
+                                        return -EINVAL;
+                                }
+                        arg_sources_dirs = optarg;
+                        break;
                 case ARG_USER:
                         arg_user = true;
                         break;
@@ -301,11 +319,21 @@ static int resolve_admin_group(ManagerConfig *config) {
         return 0;
 }
 
+/* SIGHUP: reload the source files, like `systemctl reload dpiped` (which calls Reload()). */
+static int sighup_handler(sd_event_source *es, const struct signalfd_siginfo *si, void *userdata) {
+        Manager *m = userdata;
+
+        log_info("Received SIGHUP from pid %u.", (unsigned) si->ssi_pid);
+        (void) manager_reload(m, NULL, NULL);
+        return 0;
+}
+
 static int run(int argc, char *argv[]) {
         _cleanup_(manager_freep) Manager *m = NULL;
         _cleanup_(token_set_freep) TokenSet *tokens = NULL;
         _cleanup_(tls_context_freep) TlsContext *tls = NULL;
         ManagerConfig config = {};
+        sigset_t mask;
         int r;
 
         r = parse_argv(argc, argv);
@@ -321,6 +349,7 @@ static int run(int argc, char *argv[]) {
         config.allow_plaintext = arg_allow_plaintext;
         config.max_clients = arg_max_clients;
         config.max_client_memory = arg_max_client_memory;
+        config.source_dirs = arg_sources_dirs;
         config.listen_tcp = !streq(arg_listen, "none");
         if (config.listen_tcp) {
                 r = socket_address_parse(arg_listen, &config.listen_address);
@@ -339,12 +368,20 @@ static int run(int argc, char *argv[]) {
         config.tokens = tokens;
         config.tls = tls;
 
+        /* SIGHUP reloads the source files: blocked here, like the exit signals in daemon_setup(). */
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGHUP);
+        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+                return log_error_errno(errno, "Failed to block SIGHUP: %m");
+
         r = manager_new(&config, &m);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the manager: %m");
         TAKE_PTR(tokens);
         TAKE_PTR(tls);
         r = event_add_exit_signals(m->event, NULL, NULL);
+        if (r >= 0)
+                r = sd_event_add_signal(m->event, NULL, SIGHUP, sighup_handler, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to handle signals: %m");
 
