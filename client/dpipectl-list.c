@@ -172,7 +172,8 @@ int verb_list_sources(sd_bus *bus, int argc, char **argv) {
                 return log_oom(), EXIT_FAILURE;
 
         pager_open(arg_no_pager);
-        fwrite(buffer_begin(&out), 1, buffer_size(&out), stdout);
+        if (buffer_size(&out) > 0) /* (no sources and --no-legend: nothing, and no storage) */
+                fwrite(buffer_begin(&out), 1, buffer_size(&out), stdout);
         return EXIT_SUCCESS;
 }
 

@@ -82,6 +82,7 @@ typedef struct Step {
         regex_t regex;
         bool regex_compiled;
         SetKind set_kind;
+        uint64_t top_ids; /* select: when every field is a top-level name with id < 64, their ids */
 } Step;
 
 typedef struct Node {
@@ -717,6 +718,21 @@ static int transform_number_names(Transform *t) {
                                                 t->first_byte[(uint8_t) n->text[0]] |= UINT64_C(1) << k;
                                 }
                         }
+        /* A select of top-level names only is one walk over the record's fields. */
+        for (unsigned i = 0; i < t->n_steps; i++) {
+                Step *st = &t->steps[i];
+                uint64_t ids = 0;
+                size_t p;
+
+                if (st->type != STEP_SELECT)
+                        continue;
+                for (p = 0; p < st->n_paths; p++) {
+                        if (st->paths[p].n != 1 || st->paths[p].c[0].id >= 64)
+                                break;
+                        ids |= UINT64_C(1) << st->paths[p].c[0].id;
+                }
+                st->top_ids = p == st->n_paths ? ids : 0;
+        }
         return 0;
 }
 
@@ -886,7 +902,7 @@ static inline bool bytes_equal(const char *a, const char *b, size_t n) {
 }
 
 /* Which of the program's names a key of the record (a JSON string span) is, -1 if none. */
-static int32_t name_id(const Transform *t, const char *key, uint32_t key_len, bool escaped) {
+static inline int32_t name_id(const Transform *t, const char *key, uint32_t key_len, bool escaped) {
         size_t len = key_len - 2;
         uint64_t candidates;
 
@@ -1352,7 +1368,9 @@ static int convert_node(Transform *t, int32_t i, ConvType to) {
                         (void) snprintf(t->reason, sizeof(t->reason), "%s can not become an integer", type_name(type));
                         return 0;
                 }
-                if (!(d == trunc(d) && d >= -9223372036854775808.0 && d < 9223372036854775808.0)) {
+                /* In range first, so that the cast is defined; then integral (no trunc(): that
+                 * would need libm in builds that do not inline it). */
+                if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0) || (double) (int64_t) d != d) {
                         (void) snprintf(t->reason, sizeof(t->reason), "%.*s is not an integer in range",
                                         type == JSON_SCAN_STRING ? (int) strlen(shown) : (int) MIN(n->value_len, (uint32_t) 40),
                                         type == JSON_SCAN_STRING ? shown : v);
@@ -1490,6 +1508,30 @@ static void select_sweep(Transform *t, int32_t parent) {
 
 static int run_select(Transform *t, const Step *s) {
         t->epoch++;
+        if (s->top_ids != 0) {
+                /* Top-level names only: one walk over the record's fields, the last of each name
+                 * kept (as a lookup of each would find it). */
+                int32_t last[64];
+                uint64_t seen = 0;
+
+                for (int32_t c = t->nodes[0].first; c >= 0; c = t->nodes[c].next) {
+                        int32_t id = t->nodes[c].id;
+
+                        if (id >= 0 && id < 64 && (s->top_ids >> id & 1)) {
+                                last[id] = c;
+                                seen |= UINT64_C(1) << id;
+                        }
+                }
+                while (seen != 0) {
+                        unsigned id = (unsigned) __builtin_ctzll(seen);
+
+                        t->nodes[last[id]].mark = t->epoch;
+                        t->nodes[last[id]].mark_full = true;
+                        seen &= seen - 1;
+                }
+                select_sweep(t, 0);
+                return 0;
+        }
         for (size_t p = 0; p < s->n_paths; p++) {
                 const Path *path = &s->paths[p];
                 int32_t on_path[PATH_COMPONENTS_MAX], i = 0;
