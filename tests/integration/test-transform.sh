@@ -6,6 +6,7 @@
 # row whose field does not convert is skipped with the step in LastSkipReason and one log line.
 # A CSV stream (format=csv) comes out with typed fields. Invalid programs are refused by AddSource
 # (InvalidArgs), dpipectl add-source --transform= and the inline client form, naming the step.
+# A declared source (dpipe.source(5)) passes Option=transform= through; a bad one is not loaded.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/dpiped-lib.sh"
 for exe in dpipe-writer dpipe-connector-tcp dpiped dpipe-source dpipectl dpipe-client; do
@@ -21,8 +22,10 @@ for i in range($N):
     print('%s,%s,row-%d,x' % ('n/a' if i == 1000 else i, 'debug' if i % 3 == 2 else 'info', i))" >"$TMP/rows.csv"
 printf 'item,qty,price,ok\nbolt,12,0.25,yes\nnut,7,.5,no\nwasher,x,1,yes\n' >"$TMP/parts.csv"
 
+SRCDIR=$TMP/sources.d
+mkdir -p "$SRCDIR"
 dp_start_bus
-dp_start_pipeline
+dp_start_pipeline --sources-dirs="$SRCDIR"
 PORT=$(dp_free_port)
 dp_daemon source dpipe-source --file="$TMP/rows.csv" --tcp="127.0.0.1:$PORT"
 dp_wait_port 127.0.0.1 "$PORT"
@@ -108,3 +111,20 @@ dp_assert_eq 'line 3: filtered by step 1 (where level != debug)
 2 emitted, 1 filtered, 0 skipped.' "$(cat "$TMP/tt.err")" "test-transform notes"
 dp_expect_exit 1 dpipectl test-transform 'drop a;;; select' </dev/null
 dp_assert_contains "$err" "step 4 (select): column 17: select needs a list of fields" "test-transform's error"
+
+# Declared sources: Option=transform= reaches the connector untouched (its ';' and '=' too); a
+# file whose program does not compile is skipped with a line naming the file and the step.
+printf '[Source]\nType=tcp\nAddress=127.0.0.1:%s\nOption=transform=where level == debug; select id; convert id:int\n' \
+        "$PORT" >"$SRCDIR/declared.source"
+printf '[Source]\nType=tcp\nAddress=127.0.0.1:%s\nOption=transform=select id;; rename id\n' "$PORT" >"$SRCDIR/broken.source"
+dpipectl reload || dp_fail "dpipectl reload failed"
+dp_retry 30 bash -c '[ "$(grep -c "\"source\":\"declared\"" "$1")" -ge "$2" ]' _ "$TMP/client.jsonl" $(( N / 3 )) ||
+        dp_fail "the declared source's records did not arrive: $(grep -c '"source":"declared"' "$TMP/client.jsonl")"
+got=$(awk '/"source":"declared"/ && n < 2 { print; n++ }' "$TMP/client.jsonl" | sed 's/.*"data":\(.*\)}$/\1/')
+dp_assert_eq '{"id":2}
+{"id":5}' "$got" "the declared source's transform"
+dp_retry 10 bash -c '[ "$(busctl --system get-property org.dpipe.Pipeline1 /org/dpipe/Pipeline1/source/declared org.dpipe.Pipeline1.Source RecordsFiltered)" = "t $1" ]' _ $(( N - N / 3 )) ||
+        dp_fail "declared: RecordsFiltered $(dp_source_property declared RecordsFiltered)"
+dp_source_property broken State >/dev/null 2>&1 && dp_fail "a source file with an invalid transform was loaded"
+grep -q "broken.source.*step 3 (rename id): column 22: expected OLD=NEW; source broken not loaded" "$LOG_DIR/dpiped.log" ||
+        dp_fail "the invalid transform of broken.source was not logged with the file and the step: $(grep broken "$LOG_DIR/dpiped.log")"
