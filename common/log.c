@@ -17,9 +17,8 @@
 #define LOG_FIELDS_MAX 16
 
 static int max_level = LOG_INFO;
-static bool journal_stream = false;
+static LogTarget log_target = LOG_TARGET_STDERR;
 
-static void detect_journal_stream(void);
 static const char *console_prefix = NULL;
 
 static const char *const level_names[] = {
@@ -46,13 +45,13 @@ void log_setup(void) {
         const char *e = getenv("DPIPE_LOG_LEVEL");
         int l;
 
-        detect_journal_stream();
+        log_target = log_target_detect();
 
         if (isempty(e))
                 return;
         l = log_level_from_string(e);
         if (l < 0) {
-                fprintf(stderr, "<4>Unknown DPIPE_LOG_LEVEL=%s, ignoring.\n", e);
+                log_warning("Unknown DPIPE_LOG_LEVEL=%s, ignoring.", e);
                 return;
         }
         max_level = l;
@@ -64,26 +63,59 @@ void log_set_max_level(int level) {
 
 void log_set_console_prefix(const char *name) {
         console_prefix = name;
+        log_target = LOG_TARGET_CONSOLE;
+}
+
+LogTarget log_get_target(void) {
+        return log_target;
 }
 
 int log_get_max_level(void) {
         return max_level;
 }
 
-/* Under systemd, stderr is a stream to journald and $JOURNAL_STREAM names it (device:inode). Only
- * then do we send events that carry structured fields (DPIPE_SOURCE=) to journald directly; every
- * other line still goes to stderr, which journald reads as well. */
-static void detect_journal_stream(void) {
+/* Under systemd, stderr is a stream to journald and $JOURNAL_STREAM names it (device:inode). */
+static bool stderr_is_journal_stream(void) {
         const char *e = getenv("JOURNAL_STREAM");
         unsigned long long dev, ino;
         struct stat st;
 
-        journal_stream = false;
         if (isempty(e) || sscanf(e, "%llu:%llu", &dev, &ino) != 2)
-                return;
+                return false;
         if (fstat(STDERR_FILENO, &st) < 0)
-                return;
-        journal_stream = (unsigned long long) st.st_dev == dev && (unsigned long long) st.st_ino == ino;
+                return false;
+        return (unsigned long long) st.st_dev == dev && (unsigned long long) st.st_ino == ino;
+}
+
+/* A service whose stderr goes nowhere useful (closed, /dev/null) but that systemd started
+ * ($INVOCATION_ID) on a machine with journald: the journal is where its log belongs. */
+static bool stderr_is_void_under_systemd(void) {
+        struct stat st, null;
+
+        if (isempty(getenv("INVOCATION_ID")) || access("/run/systemd/journal/socket", W_OK) < 0)
+                return false;
+        if (fstat(STDERR_FILENO, &st) < 0)
+                return true;
+        return S_ISCHR(st.st_mode) && stat("/dev/null", &null) >= 0 && st.st_rdev == null.st_rdev;
+}
+
+/* One log path per process (never some lines on the stream and others on the native socket,
+ * which journalctl would show out of order): the journal under systemd, plain text for a person
+ * at a terminal, "<N>" lines elsewhere (a pipe, a file: what journald and syslog read). */
+LogTarget log_target_detect(void) {
+        const char *e = getenv("DPIPE_LOG_TARGET");
+
+        if (streq_ptr(e, "journal"))
+                return LOG_TARGET_JOURNAL;
+        if (streq_ptr(e, "console"))
+                return LOG_TARGET_CONSOLE;
+        if (streq_ptr(e, "stderr"))
+                return LOG_TARGET_STDERR;
+        if (stderr_is_journal_stream() || stderr_is_void_under_systemd())
+                return LOG_TARGET_JOURNAL;
+        if (isatty(STDERR_FILENO) > 0)
+                return LOG_TARGET_CONSOLE;
+        return LOG_TARGET_STDERR;
 }
 
 /* One entry with MESSAGE=, PRIORITY=, SYSLOG_IDENTIFIER= and the caller's fields. */
@@ -120,14 +152,19 @@ static int log_internalv(int level, int error, const char *const *fields, size_t
                 if (*p == '\n' || *p == '\r')
                         *p = ' ';
 
-        if (n_fields > 0 && journal_stream && log_journal_send(level, buf, fields, n_fields) >= 0) {
+        /* Everything through the native protocol (with its priority and our fields); only if journald
+         * refuses the entry does it go to stderr, which is its stream too. */
+        if (log_target == LOG_TARGET_JOURNAL && log_journal_send(level, buf, fields, n_fields) >= 0) {
                 errno = saved;
                 return -error;
         }
 
-        if (console_prefix)
-                fprintf(stderr, "%s: %s\n", console_prefix, buf);
-        else
+        if (log_target == LOG_TARGET_CONSOLE) {
+                if (console_prefix)
+                        fprintf(stderr, "%s: %s\n", console_prefix, buf);
+                else
+                        fprintf(stderr, "%s\n", buf);
+        } else
                 fprintf(stderr, "<%i>%s\n", level, buf);
         errno = saved;
         return -error;

@@ -1,9 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* Logging: one line per event on stderr, prefixed with the syslog level as "<N>" so that journald
- * (and systemd's stderr capture) files each line under the right priority. No timestamps of our
- * own. The threshold comes from $DPIPE_LOG_LEVEL (debug|info|notice|warning|err, or 0-7).
+/* Logging: one line per event, one path per process, chosen once by log_setup():
+ *   - under systemd (stderr is the stream $JOURNAL_STREAM names, or stderr goes nowhere and
+ *     systemd started us) every line goes to journald natively, with PRIORITY= and our fields;
+ *   - on a terminal, plain text for a person, without "<N>";
+ *   - anywhere else (a pipe, a file) on stderr prefixed with the syslog level as "<N>", which
+ *     journald and syslog read.
+ * $DPIPE_LOG_TARGET=journal|console|stderr forces one. No timestamps of our own. The threshold
+ * comes from $DPIPE_LOG_LEVEL (debug|info|notice|warning|err, or 0-7).
  *
  * The *_errno() variants format %m from the error given, and return -abs(error), so that
  *     return log_error_errno(r, "Failed to open %s: %m", path);
@@ -14,10 +19,18 @@
 
 #include "macro.h"
 
-void log_setup(void);                      /* reads $DPIPE_LOG_LEVEL */
+typedef enum LogTarget {
+        LOG_TARGET_STDERR,  /* "<N>message" on stderr */
+        LOG_TARGET_CONSOLE, /* "message" (or "name: message" for the tools) on stderr */
+        LOG_TARGET_JOURNAL, /* journald's native protocol */
+} LogTarget;
+
+void log_setup(void);                      /* reads $DPIPE_LOG_LEVEL, picks the target */
+LogTarget log_target_detect(void);
+LogTarget log_get_target(void);
 void log_set_max_level(int level);
-/* For interactive tools (dpipectl, dpipe-client): print "<name>: message" instead of the "<N>"
- * prefix, which only journald wants to see. Daemons leave this alone. */
+/* For interactive tools (dpipectl, dpipe-client): always print "<name>: message" on stderr,
+ * wherever it goes. Daemons leave this alone. */
 void log_set_console_prefix(const char *name);
 int log_get_max_level(void);
 int log_level_from_string(const char *s); /* -EINVAL on unknown names */
@@ -50,8 +63,8 @@ int log_internal(int level, int error, const char *file, int line, const char *f
 
 /* Events with structured fields: like log_*(), and under journald the entry also carries the
  * given fields, each a "KEY=value" string (KEY in upper case, as journald wants; NULL entries are
- * skipped, so optional fields can be left out in place). Elsewhere only the message goes to stderr,
- * as usual: put what a reader needs into the message too. */
+ * skipped, so optional fields can be left out in place). Elsewhere only the message is printed:
+ * put what a reader needs into the message too. */
 int log_fields_internal(int level, int error, const char *const *fields, size_t n_fields, const char *format, ...)
         _printf_(5, 6);
 #define log_fields_full_errno(level, error, fields, n_fields, ...)                                     \

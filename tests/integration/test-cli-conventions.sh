@@ -5,7 +5,8 @@
 # a sentence instead of dbus-daemon's rule dump), --json=pretty|short|off and bare --json, -q, the
 # default verb, options after the command, colours only on a terminal and never with NO_COLOR, and
 # the pager: $SYSTEMD_PAGER/$PAGER or less, never more(1), never without a terminal, --no-pager.
-# Also tail: --no-follow without -n prints the last 10 records, an unreachable server is an error.
+# Also tail: --no-follow without -n prints the last 10 records, an unreachable server is an error;
+# and the daemons' log on a terminal is plain text, "<N>" lines elsewhere.
 source "$(dirname "$0")/lib.sh"
 
 for exe in dpipe-writer dpipe-connector-tcp dpiped dpipe-source dpipectl dpipe-client; do
@@ -206,5 +207,17 @@ screen=$(PTY 20 "${nopager[@]}" PATH="$TMP/bin-less" PAGER= -- "$DPIPECTL" list-
 # Not a terminal: never a pager.
 out=$(env -u DPIPE_PAGER -u SYSTEMD_PAGER -u PAGER PATH="$TMP/bin-less" "$DPIPECTL" list-sources)
 [[ "$out" == NAME* ]] || dp_fail "a pager without a terminal: $out"
+
+# --- the daemons' log: plain lines on a terminal, "<N>" lines into a pipe ----------------------
+mkdir -p "$TMP/wstate"
+screen=$(PTY 20 DPIPE_LOG_LEVEL=info -- "$(command -v dpipe-writer)" --runtime-dir=/proc/nonexistent --state-dir="$TMP/wstate") ||
+        dp_fail "pty: $screen"
+dp_assert_contains "$screen" 'rc=1' "dpipe-writer with a runtime dir it cannot make"
+dp_assert_contains "$screen" "'Queue: Created a new queue" "a daemon's info line on a terminal"
+dp_assert_contains "$screen" '\r\nFailed to create /proc/nonexistent' "a daemon's error on a terminal"
+[[ "$screen" != *'<3>'* && "$screen" != *'<6>'* ]] || dp_fail "<N> prefixes on a terminal: $screen"
+rm -rf "$TMP/wstate"
+out=$(DPIPE_LOG_LEVEL=info dpipe-writer --runtime-dir=/proc/nonexistent --state-dir="$TMP/wstate" 2>&1 | cat) || true
+dp_assert_contains "$out" "<3>Failed to create /proc/nonexistent" "a daemon's error into a pipe"
 
 dp_log "ok"
