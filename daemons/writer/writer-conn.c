@@ -8,7 +8,6 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/epoll.h>
 #include <sys/socket.h>
 
 #include "frame.h"
@@ -20,7 +19,7 @@
 #define CONN_READ_BUDGET (4u * 1024u * 1024u) /* per wakeup, so that one busy peer can not hog the loop */
 #define CONN_OUT_MAX (1u * 1024u * 1024u)     /* acks the peer did not read yet: stop reading from it */
 
-static int conn_io(sd_event_source *s, int fd, uint32_t revents, void *userdata);
+static const FrameConnOps conn_ops;
 
 int conn_new(Manager *m, int fd, Conn **ret) {
         _cleanup_(conn_freep) Conn *c = NULL;
@@ -33,7 +32,6 @@ int conn_new(Manager *m, int fd, Conn **ret) {
                 safe_close(fd);
                 return -ENOMEM;
         }
-        c->fd = fd;
         c->id = ++m->next_conn_id;
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) >= 0 && cred.pid > 0)
                 snprintf(c->peer, sizeof(c->peer), "#%" PRIu64 " (pid %d, uid %u)", c->id, (int) cred.pid,
@@ -42,7 +40,15 @@ int conn_new(Manager *m, int fd, Conn **ret) {
                 snprintf(c->peer, sizeof(c->peer), "#%" PRIu64, c->id);
         socket_set_buffers(fd, 4 * 1024 * 1024);
 
-        r = sd_event_add_io(m->event, &c->io, fd, EPOLLIN, conn_io, c);
+        frame_conn_init(&c->conn, m->event,
+                        &(FrameConnConfig) {
+                                .frame_max = FRAME_SIZE_MAX,
+                                .read_min = CONN_READ_MIN,
+                                .read_budget = CONN_READ_BUDGET,
+                                .out_max = CONN_OUT_MAX,
+                        },
+                        &conn_ops, c);
+        r = frame_conn_adopt(&c->conn, fd);
         if (r < 0)
                 return r;
 
@@ -68,147 +74,71 @@ Conn *conn_free(Conn *c) {
                 m->n_conns--;
                 manager_conn_removed(m, c);
         }
-        sd_event_source_disable_unref(c->io);
-        safe_close(c->fd);
-        buffer_done(&c->in);
-        buffer_done(&c->out);
+        frame_conn_done(&c->conn);
         free(c);
         return NULL;
 }
 
 int conn_update_events(Conn *c) {
-        uint32_t events = 0;
-
-        if (!c->held && buffer_size(&c->out) < CONN_OUT_MAX)
-                events |= EPOLLIN;
-        if (buffer_size(&c->out) > 0)
-                events |= EPOLLOUT;
-        return sd_event_source_set_io_events(c->io, events);
+        return frame_conn_update_events(&c->conn);
 }
 
 int conn_flush(Conn *c) {
-        ssize_t n;
+        int r;
 
-        n = buffer_write_fd(&c->out, c->fd);
-        if (n < 0)
-                return log_debug_errno((int) n, "Connection %s: failed to write: %m", c->peer);
-        return conn_update_events(c);
+        r = frame_conn_flush(&c->conn);
+        if (r < 0)
+                return log_debug_errno(r, "Connection %s: failed to write: %m", c->peer);
+        return 0;
 }
 
-static int conn_handle_frame(Conn *c, const Frame *f) {
+static int conn_on_frame(FrameConn *conn, const Frame *f) {
+        Conn *c = conn->userdata;
+        int r;
+
         switch (f->type) {
         case FRAME_BATCH:
-                return manager_handle_batch(c->manager, c, f->payload, f->size);
+                if (!manager_accepting(c->manager))
+                        return FRAME_CONN_HOLD;
+                r = manager_handle_batch(c->manager, c, f->payload, f->size);
+                break;
         case FRAME_CONTROL:
-                return manager_handle_control(c->manager, c, f->payload, f->size);
+                r = manager_handle_control(c->manager, c, f->payload, f->size);
+                break;
         default:
                 log_warning("Connection %s sent a frame of unexpected type %u, closing it.", c->peer,
                             (unsigned) f->type);
                 return -EBADMSG;
         }
+        if (r == -ENOSPC || r == -EDQUOT) {
+                /* The frame stays in the buffer and is processed again when there is room. */
+                manager_stall(c->manager, r);
+                return FRAME_CONN_HOLD;
+        }
+        return r;
 }
 
 int conn_process(Conn *c) {
-        Manager *m = c->manager;
-        int r;
-
-        for (;;) {
-                Frame f;
-
-                if (buffer_size(&c->out) >= CONN_OUT_MAX)
-                        return 0;
-                r = frame_peek(&c->in, FRAME_SIZE_MAX, &f);
-                if (r == -EMSGSIZE) {
-                        log_warning("Connection %s announced a frame larger than %u bytes, closing it.", c->peer,
-                                    FRAME_SIZE_MAX);
-                        return -EBADMSG;
-                }
-                if (r <= 0)
-                        return r;
-                if (f.type == FRAME_BATCH && !manager_accepting(m)) {
-                        c->held = true;
-                        return 0;
-                }
-                r = conn_handle_frame(c, &f);
-                if (r == -ENOSPC || r == -EDQUOT) {
-                        /* The frame stays in the buffer and is processed again when there is room. */
-                        c->held = true;
-                        manager_stall(m, r);
-                        return 0;
-                }
-                if (r < 0)
-                        return r;
-                buffer_consume(&c->in, FRAME_HEADER_SIZE + f.size);
-        }
+        return frame_conn_resume(&c->conn);
 }
 
-static size_t conn_read_room(Conn *c) {
-        size_t have = buffer_size(&c->in);
+static void conn_on_closed(FrameConn *conn, int reason) {
+        Conn *c = conn->userdata;
 
-        /* Make room for the whole frame whose header is already here. */
-        if (have >= FRAME_HEADER_SIZE) {
-                uint32_t size = le32_get((const uint8_t *) buffer_begin(&c->in));
-                if (size <= FRAME_SIZE_MAX && FRAME_HEADER_SIZE + (size_t) size > have)
-                        return MAX((size_t) CONN_READ_MIN, FRAME_HEADER_SIZE + (size_t) size - have);
-        }
-        return CONN_READ_MIN;
+        if (reason == -EMSGSIZE)
+                log_warning("Connection %s announced a frame larger than %u bytes, closing it.", c->peer,
+                            FRAME_SIZE_MAX);
+        else if (reason == 0)
+                log_debug("Connection %s closed.", c->peer);
+        else if (reason == -ECONNRESET)
+                /* Hung up while we held its input: its unacked batches are its to resend. */
+                log_debug("Connection %s hung up.", c->peer);
+        else
+                log_debug_errno(reason, "Connection %s: closing it: %m", c->peer);
+        conn_free(c);
 }
 
-static int conn_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        Conn *c = userdata;
-        size_t budget = 0;
-        int r;
-
-        if (revents & EPOLLOUT) {
-                r = conn_flush(c);
-                if (r < 0) {
-                        conn_free(c);
-                        return 0;
-                }
-        }
-
-        if (!(revents & EPOLLIN)) {
-                if (revents & (EPOLLHUP | EPOLLERR)) {
-                        /* Hung up while we held its input: its unacked batches are its to resend. */
-                        log_debug("Connection %s hung up.", c->peer);
-                        conn_free(c);
-                }
-                return 0;
-        }
-
-        while (!c->held && buffer_size(&c->out) < CONN_OUT_MAX && budget < CONN_READ_BUDGET) {
-                ssize_t n;
-
-                n = buffer_read_fd(&c->in, fd, conn_read_room(c));
-                if (n == -EAGAIN)
-                        break;
-                if (n < 0) {
-                        log_debug_errno((int) n, "Connection %s: failed to read, closing it: %m", c->peer);
-                        conn_free(c);
-                        return 0;
-                }
-                if (n == 0) {
-                        /* Complete frames before the EOF still count. */
-                        r = conn_process(c);
-                        if (r >= 0 && buffer_size(&c->in) > 0 && !c->held)
-                                log_debug("Connection %s closed in the middle of a frame.", c->peer);
-                        log_debug("Connection %s closed.", c->peer);
-                        conn_free(c);
-                        return 0;
-                }
-                budget += (size_t) n;
-                r = conn_process(c);
-                if (r < 0) {
-                        conn_free(c);
-                        return 0;
-                }
-        }
-
-        r = conn_update_events(c);
-        if (r < 0) {
-                log_warning_errno(r, "Connection %s: failed to update events, closing it: %m", c->peer);
-                conn_free(c);
-                return 0;
-        }
-        return 0;
-}
+static const FrameConnOps conn_ops = {
+        .frame = conn_on_frame,
+        .closed = conn_on_closed,
+};

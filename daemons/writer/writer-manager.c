@@ -219,7 +219,7 @@ int manager_handle_batch(Manager *m, Conn *c, const uint8_t *payload, uint32_t s
 static int conn_reply(Conn *c, struct json_object *o) {
         int r;
 
-        r = frame_append_json(&c->out, o);
+        r = frame_append_json(&c->conn.out, o);
         if (r < 0)
                 return r;
         return conn_flush(c);
@@ -311,7 +311,7 @@ static int manager_send_acks(Manager *m, uint64_t gen) {
                 if (!a->conn)
                         continue;
                 a->conn->pending--;
-                r = batch_ack_append(&a->conn->out, &a->ack);
+                r = batch_ack_append(&a->conn->conn.out, &a->ack);
                 if (r < 0)
                         return log_oom();
         }
@@ -322,14 +322,14 @@ static int manager_send_acks(Manager *m, uint64_t gen) {
         m->n_acks_written -= k;
 
         LIST_FOREACH(conns, c, m->conns) {
-                if (buffer_size(&c->out) == 0)
+                if (buffer_size(&c->conn.out) == 0)
                         continue;
                 if (conn_flush(c) < 0) {
                         /* This may run from inside a connection's own callback: do not free it
                          * here. Shut it down; its callback sees the hangup and frees it. */
-                        buffer_clear(&c->out);
-                        (void) shutdown(c->fd, SHUT_RDWR);
-                        c->held = false;
+                        buffer_clear(&c->conn.out);
+                        (void) shutdown(c->conn.fd, SHUT_RDWR);
+                        c->conn.held = false;
                         (void) conn_update_events(c);
                 }
         }
@@ -504,7 +504,6 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
         /* Written: try the frames that were held. If they do not fit yet, we stall again. */
         m->stalled = false;
         LIST_FOREACH_SAFE(conns, c, next, m->conns) {
-                c->held = false;
                 if (conn_process(c) < 0) {
                         conn_free(c);
                         continue;

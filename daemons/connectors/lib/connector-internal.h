@@ -10,6 +10,7 @@
 #include "batch.h"
 #include "transform.h"
 #include "connector.h"
+#include "frame-conn.h"
 #include "list.h"
 #include "util.h"
 
@@ -111,20 +112,13 @@ typedef struct ControlConnection ControlConnection;
 struct ControlConnection {
         LIST_FIELDS(ControlConnection, controls);
         Manager *manager;
-        int fd;
-        sd_event_source *io;
-        Buffer in, out;
+        FrameConn conn;
 };
 
 typedef struct WriterClient {
         Manager *manager;
         char *path;
-        int fd;
-        bool connected;
-        sd_event_source *io;
-        sd_event_source *retry_timer;
-        Backoff retry;
-        Buffer in, out;
+        FrameConn conn; /* to writer.sock, reconnecting with backoff */
         Batch *batches_head, *batches_tail; /* unacked, in send order */
         uint64_t next_batch_id;
         uint64_t unacked_bytes;

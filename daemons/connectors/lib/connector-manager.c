@@ -131,7 +131,7 @@ static int manager_report_fire(sd_event_source *es, uint64_t usec, void *userdat
         for (Batch *b = m->writer.batches_head; b; b = b->batches_next)
                 unacked++;
         (void) sd_notifyf(false, "STATUS=%u sources (%u active), writer %s, %u batches unacked", m->n_sources, active,
-                          m->writer.connected ? "connected" : "not connected", unacked);
+                          frame_conn_is_connected(&m->writer.conn) ? "connected" : "not connected", unacked);
         return sd_event_source_set_time_relative(es, USEC_PER_SEC);
 }
 
@@ -208,7 +208,7 @@ static int manager_on_signal(sd_event_source *es, const struct signalfd_siginfo 
                 }
                 source_flush(s);
         }
-        if (!m->writer.batches_head || !m->writer.connected)
+        if (!m->writer.batches_head || !frame_conn_is_connected(&m->writer.conn))
                 return sd_event_exit(m->event, 0);
         r = sd_event_add_time_relative(m->event, &m->drain_timer, CLOCK_MONOTONIC, DRAIN_TIMEOUT_USEC, 0,
                                        manager_drain_timeout, m);

@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <string.h>
-#include <sys/epoll.h>
 
 #include "connector-internal.h"
 #include "frame.h"
@@ -22,14 +21,21 @@
 #define BATCH_FREE_LIST_MAX 4
 
 static void writer_client_disconnect(WriterClient *w, bool retry);
+static const FrameConnOps writer_client_ops;
 
 int writer_client_init(WriterClient *w, Manager *m, const char *path) {
         *w = (WriterClient) {
                 .manager = m,
-                .fd = -EBADF,
                 .next_batch_id = 1,
-                .retry = BACKOFF_INIT(WRITER_RETRY_MIN_USEC, WRITER_RETRY_MAX_USEC, false),
         };
+        frame_conn_init(&w->conn, m->event,
+                        &(FrameConnConfig) {
+                                .frame_max = FRAME_SIZE_MAX,
+                                .read_min = 64 * 1024,
+                                .socket_buffers = 4 * 1024 * 1024,
+                                .backoff = BACKOFF_INIT(WRITER_RETRY_MIN_USEC, WRITER_RETRY_MAX_USEC, false),
+                        },
+                        &writer_client_ops, w);
         w->path = strdup(path);
         return w->path ? 0 : -ENOMEM;
 }
@@ -53,8 +59,7 @@ void writer_client_done(WriterClient *w) {
                 w->free_batches = b->batches_next;
                 batch_free(b);
         }
-        buffer_done(&w->in);
-        buffer_done(&w->out);
+        frame_conn_done(&w->conn);
         w->path = mfree(w->path);
 }
 
@@ -89,19 +94,14 @@ void writer_client_recycle_batch(WriterClient *w, Batch *b) {
 }
 
 static int writer_client_flush_out(WriterClient *w) {
-        ssize_t n;
         int r;
 
-        if (!w->connected)
-                return 0;
-        n = buffer_write_fd(&w->out, w->fd);
-        if (n < 0) {
-                log_warning_errno((int) n, "Failed to write to the writer: %m");
+        r = frame_conn_flush(&w->conn);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to write to the writer: %m");
                 writer_client_disconnect(w, true);
-                return (int) n;
         }
-        r = sd_event_source_set_io_events(w->io, EPOLLIN | (buffer_size(&w->out) > 0 ? EPOLLOUT : 0));
-        return r < 0 ? r : 0;
+        return r;
 }
 
 static bool writer_client_has_work(WriterClient *w) {
@@ -125,20 +125,18 @@ static int writer_client_send_hello(WriterClient *w, Source *s) {
                 return -ENOMEM;
         json_object_object_add(o, "op", json_object_new_string("hello"));
         json_object_object_add(o, "source", json_object_new_string(s->name));
-        r = frame_append_json(&w->out, o);
+        r = frame_append_json(&w->conn.out, o);
         if (r < 0)
                 return r;
         s->hello_pending = true;
         return 0;
 }
 
-static int writer_client_on_connected(WriterClient *w) {
+static int writer_client_on_connected(FrameConn *conn) {
+        WriterClient *w = conn->userdata;
         struct lh_entry *e;
         unsigned n = 0;
         int r;
-
-        w->connected = true;
-        backoff_reset(&w->retry);
 
         lh_foreach(w->manager->sources, e) {
                 Source *s = (Source *) lh_entry_v(e);
@@ -149,7 +147,7 @@ static int writer_client_on_connected(WriterClient *w) {
                 }
         }
         for (Batch *b = w->batches_head; b; b = b->batches_next, n++) {
-                r = buffer_append(&w->out, buffer_begin(&b->frame), buffer_size(&b->frame));
+                r = buffer_append(&w->conn.out, buffer_begin(&b->frame), buffer_size(&b->frame));
                 if (r < 0)
                         return r;
         }
@@ -259,36 +257,23 @@ static int writer_client_handle_control(WriterClient *w, const Frame *f) {
         return 0;
 }
 
-static int writer_client_retry_fire(sd_event_source *es, uint64_t usec, void *userdata) {
-        WriterClient *w = userdata;
+static void writer_client_on_retry(FrameConn *conn) {
+        WriterClient *w = conn->userdata;
 
-        w->retry_timer = sd_event_source_disable_unref(w->retry_timer);
         if (writer_client_has_work(w))
                 (void) writer_client_connect(w);
-        return 0;
 }
 
 static void writer_client_schedule_retry(WriterClient *w) {
-        int r;
-
-        if (w->retry_timer)
-                return;
-        r = sd_event_add_time_relative(w->manager->event, &w->retry_timer, CLOCK_MONOTONIC, backoff_next(&w->retry), 0,
-                                       writer_client_retry_fire, w);
-        if (r < 0)
-                log_error_errno(r, "Failed to arm writer reconnect timer: %m");
+        (void) frame_conn_schedule_retry(&w->conn);
 }
 
 static void writer_client_disconnect(WriterClient *w, bool retry) {
         struct lh_entry *e;
 
-        w->io = sd_event_source_disable_unref(w->io);
-        w->fd = safe_close(w->fd);
-        w->connected = false;
-        buffer_clear(&w->in);
-        buffer_clear(&w->out);
+        frame_conn_disconnect(&w->conn);
         if (!retry) {
-                w->retry_timer = sd_event_source_disable_unref(w->retry_timer);
+                frame_conn_cancel_retry(&w->conn);
                 return;
         }
         if (w->manager->sources)
@@ -300,89 +285,50 @@ static void writer_client_disconnect(WriterClient *w, bool retry) {
                 writer_client_schedule_retry(w);
 }
 
-static int writer_client_io(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
-        WriterClient *w = userdata;
-        int r;
+static int writer_client_on_frame(FrameConn *conn, const Frame *f) {
+        WriterClient *w = conn->userdata;
+        int r = 0;
 
-        if (!w->connected) {
-                r = socket_finish_connect(fd);
-                if (r < 0) {
-                        log_warning_errno(r, "Failed to connect to the writer at %s: %m", w->path);
-                        writer_client_disconnect(w, true);
-                        return 0;
-                }
-                r = writer_client_on_connected(w);
-                if (r < 0 || !w->connected)
-                        return 0;
-                revents &= ~EPOLLOUT;
-        }
-
-        if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-                for (;;) {
-                        ssize_t n = buffer_read_fd(&w->in, fd, 64 * 1024);
-                        Frame f;
-
-                        if (n == -EAGAIN)
-                                break;
-                        if (n <= 0) {
-                                if (n == 0)
-                                        log_warning("The writer closed the connection%s",
-                                                    w->batches_head ? ", reconnecting to resend unacked batches" : "");
-                                else
-                                        log_warning_errno((int) n, "Failed to read from the writer: %m");
-                                writer_client_disconnect(w, true);
-                                return 0;
-                        }
-                        while ((r = frame_peek(&w->in, FRAME_SIZE_MAX, &f)) > 0) {
-                                if (f.type == FRAME_ACK)
-                                        r = writer_client_handle_ack(w, &f);
-                                else if (f.type == FRAME_CONTROL)
-                                        r = writer_client_handle_control(w, &f);
-                                else
-                                        r = 0;
-                                if (r == -EAGAIN) {
-                                        writer_client_disconnect(w, true);
-                                        return 0;
-                                }
-                                if (!w->connected)
-                                        return 0;
-                                buffer_consume(&w->in, FRAME_HEADER_SIZE + f.size);
-                        }
-                        if (r < 0) {
-                                log_warning_errno(r, "Bad frame from the writer: %m");
-                                writer_client_disconnect(w, true);
-                                return 0;
-                        }
-                        if ((size_t) n < 64 * 1024)
-                                break;
-                }
-        }
-        if (revents & EPOLLOUT)
-                (void) writer_client_flush_out(w);
-        return 0;
+        if (f->type == FRAME_ACK)
+                r = writer_client_handle_ack(w, f);
+        else if (f->type == FRAME_CONTROL)
+                r = writer_client_handle_control(w, f);
+        /* -EAGAIN: a batch the writer could not store yet, resent after a reconnect. Any other
+         * error was a malformed frame, logged and skipped. */
+        return r == -EAGAIN ? r : 0;
 }
+
+/* The connection ended under us: everything unacked goes again after a reconnect. */
+static void writer_client_on_closed(FrameConn *conn, int reason) {
+        WriterClient *w = conn->userdata;
+
+        if (reason == 0)
+                log_warning("The writer closed the connection%s",
+                            w->batches_head ? ", reconnecting to resend unacked batches" : "");
+        else if (reason == -EMSGSIZE || reason == -EBADMSG)
+                log_warning_errno(reason, "Bad frame from the writer: %m");
+        else if (reason != -EAGAIN) /* a batch the writer could not store yet: resent */
+                log_warning_errno(reason, "Lost the connection to the writer at %s: %m", w->path);
+        writer_client_disconnect(w, true);
+}
+
+static const FrameConnOps writer_client_ops = {
+        .connected = writer_client_on_connected,
+        .frame = writer_client_on_frame,
+        .closed = writer_client_on_closed,
+        .retry = writer_client_on_retry,
+};
 
 int writer_client_connect(WriterClient *w) {
         int r;
 
-        if (w->fd >= 0 || w->retry_timer)
+        if (frame_conn_is_open(&w->conn) || frame_conn_retry_pending(&w->conn))
                 return 0;
-        w->fd = socket_connect_unix(w->path, true);
-        if (w->fd < 0) {
-                r = w->fd;
-                w->fd = -EBADF;
-                log_full_errno(w->retry.attempt == 0 ? LOG_WARNING : LOG_DEBUG, r,
+        r = frame_conn_connect(&w->conn, w->path);
+        if (r < 0) {
+                log_full_errno(w->conn.backoff.attempt == 0 ? LOG_WARNING : LOG_DEBUG, r,
                                "Failed to connect to the writer at %s, will retry: %m", w->path);
                 writer_client_schedule_retry(w);
-                return 0;
-        }
-        socket_set_buffers(w->fd, 4 * 1024 * 1024);
-        /* A Unix connect either completes at once or (backlog full) reports EAGAIN; either way
-         * EPOLLOUT tells when the socket is usable, and SO_ERROR whether it worked. */
-        r = sd_event_add_io(w->manager->event, &w->io, w->fd, EPOLLIN | EPOLLOUT, writer_client_io, w);
-        if (r < 0) {
-                w->fd = safe_close(w->fd);
-                return log_error_errno(r, "Failed to watch the writer socket: %m");
         }
         return 0;
 }
@@ -392,13 +338,13 @@ int writer_client_submit(WriterClient *w, Batch *b) {
 
         LIST_APPEND_TAIL(batches, w->batches_head, w->batches_tail, b);
         w->unacked_bytes += batch_memory(b);
-        if (!w->connected)
+        if (!frame_conn_is_connected(&w->conn))
                 return writer_client_connect(w);
-        r = buffer_append(&w->out, buffer_begin(&b->frame), buffer_size(&b->frame));
+        r = buffer_append(&w->conn.out, buffer_begin(&b->frame), buffer_size(&b->frame));
         if (r < 0)
                 return r;
         /* Small batches (many sources) go out together at the end of the iteration. */
-        if (buffer_size(&w->out) < WRITER_OUT_FLUSH_BYTES) {
+        if (buffer_size(&w->conn.out) < WRITER_OUT_FLUSH_BYTES) {
                 manager_schedule_write(w->manager);
                 return 0;
         }
@@ -406,14 +352,14 @@ int writer_client_submit(WriterClient *w, Batch *b) {
 }
 
 void writer_client_write(WriterClient *w) {
-        if (w->connected && buffer_size(&w->out) > 0)
+        if (frame_conn_is_connected(&w->conn) && buffer_size(&w->conn.out) > 0)
                 (void) writer_client_flush_out(w);
 }
 
 int writer_client_hello(WriterClient *w, Source *s) {
         int r;
 
-        if (!w->connected)
+        if (!frame_conn_is_connected(&w->conn))
                 return writer_client_connect(w); /* sent from writer_client_on_connected() */
         r = writer_client_send_hello(w, s);
         if (r < 0)

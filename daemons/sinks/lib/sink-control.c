@@ -6,7 +6,6 @@
 
 #include <errno.h>
 #include <string.h>
-#include <sys/epoll.h>
 
 #include "sink-internal.h"
 #include "frame.h"
@@ -25,10 +24,7 @@ ControlConnection *control_connection_free(ControlConnection *c) {
                 LIST_REMOVE_TAIL(controls, c->manager->controls_head, c->manager->controls_tail, c);
                 c->manager->n_controls--;
         }
-        sd_event_source_disable_unref(c->io);
-        safe_close(c->fd);
-        buffer_done(&c->in);
-        buffer_done(&c->out);
+        frame_conn_done(&c->conn);
         return sink_mfree(c);
 }
 
@@ -40,23 +36,10 @@ static void control_connection_close(ControlConnection *c) {
         manager_check_idle(m);
 }
 
-static int control_flush(ControlConnection *c) {
-        ssize_t n = buffer_write_fd(&c->out, c->fd);
-
-        if (n < 0)
-                return (int) n;
-        return sd_event_source_set_io_events(c->io, EPOLLIN | (buffer_size(&c->out) > 0 ? EPOLLOUT : 0));
-}
-
 int control_send(ControlConnection *c, json_object *msg) {
-        int r;
-
-        if (buffer_size(&c->out) > CONTROL_OUT_MAX)
+        if (buffer_size(&c->conn.out) > CONTROL_OUT_MAX)
                 return -ENOBUFS; /* a peer that does not read; dropped at its next event */
-        r = frame_append_json(&c->out, msg);
-        if (r < 0)
-                return r;
-        return control_flush(c);
+        return frame_conn_send_json(&c->conn, msg);
 }
 
 static int control_reply(ControlConnection *c, json_object *id, const char *error) {
@@ -158,63 +141,40 @@ static int control_handle(ControlConnection *c, json_object *req) {
         return control_reply(c, id, NULL);
 }
 
-static int control_io(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
-        ControlConnection *c = userdata;
+static int control_frame(FrameConn *conn, const Frame *f) {
+        ControlConnection *c = conn->userdata;
+        _cleanup_json_ json_object *req = NULL;
         int r;
 
-        if (revents & EPOLLOUT) {
-                r = control_flush(c);
-                if (r < 0) {
-                        control_connection_close(c);
-                        return 0;
-                }
-        }
-        if (!(revents & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+        if (f->type != FRAME_CONTROL || frame_parse_json(f, &req) < 0) {
+                log_warning("Malformed control frame (type %u), ignoring.", f->type);
                 return 0;
-
-        for (;;) {
-                ssize_t n = buffer_read_fd(&c->in, fd, 64 * 1024);
-                Frame f;
-
-                if (n == -EAGAIN)
-                        break;
-                if (n <= 0) {
-                        if (n < 0)
-                                log_debug_errno((int) n, "Failed to read control connection: %m");
-                        control_connection_close(c);
-                        return 0;
-                }
-                while ((r = frame_peek(&c->in, CONTROL_FRAME_MAX, &f)) > 0) {
-                        _cleanup_json_ json_object *req = NULL;
-
-                        if (f.type == FRAME_CONTROL && frame_parse_json(&f, &req) >= 0) {
-                                r = control_handle(c, req);
-                                if (r < 0 && r != -ENOBUFS) {
-                                        /* dpiped closes the connection once it has no source (or
-                                         * sink) of ours left, right after its last request: a reply
-                                         * that meets the hang-up is expected, not a problem. */
-                                        log_full_errno(r == -EPIPE || r == -ECONNRESET ? LOG_DEBUG : LOG_WARNING, r,
-                                                       "Failed to handle control request, closing: %m");
-                                        control_connection_close(c);
-                                        return 0;
-                                }
-                        } else
-                                log_warning("Malformed control frame (type %u), ignoring.", f.type);
-                        buffer_consume(&c->in, FRAME_HEADER_SIZE + f.size);
-                }
-                if (r < 0) {
-                        log_warning_errno(r, "Bad control frame, closing: %m");
-                        control_connection_close(c);
-                        return 0;
-                }
-                if (buffer_size(&c->out) > CONTROL_OUT_MAX) {
-                        log_warning("Control peer does not read its replies, closing");
-                        control_connection_close(c);
-                        return 0;
-                }
+        }
+        r = control_handle(c, req);
+        if (r < 0 && r != -ENOBUFS)
+                /* dpiped closes the connection once it has no source (or sink) of ours left, right
+                 * after its last request: a reply that meets the hang-up is expected, not a problem. */
+                return log_full_errno(r == -EPIPE || r == -ECONNRESET ? LOG_DEBUG : LOG_WARNING, r,
+                                      "Failed to handle control request, closing: %m");
+        if (buffer_size(&c->conn.out) > CONTROL_OUT_MAX) {
+                log_warning("Control peer does not read its replies, closing");
+                return -ENOBUFS;
         }
         return 0;
 }
+
+static void control_closed(FrameConn *conn, int reason) {
+        if (reason == -EMSGSIZE || reason == -EBADMSG)
+                log_warning_errno(reason, "Bad control frame, closing: %m");
+        else if (reason < 0 && reason != -ENOBUFS)
+                log_debug_errno(reason, "Failed to read control connection: %m");
+        control_connection_close(conn->userdata);
+}
+
+static const FrameConnOps control_ops = {
+        .frame = control_frame,
+        .closed = control_closed,
+};
 
 int control_connection_new(Manager *m, int fd) {
         _cleanup_json_ json_object *hello = json_object_new_object();
@@ -228,8 +188,10 @@ int control_connection_new(Manager *m, int fd) {
                 safe_close(fd);
                 return -ENOMEM;
         }
-        c->fd = fd;
-        r = sd_event_add_io(m->event, &c->io, fd, EPOLLIN, control_io, c);
+        frame_conn_init(&c->conn, m->event,
+                        &(FrameConnConfig) { .frame_max = CONTROL_FRAME_MAX, .read_min = 64 * 1024 },
+                        &control_ops, c);
+        r = frame_conn_adopt(&c->conn, fd);
         if (r < 0) {
                 control_connection_free(c);
                 return r;

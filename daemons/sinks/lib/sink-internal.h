@@ -12,6 +12,7 @@
 
 #include "backoff.h"
 #include "buffer.h"
+#include "frame-conn.h"
 #include "list.h"
 #include "pipeline-id.h"
 #include "sink-backlog.h"
@@ -82,9 +83,7 @@ typedef struct ControlConnection ControlConnection;
 struct ControlConnection {
         LIST_FIELDS(ControlConnection, controls);
         Manager *manager;
-        int fd;
-        sd_event_source *io;
-        Buffer in, out;
+        FrameConn conn;
 };
 
 struct Manager {
