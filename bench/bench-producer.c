@@ -2,7 +2,7 @@
 /* bench-producer: the load generator of bench/run. Plays --sources dpipe-source servers at once in
  * one process: it listens on that many TCP ports (ephemeral, written to --ports-file as
  * "<index> <port>" lines) and serves --records records per source in the dpipe-source TCP protocol
- * (interfaces.md §5): on "subscribe N" it streams {"op":"record","seq":S,"data":{...}} lines from
+ * (dpipe-source(1)): on "subscribe N" it streams {"op":"record","seq":S,"data":{...}} lines from
  * seq N on, as fast as the socket takes them or at --rate records/s per source, answers pings, and
  * keeps the connection open afterwards (a connector that reconnects resumes where it says).
  *

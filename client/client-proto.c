@@ -18,7 +18,7 @@
 #define SERVER_LINE_MAX (FRAME_SIZE_MAX + 4096u)
 #define READ_ROOM (256u * 1024u)
 #define READS_PER_WAKEUP 16
-/* interfaces.md §4: dpiped's default, used until the hello reply says otherwise. */
+/* dpiped(8), CLIENT PROTOCOL: dpiped's default, used until the hello reply says otherwise. */
 #define DEFAULT_HEARTBEAT_USEC (5 * USEC_PER_SEC)
 
 typedef enum ConnState {

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* One connection to dpiped's client port (interfaces.md §4), driven by sd-event. Shared by
+/* One connection to dpiped's client port (dpiped(8), CLIENT PROTOCOL), driven by sd-event. Shared by
  * dpipe-client and `dpipectl tail`.
  *
  * It connects, says hello, learns the server's heartbeat interval from the reply, answers the
@@ -29,7 +29,7 @@
 
 typedef struct ClientConn ClientConn;
 
-/* How to reach the server and prove who we are (interfaces.md §8). The address is HOST:PORT for
+/* How to reach the server and prove who we are (dpiped(8), ACCESS). The address is HOST:PORT for
  * TCP, or the path of a Unix socket (anything that starts with '/', e.g. client.sock). */
 typedef struct ClientConnOptions {
         char *token;        /* sent in hello on TCP; NULL for none */

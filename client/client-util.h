@@ -13,7 +13,7 @@
 
 #include "config.h"
 
-/* dpiped's client.sock (interfaces.md §8): where the tools connect unless told --connect=. */
+/* dpiped's client.sock (dpiped(8), ACCESS): where the tools connect unless told --connect=. */
 #define DEFAULT_CONNECT_ADDRESS DEFAULT_RUNTIME_DIR "/client.sock"
 
 typedef enum SubscribeFromKind {
@@ -30,7 +30,7 @@ typedef struct SubscribeFrom {
 /* "earliest", "latest" or a decimal offset; -EINVAL otherwise. */
 int subscribe_from_parse(const char *s, SubscribeFrom *ret);
 
-/* The D-Bus type an AddSource option is sent as: 'u' for the numeric ones of interfaces.md §3
+/* The D-Bus type an AddSource option is sent as: 'u' for the numeric ones of org.dpipe.Pipeline1(5)
  * (interval_ms, heartbeat_ms, timeout_ms), 's' for everything else. */
 char source_option_type(const char *key);
 

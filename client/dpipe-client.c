@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* dpipe-client: the line client of dpiped's client protocol (interfaces.md §4, §7).
+/* dpipe-client: the line client of dpiped's client protocol (dpiped(8), CLIENT PROTOCOL; dpipe-client(1)).
  *
  * With a command it runs that one command: `dpipe-client subscribe earliest` prints every record
  * as one JSON line and acks as it goes; other commands print their reply. Without a command it is

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* dpipectl: the admin CLI of dpiped over D-Bus (interfaces.md §6). One file per group of verbs:
+/* dpipectl: the admin CLI of dpiped over D-Bus (dpipectl(1)). One file per group of verbs:
  * dpipectl.c (options, dispatch, add/remove/pause/resume), dpipectl-list.c (list-sources,
  * status), dpipectl-monitor.c (monitor), dpipectl-tail.c (tail, over the client protocol),
  * dpipectl-bus.c (reading properties into JSON, error text), dpipectl-transform.c (test-transform). */
@@ -61,7 +61,7 @@ static inline const char *ansi(const char *code) {
         return arg_colors ? code : "";
 }
 
-/* Colour of a source state (interfaces.md §3), NULL for none. */
+/* Colour of a source state (org.dpipe.Pipeline1(5)), NULL for none. */
 const char *source_state_color(const char *state);
 
 /* Reads an a{sv} (the message must be positioned before it) into a JSON object: strings and

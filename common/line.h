@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* The text framing of the client protocol and of dpipe-source (interfaces.md §4): UTF-8, one
+/* The text framing of the client protocol and of dpipe-source (dpiped(8), CLIENT PROTOCOL): UTF-8, one
  * message per '\n'-terminated line, a trailing '\r' and stray NUL bytes ignored. A line that starts
  * with '{' is a JSON object; any other line is an inline command of words separated by blanks,
  * where double quotes group words (inside quotes, \" and \\ escape). Nothing is ever expanded. */

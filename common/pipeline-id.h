@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* The pipeline id (interfaces.md §12): the name of one dpipe pipeline beyond its machine, in the
+/* The pipeline id (dpipe-sink(7)): the name of one dpipe pipeline beyond its machine, in the
  * NATS message ids (<pipeline-id>:<offset>) and subjects (dpipe.<pipeline-id>.<source>) its sinks
  * publish. 1-64 characters of [A-Za-z0-9_-]: one NATS subject token, no dots or wildcards.
  *

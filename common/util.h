@@ -16,7 +16,7 @@
 
 uint64_t now_usec(clockid_t clock);
 
-/* Source names: 1-64 characters of [A-Za-z0-9_.-] (interfaces.md §3). */
+/* Source names: 1-64 characters of [A-Za-z0-9_.-] (org.dpipe.Pipeline1(5)). */
 bool source_name_is_valid_n(const char *s, size_t n);
 static inline bool source_name_is_valid(const char *s) {
         return s && source_name_is_valid_n(s, strlen(s));

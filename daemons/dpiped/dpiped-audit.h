@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* Who changes the pipeline (interfaces.md §8): every change, from D-Bus or from the client protocol,
+/* Who changes the pipeline (dpiped(8), ACCESS): every change, from D-Bus or from the client protocol,
  * is logged once with the Actor that made it, and so is every refused attempt. Under journald the
  * entry carries structured fields, so `journalctl DPIPE_AUDIT=1` lists them all:
  *

@@ -40,7 +40,7 @@ static int client_send_bus_error(Client *c, struct json_object *id, const sd_bus
                                  e->message ?: (e->name ?: strerror(r < 0 ? -r : r)));
 }
 
-/* ---- who may do what (interfaces.md §8) --------------------------------------------------------- */
+/* ---- who may do what (dpiped(8), ACCESS) --------------------------------------------------------- */
 
 static const char *client_unit(Client *c) {
         if (!c->unit_looked_up && c->pid > 0) {
@@ -109,7 +109,7 @@ static int client_deny(Client *c, struct json_object *req, struct json_object *i
 
 /* ---- ops -------------------------------------------------------------------------------------- */
 
-/* hello may carry a token (§8): a valid one gives its role for the rest of the connection, an
+/* hello may carry a token (dpiped(8), ACCESS): a valid one gives its role for the rest of the connection, an
  * invalid one takes away what an earlier one gave. Returns 1 when it replied (an error) itself. */
 static int client_take_token(Client *c, struct json_object *req, struct json_object *id) {
         struct json_object *v;

@@ -406,7 +406,7 @@ void manager_clients_free(Manager *m) {
                 client_free(m->clients);
 }
 
-/* §8: on client.sock, root, dpiped's own user and the members of the admin group may change the
+/* dpiped(8), ACCESS: on client.sock, root, dpiped's own user and the members of the admin group may change the
  * pipeline; everyone else may read. */
 static bool unix_peer_may_change(Manager *m, uid_t uid, gid_t gid, const gid_t *groups, size_t n_groups) {
         if (uid == 0 || uid == geteuid())
@@ -445,7 +445,7 @@ static int client_identify(Client *c, int family) {
                 if (getpeername(c->transport.fd, (struct sockaddr *) &a.sa, &a.len) < 0 ||
                     !socket_address_format(&a, c->peer, sizeof(c->peer)))
                         snprintf(c->peer, sizeof(c->peer), "fd %d", c->transport.fd);
-                /* With --tokens, a token first; without, anyone on the port may read (§8). */
+                /* With --tokens, a token first; without, anyone on the port may read (dpiped(8), ACCESS). */
                 c->access_base = m->tokens ? CLIENT_ACCESS_NONE : CLIENT_ACCESS_READ;
         }
         client_update_access(c);

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* The client server: the line protocol of interfaces.md §4 on TCP (plain or TLS) and on
+/* The client server: the line protocol of dpiped(8), CLIENT PROTOCOL, on TCP (plain or TLS) and on
  * <runtime-dir>/client.sock. Every connection is a Client on the manager's loop (dpiped-client.c);
  * its request lines run the ops (dpiped-client-ops.c); a subscribed client streams records from the
- * queue within its window (dpiped-client-stream.c). Who may do what is §8: see the op table in
+ * queue within its window (dpiped-client-stream.c). Who may do what is dpiped(8), ACCESS: see the op table in
  * dpiped-client-ops.c. */
 
 #include <stdbool.h>

@@ -135,7 +135,7 @@ static int listener_add(Manager *m, int fd, int family, const char *bound_path) 
         return 0;
 }
 
-/* §8: plain text only where nobody but this machine can listen in. */
+/* dpiped(8), ACCESS: plain text only where nobody but this machine can listen in. */
 static int check_plaintext(Manager *m, const SocketAddress *a) {
         char buf[128];
 

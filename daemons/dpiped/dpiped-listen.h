@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* Where clients connect (interfaces.md §4, §8): the TCP listener(s) and <runtime-dir>/client.sock.
+/* Where clients connect (dpiped(8), CLIENT PROTOCOL and ACCESS): the TCP listener(s) and
+ * <runtime-dir>/client.sock.
  *
  * Socket-activated (dpiped.socket), dpiped takes every socket systemd passes and tells them apart
  * by family: AF_UNIX is client.sock, AF_INET/AF_INET6 are TCP (FileDescriptorName= is one per

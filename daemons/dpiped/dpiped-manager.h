@@ -68,7 +68,7 @@ struct Manager {
         bool read_only_clients;
         uint64_t start_usec;
 
-        /* Client access (interfaces.md §8). */
+        /* Client access (dpiped(8), ACCESS). */
         TokenSet *tokens;
         TlsContext *tls;
         bool allow_plaintext;

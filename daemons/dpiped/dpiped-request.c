@@ -128,7 +128,7 @@ int request_from_inline(char *line, struct json_object **ret, const char **ret_e
                 { "reload", "reload" },
         };
 
-        /* hello [TOKEN] (interfaces.md §8) */
+        /* hello [TOKEN] (dpiped(8), ACCESS) */
         if (streq(cmd, "hello")) {
                 if (n > 2) {
                         *ret_error = "usage: hello [TOKEN]";

@@ -3,7 +3,7 @@
 
 #include "utf8.h"
 
-/* The inline form of the client protocol (interfaces.md §4): one command per line, words split by
+/* The inline form of the client protocol (dpiped(8), CLIENT PROTOCOL): one command per line, words split by
  * line_tokenize() (double quotes group, nothing is expanded), mapped 1:1 to the JSON request it
  * stands for, so that both forms go through the same code afterwards. */
 

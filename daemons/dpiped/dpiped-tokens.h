@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* Access tokens of the client protocol on TCP (interfaces.md §8): `dpiped --tokens=PATH` or the
+/* Access tokens of the client protocol on TCP (dpiped(8), ACCESS): `dpiped --tokens=PATH` or the
  * systemd credential dpipe-tokens. One token per line, "NAME ROLE SECRET" separated by blanks,
  * ROLE "read" or "admin"; blank lines and lines whose first non-blank is '#' are ignored.
  *

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* The real-time side: a TCP server speaking the line protocol of interfaces.md §4/§5. Every client
+/* The real-time side: a TCP server speaking the line protocol of dpiped(8) and dpipe-source(1). Every client
  * has its own cursor (the seq of the next row), its own pacing (--rate) and a bounded output
  * buffer. Without a rate, rows are copied into the buffer only while it is below a low-water mark
  * and the socket takes them: the client's own reading paces the stream. With a rate, rows fall due

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* libFuzzer target for what dpiped does with the bytes a client sends (interfaces.md §4): the line
+/* libFuzzer target for what dpiped does with the bytes a client sends (dpiped(8), CLIENT PROTOCOL): the line
  * framing (line_next() over a Buffer that fills in pieces, as reads arrive), then each line to a
  * request (request_parse_line(): UTF-8 check, JSON or the inline tokenizer and its 1:1 mapping).
  *

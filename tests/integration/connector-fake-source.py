@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""A stand-in for dpipe-source's TCP side (interfaces.md §5) for connector tests: serves COUNT rows
+"""A stand-in for dpipe-source's TCP side (dpipe-source(1)) for connector tests: serves COUNT rows
 {"i":N,"name":"row-N"} with seq N to every peer that sends "subscribe [N]", RATE rows per second
 (0 = as fast as possible), answers pings, and logs each subscribe line to stdout.
 

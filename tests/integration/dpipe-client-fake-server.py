@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# A stand-in for dpiped's client port (interfaces.md §4), used by the dpipe-client tests to
+# A stand-in for dpiped's client port (dpiped(8), CLIENT PROTOCOL), used by the dpipe-client tests to
 # exercise what a real dpiped cannot be made to do on demand: drop a connection in the middle of a
 # stream, or enforce the flow-control window strictly. It serves RECORDS records (offsets 0..n-1),
 # pings every --heartbeat-ms, honours acks and "window", and logs every request it gets as one

@@ -168,7 +168,7 @@ dp_kill_daemon() {
         unset "DP_PIDS[$name]"
 }
 
-# A private system bus whose policy is the project's real dbus/*.conf (systemd-testing.md §1).
+# A private system bus whose policy is the project's real dbus/*.conf (the test machine has no system bus of its own).
 dp_start_bus() {
         local conf="$TMP/bus.conf" policydir="$TMP/system.d" addrfile="$TMP/bus.address"
         mkdir -p "$policydir"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# What every executable owes its user (interfaces.md §1-2, issue #2): --help and --version that
+# What every executable owes its user (README.md, dpipe.units(7)): --help and --version that
 # exit 0, "<name> <version>", and on failure a non-zero exit with a short reason on stderr — a
 # port in use, a missing file, no bus, nothing listening. Collects every failure, then reports.
 source "$(dirname "$0")/lib.sh"

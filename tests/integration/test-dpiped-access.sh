@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# Who may change the pipeline through the client protocol (interfaces.md §8, issue 14), as the
+# Who may change the pipeline through the client protocol (dpiped(8), ACCESS and LIMITS), as the
 # users themselves: on client.sock the peer's credentials decide (root, dpiped's own user and the
 # admin group change, everyone reads and subscribes: `nobody` via setpriv); on TCP a change needs
 # an admin token (--tokens, or the credential dpipe-tokens), and with --tokens a client without a

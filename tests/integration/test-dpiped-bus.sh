@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# dpiped's D-Bus API (interfaces.md §3) on a private system bus with the real policy: every member,
+# dpiped's D-Bus API (org.dpipe.Pipeline1(5)) on a private system bus with the real policy: every member,
 # every error name, the signals, the per-source objects, the reference introspection data, the
 # policy as "nobody", forwarding to the connector, and persistence across SIGKILL.
 source "$(dirname "$0")/lib.sh"

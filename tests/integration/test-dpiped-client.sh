@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# dpiped's client protocol (interfaces.md §4) over real TCP and client.sock: every op in JSON and
+# dpiped's client protocol (dpiped(8), CLIENT PROTOCOL) over real TCP and client.sock: every op in JSON and
 # inline form, every error code, ids echoed, heartbeat pings, the idle timeout and the line limit.
 # Changes are made as root over client.sock (on TCP they need a token: test-dpiped-access.sh).
 # Streaming is in test-dpiped-stream.sh.

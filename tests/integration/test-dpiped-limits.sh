@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# What hostile clients can make dpiped hold (interfaces.md §8, issue 14), measured as its VmRSS:
+# What hostile clients can make dpiped hold (dpiped(8), ACCESS and LIMITS), measured as its VmRSS:
 # 300 clients with half a line each (the finding: 3 MB -> 308 MB) stay within --max-client-memory
 # and the clients that would pass it get an "overloaded" error line, while a subscriber and new
 # clients carry on; a partial line costs what it holds, a finished one nothing; a client that

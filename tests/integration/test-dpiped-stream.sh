@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# dpiped streaming the queue to clients (interfaces.md §4): records with dense offsets and the
+# dpiped streaming the queue to clients (dpiped(8), CLIENT PROTOCOL): records with dense offsets and the
 # exact stored data, subscribe from earliest/latest/N with a sources filter, records pushed as
 # they are written, the ack window, and named durable subscriptions across reconnects and
 # restarts of dpiped.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# TLS on dpiped's TCP listeners (interfaces.md §8, issue 14), with certificates made here by
+# TLS on dpiped's TCP listeners (dpiped(8), ACCESS and LIMITS), with certificates made here by
 # openssl: `openssl s_client` and `dpipe-client --tls` talk to it, the server certificate is
 # verified against the CA and the name, a wrong CA gives a clear error, records stream through it
 # in order, --tls-client-ca requires a client certificate (whose CN shows in the audit line), a

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# dpipe-source, batch REST side over HTTP (interfaces.md §5) driven with curl: paging, limits,
+# dpipe-source, batch REST side over HTTP (dpipe-source(1)) driven with curl: paging, limits,
 # filters, one record, health, JSON errors with 400/404/405/414, ETag and If-None-Match → 304,
 # JSON documents with --records and --infer-types.
 source "$(dirname "$0")/lib.sh"

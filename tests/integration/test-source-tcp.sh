@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# dpipe-source, real-time TCP side (interfaces.md §5): start-up refusals, subscribe from N, query,
+# dpipe-source, real-time TCP side (dpipe-source(1)): start-up refusals, subscribe from N, query,
 # ping/pong, errors that keep the connection, a line too long, and the connection staying open
 # after the last row.
 source "$(dirname "$0")/lib.sh"

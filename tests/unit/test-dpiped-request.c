@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* dpiped's inline command form: each command maps 1:1 to the JSON request (interfaces.md §4). */
+/* dpiped's inline command form: each command maps 1:1 to the JSON request (dpiped(8), CLIENT PROTOCOL). */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* dpiped's tokens file (interfaces.md §8): the format, every way it can be malformed (with the line
+/* dpiped's tokens file (dpiped(8), ACCESS): the format, every way it can be malformed (with the line
  * number), and the lookup of a presented secret. */
 #include <errno.h>
 #include <fcntl.h>

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* A sink's connection to dpiped's client protocol (interfaces.md §4): over client.sock (an address
+/* A sink's connection to dpiped's client protocol (dpiped(8), CLIENT PROTOCOL): over client.sock (an address
  * with a '/') or TCP (HOST:PORT). It says hello, subscribes with the sink's durable subscription
  * name, takes the pushed record lines apart without a JSON parse (sink-record.c), answers pings,
  * sends the acks the sink decides on, asks for dpiped's status once a second (for Lag), and

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* The record lines dpiped pushes to a subscriber (interfaces.md §4):
+/* The record lines dpiped pushes to a subscriber (dpiped(8), CLIENT PROTOCOL):
  *
  *     {"op":"record","offset":N,"source":S,"ts_us":T,"data":<the stored bytes>}
  *

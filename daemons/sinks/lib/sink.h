@@ -134,7 +134,7 @@ void *sink_data(Sink *s);
 void *sink_type_userdata(Sink *s);
 sd_event *sink_get_event(Sink *s);
 SinkState sink_get_state(Sink *s);
-/* The pipeline id of the records (interfaces.md §12): from dpiped's add request, else the sink
+/* The pipeline id of the records (dpipe-sink(7)): from dpiped's add request, else the sink
  * daemon's --pipeline-id=, else derived from /etc/machine-id. */
 const char *sink_pipeline_id(Sink *s);
 
