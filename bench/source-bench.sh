@@ -11,7 +11,7 @@ set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:-${BUILD_DIR:-$SRC/build}}
 N=${N:-1000000}
-SOURCE="$BUILD/daemons/source/dpipe-source"
+SOURCE="$BUILD/daemons/demo-source/dpipe-source"
 SINK="$BUILD/bench/source-sink"
 [ -x "$SOURCE" ] && [ -x "$SINK" ] || { echo "build dpipe-source and bench/source-sink in $BUILD first" >&2; exit 1; }
 

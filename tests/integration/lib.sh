@@ -14,7 +14,7 @@ set -euo pipefail
 : "${BUILD_DIR:?BUILD_DIR must point at the meson build directory}"
 : "${SOURCE_DIR:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 
-export PATH="$BUILD_DIR/daemons/sinks/file:$BUILD_DIR/daemons/sinks/nats:$BUILD_DIR/daemons/writer:$BUILD_DIR/daemons/dpiped:$BUILD_DIR/daemons/connectors/tcp:$BUILD_DIR/daemons/connectors/http:$BUILD_DIR/daemons/connectors/file:$BUILD_DIR/daemons/source:$BUILD_DIR/client:$PATH"
+export PATH="$BUILD_DIR/daemons/sinks/file:$BUILD_DIR/daemons/sinks/nats:$BUILD_DIR/daemons/writer:$BUILD_DIR/daemons/dpiped:$BUILD_DIR/daemons/connectors/tcp:$BUILD_DIR/daemons/connectors/http:$BUILD_DIR/daemons/connectors/file:$BUILD_DIR/daemons/demo-source:$BUILD_DIR/client:$PATH"
 export DPIPE_LOG_LEVEL="${DPIPE_LOG_LEVEL:-debug}"
 # Sanitizer builds: fail loudly, and report leaks at exit.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=66}"

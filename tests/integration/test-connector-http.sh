@@ -43,7 +43,7 @@ add_all() {
 start_connector 1
 dpipe-connector-http --version | grep -q "^dpipe-connector-http " || dp_fail "--version"
 
-if [ -x "$BUILD_DIR/daemons/source/dpipe-source" ]; then
+if [ -x "$BUILD_DIR/daemons/demo-source/dpipe-source" ]; then
         SRC=$(dp_free_port)
         dp_bg source dpipe-source --file="$TMP/rows.csv" --http="127.0.0.1:$SRC"
         dp_wait_port 127.0.0.1 "$SRC"

@@ -22,7 +22,7 @@ print('i,name')
 for i in range($N): print('%d,row-%d' % (i, i))" >"$TMP/rows.csv"
 PORT=$(dp_free_port)
 start_source() {
-        if [ -x "$BUILD_DIR/daemons/source/dpipe-source" ]; then
+        if [ -x "$BUILD_DIR/daemons/demo-source/dpipe-source" ]; then
                 dp_bg "source$1" dpipe-source --file="$TMP/rows.csv" --tcp="127.0.0.1:$PORT" --rate=400
         else
                 dp_bg "source$1" python3 "$HERE/connector-fake-source.py" "$PORT" "$N" 400

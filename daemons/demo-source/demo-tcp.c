@@ -12,7 +12,7 @@
 #include "line.h"
 #include "list.h"
 #include "log.h"
-#include "source-tcp.h"
+#include "demo-tcp.h"
 #include "util.h"
 
 /* Rows are copied into a client's buffer while it holds less than this. */

@@ -9,9 +9,9 @@
 
 #include "daemon-util.h"
 #include "log.h"
-#include "source-http.h"
-#include "source-manager.h"
-#include "source-tcp.h"
+#include "demo-http.h"
+#include "demo-manager.h"
+#include "demo-tcp.h"
 #include "util.h"
 
 Manager *manager_free(Manager *m) {

@@ -9,7 +9,7 @@
  * disconnected, so memory never grows with a slow reader. */
 
 #include "socket-util.h"
-#include "source-manager.h"
+#include "demo-manager.h"
 
 int tcp_server_new(Manager *m, const char *listen, TcpServer **ret);
 TcpServer *tcp_server_free(TcpServer *s);

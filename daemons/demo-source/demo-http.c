@@ -10,8 +10,8 @@
 #include "filter.h"
 #include "json-util.h"
 #include "log.h"
-#include "source-http.h"
-#include "source-tcp.h"
+#include "demo-http.h"
+#include "demo-tcp.h"
 #include "util.h"
 
 /* Longer request targets get our JSON 414. A request head longer than the per-connection memory

@@ -9,7 +9,7 @@
  * Errors are JSON bodies {"error":NAME,"status":N,"message":M} with status 400, 404, 405 or 414.
  * Pages carry an ETag (data generation + request) and If-None-Match gives 304. */
 
-#include "source-manager.h"
+#include "demo-manager.h"
 
 int http_server_new(Manager *m, const char *listen, HttpServer **ret);
 HttpServer *http_server_free(HttpServer *s);

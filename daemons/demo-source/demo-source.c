@@ -13,7 +13,7 @@
 
 #include "daemon-util.h"
 #include "log.h"
-#include "source-manager.h"
+#include "demo-manager.h"
 #include "util.h"
 
 #define DEFAULT_TCP_LISTEN "127.0.0.1:7700"
