@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# Declarative sources (interfaces.md §10, dpipe.source(5)) on a private bus with a stand-in
+# Declarative sources (dpipe.source(5)) on a private bus with a stand-in
 # connector that logs what dpiped tells it: precedence of /etc over /run over /usr/lib, masking,
 # drop-ins, a bad file, option values passed verbatim, reload (dpipectl, SIGHUP, the client op)
 # applying only the difference, SourceDefinedByFile over busctl, dpipectl and the client protocol,
