@@ -33,15 +33,6 @@ int subscribe_from_parse(const char *s, SubscribeFrom *ret) {
         return 0;
 }
 
-char source_option_type(const char *key) {
-        static const char *const numeric[] = { "interval_ms", "heartbeat_ms", "timeout_ms" };
-
-        for (size_t i = 0; i < ELEMENTSOF(numeric); i++)
-                if (streq(key, numeric[i]))
-                        return 'u';
-        return 's';
-}
-
 int option_assignment_split(const char *s, char **ret_key, const char **ret_value) {
         const char *eq;
         char *k;

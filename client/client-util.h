@@ -30,10 +30,6 @@ typedef struct SubscribeFrom {
 /* "earliest", "latest" or a decimal offset; -EINVAL otherwise. */
 int subscribe_from_parse(const char *s, SubscribeFrom *ret);
 
-/* The D-Bus type an AddSource option is sent as: 'u' for the numeric ones of org.dpipe.Pipeline1(5)
- * (interval_ms, heartbeat_ms, timeout_ms), 's' for everything else. */
-char source_option_type(const char *key);
-
 /* Splits "KEY=VALUE" (KEY non-empty, made of [A-Za-z0-9_-]) without modifying s: *ret_key is malloc'ed,
  * *ret_value points into s. -EINVAL on malformed input. */
 int option_assignment_split(const char *s, char **ret_key, const char **ret_value);

@@ -39,9 +39,9 @@ static const char *arg_transform = NULL;
 static char **arg_options = NULL;
 static size_t arg_n_options = 0;
 
+/* Every option goes as a string, as typed: its type is the connector's to know (its option table,
+ * `dpipe-connector-TYPE --list-options`), and the connector parses numbers and booleans from text. */
 static int bus_add_option(sd_bus_message *m, const char *key, const char *value) {
-        char type = source_option_type(key);
-        uint32_t u;
         int r;
 
         r = sd_bus_message_open_container(m, 'e', "sv");
@@ -50,12 +50,7 @@ static int bus_add_option(sd_bus_message *m, const char *key, const char *value)
         r = sd_bus_message_append_basic(m, 's', key);
         if (r < 0)
                 return r;
-        if (type == 'u') {
-                if (safe_atou32(value, &u) < 0)
-                        return -ERANGE; /* checked in parse_argv already */
-                r = sd_bus_message_append(m, "v", "u", u);
-        } else
-                r = sd_bus_message_append(m, "v", "s", value);
+        r = sd_bus_message_append(m, "v", "s", value);
         if (r < 0)
                 return r;
         return sd_bus_message_close_container(m);
@@ -329,17 +324,12 @@ static int parse_argv(int argc, char *argv[]) {
                 case 'o': {
                         _cleanup_free_ char *key = NULL;
                         const char *value;
-                        uint32_t u;
 
                         r = option_assignment_split(optarg, &key, &value);
                         if (r == -ENOMEM)
                                 return log_oom();
                         if (r < 0) {
                                 log_error("Invalid --option=%s: expected KEY=VALUE.", optarg);
-                                return -EINVAL;
-                        }
-                        if (source_option_type(key) == 'u' && safe_atou32(value, &u) < 0) {
-                                log_error("Invalid --option=%s: %s takes a number (32 bit, unsigned).", optarg, key);
                                 return -EINVAL;
                         }
                         r = strv_push(&arg_options, &arg_n_options, optarg);

@@ -54,13 +54,68 @@ static int bus_read_options(sd_bus_message *message, struct json_object **ret, s
         return r;
 }
 
-static int method_add_source(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+/* An AddSource call waiting for the connector's check of its options. */
+typedef struct BusAddSource {
+        Manager *manager;
+        sd_bus_message *request;
+} BusAddSource;
+
+static int bus_add_source_finish(sd_bus_message *message, Manager *m, const OptionCheckAnswer *check,
+                                 sd_bus_error *error);
+
+static void bus_add_source_checked(const OptionCheckAnswer *answer, void *userdata) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        BusAddSource *a = userdata;
+        int r;
+
+        r = bus_add_source_finish(a->request, a->manager, answer, &error);
+        if (r < 0)
+                (void) sd_bus_reply_method_errno(a->request, r, &error);
+        sd_bus_message_unref(a->request);
+        free(a);
+}
+
+static void bus_add_source_cancelled(void *userdata) {
+        BusAddSource *a = userdata;
+
+        sd_bus_message_unref(a->request);
+        free(a);
+}
+
+/* 5.-7. of AddSource, once the connector has checked the options: work, errors, reply. */
+static int bus_add_source_finish(sd_bus_message *message, Manager *m, const OptionCheckAnswer *check,
+                                 sd_bus_error *error) {
         _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
         _cleanup_json_ struct json_object *options = NULL;
-        Manager *m = userdata;
-        Actor actor;
         const char *name, *type;
+        Actor actor;
         Source *s;
+        int r;
+
+        r = sd_bus_message_rewind(message, true);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(message, "ss", &name, &type);
+        if (r < 0)
+                return r;
+        r = bus_read_options(message, &options, error);
+        if (r < 0)
+                return r;
+        bus_actor(message, &actor, &creds);
+        r = manager_add_source(m, name, type, options, check, &actor, &s, error);
+        if (r < 0)
+                return r;
+        /* SourceAdded was emitted by the manager */
+        return sd_bus_reply_method_return(message, "o", s->object_path);
+}
+
+static int method_add_source(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        _cleanup_json_ struct json_object *options = NULL;
+        Manager *m = userdata;
+        OptionCheckResult check;
+        OptionCheck *q;
+        BusAddSource *a;
+        const char *name, *type;
         int r;
 
         /* 1. read */
@@ -82,13 +137,23 @@ static int method_add_source(sd_bus_message *message, void *userdata, sd_bus_err
                 return r;
         if (r == 0)
                 return 1; /* polkit will call us again */
-        /* 5./6. work, with named errors (and the audit line) */
-        bus_actor(message, &actor, &creds);
-        r = manager_add_source(m, name, type, options, &actor, &s, error);
+        /* the rest of 3.: the type's connector checks the options, which may take a while (it may
+         * have to be started); the reply waits for it */
+        a = calloc(1, sizeof(BusAddSource));
+        if (!a)
+                return -ENOMEM;
+        *a = (BusAddSource) { .manager = m, .request = sd_bus_message_ref(message) };
+        r = manager_add_source_check(m, name, type, options, bus_add_source_checked, a, &q, &check, error);
+        if (r <= 0)
+                bus_add_source_cancelled(a);
         if (r < 0)
                 return r;
-        /* 7. reply (SourceAdded was emitted by the manager) */
-        return sd_bus_reply_method_return(message, "o", s->object_path);
+        if (r > 0) {
+                option_check_set_destroy(q, bus_add_source_cancelled);
+                return 1;
+        }
+        /* 5.-7. */
+        return bus_add_source_finish(message, m, &(OptionCheckAnswer) { .result = check }, error);
 }
 
 static int method_remove_source(sd_bus_message *message, void *userdata, sd_bus_error *error) {

@@ -168,22 +168,58 @@ static int op_pong(Client *c, struct json_object *req, struct json_object *id) {
         return 0; /* receiving anything already counts as a sign of life */
 }
 
+static int add_source_finish(Client *c, struct json_object *req, const OptionCheckAnswer *check) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        const char *name = json_get_string(req, "name"), *type = json_get_string(req, "type");
+        struct json_object *options = NULL, *id = NULL;
+        Actor actor;
+        int r;
+
+        (void) json_object_object_get_ex(req, "id", &id);
+        (void) json_object_object_get_ex(req, "options", &options);
+        client_actor(c, &actor);
+        r = manager_add_source(c->manager, name, type, options, check, &actor, NULL, &error);
+        if (r < 0)
+                return client_send_bus_error(c, id, &error, r);
+        return client_send_op(c, id, "ok");
+}
+
+/* The connector answered (or could not): the add is done, then the requests that waited. */
+static void add_source_checked(const OptionCheckAnswer *answer, void *userdata) {
+        _cleanup_json_ struct json_object *req = NULL;
+        Client *c = userdata;
+        int r;
+
+        c->option_check = NULL;
+        req = TAKE_PTR(c->pending_request);
+        r = add_source_finish(c, req, answer);
+        if (r >= 0)
+                r = client_resume_input(c);
+        if (r < 0)
+                client_free(c);
+}
+
 static int op_add_source(Client *c, struct json_object *req, struct json_object *id) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         const char *name = json_get_string(req, "name"), *type = json_get_string(req, "type");
         struct json_object *options = NULL;
-        Actor actor;
+        OptionCheckResult check;
         int r;
 
         if (!name || !type)
                 return client_send_error(c, id, "bad_request", "add_source needs \"name\" and \"type\" strings");
         if (json_object_object_get_ex(req, "options", &options) && !json_object_is_type(options, json_type_object))
                 return client_send_error(c, id, "bad_request", "\"options\" must be an object");
-        client_actor(c, &actor);
-        r = manager_add_source(c->manager, name, type, options, &actor, NULL, &error);
+        /* The type's connector checks the options; this client's next requests wait for it. */
+        r = manager_add_source_check(c->manager, name, type, options, add_source_checked, c, &c->option_check, &check,
+                                     &error);
         if (r < 0)
                 return client_send_bus_error(c, id, &error, r);
-        return client_send_op(c, id, "ok");
+        if (r > 0) {
+                c->pending_request = json_object_get(req);
+                return 0;
+        }
+        return add_source_finish(c, req, &(OptionCheckAnswer) { .result = check });
 }
 
 static int op_named(Client *c, struct json_object *req, struct json_object *id, const char *op) {

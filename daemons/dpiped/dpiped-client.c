@@ -66,7 +66,7 @@ static int client_update_events(Client *c) {
 
         if (!c->ready || c->shut_down)
                 return sd_event_source_set_io_events(c->io_event_source, events ?: EPOLLIN);
-        if (!c->closing && buffer_size(&c->out) < CLIENT_OUT_MAX)
+        if (!c->closing && !c->option_check && buffer_size(&c->out) < CLIENT_OUT_MAX)
                 events |= EPOLLIN;
         if (buffer_size(&c->out) > 0)
                 events |= EPOLLOUT;
@@ -181,7 +181,7 @@ static void client_in_trim(Client *c) {
 
 /* The complete lines in b. Returns < 0 when the client must be dropped. */
 static int client_process_lines(Client *c, Buffer *b) {
-        while (!c->closing) {
+        while (!c->closing && !c->option_check) {
                 char *line;
                 size_t len;
                 int r;
@@ -209,6 +209,15 @@ static int client_process_lines(Client *c, Buffer *b) {
                 }
         }
         return 0;
+}
+
+int client_resume_input(Client *c) {
+        int r;
+
+        r = client_process_lines(c, &c->in);
+        if (r < 0)
+                return r;
+        return client_flush(c);
 }
 
 static int client_overloaded(Client *c) {
@@ -392,6 +401,8 @@ Client *client_free(Client *c) {
         client_in_drop(c);
         buffer_done(&c->out);
         subscription_free(c->subscription);
+        option_check_free(c->option_check);
+        json_object_put(c->pending_request);
         log_debug("Client %s disconnected (%u left).", c->peer, m->n_clients);
         free(c->unit);
         free(c);

@@ -76,6 +76,11 @@ struct Client {
         unsigned n_denied;
 
         Subscription *subscription;
+
+        /* An add_source waiting for the connector's check of its options: the client's next requests
+         * wait behind it, so that replies keep their order. */
+        OptionCheck *option_check;
+        struct json_object *pending_request;
 };
 
 Client *client_free(Client *c);
@@ -97,3 +102,6 @@ int client_send_json(Client *c, struct json_object *id, struct json_object *o);
 int client_send_op(Client *c, struct json_object *id, const char *op);
 int client_send_error(Client *c, struct json_object *id, const char *code, const char *message);
 int client_flush(Client *c);
+/* After a request that made the client wait (c->option_check): handles the requests that came
+ * behind it, and writes. Returns < 0 when the client must be freed. */
+int client_resume_input(Client *c);

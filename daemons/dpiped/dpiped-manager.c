@@ -92,6 +92,7 @@ Manager *manager_free(Manager *m) {
         /* Clients first: they store the offsets of their durable subscriptions on the way out. */
         manager_clients_free(m);
         manager_polkit_queries_free(m);
+        manager_option_checks_free(m);
         manager_connectors_free(m);
         while (m->sources) {
                 Source *s = m->sources;
@@ -158,12 +159,10 @@ void manager_update_status(Manager *m) {
                           m->n_clients, m->n_clients == 1 ? "" : "s");
 }
 
-int manager_add_source(Manager *m, const char *name, const char *type, struct json_object *options,
-                       const Actor *actor, Source **ret, sd_bus_error *error) {
-        _cleanup_json_ struct json_object *normalized = NULL;
-        _cleanup_(source_freep) Source *s = NULL;
+static int manager_add_source_validate(Manager *m, const char *name, const char *type, struct json_object *options,
+                                       struct json_object **ret_normalized, sd_bus_error *error) {
         char reason[512];
-        Source *added, *existing;
+        Source *existing;
         int r;
 
         if (!source_name_is_valid(name))
@@ -182,12 +181,56 @@ int manager_add_source(Manager *m, const char *name, const char *type, struct js
                 return sd_bus_error_setf(error, BUS_ERROR_UNKNOWN_TYPE,
                                          "Unknown source type \"%s\": no connector at %s/connector-%s.sock.", type,
                                          m->runtime_dir, type);
-        r = source_options_normalize(type, options, &normalized, reason, sizeof(reason));
+        r = source_options_normalize(type, options, ret_normalized, reason, sizeof(reason));
         if (r == -ENOMEM)
                 return sd_bus_error_set_errno(error, r);
         if (r < 0)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid options for source \"%s\": %s.",
                                          name, reason);
+        return 0;
+}
+
+int manager_add_source_check(Manager *m, const char *name, const char *type, struct json_object *options,
+                             option_check_handler_t handler, void *userdata, OptionCheck **ret_check,
+                             OptionCheckResult *ret_result, sd_bus_error *error) {
+        _cleanup_json_ struct json_object *normalized = NULL;
+        int r;
+
+        /* What dpiped can tell alone first: a request that fails here never wakes up a connector. */
+        r = manager_add_source_validate(m, name, type, options, &normalized, error);
+        if (r < 0)
+                return r;
+        r = option_check_start(m, type, normalized, handler, userdata, ret_check, ret_result);
+        if (r < 0)
+                return sd_bus_error_set_errno(error, r);
+        return r;
+}
+
+int manager_add_source(Manager *m, const char *name, const char *type, struct json_object *options,
+                       const OptionCheckAnswer *check, const Actor *actor, Source **ret, sd_bus_error *error) {
+        _cleanup_json_ struct json_object *normalized = NULL;
+        _cleanup_(source_freep) Source *s = NULL;
+        Source *added;
+        int r;
+
+        /* Again: the pipeline may have changed while the connector checked the options. */
+        r = manager_add_source_validate(m, name, type, check->options ?: options, &normalized, error);
+        if (r < 0)
+                return r;
+        switch (check->result) {
+        case OPTION_CHECK_REFUSED:
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid options for source \"%s\": %s.",
+                                         name, check->message ?: "refused by the connector");
+        case OPTION_CHECK_NO_TYPE:
+                /* The built-in types are known without a socket: their connector may just not run. */
+                if (!streq(type, "tcp") && !streq(type, "http"))
+                        return sd_bus_error_setf(error, BUS_ERROR_UNKNOWN_TYPE,
+                                                 "Unknown source type \"%s\": no connector at %s/connector-%s.sock.",
+                                                 type, m->runtime_dir, type);
+                break;
+        default:
+                break;
+        }
 
         r = source_new(name, type, normalized, &s);
         if (r < 0)

@@ -12,6 +12,7 @@
 #include <systemd/sd-event.h>
 
 #include "bus-names.h"
+#include "dpiped-option-check.h"
 #include "macro.h"
 #include "queue.h"
 #include "socket-util.h"
@@ -110,6 +111,8 @@ struct Manager {
 
         /* Outstanding polkit queries (see dpiped-polkit.c). */
         struct PolkitQuery *polkit_queries;
+        /* Outstanding checks of options by connectors (dpiped-option-check.c). */
+        struct OptionCheck *option_checks;
 };
 
 int manager_new(const ManagerConfig *config, Manager **ret);
@@ -121,8 +124,17 @@ void manager_update_status(Manager *m);
 
 /* The operations behind both the D-Bus methods and the client protocol. They fill error with a
  * named D-Bus error and return a negative errno on failure. options is a JSON object (the a{sv}).
- * Each change made is logged once, with the actor who asked for it (dpiped-audit.h). */
+ * Each change made is logged once, with the actor who asked for it (dpiped-audit.h).
+ *
+ * Adding a source is two steps, because the type's connector checks the options (its option table
+ * is the only schema): manager_add_source_check() validates what dpiped can alone (a named error in
+ * *error, < 0) and starts the connector's check: 1 = pending, handler(userdata) gets the answer;
+ * 0 = the result is in *ret_result at once. Then manager_add_source() with the answer. */
+int manager_add_source_check(Manager *m, const char *name, const char *type, struct json_object *options,
+                             option_check_handler_t handler, void *userdata, OptionCheck **ret_check,
+                             OptionCheckResult *ret_result, sd_bus_error *error);
 int manager_add_source(Manager *m, const char *name, const char *type, struct json_object *options,
+                       const OptionCheckAnswer *check,
                        const Actor *actor, Source **ret, sd_bus_error *error);
 int manager_remove_source(Manager *m, const char *name, const Actor *actor, sd_bus_error *error);
 int manager_pause_source(Manager *m, const char *name, bool pause, const Actor *actor, sd_bus_error *error);

@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include "dpiped-source.h"
-#include "transform.h"
 #include "json-util.h"
 #include "util.h"
 
@@ -127,64 +126,9 @@ bool source_type_is_valid(const char *type) {
         return source_name_is_valid(type) && type[0] != '.';
 }
 
-static bool port_is_valid(const char *p) {
-        uint32_t port;
-
-        return safe_atou32(p, &port) >= 0 && port >= 1 && port <= 65535;
-}
-
-static bool host_is_valid(const char *h, size_t n) {
-        if (n == 0 || n > 253)
-                return false;
-        for (size_t i = 0; i < n; i++) {
-                char c = h[i];
-                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-                      c == '.' || c == '_'))
-                        return false;
-        }
-        return true;
-}
-
-/* "host:port" or "[v6]:port", checked for shape only: resolving a name here would block the loop
- * and the connector resolves it anyway. */
-static bool host_port_is_valid(const char *a) {
-        const char *colon;
-
-        if (a[0] == '[') {
-                const char *end = strchr(a, ']');
-                if (!end || end == a + 1 || end[1] != ':')
-                        return false;
-                for (const char *p = a + 1; p < end; p++)
-                        if (!strchr("0123456789abcdefABCDEF:.%", *p))
-                                return false;
-                return port_is_valid(end + 2);
-        }
-        colon = strrchr(a, ':');
-        if (!colon)
-                return false;
-        return host_is_valid(a, (size_t) (colon - a)) && port_is_valid(colon + 1);
-}
-
-static bool url_is_valid(const char *a) {
-        const char *host;
-        size_t n;
-
-        if (strncmp(a, "http://", 7) == 0)
-                host = a + 7;
-        else if (strncmp(a, "https://", 8) == 0)
-                host = a + 8;
-        else
-                return false;
-        n = strcspn(host, "/?#");
-        if (n == 0)
-                return false;
-        for (const char *p = a; *p; p++)
-                if ((unsigned char) *p <= ' ' || *p == 0x7f)
-                        return false;
-        return true;
-}
-
-int source_address_check(const char *type, const char *address, const char **ret_reason) {
+/* What every source's address is, whatever its type: its form (HOST:PORT, URL, path) is the type's
+ * to check, with the rest of its options ("check" in man:dpipe-connector(7)). */
+int source_address_check(const char *address, const char **ret_reason) {
         if (isempty(address)) {
                 *ret_reason = "the option \"address\" is required";
                 return -EINVAL;
@@ -193,30 +137,12 @@ int source_address_check(const char *type, const char *address, const char **ret
                 *ret_reason = "the address is too long";
                 return -EINVAL;
         }
-        if (streq(type, "tcp") && !host_port_is_valid(address)) {
-                *ret_reason = "a tcp address must be HOST:PORT (or [IPV6]:PORT) with a port of 1-65535";
-                return -EINVAL;
-        }
-        if (streq(type, "http") && !url_is_valid(address)) {
-                *ret_reason = "an http address must be a URL starting with http:// or https://";
-                return -EINVAL;
-        }
         for (const char *p = address; *p; p++)
-                if ((unsigned char) *p < ' ') {
+                if ((unsigned char) *p < ' ' || *p == 0x7f) {
                         *ret_reason = "the address contains control characters";
                         return -EINVAL;
                 }
         return 0;
-}
-
-static const char *const string_options[] = { "address", "format", "query", "csv_header", "transform" };
-static const char *const u32_options[] = { "interval_ms", "heartbeat_ms", "timeout_ms" };
-
-static bool in_list(const char *const *list, size_t n, const char *key) {
-        for (size_t i = 0; i < n; i++)
-                if (streq(list[i], key))
-                        return true;
-        return false;
 }
 
 static bool option_key_is_valid(const char *key) {
@@ -255,76 +181,29 @@ int source_options_normalize(const char *type, struct json_object *options, stru
                                 snprintf(reason, reason_size, "invalid option name \"%.64s\"", key);
                                 return -EINVAL;
                         }
-                        if (in_list(string_options, ELEMENTSOF(string_options), key)) {
-                                if (!json_object_is_type(value, json_type_string)) {
-                                        snprintf(reason, reason_size, "option \"%s\" must be a string", key);
-                                        return -EINVAL;
-                                }
-                                v = json_object_get(value);
-                        } else if (in_list(u32_options, ELEMENTSOF(u32_options), key)) {
-                                uint32_t u;
-
-                                if (json_object_is_type(value, json_type_string))
-                                        r = safe_atou32(json_object_get_string(value), &u);
-                                else if (json_object_is_type(value, json_type_int) &&
-                                         json_object_get_int64(value) >= 0 && json_object_get_int64(value) <= UINT32_MAX) {
-                                        u = (uint32_t) json_object_get_int64(value);
-                                        r = 0;
-                                } else
-                                        r = -EINVAL;
-                                if (r < 0 || u == 0) {
-                                        snprintf(reason, reason_size,
-                                                 "option \"%s\" must be a positive number of milliseconds", key);
-                                        return -EINVAL;
-                                }
-                                v = json_object_new_int64(u);
-                        } else {
-                                /* Options of other connectors: passed through, basic types only. */
-                                if (!value || json_object_is_type(value, json_type_object) ||
-                                    json_object_is_type(value, json_type_array)) {
-                                        snprintf(reason, reason_size, "option \"%.64s\" must be a string, number or boolean",
-                                                 key);
-                                        return -EINVAL;
-                                }
-                                if (json_object_is_type(value, json_type_double) &&
-                                    !isfinite(json_object_get_double(value))) {
-                                        /* Not JSON: the registry file could not be read back. */
-                                        snprintf(reason, reason_size, "option \"%.64s\" must be a finite number", key);
-                                        return -EINVAL;
-                                }
-                                v = json_object_get(value);
+                        /* Names, types and values are the connector's to check: dpiped only
+                         * keeps what it can store and send on (basic JSON types). */
+                        if (!value || json_object_is_type(value, json_type_object) ||
+                            json_object_is_type(value, json_type_array)) {
+                                snprintf(reason, reason_size, "option \"%.64s\" must be a string, number or boolean", key);
+                                return -EINVAL;
                         }
+                        if (json_object_is_type(value, json_type_double) && !isfinite(json_object_get_double(value))) {
+                                /* Not JSON: the registry file could not be read back. */
+                                snprintf(reason, reason_size, "option \"%.64s\" must be a finite number", key);
+                                return -EINVAL;
+                        }
+                        v = json_object_get(value);
                         if (!v)
                                 return -ENOMEM;
                         json_object_object_add(out, key, v);
                 }
         }
 
-        r = source_address_check(type, json_get_string(out, "address"), &why);
+        r = source_address_check(json_get_string(out, "address"), &why);
         if (r < 0) {
                 snprintf(reason, reason_size, "%s", why);
                 return r;
-        }
-        const char *format = json_get_string(out, "format");
-        if (format && !streq(format, "auto") && !streq(format, "jsonl") && !streq(format, "csv") &&
-            !streq(format, "dpipe") && !streq(format, "json") && !streq(format, "lines")) {
-                snprintf(reason, reason_size, "unknown format \"%.32s\" (known: auto, jsonl, json, csv, lines, dpipe)",
-                         format);
-                return -EINVAL;
-        }
-        const char *program = json_get_string(out, "transform");
-        if (!isempty(program)) {
-                _cleanup_(transform_freep) Transform *t = NULL;
-                _cleanup_free_ char *error = NULL;
-
-                /* Compiled here too, so that a bad program is refused at once, naming the step. */
-                r = transform_compile(program, &t, &error);
-                if (r == -ENOMEM)
-                        return r;
-                if (r < 0) {
-                        snprintf(reason, reason_size, "invalid transform: %s", error);
-                        return r;
-                }
         }
         *ret = TAKE_PTR(out);
         return 0;

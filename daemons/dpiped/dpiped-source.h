@@ -71,10 +71,10 @@ bool source_set_state(Source *s, SourceState state, const char *error);
 /* Validation shared by D-Bus and the client protocol. On failure these return -EINVAL and a
  * human-readable reason in *ret_reason (static or malloc'ed into reason_buf of size 256). */
 bool source_type_is_valid(const char *type);
-int source_address_check(const char *type, const char *address, const char **ret_reason);
-/* Checks and normalises the options object: known keys get their types checked (numbers given as
- * strings are converted, e.g. from the inline form "interval_ms=500"), unknown keys of basic types
- * are passed through for third-party connectors. Returns a new object in *ret. */
+int source_address_check(const char *address, const char **ret_reason);
+/* Checks what dpiped needs of the options object: valid names, values of basic JSON types, an
+ * address. Which names a type takes, and their values, only its connector knows: it checks them
+ * ("check", dpiped-option-check.h). Returns a new object in *ret. */
 int source_options_normalize(const char *type, struct json_object *options, struct json_object **ret,
                              char *reason, size_t reason_size);
 

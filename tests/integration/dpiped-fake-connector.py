@@ -4,13 +4,14 @@
 # protocol of docs/ARCHITECTURE.md (FRAME_CONTROL frames), logs every message it gets as one JSON
 # line, acks requests with "ok", reports "add"ed sources as active (or paused), and answers
 # "remove"/"pause"/"resume" like a connector would. An address of "refuse:..." is refused with an
-# error, to test how dpiped reports that. When dpiped closes the connection it logs
-# {"event": "closed"}.
+# error, to test how dpiped reports that; the "check" of an address "refuse-check:..." is refused.
+# When dpiped closes a connection it logs {"event": "closed"}.
 import json
 import os
 import socket
 import struct
 import sys
+import threading
 
 path, log_path = sys.argv[1], sys.argv[2]
 log = open(log_path, "a", buffering=1)
@@ -22,9 +23,15 @@ srv = socket.socket(socket.AF_UNIX)
 srv.bind(path)
 srv.listen(8)
 
-while True:
-    conn, _ = srv.accept()
+lock = threading.Lock()
 
+
+def write_log(line):
+    with lock:
+        log.write(line + "\n")
+
+
+def serve(conn):
     def send(o):
         b = json.dumps(o).encode()
         try:
@@ -34,6 +41,7 @@ while True:
 
     send({"op": "hello", "type": os.path.basename(path)[10:-5], "version": 1})
     buf = b""
+    checks_only = None
     while True:
         try:
             d = conn.recv(65536)
@@ -48,9 +56,20 @@ while True:
                 break
             o = json.loads(buf[8:8 + n])
             buf = buf[8 + n:]
-            log.write(json.dumps(o, sort_keys=True) + "\n")
             op = o.get("op")
-            if op == "add" and o.get("options", {}).get("address", "").startswith("refuse:"):
+            address = o.get("options", {}).get("address", "")
+            if op == "check":
+                checks_only = checks_only is None or checks_only
+                # A check comes on a connection of its own and is not logged: the log is what a
+                # connector is told to run.
+                if address.startswith("refuse-check:"):
+                    send({"op": "error", "id": o["id"], "message": "refused by the fake connector's check"})
+                else:
+                    send({"op": "ok", "id": o["id"]})
+                continue
+            checks_only = False
+            write_log(json.dumps(o, sort_keys=True))
+            if op == "add" and address.startswith("refuse:"):
                 send({"op": "error", "id": o["id"], "message": "refused by the fake connector"})
                 continue
             if "id" in o:
@@ -60,5 +79,11 @@ while True:
                 send({"op": "state", "name": o["name"], "state": "paused" if paused else "active",
                       "records": 7, "bytes": 700, "last_record_us": 1, "last_heartbeat_us": 2,
                       "reconnects": 1})
-    log.write('{"event": "closed"}\n')
+    if not checks_only:
+        write_log('{"event": "closed"}')
     conn.close()
+
+
+while True:
+    conn, _ = srv.accept()
+    threading.Thread(target=serve, args=(conn,), daemon=True).start()

@@ -69,13 +69,15 @@ dp_expect_exit 1 dpipectl frobnicate
 dp_expect_exit 1 dpipectl add-source onlyname
 dp_expect_exit 1 dpipectl add-source x --type=tcp
 dp_expect_exit 1 dpipectl add-source x --type=tcp --address=a:1 --option=noequals
-dp_expect_exit 1 dpipectl add-source x --type=tcp --address=a:1 --option=interval_ms=soon
 dp_expect_exit 1 dpipectl add-source x --type=tcp --address=a:1 --option=address=b:2
 dp_expect_exit 1 dpipectl add-source x --type=tcp --address=a:1 --option=format=csv --option=format=jsonl
 dp_expect_exit 1 dpipectl list-sources extra
 dp_expect_exit 1 dpipectl list-sources --type=tcp
 dp_expect_exit 1 dpipectl tail --from=yesterday
 dp_expect_exit 1 dpipectl --no-such-option list-sources
+# An option's name and value are the connector's to judge (its option table): refused by it.
+dp_expect_exit 1 dpipectl add-source x --type=tcp --address=127.0.0.1:1 --option=heartbeat_ms=soon
+dp_assert_contains "$err" "invalid value for option 'heartbeat_ms'" "a bad value, named"
 dp_expect_exit 0 dpipectl --help
 dp_assert_contains "$out" "add-source NAME" "--help"
 dp_expect_exit 0 dpipectl --version

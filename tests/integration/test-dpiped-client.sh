@@ -30,8 +30,9 @@ dp_assert_eq '{"op":"ok"}' "$(sed -n 1p <<<"$out")" "inline add"
 dp_assert_eq '{"op":"ok","id":1}' "$(sed -n 2p <<<"$out")" "JSON add"
 dp_assert_contains "$(sed -n 3p <<<"$out")" '{"op":"sources","sources":[{"name":"demo","type":"tcp","state":' "list"
 dp_assert_contains "$(sed -n 3p <<<"$out")" '"address":"127.0.0.1:9","records":' "list shows the address"
-dp_assert_contains "$(busctl --system get-property org.dpipe.Pipeline1 /org/dpipe/Pipeline1/source/demo org.dpipe.Pipeline1.Source Options)" '"interval_ms" t 250' \
-        "inline numbers become numbers"
+# Stored as the connector gave them back from its check (this fake one gives nothing back: as sent).
+dp_assert_contains "$(busctl --system get-property org.dpipe.Pipeline1 /org/dpipe/Pipeline1/source/demo org.dpipe.Pipeline1.Source Options)" '"interval_ms" s "250"' \
+        "inline options stored"
 dp_assert_contains "$(dp_manager ListSources)" '"j" "tcp"' "a source added by a client is on the bus"
 
 out=$(dp_sock_client send:'pause demo' send:list send:'start demo' 'send:{"op":"pause_source","name":"j","id":2}' \
@@ -47,7 +48,7 @@ dp_assert_eq org.dpipe.Pipeline1.Error.NoSuchSource "$(dp_bus_error dp_manager G
 # Every error code; the connection lives on after each.
 out=$(dp_sock_client 'send:{"op":"add_source","name":"demo","type":"tcp","options":{"address":"1.2.3.4:5"},"id":"e1"}' \
         'send:remove nope' 'send:add x smoke-signal address=a' 'send:add bad/name tcp address=1.2.3.4:5' \
-        'send:add x tcp address=nowhere' 'send:{"op":"subscribe","window":0}' 'send:{"op":"subscribe","from":"yesterday"}' \
+        'send:add x tcp address=refuse-check:1' 'send:{"op":"subscribe","window":0}' 'send:{"op":"subscribe","from":"yesterday"}' \
         'send:{"op":"subscribe","from":"committed"}' 'send:{not json' 'send:[1,2]' 'send:{"id":5}' 'send:{"op":"fly","id":6}' \
         'send:fly away' 'send:add "unterminated' 'send:ack' 'send:ack 3' 'send:{"op":"add_source","name":1}' \
         'send:{"op":"hello","version":"x"}' 'send:add x' 'send:list extra' 'send:ping' recv:21)
@@ -55,7 +56,7 @@ codes=$(sed -n 's/.*"code":"\([a-z_]*\)".*/\1/p' <<<"$out" | tr '\n' ' ')
 dp_assert_eq "source_exists no_such_source unknown_type invalid_argument invalid_argument invalid_argument invalid_argument invalid_argument bad_request unknown_op bad_request unknown_op unknown_op bad_request bad_request bad_request bad_request bad_request bad_request bad_request " \
         "$codes" "error codes"
 dp_assert_contains "$(sed -n 1p <<<"$out")" '"id":"e1"' "errors echo the id"
-dp_assert_contains "$(sed -n 5p <<<"$out")" 'HOST:PORT' "a clear message"
+dp_assert_contains "$(sed -n 5p <<<"$out")" "refused by the fake connector's check" "the connector's message"
 dp_assert_eq '{"op":"error","code":"unknown_op","message":"unknown op, try \"help\"","id":6}' "$(sed -n 12p <<<"$out")" "unknown op with id"
 dp_assert_eq '{"op":"pong"}' "$(sed -n 21p <<<"$out")" "the connection lives on"
 

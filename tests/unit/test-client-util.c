@@ -45,16 +45,6 @@ static void test_subscribe_from(void **state) {
         assert_int_equal(subscribe_from_parse("12a", &f), -EINVAL);
 }
 
-static void test_option_types(void **state) {
-        assert_int_equal(source_option_type("interval_ms"), 'u');
-        assert_int_equal(source_option_type("heartbeat_ms"), 'u');
-        assert_int_equal(source_option_type("timeout_ms"), 'u');
-        assert_int_equal(source_option_type("address"), 's');
-        assert_int_equal(source_option_type("format"), 's');
-        assert_int_equal(source_option_type("csv_header"), 's');
-        assert_int_equal(source_option_type("interval"), 's');
-}
-
 static void test_option_assignment(void **state) {
         char *key = NULL;
         const char *value = NULL;
@@ -271,7 +261,6 @@ int main(void) {
         tzset();
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_subscribe_from),
-                cmocka_unit_test(test_option_types),
                 cmocka_unit_test(test_option_assignment),
                 cmocka_unit_test(test_inline_quoting),
                 cmocka_unit_test(test_record_fast_offset),

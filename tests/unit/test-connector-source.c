@@ -17,7 +17,7 @@ typedef struct DummyConfig {
 } DummyConfig;
 
 static const ConnectorOption dummy_options[] = {
-        CONNECTOR_OPTION_STRING("address", DummyConfig, address, NULL, true),
+        CONNECTOR_OPTION_STRING("address", DummyConfig, address, NULL, true, "where"),
         {}
 };
 

@@ -56,30 +56,19 @@ static void test_options(void **state) {
         check_ok("tcp", "{\"address\":\"[::1]:9000\",\"format\":\"csv\",\"csv_header\":\"a,b\"}",
                  "{\"address\":\"[::1]:9000\",\"format\":\"csv\",\"csv_header\":\"a,b\"}");
         check_ok("tcp", "{\"address\":\"source.example.org:1\"}", "{\"address\":\"source.example.org:1\"}");
-        /* Numbers given as strings (the inline form) become numbers. */
+        /* dpiped knows no type's option names or values: those are the connector's ("check").
+         * An option nobody knows, or one gone since, is kept: a saved source must load. */
         check_ok("http", "{\"address\":\"http://h:8080/records\",\"interval_ms\":\"500\",\"timeout_ms\":2000}",
-                 "{\"address\":\"http://h:8080/records\",\"interval_ms\":500,\"timeout_ms\":2000}");
-        /* Other connectors' options pass through. */
+                 "{\"address\":\"http://h:8080/records\",\"interval_ms\":\"500\",\"timeout_ms\":2000}");
+        check_ok("tcp", "{\"address\":\"h:1\",\"intervall_ms\":\"1000\",\"format\":\"yaml\"}",
+                 "{\"address\":\"h:1\",\"intervall_ms\":\"1000\",\"format\":\"yaml\"}");
         check_ok("file", "{\"address\":\"/var/log/x\",\"follow\":true,\"x.y\":3}",
                  "{\"address\":\"/var/log/x\",\"follow\":true,\"x.y\":3}");
 
         check_bad("tcp", NULL, "\"address\" is required");
         check_bad("tcp", "{}", "\"address\" is required");
         check_bad("tcp", "{\"address\":\"\"}", "\"address\" is required");
-        check_bad("tcp", "{\"address\":\"127.0.0.1\"}", "HOST:PORT");
-        check_bad("tcp", "{\"address\":\"127.0.0.1:0\"}", "HOST:PORT");
-        check_bad("tcp", "{\"address\":\"127.0.0.1:65536\"}", "HOST:PORT");
-        check_bad("tcp", "{\"address\":\"a b:1\"}", "HOST:PORT");
-        check_bad("tcp", "{\"address\":\"[::1:9\"}", "HOST:PORT");
-        check_bad("tcp", "{\"address\":5}", "must be a string");
-        check_bad("http", "{\"address\":\"ftp://x\"}", "URL");
-        check_bad("http", "{\"address\":\"http://\"}", "URL");
-        check_bad("http", "{\"address\":\"http://h/a b\"}", "URL");
-        check_bad("tcp", "{\"address\":\"h:1\",\"format\":\"yaml\"}", "unknown format");
-        check_bad("tcp", "{\"address\":\"h:1\",\"interval_ms\":\"soon\"}", "milliseconds");
-        check_bad("tcp", "{\"address\":\"h:1\",\"interval_ms\":0}", "milliseconds");
-        check_bad("tcp", "{\"address\":\"h:1\",\"interval_ms\":-5}", "milliseconds");
-        check_bad("tcp", "{\"address\":\"h:1\",\"heartbeat_ms\":4294967296}", "milliseconds");
+        check_bad("tcp", "{\"address\":5}", "\"address\" is required");
         check_bad("tcp", "{\"address\":\"h:1\",\"extra\":[1]}", "string, number or boolean");
         check_bad("tcp", "{\"address\":\"h:1\",\"bad key\":1}", "invalid option name");
         check_bad("other", "{\"address\":\"a\\u0001\"}", "control characters");
@@ -130,7 +119,7 @@ static void test_format_parse(void **state) {
                 "[]",
                 "{\"name\":\"x\"}",
                 "{\"name\":\"bad/name\",\"type\":\"tcp\",\"options\":{\"address\":\"h:1\"}}",
-                "{\"name\":\"x\",\"type\":\"tcp\",\"options\":{\"address\":\"nope\"}}",
+                "{\"name\":\"x\",\"type\":\"tcp\",\"options\":{\"address\":\"\"}}",
                 "{\"name\":\"x\",\"type\":\"tcp\",\"options\":{\"address\":\"h:1\"}",
         };
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {

@@ -71,12 +71,12 @@ static void test_errors(void **state) {
         sink_options_free(table, &c);
 
         assert_int_equal(parse("{\"address\":\"/x\",\"max_bytes\":\"lots\"}", &common, &c, &msg), -EINVAL);
-        assert_string_equal(msg, "invalid value for option 'max_bytes'");
+        assert_string_equal(msg, "invalid value for option 'max_bytes': expected a non-negative number");
         free(msg);
         sink_options_free(table, &c);
 
         assert_true(parse("{\"address\":\"/x\",\"window\":-3}", &common, &c, &msg) < 0);
-        assert_string_equal(msg, "invalid value for option 'window'");
+        assert_string_equal(msg, "invalid value for option 'window': expected a number of 0-4294967295");
         free(msg);
         sink_options_free(table, &c);
 

@@ -40,12 +40,16 @@ typedef struct FileConfig {
 } FileConfig;
 
 static const ConnectorOption file_options[] = {
-        CONNECTOR_OPTION_STRING("address", FileConfig, address, NULL, true),
-        CONNECTOR_OPTION_STRING("format", FileConfig, format, "auto", false),
-        CONNECTOR_OPTION_STRING("csv_header", FileConfig, csv_header, NULL, false),
-        CONNECTOR_OPTION_STRING("start", FileConfig, start, "beginning", false),
-        CONNECTOR_OPTION_U32("poll_ms", FileConfig, poll_ms, "1000"),
-        CONNECTOR_OPTION_U64("max_record_bytes", FileConfig, max_record_bytes, "1048576"),
+        CONNECTOR_OPTION_STRING("address", FileConfig, address, NULL, true, "the file to follow, an absolute path"),
+        CONNECTOR_OPTION_STRING("format", FileConfig, format, "auto", false,
+                                "auto (by extension), jsonl, csv or lines"),
+        CONNECTOR_OPTION_STRING("csv_header", FileConfig, csv_header, NULL, false,
+                                "comma-separated field names for header-less CSV"),
+        CONNECTOR_OPTION_STRING("start", FileConfig, start, "beginning", false,
+                                "where to start in a file without cursor: beginning or end"),
+        CONNECTOR_OPTION_U32("poll_ms", FileConfig, poll_ms, "1000", "safety-net poll period in ms"),
+        CONNECTOR_OPTION_U64("max_record_bytes", FileConfig, max_record_bytes, "1048576",
+                             "longer records are skipped"),
         {}
 };
 

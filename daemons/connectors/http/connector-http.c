@@ -47,7 +47,8 @@ typedef struct HttpSettings {
 static HttpSettings http_settings;
 
 static const ConnectorOption http_daemon_options[] = {
-        CONNECTOR_OPTION_U64("max-response-memory", HttpSettings, max_response_memory, "134217728"),
+        CONNECTOR_OPTION_U64("max-response-memory", HttpSettings, max_response_memory, "134217728",
+                             "bytes all response bodies together may hold"),
         {}
 };
 
@@ -65,16 +66,20 @@ typedef struct HttpConfig {
 } HttpConfig;
 
 static const ConnectorOption http_options[] = {
-        CONNECTOR_OPTION_STRING("address", HttpConfig, address, NULL, true),
-        CONNECTOR_OPTION_STRING("format", HttpConfig, format, "auto", false),
-        CONNECTOR_OPTION_STRING("query", HttpConfig, query, NULL, false),
-        CONNECTOR_OPTION_STRING("csv_header", HttpConfig, csv_header, NULL, false),
-        CONNECTOR_OPTION_U32("interval_ms", HttpConfig, interval_ms, "5000"),
-        CONNECTOR_OPTION_U32("timeout_ms", HttpConfig, timeout_ms, "10000"),
-        CONNECTOR_OPTION_U32("connect_timeout_ms", HttpConfig, connect_timeout_ms, "5000"),
-        CONNECTOR_OPTION_U32("limit", HttpConfig, limit, "1000"),
-        CONNECTOR_OPTION_U64("max_record_bytes", HttpConfig, max_record_bytes, "1048576"),
-        CONNECTOR_OPTION_U64("max_body_bytes", HttpConfig, max_body_bytes, "33554432"),
+        CONNECTOR_OPTION_STRING("address", HttpConfig, address, NULL, true, "the URL, http:// or https://"),
+        CONNECTOR_OPTION_STRING("format", HttpConfig, format, "auto", false,
+                                "auto (by Content-Type), dpipe, json, jsonl or csv"),
+        CONNECTOR_OPTION_STRING("query", HttpConfig, query, NULL, false, "added to the URL's query string"),
+        CONNECTOR_OPTION_STRING("csv_header", HttpConfig, csv_header, NULL, false,
+                                "comma-separated field names for header-less CSV"),
+        CONNECTOR_OPTION_U32("interval_ms", HttpConfig, interval_ms, "5000", "polling period in ms"),
+        CONNECTOR_OPTION_U32("timeout_ms", HttpConfig, timeout_ms, "10000", "whole-request timeout in ms"),
+        CONNECTOR_OPTION_U32("connect_timeout_ms", HttpConfig, connect_timeout_ms, "5000", "connect timeout in ms"),
+        CONNECTOR_OPTION_U32("limit", HttpConfig, limit, "1000", "page size for dpipe-source"),
+        CONNECTOR_OPTION_U64("max_record_bytes", HttpConfig, max_record_bytes, "1048576",
+                             "longer records are skipped"),
+        CONNECTOR_OPTION_U64("max_body_bytes", HttpConfig, max_body_bytes, "33554432",
+                             "the most a response body may hold (1024-17179869184)"),
         {}
 };
 

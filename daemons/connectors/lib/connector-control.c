@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The control server: dpiped (or any client of man:dpipe-connector(7)) connects to
  * <runtime-dir>/connector-<type>.sock and exchanges FRAME_CONTROL JSON objects: add/remove/pause/
- * resume requests, ping/pong, and the state reports the connector pushes. */
+ * resume requests, the check of a request's options against the type's table, ping/pong, and the
+ * state reports the connector pushes. */
 
 #include <errno.h>
 #include <string.h>
@@ -76,6 +77,32 @@ static int control_handle_add(ControlConnection *c, json_object *req, const char
         return control_reply(c, id, NULL);
 }
 
+/* dpiped asks before it accepts a source: are these options right for this type? The answer comes
+ * from the type's option table and validate(), the only schema there is; nothing is added. */
+static int control_handle_check(ControlConnection *c, json_object *req, json_object *id) {
+        _cleanup_json_ json_object *typed = NULL, *o = NULL;
+        _cleanup_free_ char *message = NULL;
+        json_object *options = NULL;
+        int r;
+
+        (void) json_object_object_get_ex(req, "options", &options);
+        r = connector_check_options(c->manager->type, options, &typed, &message);
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0) {
+                log_debug("Check of options refused: %s", message ?: strerror(-r));
+                return control_reply(c, id, message ?: strerror(-r));
+        }
+        o = json_object_new_object();
+        if (!o)
+                return log_oom();
+        json_object_object_add(o, "op", json_object_new_string("ok"));
+        if (id)
+                json_object_object_add(o, "id", json_object_get(id));
+        json_object_object_add(o, "options", TAKE_PTR(typed));
+        return control_send(c, o);
+}
+
 static int control_handle_list(ControlConnection *c, json_object *id) {
         _cleanup_json_ json_object *o = json_object_new_object(), *a = json_object_new_array();
         struct lh_entry *e;
@@ -114,6 +141,8 @@ static int control_handle(ControlConnection *c, json_object *req) {
                 return 0;
         if (streq(op, "list"))
                 return control_handle_list(c, id);
+        if (streq(op, "check"))
+                return control_handle_check(c, req, id);
 
         name = json_get_string(req, "name");
         if (!streq(op, "add") && !streq(op, "remove") && !streq(op, "pause") && !streq(op, "resume"))

@@ -56,6 +56,7 @@ struct Source {
         Manager *manager;
         char *name;
         void *config;
+        SourceCommonConfig common; /* the rows of connector_common_options */
         void *data;
         json_object *options; /* as received, to tell an update from a repeat */
 
@@ -226,8 +227,7 @@ typedef enum CursorSelection {
  * (one alone: write_file_atomic()). */
 int source_save_cursors(Manager *m, CursorSelection which);
 
-/* connector-options.c */
-int options_parse(const ConnectorOption *table, json_object *options, void *config, char **ret_message);
-/* One option given as text (a command line value). */
-int option_parse_text(const ConnectorOption *o, const char *text, void *config);
-void options_free(const ConnectorOption *table, void *config);
+/* Checks an add request's options as source_new() would take them, strictly (an unknown option name
+ * is refused), without adding anything: the "check" op. *ret_message says why not; *ret_typed (if
+ * non-NULL) gets the options with the values of the table's types. */
+int connector_check_options(const ConnectorType *t, json_object *options, json_object **ret_typed, char **ret_message);

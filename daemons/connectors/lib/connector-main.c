@@ -12,6 +12,13 @@
 #include "daemon-util.h"
 #include "log.h"
 
+/* The option table as it is: --list-options, and the test that holds the man pages to it. */
+static void list_options(const ConnectorType *t) {
+        const ConnectorOption *tables[2] = { t->options, connector_common_options };
+
+        config_tables_print(stdout, tables, ELEMENTSOF(tables));
+}
+
 static void help(const ConnectorType *t) {
         printf("dpipe-connector-%s [OPTIONS...]\n\n"
                "%s\n\n"
@@ -24,25 +31,27 @@ static void help(const ConnectorType *t) {
                "                         (0 = never, the default)\n",
                t->name, t->description ?: "dpipe connector", t->name, default_runtime_dir(), t->name,
                default_state_dir());
+        printf("     --list-options      List the source options (the table below) and exit\n");
         for (const ConnectorOption *o = t->daemon_options; o && o->name; o++)
-                printf("     --%s=VALUE%*s(default: %s)\n", o->name, (int) MAX(1, 18 - (int) strlen(o->name)), "",
-                       o->default_value ?: "none");
-        printf("\nSource options (add request of man:dpipe-connector(7)):\n");
-        for (const ConnectorOption *o = t->options; o->name; o++)
-                printf("  %-20s %s%s%s\n", o->name, o->required ? "(required)" : "",
-                       o->default_value ? "default: " : "", o->default_value ?: "");
-        printf("Other options are ignored with a warning.\n");
+                printf("     --%s=VALUE%*s%s (default: %s)\n", o->name, (int) MAX(1, 18 - (int) strlen(o->name)), "",
+                       o->description ?: "", o->default_value ?: "none");
+        printf("\nSource options (add request of man:dpipe-connector(7)): NAME TYPE DEFAULT DESCRIPTION\n");
+        list_options(t);
+        printf("dpiped refuses other names when a source is added; a saved source that has one\n"
+               "runs, with a warning.\n");
         printf("\nSee the dpipe-connector-%s(8) and dpipe-connector(7) man pages for details.\n", t->name);
 }
 
 int connector_main(const ConnectorType *type, int argc, char *argv[]) {
-        enum { ARG_VERSION = 0x100, ARG_RUNTIME_DIR, ARG_STATE_DIR, ARG_IDLE_EXIT, ARG_TYPE_OPTION = 0x200 };
+        enum { ARG_VERSION = 0x100, ARG_RUNTIME_DIR, ARG_STATE_DIR, ARG_IDLE_EXIT, ARG_LIST_OPTIONS,
+               ARG_TYPE_OPTION = 0x200 };
         static const struct option common_options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 { "runtime-dir", required_argument, NULL, ARG_RUNTIME_DIR },
                 { "state-dir", required_argument, NULL, ARG_STATE_DIR },
                 { "idle-exit-sec", required_argument, NULL, ARG_IDLE_EXIT },
+                { "list-options", no_argument, NULL, ARG_LIST_OPTIONS },
         };
         _cleanup_(manager_freep) Manager *m = NULL;
         _cleanup_free_ struct option *options = NULL;
@@ -68,8 +77,13 @@ int connector_main(const ConnectorType *type, int argc, char *argv[]) {
                 options[ELEMENTSOF(common_options) + i] = (struct option) {
                         type->daemon_options[i].name, required_argument, NULL, ARG_TYPE_OPTION + (int) i,
                 };
-        if (n_type > 0 && options_parse(type->daemon_options, NULL, type->daemon_settings, &message) < 0)
-                return log_oom(), 1;
+        if (n_type > 0) {
+                const ConnectorOption *tables[1] = { type->daemon_options };
+                void *configs[1] = { type->daemon_settings };
+
+                if (config_tables_parse(tables, configs, 1, NULL, 0, NULL, &message) < 0)
+                        return log_oom(), 1;
+        }
 
         while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
                 switch (c) {
@@ -78,6 +92,9 @@ int connector_main(const ConnectorType *type, int argc, char *argv[]) {
                         return 0;
                 case ARG_VERSION:
                         printf("dpipe-connector-%s %s\n", type->name, dpipe_version());
+                        return 0;
+                case ARG_LIST_OPTIONS:
+                        list_options(type);
                         return 0;
                 case ARG_RUNTIME_DIR:
                         runtime_dir = optarg;
@@ -97,7 +114,7 @@ int connector_main(const ConnectorType *type, int argc, char *argv[]) {
                         if (c >= ARG_TYPE_OPTION && (size_t) (c - ARG_TYPE_OPTION) < n_type) {
                                 const ConnectorOption *o = type->daemon_options + (c - ARG_TYPE_OPTION);
 
-                                if (option_parse_text(o, optarg, type->daemon_settings) < 0) {
+                                if (config_option_parse_text(o, optarg, type->daemon_settings) < 0) {
                                         fprintf(stderr, "Invalid --%s value: %s\n", o->name, optarg);
                                         return 1;
                                 }

@@ -36,6 +36,9 @@ const char *source_name(Source *s) {
 void *source_config(Source *s) {
         return s->config;
 }
+const SourceCommonConfig *source_common_config(Source *s) {
+        return &s->common;
+}
 void *source_data(Source *s) {
         return s->data;
 }
@@ -335,26 +338,118 @@ int source_save_cursors(Manager *m, CursorSelection which) {
         return 0;
 }
 
-/* The option every type has: transform, compiled once here. */
-static int source_configure_transform(Source *s, json_object *options, char **ret_message) {
+const ConnectorOption connector_common_options[] = {
+        CONNECTOR_OPTION_STRING("transform", SourceCommonConfig, transform, NULL, false,
+                                "steps applied to each record, see dpipe-connector(7)"),
+        {}
+};
+
+/* A transform program compiled, or the reason why not in *ret_message. */
+static int transform_check(const char *program, Transform **ret, char **ret_message) {
         _cleanup_free_ char *error = NULL;
-        json_object *v;
         int r;
 
-        if (!options || !json_object_object_get_ex(options, "transform", &v) || !v)
-                return 0;
-        if (!json_object_is_type(v, json_type_string)) {
-                *ret_message = strdup("invalid value for option 'transform': a string is expected");
-                return -EINVAL;
-        }
-        if (isempty(json_object_get_string(v)))
-                return 0; /* no transform */
-        r = transform_compile(json_object_get_string(v), &s->transform, &error);
-        if (r == -EINVAL) {
-                if (asprintf(ret_message, "invalid transform: %s", error) < 0)
-                        *ret_message = NULL;
+        r = transform_compile(program, ret, &error);
+        if (r == -EINVAL && asprintf(ret_message, "invalid transform: %s", error) < 0)
+                *ret_message = NULL;
+        return r;
+}
+
+/* Parses options with the common table and the type's, into common and config. Strict: an unknown
+ * name is refused; else it is logged and ignored, so that a source saved before an option went
+ * away keeps running (dpiped checked it strictly when it was added). */
+static int options_configure(const ConnectorType *t, const char *name, json_object *options, bool strict,
+                             SourceCommonConfig *common, void *config, char **ret_message) {
+        const ConnectorOption *tables[2] = { connector_common_options, t->options };
+        void *configs[2] = { common, config };
+        _cleanup_free_ char *unknown = NULL;
+        int r;
+
+        r = config_tables_parse(tables, configs, ELEMENTSOF(tables), options, strict ? CONFIG_PARSE_STRICT : 0,
+                                &unknown, ret_message);
+        if (r < 0)
                 return r;
+        if (unknown)
+                log_source_warning(name, "Source %s: unknown option%s %s, ignoring (see --list-options).", name,
+                                   strchr(unknown, ',') ? "s" : "", unknown);
+        if (t->validate) {
+                r = t->validate(config, ret_message);
+                if (r < 0)
+                        return r;
         }
+        return 0;
+}
+
+/* The given options with the values of the table's types: what dpiped stores and shows (numbers
+ * and booleans given as text, e.g. by dpipectl's KEY=VALUE, become JSON numbers and booleans). */
+static int options_typed(const ConnectorType *t, json_object *options, SourceCommonConfig *common, void *config,
+                         json_object **ret) {
+        const ConnectorOption *tables[2] = { connector_common_options, t->options };
+        void *configs[2] = { common, config };
+        _cleanup_json_ json_object *out = json_object_new_object();
+
+        if (!out)
+                return -ENOMEM;
+        if (options) {
+                json_object_object_foreach(options, key, val) {
+                        size_t i;
+                        const ConnectorOption *o = config_tables_find(tables, ELEMENTSOF(tables), key, &i);
+                        const uint8_t *p = (const uint8_t *) configs[i] + o->offset;
+                        json_object *v;
+
+                        switch (o->type) {
+                        case CONFIG_OPTION_U32:
+                                v = json_object_new_int64(*(const uint32_t *) p);
+                                break;
+                        case CONFIG_OPTION_U64:
+                                v = json_object_new_uint64(*(const uint64_t *) p);
+                                break;
+                        case CONFIG_OPTION_BOOL:
+                                v = json_object_new_boolean(*(const bool *) p);
+                                break;
+                        default:
+                                v = json_object_get(val);
+                        }
+                        if (!v || json_object_object_add(out, key, v) < 0)
+                                return -ENOMEM;
+                }
+        }
+        *ret = TAKE_PTR(out);
+        return 0;
+}
+
+int connector_check_options(const ConnectorType *t, json_object *options, json_object **ret_typed, char **ret_message) {
+        SourceCommonConfig common = {};
+        void *config;
+        int r;
+
+        *ret_message = NULL;
+        config = calloc(1, MAX(t->config_size, (size_t) 1));
+        if (!config)
+                return -ENOMEM;
+        r = options_configure(t, NULL, options, true, &common, config, ret_message);
+        if (r >= 0 && !isempty(common.transform)) {
+                _cleanup_(transform_freep) Transform *tr = NULL;
+
+                r = transform_check(common.transform, &tr, ret_message);
+        }
+        if (r >= 0 && ret_typed)
+                r = options_typed(t, options, &common, config, ret_typed);
+        config_table_free(t->options, config);
+        config_table_free(connector_common_options, &common);
+        free(config);
+        if (r < 0 && r != -ENOMEM && !*ret_message && asprintf(ret_message, "invalid options: %s", strerror(-r)) < 0)
+                *ret_message = NULL;
+        return r;
+}
+
+/* The option every type has (connector_common_options): transform, compiled once here. */
+static int source_configure_transform(Source *s, char **ret_message) {
+        int r;
+
+        if (isempty(s->common.transform))
+                return 0; /* no transform */
+        r = transform_check(s->common.transform, &s->transform, ret_message);
         if (r < 0)
                 return r;
         if (gethostname(s->host, sizeof(s->host) - 1) < 0)
@@ -366,20 +461,15 @@ static int source_configure(Source *s, json_object *options, char **ret_message)
         const ConnectorType *t = s->manager->type;
         int r;
 
-        r = source_configure_transform(s, options, ret_message);
-        if (r < 0)
-                return r;
         s->config = calloc(1, MAX(t->config_size, (size_t) 1));
         if (!s->config)
                 return -ENOMEM;
-        r = options_parse(t->options, options, s->config, ret_message);
+        r = options_configure(t, s->name, options, false, &s->common, s->config, ret_message);
         if (r < 0)
                 return r;
-        if (t->validate) {
-                r = t->validate(s->config, ret_message);
-                if (r < 0)
-                        return r;
-        }
+        r = source_configure_transform(s, ret_message);
+        if (r < 0)
+                return r;
         s->data = calloc(1, MAX(t->data_size, (size_t) 1));
         if (!s->data)
                 return -ENOMEM;
@@ -400,7 +490,8 @@ static void source_unconfigure(Source *s) {
         if (s->data && t->done)
                 t->done(s);
         s->data = mfree(s->data);
-        options_free(t->options, s->config);
+        config_table_free(t->options, s->config);
+        config_table_free(connector_common_options, &s->common);
         s->config = mfree(s->config);
         s->transform = transform_free(s->transform);
 }

@@ -7,8 +7,8 @@
  * registration line:
  *
  *     static const ConnectorOption foo_options[] = {
- *             CONNECTOR_OPTION_STRING("address", FooConfig, address, NULL, true),
- *             CONNECTOR_OPTION_U32("interval_ms", FooConfig, interval_ms, "1000", false),
+ *             CONNECTOR_OPTION_STRING("address", FooConfig, address, NULL, true, "where to read"),
+ *             CONNECTOR_OPTION_U32("interval_ms", FooConfig, interval_ms, "1000", "polling period"),
  *             {}
  *     };
  *     const ConnectorType foo_connector = { .name = "foo", .options = foo_options, ... };
@@ -28,6 +28,7 @@
 #include <systemd/sd-event.h>
 
 #include "buffer.h"
+#include "config-table.h"
 #include "macro.h"
 
 typedef struct Manager Manager;
@@ -44,30 +45,28 @@ typedef enum SourceState {
 
 const char *source_state_to_string(SourceState s);
 
-typedef enum OptionType {
-        OPTION_STRING, /* char *, malloc'ed, freed with the source */
-        OPTION_U32,    /* uint32_t: JSON integer or decimal string */
-        OPTION_U64,    /* uint64_t */
-        OPTION_BOOL,   /* bool: JSON boolean or "yes"/"no"/"true"/"false"/"1"/"0" */
-} OptionType;
+/* One row of the declarative option table (common/config-table.h): the option `name` of an add
+ * request's "options" object is parsed as its type into the config struct at `offset`; the default
+ * (text, parsed the same way) applies when it is absent; the description is what --help,
+ * --list-options and the man page say. The table is the only schema of the type's options: dpiped
+ * has the connector check an add request with it ("check" in man:dpipe-connector(7)), so an
+ * unknown name or a bad value is refused before the source is accepted. */
+typedef ConfigOption ConnectorOption;
 
-/* One row of the declarative option table: the option `name` of an add request's "options" object
- * is parsed as `type` into the config struct at `offset`; `default_value` (text, parsed the same
- * way) applies when it is absent. Unknown options are refused, so that typos surface. */
-typedef struct ConnectorOption {
-        const char *name;
-        OptionType type;
-        size_t offset;
-        const char *default_value;
-        bool required;
-} ConnectorOption;
+#define CONNECTOR_OPTION_STRING(n, cfg, field, def, req, desc)                                         \
+        CONFIG_OPTION(n, CONFIG_OPTION_STRING, cfg, field, def, req, desc)
+#define CONNECTOR_OPTION_U32(n, cfg, field, def, desc) CONFIG_OPTION(n, CONFIG_OPTION_U32, cfg, field, def, false, desc)
+#define CONNECTOR_OPTION_U64(n, cfg, field, def, desc) CONFIG_OPTION(n, CONFIG_OPTION_U64, cfg, field, def, false, desc)
+#define CONNECTOR_OPTION_BOOL(n, cfg, field, def, desc) CONFIG_OPTION(n, CONFIG_OPTION_BOOL, cfg, field, def, false, desc)
 
-#define CONNECTOR_OPTION(n, t, cfg, field, def, req)                                                   \
-        { .name = (n), .type = (t), .offset = offsetof(cfg, field), .default_value = (def), .required = (req) }
-#define CONNECTOR_OPTION_STRING(n, cfg, field, def, req) CONNECTOR_OPTION(n, OPTION_STRING, cfg, field, def, req)
-#define CONNECTOR_OPTION_U32(n, cfg, field, def) CONNECTOR_OPTION(n, OPTION_U32, cfg, field, def, false)
-#define CONNECTOR_OPTION_U64(n, cfg, field, def) CONNECTOR_OPTION(n, OPTION_U64, cfg, field, def, false)
-#define CONNECTOR_OPTION_BOOL(n, cfg, field, def) CONNECTOR_OPTION(n, OPTION_BOOL, cfg, field, def, false)
+/* The options every connector type takes, parsed by the library into the source's
+ * SourceCommonConfig (source_common_config()) before the type's own table. A row added here is
+ * accepted, listed and documented for every type at once. */
+typedef struct SourceCommonConfig {
+        char *transform; /* steps applied to each record (dpipe-connector(7) TRANSFORM), or NULL */
+} SourceCommonConfig;
+
+extern const ConnectorOption connector_common_options[];
 
 typedef struct ConnectorType {
         const char *name;        /* "tcp": socket connector-tcp.sock, executable dpipe-connector-tcp */
@@ -113,6 +112,7 @@ int connector_main(const ConnectorType *type, int argc, char *argv[]);
 /* Accessors for the type. */
 const char *source_name(Source *s);
 void *source_config(Source *s);
+const SourceCommonConfig *source_common_config(Source *s);
 void *source_data(Source *s);
 void *source_type_userdata(Source *s);
 sd_event *source_get_event(Source *s);

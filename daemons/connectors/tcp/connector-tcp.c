@@ -42,15 +42,20 @@ typedef struct TcpConfig {
 } TcpConfig;
 
 static const ConnectorOption tcp_options[] = {
-        CONNECTOR_OPTION_STRING("address", TcpConfig, address, NULL, true),
-        CONNECTOR_OPTION_STRING("format", TcpConfig, format, "dpipe", false),
-        CONNECTOR_OPTION_STRING("query", TcpConfig, query, NULL, false),
-        CONNECTOR_OPTION_STRING("csv_header", TcpConfig, csv_header, NULL, false),
-        CONNECTOR_OPTION_U32("heartbeat_ms", TcpConfig, heartbeat_ms, "5000"),
-        CONNECTOR_OPTION_U32("timeout_ms", TcpConfig, timeout_ms, "0"),
-        CONNECTOR_OPTION_U32("connect_timeout_ms", TcpConfig, connect_timeout_ms, "5000"),
-        CONNECTOR_OPTION_U64("max_record_bytes", TcpConfig, max_record_bytes, "1048576"),
-        CONNECTOR_OPTION_BOOL("keepalive", TcpConfig, keepalive, "yes"),
+        CONNECTOR_OPTION_STRING("address", TcpConfig, address, NULL, true, "HOST:PORT or [IPV6]:PORT"),
+        CONNECTOR_OPTION_STRING("format", TcpConfig, format, "dpipe", false,
+                                "dpipe (auto means the same), jsonl, csv or lines"),
+        CONNECTOR_OPTION_STRING("query", TcpConfig, query, NULL, false,
+                                "jsonl/csv/lines: a line sent to the peer after connecting"),
+        CONNECTOR_OPTION_STRING("csv_header", TcpConfig, csv_header, NULL, false,
+                                "comma-separated field names for header-less CSV"),
+        CONNECTOR_OPTION_U32("heartbeat_ms", TcpConfig, heartbeat_ms, "5000", "ping interval for dpipe peers in ms"),
+        CONNECTOR_OPTION_U32("timeout_ms", TcpConfig, timeout_ms, "0",
+                             "silence in ms after which the peer is taken as hung (0: by format)"),
+        CONNECTOR_OPTION_U32("connect_timeout_ms", TcpConfig, connect_timeout_ms, "5000", "connect timeout in ms"),
+        CONNECTOR_OPTION_U64("max_record_bytes", TcpConfig, max_record_bytes, "1048576",
+                             "longer records are skipped"),
+        CONNECTOR_OPTION_BOOL("keepalive", TcpConfig, keepalive, "yes", "TCP keepalive on the connection"),
         {}
 };
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The declarative option tables: an add request's "options" object parsed into the library's common
- * config and the type's config struct, row by row, with defaults and named errors. */
+/* The sinks' option tables: the library's common rows, and the parse of an add request's "options"
+ * object with common/config-table.c into the common config and the type's config struct. */
 
 #include <errno.h>
 #include <stdio.h>
@@ -15,131 +15,21 @@ const SinkOption sink_common_options[] = {
         {}
 };
 
-static int parse_bool(const char *s, bool *ret) {
-        if (streq(s, "1") || streq(s, "yes") || streq(s, "true") || streq(s, "on"))
-                *ret = true;
-        else if (streq(s, "0") || streq(s, "no") || streq(s, "false") || streq(s, "off"))
-                *ret = false;
-        else
-                return -EINVAL;
-        return 0;
-}
-
-/* Parses one value, given either as JSON (v != NULL) or as text (the default). */
-static int option_set(const SinkOption *o, json_object *v, const char *text, void *config) {
-        uint8_t *p = (uint8_t *) config + o->offset;
-        uint64_t u;
-        int r;
-
-        if (v && json_object_is_type(v, json_type_string))
-                text = json_object_get_string(v), v = NULL;
-
-        switch (o->type) {
-        case SINK_OPTION_TYPE_STRING: {
-                char **s = (char **) p, *copy;
-
-                if (v)
-                        return -EINVAL;
-                copy = strdup(text);
-                if (!copy)
-                        return -ENOMEM;
-                free(*s);
-                *s = copy;
-                return 0;
-        }
-        case SINK_OPTION_TYPE_U32:
-        case SINK_OPTION_TYPE_U64:
-                if (v) {
-                        if (!json_object_is_type(v, json_type_int))
-                                return -EINVAL;
-                        if (json_object_get_int64(v) < 0)
-                                return -ERANGE;
-                        u = json_object_get_uint64(v);
-                } else {
-                        r = safe_atou64(text, &u);
-                        if (r < 0)
-                                return r;
-                }
-                if (o->type == SINK_OPTION_TYPE_U32) {
-                        if (u > UINT32_MAX)
-                                return -ERANGE;
-                        *(uint32_t *) p = (uint32_t) u;
-                } else
-                        *(uint64_t *) p = u;
-                return 0;
-        case SINK_OPTION_TYPE_BOOL:
-                if (v) {
-                        if (!json_object_is_type(v, json_type_boolean))
-                                return -EINVAL;
-                        *(bool *) p = json_object_get_boolean(v);
-                        return 0;
-                }
-                return parse_bool(text, (bool *) p);
-        }
-        return -EINVAL;
-}
-
-static const SinkOption *find_option(const SinkOption *const *tables, size_t n_tables, const char *name) {
-        for (size_t t = 0; t < n_tables; t++)
-                for (const SinkOption *o = tables[t]; o->name; o++)
-                        if (streq(o->name, name))
-                                return o;
-        return NULL;
-}
-
 int sink_options_parse(const SinkOption *const *tables, void *const *configs, size_t n_tables, json_object *options,
                        char **ret_message) {
+        _cleanup_free_ char *unknown = NULL;
         int r;
 
-        *ret_message = NULL;
-        if (options && !json_object_is_type(options, json_type_object)) {
-                *ret_message = strdup("options must be a JSON object");
-                return -EINVAL;
-        }
-
-        /* Options nobody knows are reported, not fatal: dpiped may pass options meant for other types
-         * or added later, but a misspelt option must not go unnoticed. */
-        if (options) {
-                json_object_object_foreach(options, key, val) {
-                        (void) val;
-                        if (!find_option(tables, n_tables, key))
-                                log_warning("Unknown option '%s', ignoring.", key);
-                }
-        }
-
-        for (size_t t = 0; t < n_tables; t++)
-                for (const SinkOption *o = tables[t]; o->name; o++) {
-                        json_object *v = NULL;
-
-                        if (options && json_object_object_get_ex(options, o->name, &v) && v) {
-                                r = option_set(o, v, NULL, configs[t]);
-                                if (r == -ENOMEM)
-                                        return r;
-                                if (r < 0) {
-                                        if (asprintf(ret_message, "invalid value for option '%s'", o->name) < 0)
-                                                *ret_message = NULL;
-                                        return r;
-                                }
-                        } else if (o->default_value) {
-                                r = option_set(o, NULL, o->default_value, configs[t]);
-                                if (r < 0)
-                                        return r == -ENOMEM ? r : -EINVAL; /* a bad default is a bug */
-                        } else if (o->required) {
-                                if (asprintf(ret_message, "option '%s' is required", o->name) < 0)
-                                        *ret_message = NULL;
-                                return -EINVAL;
-                        }
-                }
+        /* Options nobody knows are reported, not fatal: dpiped may pass options added later, but a
+         * misspelt option must not go unnoticed. */
+        r = config_tables_parse(tables, configs, n_tables, options, 0, &unknown, ret_message);
+        if (r < 0)
+                return r;
+        if (unknown)
+                log_warning("Unknown option%s %s, ignoring.", strchr(unknown, ',') ? "s" : "", unknown);
         return 0;
 }
 
 void sink_options_free(const SinkOption *table, void *config) {
-        if (!config)
-                return;
-        for (const SinkOption *o = table; o->name; o++)
-                if (o->type == SINK_OPTION_TYPE_STRING) {
-                        char **s = (char **) ((uint8_t *) config + o->offset);
-                        free(*s);
-                        *s = NULL;
-                }
+        config_table_free(table, config);
 }

@@ -33,6 +33,7 @@
 #include <systemd/sd-event.h>
 
 #include "macro.h"
+#include "config-table.h"
 
 typedef struct Sink Sink;
 
@@ -47,32 +48,16 @@ typedef enum SinkState {
 
 const char *sink_state_to_string(SinkState s);
 
-typedef enum SinkOptionType {
-        SINK_OPTION_TYPE_STRING, /* char *, malloc'ed, freed with the sink */
-        SINK_OPTION_TYPE_U32,    /* uint32_t: JSON integer or decimal string */
-        SINK_OPTION_TYPE_U64,    /* uint64_t */
-        SINK_OPTION_TYPE_BOOL,   /* bool: JSON boolean or yes/no/true/false/on/off/1/0 */
-} SinkOptionType;
+/* One row of the declarative option table (common/config-table.h, shared with the connectors):
+ * the option `name` of an add request's "options" object is parsed as its type into the config
+ * struct at `offset`; the default (text, parsed the same way) applies when it is absent;
+ * `description` is what --help prints. Unknown options are logged. */
+typedef ConfigOption SinkOption;
 
-/* One row of the declarative option table: the option `name` of an add request's "options" object
- * is parsed as `type` into the config struct at `offset`; `default_value` (text, parsed the same
- * way) applies when it is absent. `description` is what --help prints. Unknown options are logged. */
-typedef struct SinkOption {
-        const char *name;
-        SinkOptionType type;
-        size_t offset;
-        const char *default_value;
-        bool required;
-        const char *description;
-} SinkOption;
-
-#define SINK_OPTION(n, t, cfg, field, def, req, desc)                                                  \
-        { .name = (n), .type = (t), .offset = offsetof(cfg, field), .default_value = (def), .required = (req), \
-          .description = (desc) }
-#define SINK_OPTION_STRING(n, cfg, field, def, req, desc) SINK_OPTION(n, SINK_OPTION_TYPE_STRING, cfg, field, def, req, desc)
-#define SINK_OPTION_U32(n, cfg, field, def, desc) SINK_OPTION(n, SINK_OPTION_TYPE_U32, cfg, field, def, false, desc)
-#define SINK_OPTION_U64(n, cfg, field, def, desc) SINK_OPTION(n, SINK_OPTION_TYPE_U64, cfg, field, def, false, desc)
-#define SINK_OPTION_BOOL(n, cfg, field, def, desc) SINK_OPTION(n, SINK_OPTION_TYPE_BOOL, cfg, field, def, false, desc)
+#define SINK_OPTION_STRING(n, cfg, field, def, req, desc) CONFIG_OPTION(n, CONFIG_OPTION_STRING, cfg, field, def, req, desc)
+#define SINK_OPTION_U32(n, cfg, field, def, desc) CONFIG_OPTION(n, CONFIG_OPTION_U32, cfg, field, def, false, desc)
+#define SINK_OPTION_U64(n, cfg, field, def, desc) CONFIG_OPTION(n, CONFIG_OPTION_U64, cfg, field, def, false, desc)
+#define SINK_OPTION_BOOL(n, cfg, field, def, desc) CONFIG_OPTION(n, CONFIG_OPTION_BOOL, cfg, field, def, false, desc)
 
 /* One record as dpiped pushed it. The pointers are valid during the deliver() call only. */
 typedef struct SinkRecord {
