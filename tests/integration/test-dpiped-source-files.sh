@@ -103,7 +103,7 @@ dp_retry 10 grep -q '"name": "g"' "$MSG" || dp_fail "the connector got no add of
 dp_assert_eq '{"address": "127.0.0.1:2006", "format": "jsonl"}' "$(options_of d)" "options of d (/usr/lib's 10-format.conf hidden)"
 dp_assert_eq '{"address": "127.0.0.1:1009", "csv_header": "one,   two", "query": "{\"op\":\"subscribe\",\"from\":0}", "transform": "select a,b; where msg ~ \"x = y\" ; set k='"'"'v w'"'"'"}' \
         "$(options_of f)" "options of f, verbatim"
-dp_assert_eq '{"address": "127.0.0.1:1010", "heartbeat_ms": 750}' "$(options_of g)" "options of g after Option="
+dp_assert_eq '{"address": "127.0.0.1:1010", "heartbeat_ms": "750"}' "$(options_of g)" "options of g after Option="
 grep -q "$ETC/e.source:5: unknown setting \"Colour\"" "$LOG_DIR/dpiped.log" ||
         dp_fail "no file:line for the bad file: $(grep -i e.source "$LOG_DIR/dpiped.log")"
 grep -q "not ok.*not a valid source name" "$LOG_DIR/dpiped.log" || dp_fail "no log line for the bad file name"
@@ -141,7 +141,7 @@ n_g=$(msgs g | wc -l)
 src "$ETC/a.source" 127.0.0.1:3003
 rm "$LIB/d.source"
 src "$RUN/h.source" 127.0.0.1:1011
-printf '[Source]\nType=tcp\nAddress=127.0.0.1:1010\nOption=heartbeat_ms=soon\n' >"$ETC/g.source"
+printf '[Source]\nType=tcp\nAddress=127.0.0.1:1010\nOption=heart beat=1\n' >"$ETC/g.source"
 dpipectl reload || dp_fail "dpipectl reload failed"
 dp_assert_eq "s \"127.0.0.1:3003\"" "$(prop a Address)" "a changed"
 dp_assert_eq 'b true' "$(prop a Paused)" "a stays paused across its change"
@@ -153,7 +153,7 @@ dp_retry 10 bash -c "grep -q '\"name\": \"d\", \"op\": \"remove\"' '$MSG'" || dp
 dp_assert_eq "$(printf 'add 127.0.0.1:1003\npause \nremove \nadd 127.0.0.1:3003')" "$(msgs a)" "connector: a restarted"
 dp_assert_eq "$n_f" "$(msgs f | wc -l)" "f untouched by the reload"
 dp_assert_eq "$n_g" "$(msgs g | wc -l)" "g (now broken) untouched by the reload"
-grep -q "$ETC/g.source:4: option \"heartbeat_ms\" must be a positive number of milliseconds; keeping the running definition of source g" \
+grep -q "$ETC/g.source:4: invalid option name \"heart beat\"; keeping the running definition of source g" \
         "$LOG_DIR/dpiped.log" || dp_fail "no file:line for broken g: $(grep g.source "$LOG_DIR/dpiped.log")"
 grep -q "Reloaded the source files: 1 added, 1 changed, 1 removed, 1 unchanged, 3 with errors" "$LOG_DIR/dpiped.log" ||
         dp_fail "reload summary: $(grep Reloaded "$LOG_DIR/dpiped.log")"

@@ -227,26 +227,27 @@ static void test_enumerate(void **state) {
         assert_non_null(strstr(problems, "bad name.source: \"bad name\" is not a valid source name"));
         source_file_entries_free(l, n);
 
-        /* Loading: the fragment, then the drop-ins in order; normalised like AddSource. */
+        /* Loading: the fragment, then the drop-ins in order; normalised like AddSource (values as
+         * written: their types are the connector's option table's, which parses text). */
         write_text("etc/a.source", "[Source]\nType=tcp\nAddress=h:1\nOption=interval_ms=250\n");
         assert_int_equal(source_files_enumerate(dirs, NULL, NULL, &l, &n), 0);
         SourceFile *f = NULL;
         char error[SOURCE_FILE_ERROR_MAX] = "";
         assert_int_equal(source_file_load(&l[0], &f, error, sizeof(error)), 0);
         assert_string_equal(json_object_to_json_string_ext(f->options, JSON_C_TO_STRING_PLAIN),
-                            "{\"address\":\"h:1\",\"interval_ms\":250}");
+                            "{\"address\":\"h:1\",\"interval_ms\":\"250\"}");
         f = source_file_free(f);
         /* d: no Type= anywhere. */
         assert_int_equal(source_file_load(&l[1], &f, error, sizeof(error)), -EINVAL);
         assert_non_null(strstr(error, "/lib/d.source: Type= is missing"));
         /* A refused value names the line that set it, in the drop-in that set it. */
         write_text("lib/d.source", "[Source]\nType=tcp\nAddress=h:2\n");
-        write_text("etc/d.source.d/20-y.conf", "[Source]\n\nOption=timeout_ms=-1\n");
+        write_text("etc/d.source.d/20-y.conf", "[Source]\n\nOption=time out=1\n");
         assert_int_equal(source_file_load(&l[1], &f, error, sizeof(error)), -EINVAL);
-        assert_non_null(strstr(error, "/etc/d.source.d/20-y.conf:3: option \"timeout_ms\" must be a positive number"));
-        write_text("etc/d.source.d/20-y.conf", "[Source]\nAddress=nonsense\n");
+        assert_non_null(strstr(error, "/etc/d.source.d/20-y.conf:3: invalid option name \"time out\""));
+        write_text("etc/d.source.d/20-y.conf", "[Source]\nAddress=a\tb\n");
         assert_int_equal(source_file_load(&l[1], &f, error, sizeof(error)), -EINVAL);
-        assert_non_null(strstr(error, "/etc/d.source.d/20-y.conf:2: a tcp address must be HOST:PORT"));
+        assert_non_null(strstr(error, "/etc/d.source.d/20-y.conf:2: the address contains control characters"));
         source_file_entries_free(l, n);
 
         /* An empty list of directories is no source at all. */
