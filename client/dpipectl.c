@@ -33,11 +33,11 @@ uint64_t arg_lines = 0;
 bool arg_lines_set = false;
 bool arg_no_follow = false;
 
-static const char *arg_type = NULL;
-static const char *arg_address = NULL;
+const char *arg_type = NULL;
+const char *arg_address = NULL;
 static const char *arg_transform = NULL;
-static char **arg_options = NULL;
-static size_t arg_n_options = 0;
+char **arg_options = NULL;
+size_t arg_n_options = 0;
 
 /* Every option goes as a string, as typed: its type is the connector's to know (its option table,
  * `dpipe-connector-TYPE --list-options`), and the connector parses numbers and booleans from text. */
@@ -166,6 +166,9 @@ static const Verb verbs[] = {
         { "pause-source", 1, -1, true, true, verb_simple },
         { "resume-source", 1, -1, true, true, verb_simple },
         { "reload", 0, 0, true, true, verb_reload },
+        { "add-sink", 1, 1, true, true, verb_add_sink },
+        { "remove-sink", 1, -1, true, true, verb_remove_sink },
+        { "list-sinks", 0, 0, true, false, verb_list_sinks },
         { "status", 0, -1, true, false, verb_status },
         { "monitor", 0, 0, true, false, verb_monitor },
         { "tail", 0, 0, false, false, verb_tail },
@@ -183,6 +186,10 @@ static void help(void) {
                "  resume-source NAME...       Restart ingestion\n"
                "  reload                      Read the source files (dpipe.source(5)) again\n"
                "  list-sources                List sources\n"
+               "  add-sink NAME --type=TYPE --address=ADDR [--option=KEY=VALUE...]\n"
+               "                              Register and start a sink\n"
+               "  remove-sink NAME...         Stop and forget sinks\n"
+               "  list-sinks                  List sinks\n"
                "  status [NAME...]            Show the pipeline or sources\n"
                "  tail                        Follow records (client protocol, not D-Bus)\n"
                "  monitor                     Print source changes as they happen\n"
@@ -196,10 +203,13 @@ static void help(void) {
                "  -q --quiet                  No legend, banner or hints; status NAME: exit code only\n"
                "     --no-pager               Do not pipe output into a pager\n"
                "     --no-legend              Do not print the column headers and footer\n"
-               "  -t --type=TYPE              add-source: connector type (tcp, http, ...)\n"
-               "  -a --address=ADDR           add-source: host:port or URL of the source\n"
+               "  -t --type=TYPE              add-source: connector type (tcp, http, ...);\n"
+               "                              add-sink: sink type (nats, file, ...)\n"
+               "  -a --address=ADDR           add-source: host:port or URL of the source;\n"
+               "                              add-sink: where the sink delivers\n"
                "  -o --option=KEY=VALUE       add-source: another option (format, query,\n"
-               "                              interval_ms, heartbeat_ms, timeout_ms, csv_header)\n"
+               "                              interval_ms, heartbeat_ms, timeout_ms, csv_header);\n"
+               "                              add-sink: an option of the sink type\n"
                "     --transform=PROGRAM      add-source: shape each record (see dpipe-connector(7))\n"
                "     --from=POS               tail: begin at earliest, latest (default) or an offset\n"
                "     --source=NAME            tail: only records of this source (repeatable)\n"
@@ -394,10 +404,14 @@ static int parse_argv(int argc, char *argv[]) {
 
 /* Options that belong to one verb are refused elsewhere, so that a typo does not go unnoticed. */
 static int check_verb_options(const char *verb) {
-        bool add = streq(verb, "add-source"), tail = streq(verb, "tail");
+        bool add = streq(verb, "add-source") || streq(verb, "add-sink"), tail = streq(verb, "tail");
 
-        if (!add && (arg_type || arg_address || arg_n_options > 0 || arg_transform)) {
-                log_error("--type=, --address=, --option= and --transform= are only valid with add-source.");
+        if (!add && (arg_type || arg_address || arg_n_options > 0)) {
+                log_error("--type=, --address= and --option= are only valid with add-source and add-sink.");
+                return -EINVAL;
+        }
+        if (!streq(verb, "add-source") && arg_transform) {
+                log_error("--transform= is only valid with add-source.");
                 return -EINVAL;
         }
         if (!tail && (arg_from_set || arg_n_sources > 0 || arg_lines_set || arg_no_follow || arg_connect_set ||
@@ -421,7 +435,7 @@ static int check_verb_options(const char *verb) {
                 return -EINVAL;
         }
         if (add && !arg_type) {
-                log_error("add-source needs --type=TYPE.");
+                log_error("%s needs --type=TYPE.", verb);
                 return -EINVAL;
         }
         if (add) {
@@ -443,7 +457,7 @@ static int check_verb_options(const char *verb) {
                                 }
                 }
                 if (n == 0) {
-                        log_error("add-source needs --address=ADDR.");
+                        log_error("%s needs --address=ADDR.", verb);
                         return -EINVAL;
                 }
                 if (n > 1) {

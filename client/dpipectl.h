@@ -42,6 +42,10 @@ extern size_t arg_n_sources;
 extern uint64_t arg_lines;        /* tail -n: start this many records before the end */
 extern bool arg_lines_set;
 extern bool arg_no_follow;        /* tail: stop at the end of what the queue held at start */
+extern const char *arg_type;      /* add-source, add-sink */
+extern const char *arg_address;
+extern char **arg_options;        /* KEY=VALUE */
+extern size_t arg_n_options;
 
 /* Exit codes (dpipectl(1), EXIT STATUS). Like systemctl, bad usage is 1 (EXIT_FAILURE) and a
  * name that does not exist is 4 (systemctl status: "no such unit"). */
@@ -93,3 +97,6 @@ int verb_status(sd_bus *bus, int argc, char **argv);
 int verb_monitor(sd_bus *bus, int argc, char **argv);
 int verb_tail(sd_bus *bus, int argc, char **argv);
 int verb_test_transform(sd_bus *bus, int argc, char **argv);
+int verb_add_sink(sd_bus *bus, int argc, char **argv);
+int verb_remove_sink(sd_bus *bus, int argc, char **argv);
+int verb_list_sinks(sd_bus *bus, int argc, char **argv);

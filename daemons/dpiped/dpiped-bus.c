@@ -7,6 +7,7 @@
 #include "dpiped-audit.h"
 #include "dpiped-manager.h"
 #include "dpiped-polkit.h"
+#include "dpiped-sink.h"
 #include "dpiped-source.h"
 #include "json-util.h"
 #include "log.h"
@@ -272,6 +273,113 @@ static int method_get_source(sd_bus_message *message, void *userdata, sd_bus_err
         return sd_bus_reply_method_return(message, "o", s->object_path);
 }
 
+static int method_add_sink(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        _cleanup_json_ struct json_object *options = NULL;
+        Manager *m = userdata;
+        const char *name, *type;
+        Actor actor;
+        Sink *s;
+        int r;
+
+        r = sd_bus_message_read(message, "ss", &name, &type);
+        if (r < 0)
+                return r;
+        r = bus_read_options(message, &options, error);
+        if (r < 0)
+                return r;
+        if (!sink_name_is_valid(name))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Invalid sink name \"%.80s\": use 1-%d characters of [A-Za-z0-9_.-].",
+                                         name ?: "", SINK_NAME_MAX);
+        r = bus_verify_manage(message, m, method_add_sink, error);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return 1;
+        bus_actor(message, &actor, &creds);
+        r = manager_add_sink(m, name, type, options, &actor, &s, error);
+        if (r < 0)
+                return r;
+        return sd_bus_reply_method_return(message, "o", s->object_path);
+}
+
+static int method_remove_sink(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        Manager *m = userdata;
+        const char *name;
+        Actor actor;
+        int r;
+
+        r = sd_bus_message_read(message, "s", &name);
+        if (r < 0)
+                return r;
+        if (!manager_find_sink(m, name))
+                return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_SINK, "No sink named \"%.80s\".", name);
+        r = bus_verify_manage(message, m, method_remove_sink, error);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return 1;
+        bus_actor(message, &actor, &creds);
+        r = manager_remove_sink(m, name, &actor, error);
+        if (r < 0)
+                return r;
+        return sd_bus_reply_method_return(message, NULL);
+}
+
+static int method_list_sinks(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        Manager *m = userdata;
+        int r;
+
+        r = sd_bus_message_new_method_return(message, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "(ssso)");
+        if (r < 0)
+                return r;
+        for (Sink *s = m->sinks; s; s = s->next) {
+                r = sd_bus_message_append(reply, "(ssso)", s->name, s->type, sink_state_to_string(s->state),
+                                          s->object_path);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+static int method_get_sink(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        const char *name;
+        Sink *s;
+        int r;
+
+        r = sd_bus_message_read(message, "s", &name);
+        if (r < 0)
+                return r;
+        s = manager_find_sink(m, name);
+        if (!s)
+                return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_SINK, "No sink named \"%.80s\".", name);
+        return sd_bus_reply_method_return(message, "o", s->object_path);
+}
+
+static int property_get_pipeline_id(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                    sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+
+        return sd_bus_message_append(reply, "s", m->pipeline_id ?: "");
+}
+
+static int property_get_stream(sd_bus *bus, const char *path, const char *interface, const char *property,
+                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+
+        return sd_bus_message_append(reply, "s", m->stream ?: "");
+}
+
 /* Clients is signalled on every connect and disconnect; the queue figures move with every record
  * and are not. */
 static const sd_bus_vtable manager_vtable[] = {
@@ -281,6 +389,8 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_PROPERTY("QueueNextOffset", "t", property_get_queue_offset, 0, 0),
         SD_BUS_PROPERTY("Clients", "u", NULL, offsetof(Manager, n_clients), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("RecordsWritten", "t", property_get_queue_offset, 0, 0),
+        SD_BUS_PROPERTY("PipelineId", "s", property_get_pipeline_id, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Stream", "s", property_get_stream, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_METHOD_WITH_ARGS("AddSource",
                                 SD_BUS_ARGS("s", name, "s", type, "a{sv}", options),
                                 SD_BUS_RESULT("o", source),
@@ -316,8 +426,30 @@ static const sd_bus_vtable manager_vtable[] = {
                                 SD_BUS_RESULT("o", source),
                                 method_get_source,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("AddSink",
+                                SD_BUS_ARGS("s", name, "s", type, "a{sv}", options),
+                                SD_BUS_RESULT("o", sink),
+                                method_add_sink,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("RemoveSink",
+                                SD_BUS_ARGS("s", name),
+                                SD_BUS_NO_RESULT,
+                                method_remove_sink,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListSinks",
+                                SD_BUS_NO_ARGS,
+                                SD_BUS_RESULT("a(ssso)", sinks),
+                                method_list_sinks,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetSink",
+                                SD_BUS_ARGS("s", name),
+                                SD_BUS_RESULT("o", sink),
+                                method_get_sink,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_ARGS("SourceAdded", SD_BUS_ARGS("s", name, "o", source), 0),
         SD_BUS_SIGNAL_WITH_ARGS("SourceRemoved", SD_BUS_ARGS("s", name, "o", source), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("SinkAdded", SD_BUS_ARGS("s", name, "o", sink), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("SinkRemoved", SD_BUS_ARGS("s", name, "o", sink), 0),
         SD_BUS_VTABLE_END,
 };
 
@@ -333,6 +465,18 @@ void manager_emit_source_removed(Manager *m, const char *name, const char *path)
         if (m->bus)
                 (void) sd_bus_emit_signal(m->bus, DPIPED_BUS_PATH, DPIPED_MANAGER_INTERFACE, "SourceRemoved", "so",
                                           name, path);
+}
+
+void manager_emit_sink_added(Manager *m, Sink *s) {
+        if (m->bus)
+                (void) sd_bus_emit_signal(m->bus, DPIPED_BUS_PATH, DPIPED_MANAGER_INTERFACE, "SinkAdded", "so", s->name,
+                                          s->object_path);
+}
+
+void manager_emit_sink_removed(Manager *m, const char *name, const char *path) {
+        if (m->bus)
+                (void) sd_bus_emit_signal(m->bus, DPIPED_BUS_PATH, DPIPED_MANAGER_INTERFACE, "SinkRemoved", "so", name,
+                                          path);
 }
 
 void manager_emit_clients_changed(Manager *m) {
@@ -353,7 +497,14 @@ int bus_add_objects(sd_bus *bus, Manager *m) {
                                        source_object_find, m);
         if (r < 0)
                 return r;
-        return sd_bus_add_node_enumerator(bus, NULL, DPIPED_BUS_SOURCE_PREFIX, source_node_enumerator, m);
+        r = sd_bus_add_node_enumerator(bus, NULL, DPIPED_BUS_SOURCE_PREFIX, source_node_enumerator, m);
+        if (r < 0)
+                return r;
+        r = sd_bus_add_fallback_vtable(bus, NULL, DPIPED_BUS_SINK_PREFIX, DPIPED_SINK_INTERFACE, sink_vtable,
+                                       sink_object_find, m);
+        if (r < 0)
+                return r;
+        return sd_bus_add_node_enumerator(bus, NULL, DPIPED_BUS_SINK_PREFIX, sink_node_enumerator, m);
 }
 
 int manager_connect_bus(Manager *m) {

@@ -11,6 +11,7 @@
 #include "dpiped-client-ops.h"
 #include "dpiped-client-stream.h"
 #include "dpiped-request.h"
+#include "dpiped-sink.h"
 #include "dpiped-source.h"
 #include "dpiped-tokens.h"
 #include "json-util.h"
@@ -28,6 +29,12 @@ static const char *error_code_from_bus_error(const sd_bus_error *e) {
                 return "unknown_type";
         if (sd_bus_error_has_name(e, BUS_ERROR_SOURCE_DEFINED_BY_FILE))
                 return "source_defined_by_file";
+        if (sd_bus_error_has_name(e, BUS_ERROR_SINK_EXISTS))
+                return "sink_exists";
+        if (sd_bus_error_has_name(e, BUS_ERROR_NO_SUCH_SINK))
+                return "no_such_sink";
+        if (sd_bus_error_has_name(e, SD_BUS_ERROR_NOT_SUPPORTED))
+                return "not_supported";
         if (sd_bus_error_has_name(e, SD_BUS_ERROR_INVALID_ARGS))
                 return "invalid_argument";
         if (sd_bus_error_has_name(e, SD_BUS_ERROR_ACCESS_DENIED))
@@ -293,6 +300,63 @@ static int op_list_sources(Client *c, struct json_object *req, struct json_objec
         return client_send_json(c, id, o);
 }
 
+static int op_add_sink(Client *c, struct json_object *req, struct json_object *id) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        const char *name = json_get_string(req, "name"), *type = json_get_string(req, "type");
+        struct json_object *options = NULL;
+        Actor actor;
+        int r;
+
+        if (!name || !type)
+                return client_send_error(c, id, "bad_request", "add_sink needs \"name\" and \"type\" strings");
+        if (json_object_object_get_ex(req, "options", &options) && !json_object_is_type(options, json_type_object))
+                return client_send_error(c, id, "bad_request", "\"options\" must be an object");
+        client_actor(c, &actor);
+        r = manager_add_sink(c->manager, name, type, options, &actor, NULL, &error);
+        if (r < 0)
+                return client_send_bus_error(c, id, &error, r);
+        return client_send_op(c, id, "ok");
+}
+
+static int op_remove_sink(Client *c, struct json_object *req, struct json_object *id) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        const char *name = json_get_string(req, "name");
+        Actor actor;
+        int r;
+
+        if (!name)
+                return client_send_error(c, id, "bad_request", "remove_sink needs a \"name\" string");
+        client_actor(c, &actor);
+        r = manager_remove_sink(c->manager, name, &actor, &error);
+        if (r < 0)
+                return client_send_bus_error(c, id, &error, r);
+        return client_send_op(c, id, "ok");
+}
+
+static int op_list_sinks(Client *c, struct json_object *req, struct json_object *id) {
+        _cleanup_json_ struct json_object *o = json_object_new_object(), *a = json_object_new_array();
+
+        if (!o || !a)
+                return -ENOMEM;
+        for (Sink *s = c->manager->sinks; s; s = s->next) {
+                struct json_object *e = json_object_new_object();
+                if (!e || json_object_array_add(a, e) < 0) {
+                        json_object_put(e);
+                        return -ENOMEM;
+                }
+                json_object_object_add(e, "name", json_object_new_string(s->name));
+                json_object_object_add(e, "type", json_object_new_string(s->type));
+                json_object_object_add(e, "state", json_object_new_string(sink_state_to_string(s->state)));
+                json_object_object_add(e, "address", json_object_new_string(sink_address(s)));
+                json_object_object_add(e, "records_sent", json_object_new_uint64(s->records_sent));
+                json_object_object_add(e, "lag", json_object_new_uint64(s->lag));
+                json_object_object_add(e, "last_error", json_object_new_string(s->last_error));
+        }
+        json_object_object_add(o, "op", json_object_new_string("sinks"));
+        json_object_object_add(o, "sinks", TAKE_PTR(a));
+        return client_send_json(c, id, o);
+}
+
 static int op_status(Client *c, struct json_object *req, struct json_object *id) {
         _cleanup_json_ struct json_object *o = json_object_new_object();
         Manager *m = c->manager;
@@ -369,6 +433,9 @@ static const struct {
         { "resume_source", op_resume_source, OP_MUTATING },
         { "reload", op_reload, OP_MUTATING },
         { "list_sources", op_list_sources, 0 },
+        { "add_sink", op_add_sink, OP_MUTATING },
+        { "remove_sink", op_remove_sink, OP_MUTATING },
+        { "list_sinks", op_list_sinks, 0 },
         { "status", op_status, 0 },
         { "subscribe", op_subscribe, 0 },
         { "ack", op_ack, 0 },

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Streaming to subscribed clients: subscribe and ack, the window, the records pumped from the queue
- * into each client's output, losses reported, and the committed offsets of named subscriptions. */
+ * into each client's output, losses reported, and the committed offsets of named subscriptions; and
+ * the same from a JetStream stream for dpiped --stream= (dpiped-stream.h). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 #include "dpiped-client.h"
 #include "dpiped-client-stream.h"
 #include "dpiped-source.h"
+#include "dpiped-stream.h"
 #include "json-util.h"
 #include "log.h"
 #include "util.h"
@@ -21,6 +23,12 @@ void client_commit(Client *c) {
 
         if (!s || !s->name || !s->commit_dirty)
                 return;
+        if (c->stream_reader) {
+                /* Kept in the stream's cluster, by the reader's thread. */
+                stream_reader_commit(c->stream_reader, s->committed);
+                s->commit_dirty = false;
+                return;
+        }
         r = subscription_save_committed(c->manager->subscriptions_dir, s->name, s->committed);
         if (r < 0)
                 log_warning_errno(r, "Failed to store the offset of subscription %s, ignoring: %m", s->name);
@@ -45,6 +53,159 @@ void manager_schedule_pump(Manager *m) {
                 (void) sd_event_source_set_enabled(m->pump_event, SD_EVENT_ONESHOT);
 }
 
+/* ---- dpiped --stream= ------------------------------------------------------------------------- */
+
+void client_stream_stop(Client *c) {
+        stream_reader_release(c->stream_reader);
+        c->stream_reader = NULL;
+        json_object_put(c->stream_subscribe_id);
+        c->stream_subscribe_id = NULL;
+        c->stream_starting = false;
+}
+
+/* dpiped --stream=: the same request, read from the stream; the reply waits for the reader. */
+static int op_subscribe_stream(Client *c, struct json_object *req, struct json_object *id) {
+        _cleanup_(subscription_freep) Subscription *s = NULL;
+        struct json_object *from = NULL, *v;
+        const char *name = json_get_string(req, "name");
+        uint64_t window = SUBSCRIPTION_WINDOW_DEFAULT, offset = 0;
+        StreamFrom kind;
+        StreamReader *reader;
+        int r;
+
+        if (json_object_object_get_ex(req, "name", &v) && (!name || !source_name_is_valid(name)))
+                return client_send_error(c, id, "invalid_argument",
+                                         "a subscription name is 1-64 characters of [A-Za-z0-9_.-]");
+        if (json_object_object_get_ex(req, "window", &v) &&
+            (!json_get_uint64(req, "window", &window) || window < 1 || window > SUBSCRIPTION_WINDOW_MAX))
+                return client_send_error(c, id, "invalid_argument", "\"window\" must be a number of 1-1000000");
+        (void) json_object_object_get_ex(req, "from", &from);
+        if (!from)
+                kind = name ? STREAM_FROM_COMMITTED : STREAM_FROM_LATEST;
+        else if (json_object_is_type(from, json_type_int)) {
+                if (json_object_get_int64(from) < 0)
+                        return client_send_error(c, id, "invalid_argument", "\"from\" must not be negative");
+                kind = STREAM_FROM_OFFSET;
+                offset = (uint64_t) json_object_get_int64(from);
+        } else if (json_object_is_type(from, json_type_string) && streq(json_object_get_string(from), "earliest"))
+                kind = STREAM_FROM_EARLIEST;
+        else if (json_object_is_type(from, json_type_string) && streq(json_object_get_string(from), "latest"))
+                kind = STREAM_FROM_LATEST;
+        else if (json_object_is_type(from, json_type_string) && streq(json_object_get_string(from), "committed")) {
+                if (!name)
+                        return client_send_error(c, id, "invalid_argument",
+                                                 "\"from\":\"committed\" needs a subscription \"name\"");
+                kind = STREAM_FROM_COMMITTED;
+        } else if (json_object_is_type(from, json_type_string) && safe_atou64(json_object_get_string(from), &offset) >= 0)
+                kind = STREAM_FROM_OFFSET;
+        else
+                return client_send_error(c, id, "invalid_argument",
+                                         "\"from\" must be earliest, latest, committed or an offset");
+
+        r = subscription_new(0, (uint32_t) window, &s);
+        if (r < 0)
+                return r;
+        if (json_object_object_get_ex(req, "sources", &v)) {
+                if (!json_object_is_type(v, json_type_array))
+                        return client_send_error(c, id, "invalid_argument", "\"sources\" must be an array of source names");
+                for (size_t i = 0; i < json_object_array_length(v); i++) {
+                        struct json_object *e = json_object_array_get_idx(v, i);
+                        const char *src = json_object_is_type(e, json_type_string) ? json_object_get_string(e) : NULL;
+                        const char *slash = src ? strchr(src, '/') : NULL;
+
+                        /* "<pipeline-id>/<source>" here: two names, each valid. */
+                        if (!slash || slash == src || !source_name_is_valid(slash + 1) ||
+                            !source_name_is_valid_n(src, (size_t) (slash - src)))
+                                return client_send_error(c, id, "invalid_argument",
+                                                         "\"sources\" must name PIPELINE-ID/SOURCE here (--stream)");
+                        s->sources = realloc(s->sources, (s->n_sources + 1) * sizeof(char *));
+                        if (!s->sources || !(s->sources[s->n_sources] = strdup(src)))
+                                return -ENOMEM;
+                        s->n_sources++;
+                }
+        }
+        if (name) {
+                s->name = strdup(name);
+                if (!s->name)
+                        return -ENOMEM;
+        }
+        r = stream_reader_new(c->manager->stream_link, name, kind, offset, s->sources, s->n_sources, &reader);
+        if (r < 0)
+                return r;
+
+        client_commit(c);
+        client_stream_stop(c);
+        subscription_free(c->subscription);
+        c->subscription = TAKE_PTR(s);
+        c->stream_reader = reader;
+        c->stream_subscribe_id = id ? json_object_get(id) : NULL;
+        c->stream_starting = true;
+        stream_reader_set_room(reader, c->subscription->window);
+        log_debug("Client %s subscribes to the stream (window %u%s%s).", c->peer, c->subscription->window,
+                  name ? ", name " : "", name ?: "");
+        return 0;
+}
+
+static int client_stream_pump(Client *c) {
+        Subscription *s = c->subscription;
+        _cleanup_free_ char *problem = NULL, *error = NULL;
+        uint64_t start;
+        size_t n;
+        int r;
+
+        problem = stream_reader_take_problem(c->stream_reader);
+        if (problem)
+                log_warning("Reading the stream for client %s: %s", c->peer, problem);
+        if (c->stream_starting) {
+                _cleanup_json_ struct json_object *reply = NULL;
+                _cleanup_json_ struct json_object *id = TAKE_PTR(c->stream_subscribe_id);
+
+                if (!stream_reader_take_start(c->stream_reader, &start, &error)) {
+                        c->stream_subscribe_id = TAKE_PTR(id);
+                        return 0;
+                }
+                c->stream_starting = false;
+                if (error) {
+                        client_stream_stop(c);
+                        c->subscription = subscription_free(c->subscription);
+                        return client_send_error(c, id, "internal", error);
+                }
+                s->next_offset = start;
+                if (s->name)
+                        s->committed = start;
+                reply = json_object_new_object();
+                if (!reply)
+                        return -ENOMEM;
+                json_object_object_add(reply, "op", json_object_new_string("ok"));
+                json_object_object_add(reply, "offset", json_object_new_int64((int64_t) start));
+                r = client_send_json(c, id, reply);
+                if (r < 0)
+                        return r;
+        }
+        if (c->closing)
+                return 0;
+        r = stream_reader_take(c->stream_reader, &c->out, CLIENT_OUT_HIGH, &c->stream_seqs, &c->stream_seqs_allocated, &n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                r = subscription_sent(s, c->stream_seqs[i]);
+                if (r < 0)
+                        return r;
+                s->next_offset = c->stream_seqs[i] + 1;
+        }
+        if (n > 0)
+                stream_reader_set_room(c->stream_reader, s->window - s->n_in_flight);
+        return client_flush(c);
+}
+
+void manager_stream_wake(Manager *m) {
+        LIST_FOREACH_SAFE(clients, c, next, m->clients)
+                if (c->stream_reader && client_stream_pump(c) < 0)
+                        client_free(c);
+}
+
+/* ---- the local queue ------------------------------------------------------------------------- */
+
 int op_subscribe(Client *c, struct json_object *req, struct json_object *id) {
         _cleanup_(subscription_freep) Subscription *s = NULL;
         _cleanup_json_ struct json_object *reply = NULL;
@@ -53,6 +214,9 @@ int op_subscribe(Client *c, struct json_object *req, struct json_object *id) {
         uint64_t window = SUBSCRIPTION_WINDOW_DEFAULT, start = 0, committed = 0, first;
         bool have_committed = false;
         int r;
+
+        if (c->manager->stream_link)
+                return op_subscribe_stream(c, req, id);
 
         if (json_object_object_get_ex(req, "name", &v) && (!name || !source_name_is_valid(name)))
                 return client_send_error(c, id, "invalid_argument",
@@ -158,6 +322,8 @@ int op_ack(Client *c, struct json_object *req, struct json_object *id) {
         if (!c->subscription)
                 return client_send_error(c, id, "bad_request", "not subscribed");
         if (subscription_ack(c->subscription, offset) > 0) {
+                if (c->stream_reader)
+                        stream_reader_set_room(c->stream_reader, c->subscription->window - c->subscription->n_in_flight);
                 c->pump_pending = true;
                 manager_schedule_pump(c->manager);
         }
@@ -262,6 +428,8 @@ static int client_pump(Client *c) {
         c->pump_pending = false;
         if (!s || c->closing)
                 return 0;
+        if (c->stream_reader)
+                return client_stream_pump(c);
         if (!s->reader) {
                 r = queue_reader_open(c->manager->queue_dir, s->next_offset, &s->reader);
                 if (r < 0) {

@@ -18,3 +18,5 @@ void manager_schedule_pump(Manager *m);
 /* The handlers of manager->pump_event and manager->commit_timer. */
 int pump_handler(sd_event_source *es, void *userdata);
 int commit_handler(sd_event_source *es, uint64_t usec, void *userdata);
+/* dpiped --stream=: lets the client's stream reader go (its thread stores the last commit). */
+void client_stream_stop(Client *c);

@@ -400,6 +400,8 @@ Client *client_free(Client *c) {
         safe_close(c->transport.fd);
         client_in_drop(c);
         buffer_done(&c->out);
+        client_stream_stop(c);
+        free(c->stream_seqs);
         subscription_free(c->subscription);
         option_check_free(c->option_check);
         json_object_put(c->pending_request);

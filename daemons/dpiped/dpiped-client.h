@@ -81,6 +81,14 @@ struct Client {
          * wait behind it, so that replies keep their order. */
         OptionCheck *option_check;
         struct json_object *pending_request;
+
+        /* dpiped --stream=: the subscription reads the stream through a reader (dpiped-stream.h); its
+         * "ok" waits for the reader to know where it starts. */
+        struct StreamReader *stream_reader;
+        struct json_object *stream_subscribe_id; /* the subscribe's "id", while starting */
+        bool stream_starting;
+        uint64_t *stream_seqs;
+        size_t stream_seqs_allocated;
 };
 
 Client *client_free(Client *c);

@@ -16,12 +16,16 @@
 
 static int connector_connect(Connector *c);
 
-char *connector_socket_path(const char *runtime_dir, const char *type) {
+char *connector_kind_socket_path(const ConnectorKind *kind, const char *runtime_dir, const char *type) {
         char *p;
 
-        if (asprintf(&p, "%s/connector-%s.sock", runtime_dir, type) < 0)
+        if (asprintf(&p, "%s/%s-%s.sock", runtime_dir, kind->prefix, type) < 0)
                 return NULL;
         return p;
+}
+
+char *connector_socket_path(const char *runtime_dir, const char *type) {
+        return connector_kind_socket_path(&connector_kind_source, runtime_dir, type);
 }
 
 static void connector_disconnect(Connector *c) {
@@ -56,25 +60,11 @@ void manager_connectors_free(Manager *m) {
         }
 }
 
-static void connector_sources_set_state(Connector *c, SourceState state, const char *error) {
-        LIST_FOREACH(sources, s, c->manager->sources) {
-                if (!streq(s->type, c->type) || s->paused)
-                        continue;
-                if (source_set_state(s, state, error))
-                        source_emit_state_changed(s);
-        }
-}
-
 /* A connector is kept (connected, or reconnecting) only while it has sources or removals to
  * deliver: a socket-activated connector with neither exits when idle, and must not be woken up
  * again by us. */
 static bool connector_is_needed(Connector *c) {
-        if (c->n_pending_removals > 0)
-                return true;
-        LIST_FOREACH(sources, s, c->manager->sources)
-                if (streq(s->type, c->type))
-                        return true;
-        return false;
+        return c->n_pending_removals > 0 || c->kind->has_objects(c);
 }
 
 /* Frees c if it is not needed and has nothing left to send. Returns true if it did. */
@@ -88,7 +78,7 @@ bool connector_release_if_unneeded(Connector *c) {
                         *i = c->next;
                         break;
                 }
-        log_debug("No sources of type %s left, closing the connection to its connector.", c->type);
+        log_debug("Nothing of type %s left, closing the connection to its %s.", c->type, c->kind->what);
         connector_free(c);
         return true;
 }
@@ -117,8 +107,8 @@ static void connector_schedule_retry(Connector *c, const char *reason) {
                 r = sd_event_add_time(c->manager->event, &c->retry_timer, CLOCK_MONOTONIC, now + delay,
                                       0, retry_handler, c);
         if (r < 0)
-                log_error_errno(r, "Failed to schedule reconnect to connector %s: %m", c->type);
-        connector_sources_set_state(c, SOURCE_CONNECTING, reason);
+                log_error_errno(r, "Failed to schedule reconnect to %s %s: %m", c->kind->what, c->type);
+        c->kind->set_connecting(c, reason);
 }
 
 static int connector_flush(Connector *c) {
@@ -143,9 +133,9 @@ static int connector_send_json(Connector *c, struct json_object *o) {
                 return r;
         r = connector_flush(c);
         if (r < 0) {
-                log_warning_errno(r, "Lost the connection to connector %s: %m", c->type);
+                log_warning_errno(r, "Lost the connection to %s %s: %m", c->kind->what, c->type);
                 connector_disconnect(c);
-                connector_schedule_retry(c, "connection to the connector lost");
+                connector_schedule_retry(c, c->kind->lost);
         }
         return 0;
 }
@@ -164,6 +154,18 @@ int connector_send_add(Connector *c, Source *s) {
         json_object_object_add(o, "name", json_object_new_string(s->name));
         json_object_object_add(o, "options", json_object_get(s->options));
         json_object_object_add(o, "paused", json_object_new_boolean(s->paused));
+        return connector_send_json(c, o);
+}
+
+int connector_send_request(Connector *c, struct json_object *o, uint64_t *ret_id) {
+        uint64_t id;
+
+        if (!c->connected)
+                return 0;
+        id = ++c->next_id;
+        json_object_object_add(o, "id", json_object_new_int64((int64_t) id));
+        if (ret_id)
+                *ret_id = id;
         return connector_send_json(c, o);
 }
 
@@ -202,12 +204,12 @@ static int connector_on_connected(Connector *c) {
 
         c->connected = true;
         backoff_reset(&c->backoff);
-        log_info("Connected to connector %s at %s.", c->type, c->socket_path);
+        log_info("Connected to %s %s at %s.", c->kind->what, c->type, c->socket_path);
         while (c->n_pending_removals > 0) {
                 _cleanup_free_ char *name = c->pending_removals[--c->n_pending_removals];
 
                 /* Unless it was added again in the meantime: then the add below replaces it. */
-                if (manager_find_source(c->manager, name))
+                if (c->kind->exists(c, name))
                         continue;
                 r = connector_send_op(c, "remove", name);
                 if (r < 0)
@@ -215,8 +217,14 @@ static int connector_on_connected(Connector *c) {
                 if (!c->connected)
                         return 0;
         }
-        /* The connector keeps nothing dpiped cannot resend: tell it every source of its type. */
+        /* The daemon keeps nothing dpiped cannot resend: tell it every object of its type. */
+        return c->kind->send_all(c);
+}
+
+static int source_link_send_all(Connector *c) {
         LIST_FOREACH(sources, s, c->manager->sources) {
+                int r;
+
                 if (!streq(s->type, c->type))
                         continue;
                 r = connector_send_add(c, s);
@@ -228,7 +236,27 @@ static int connector_on_connected(Connector *c) {
         return 0;
 }
 
-static void connector_handle_state(Connector *c, struct json_object *o) {
+static bool source_link_has_objects(Connector *c) {
+        LIST_FOREACH(sources, s, c->manager->sources)
+                if (streq(s->type, c->type))
+                        return true;
+        return false;
+}
+
+static bool source_link_exists(Connector *c, const char *name) {
+        return manager_find_source(c->manager, name);
+}
+
+static void source_link_set_connecting(Connector *c, const char *reason) {
+        LIST_FOREACH(sources, s, c->manager->sources) {
+                if (!streq(s->type, c->type) || s->paused)
+                        continue;
+                if (source_set_state(s, SOURCE_CONNECTING, reason))
+                        source_emit_state_changed(s);
+        }
+}
+
+static void source_link_handle_state(Connector *c, struct json_object *o) {
         const char *name = json_get_string(o, "name"), *st = json_get_string(o, "state");
         const char *error = json_get_string(o, "error");
         SourceState state;
@@ -280,20 +308,39 @@ static void connector_handle_state(Connector *c, struct json_object *o) {
         }
 }
 
-static void connector_handle_error(Connector *c, struct json_object *o) {
-        const char *message = json_get_string(o, "message") ?: "the connector refused the request";
-        uint64_t id;
-
-        if (!json_get_uint64(o, "id", &id))
-                return;
+static bool source_link_handle_error(Connector *c, uint64_t id, const char *message) {
         LIST_FOREACH(sources, s, c->manager->sources)
                 if (streq(s->type, c->type) && s->pending_request_id == id) {
                         log_source_warning(s->name, "Connector %s refused source %s: %s", c->type, s->name, message);
                         if (source_set_state(s, SOURCE_FAILED, message))
                                 source_emit_state_changed(s);
-                        return;
+                        return true;
                 }
-        log_warning("Connector %s reported an error for request %" PRIu64 ": %s", c->type, id, message);
+        return false;
+}
+
+const ConnectorKind connector_kind_source = {
+        .prefix = "connector",
+        .what = "connector",
+        .title = "Connector",
+        .lost = "connection to the connector lost",
+        .unreachable = "connector not reachable",
+        .has_objects = source_link_has_objects,
+        .exists = source_link_exists,
+        .send_all = source_link_send_all,
+        .set_connecting = source_link_set_connecting,
+        .handle_state = source_link_handle_state,
+        .handle_error = source_link_handle_error,
+};
+
+static void connector_handle_error(Connector *c, struct json_object *o) {
+        const char *message = json_get_string(o, "message") ?: "the request was refused";
+        uint64_t id;
+
+        if (!json_get_uint64(o, "id", &id))
+                return;
+        if (!c->kind->handle_error(c, id, message))
+                log_warning("%s %s reported an error for request %" PRIu64 ": %s", c->kind->title, c->type, id, message);
 }
 
 static int connector_handle_message(Connector *c, struct json_object *o) {
@@ -302,7 +349,7 @@ static int connector_handle_message(Connector *c, struct json_object *o) {
         if (!op)
                 return 0;
         if (streq(op, "state"))
-                connector_handle_state(c, o);
+                c->kind->handle_state(c, o);
         else if (streq(op, "error"))
                 connector_handle_error(c, o);
         else if (streq(op, "ping")) {
@@ -314,7 +361,8 @@ static int connector_handle_message(Connector *c, struct json_object *o) {
         } else if (streq(op, "hello")) {
                 const char *type = json_get_string(o, "type");
                 if (type && !streq(type, c->type))
-                        log_warning("Connector at %s says it is of type %s, not %s.", c->socket_path, type, c->type);
+                        log_warning("The %s at %s says it is of type %s, not %s.", c->kind->what, c->socket_path, type,
+                                    c->type);
         }
         /* "ok", "pong" and unknown ops need nothing. */
         return 0;
@@ -332,8 +380,8 @@ static int connector_process_input(Connector *c) {
                 if (f.type == FRAME_CONTROL) {
                         r = frame_parse_json(&f, &o);
                         if (r < 0)
-                                log_warning_errno(r, "Connector %s sent a malformed control message, ignoring: %m",
-                                                  c->type);
+                                log_warning_errno(r, "%s %s sent a malformed control message, ignoring: %m",
+                                                  c->kind->title, c->type);
                         else {
                                 r = connector_handle_message(c, o);
                                 if (r < 0)
@@ -348,13 +396,13 @@ static int connector_process_input(Connector *c) {
 
 static int connector_io_handler(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
         Connector *c = userdata;
-        const char *reason = "connection to the connector lost";
+        const char *reason = c->kind->lost;
         int r;
 
         if (!c->connected) {
                 r = socket_finish_connect(fd);
                 if (r < 0) {
-                        log_debug_errno(r, "Failed to connect to connector %s: %m", c->type);
+                        log_debug_errno(r, "Failed to connect to %s %s: %m", c->kind->what, c->type);
                         goto fail;
                 }
                 r = connector_on_connected(c);
@@ -370,27 +418,27 @@ static int connector_io_handler(sd_event_source *es, int fd, uint32_t revents, v
                                 break;
                         if (n <= 0) {
                                 if (n < 0)
-                                        log_warning_errno((int) n, "Failed to read from connector %s: %m", c->type);
+                                        log_warning_errno((int) n, "Failed to read from %s %s: %m", c->kind->what, c->type);
                                 else
-                                        log_warning("Connector %s closed the control connection.", c->type);
+                                        log_warning("%s %s closed the control connection.", c->kind->title, c->type);
                                 goto fail;
                         }
                         r = connector_process_input(c);
                         if (r < 0) {
-                                log_warning_errno(r, "Bad data from connector %s: %m", c->type);
-                                reason = "the connector sent malformed data";
+                                log_warning_errno(r, "Bad data from %s %s: %m", c->kind->what, c->type);
+                                reason = "malformed data on the control connection";
                                 goto fail;
                         }
                         if (!c->connected)
                                 return 0;
                 }
         } else if (revents & (EPOLLHUP | EPOLLERR)) {
-                log_warning("Connector %s hung up.", c->type);
+                log_warning("%s %s hung up.", c->kind->title, c->type);
                 goto fail;
         }
         r = connector_flush(c);
         if (r < 0) {
-                log_warning_errno(r, "Failed to write to connector %s: %m", c->type);
+                log_warning_errno(r, "Failed to write to %s %s: %m", c->kind->what, c->type);
                 goto fail;
         }
         (void) connector_release_if_unneeded(c);
@@ -411,9 +459,9 @@ static int connector_connect(Connector *c) {
         fd = socket_connect_unix(c->socket_path, true);
         if (fd < 0) {
                 if (c->backoff.attempt == 0)
-                        log_notice_errno(fd, "Connector %s is not reachable at %s, will retry: %m", c->type,
+                        log_notice_errno(fd, "%s %s is not reachable at %s, will retry: %m", c->kind->title, c->type,
                                          c->socket_path);
-                connector_schedule_retry(c, "connector not reachable");
+                connector_schedule_retry(c, c->kind->unreachable);
                 return 0;
         }
         r = sd_event_add_io(c->manager->event, &c->io_event_source, fd, EPOLLIN | EPOLLOUT, connector_io_handler, c);
@@ -423,25 +471,34 @@ static int connector_connect(Connector *c) {
         return 0;
 }
 
-int manager_get_connector(Manager *m, const char *type, Connector **ret) {
+Connector *manager_find_link(Manager *m, const ConnectorKind *kind, const char *type) {
+        for (Connector *i = m->connectors; i; i = i->next)
+                if (i->kind == kind && streq(i->type, type))
+                        return i;
+        return NULL;
+}
+
+int manager_get_link(Manager *m, const ConnectorKind *kind, const char *type, Connector **ret) {
         _cleanup_(connector_freep) Connector *c = NULL;
+        Connector *found;
         int r;
 
-        for (Connector *i = m->connectors; i; i = i->next)
-                if (streq(i->type, type)) {
-                        if (ret)
-                                *ret = i;
-                        return 0;
-                }
+        found = manager_find_link(m, kind, type);
+        if (found) {
+                if (ret)
+                        *ret = found;
+                return 0;
+        }
 
         c = calloc(1, sizeof(Connector));
         if (!c)
                 return -ENOMEM;
         c->manager = m;
+        c->kind = kind;
         c->fd = -EBADF;
         c->backoff = BACKOFF_INIT(CONNECTOR_BACKOFF_MIN_USEC, CONNECTOR_BACKOFF_MAX_USEC, false);
         c->type = strdup(type);
-        c->socket_path = connector_socket_path(m->runtime_dir, type);
+        c->socket_path = connector_kind_socket_path(kind, m->runtime_dir, type);
         if (!c->type || !c->socket_path)
                 return -ENOMEM;
         r = connector_connect(c);

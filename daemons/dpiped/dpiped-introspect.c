@@ -7,6 +7,7 @@
 #include <systemd/sd-id128.h>
 
 #include "dpiped-manager.h"
+#include "dpiped-sink.h"
 #include "dpiped-source.h"
 #include "log.h"
 #include "util.h"
@@ -93,8 +94,9 @@ static int print_interface(const char *xml, const char *interface) {
 
 int bus_introspect_print(void) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *server = NULL, *client = NULL;
-        _cleanup_free_ char *manager_xml = NULL, *source_xml = NULL;
+        _cleanup_free_ char *manager_xml = NULL, *source_xml = NULL, *sink_xml = NULL;
         _cleanup_(source_freep) Source *s = NULL;
+        _cleanup_(sink_freep) Sink *k = NULL;
         Manager m = {};
         sd_id128_t id;
         int pair[2], r;
@@ -126,6 +128,13 @@ int bus_introspect_print(void) {
                 return log_oom();
         m.sources = m.sources_tail = s;
         m.n_sources = 1;
+        r = sink_new("example", "file", NULL, &k);
+        if (r >= 0)
+                r = sd_bus_path_encode(DPIPED_BUS_SINK_PREFIX, "example", &k->object_path);
+        if (r < 0)
+                return log_oom();
+        m.sinks = m.sinks_tail = k;
+        m.n_sinks = 1;
 
         r = bus_add_objects(server, &m);
         if (r >= 0)
@@ -136,6 +145,8 @@ int bus_introspect_print(void) {
                 r = introspect_path(server, client, DPIPED_BUS_PATH, &manager_xml);
         if (r >= 0)
                 r = introspect_path(server, client, s->object_path, &source_xml);
+        if (r >= 0)
+                r = introspect_path(server, client, k->object_path, &sink_xml);
         if (r < 0)
                 return log_error_errno(r, "Failed to introspect our own objects: %m");
 
@@ -146,6 +157,8 @@ int bus_introspect_print(void) {
         r = print_interface(manager_xml, DPIPED_MANAGER_INTERFACE);
         if (r >= 0)
                 r = print_interface(source_xml, DPIPED_SOURCE_INTERFACE);
+        if (r >= 0)
+                r = print_interface(sink_xml, DPIPED_SINK_INTERFACE);
         if (r < 0)
                 return log_error_errno(r, "Failed to find our interfaces in the introspection data: %m");
         fputs("</node>\n", stdout);

@@ -12,9 +12,12 @@
 #include "dpiped-listen.h"
 #include "dpiped-manager.h"
 #include "dpiped-registry.h"
+#include "dpiped-sink.h"
+#include "dpiped-stream.h"
 #include "dpiped-source.h"
 #include "dpiped-tokens.h"
 #include "json-util.h"
+#include "pipeline-id.h"
 #include "log.h"
 #include "queue.h"
 #include "tls.h"
@@ -37,11 +40,34 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
         m->queue_dir = path_join(m->state_dir, "queue");
         m->sources_dir = path_join(m->state_dir, "sources");
         m->subscriptions_dir = path_join(m->state_dir, "subscriptions");
-        if (!m->queue_dir || !m->sources_dir || !m->subscriptions_dir)
+        m->sinks_dir = path_join(m->state_dir, "sinks");
+        if (!m->queue_dir || !m->sources_dir || !m->subscriptions_dir || !m->sinks_dir)
                 return -ENOMEM;
         r = strv_split(config->source_dirs ?: SOURCE_DIRS_DEFAULT, ':', &m->source_dirs);
         if (r < 0)
                 return r;
+        if (config->pipeline_id)
+                m->pipeline_id = strdup(config->pipeline_id);
+        else {
+                char id[33];
+
+                r = pipeline_id_default(id);
+                if (r < 0)
+                        log_warning_errno(r, "Cannot derive the pipeline id from /etc/machine-id (%m); sinks use "
+                                             "their own --pipeline-id= or fail. Give dpiped --pipeline-id=.");
+                else
+                        m->pipeline_id = strdup(id);
+                if (r >= 0 && !m->pipeline_id)
+                        return -ENOMEM;
+        }
+        if (config->pipeline_id && !m->pipeline_id)
+                return -ENOMEM;
+        if (config->stream) {
+                m->stream = strdup(config->stream);
+                m->stream_name = strdup(config->stream_name ?: "DPIPE");
+                if (!m->stream || !m->stream_name)
+                        return -ENOMEM;
+        }
         m->listen_address = config->listen_address;
         m->listen_tcp = config->listen_tcp;
         m->allow_plaintext = config->allow_plaintext;
@@ -91,9 +117,11 @@ Manager *manager_free(Manager *m) {
 
         /* Clients first: they store the offsets of their durable subscriptions on the way out. */
         manager_clients_free(m);
+        m->stream_link = stream_link_free(m->stream_link);
         manager_polkit_queries_free(m);
         manager_option_checks_free(m);
         manager_connectors_free(m);
+        manager_sinks_free(m);
         while (m->sources) {
                 Source *s = m->sources;
                 manager_unlink_source(m, s);
@@ -121,6 +149,10 @@ Manager *manager_free(Manager *m) {
         free(m->sources_dir);
         free(m->subscriptions_dir);
         strv_free(m->source_dirs);
+        free(m->sinks_dir);
+        free(m->pipeline_id);
+        free(m->stream);
+        free(m->stream_name);
         free(m);
         return NULL;
 }
@@ -146,7 +178,10 @@ bool manager_type_is_known(Manager *m, const char *type) {
 void manager_queue_bounds(Manager *m, uint64_t *ret_first, uint64_t *ret_next) {
         uint64_t first = 0, next = 0;
 
-        if (queue_bounds(m->queue_dir, &first, &next) < 0)
+        if (m->stream_link) {
+                if (!stream_link_bounds(m->stream_link, &first, &next))
+                        first = next = 0;
+        } else if (queue_bounds(m->queue_dir, &first, &next) < 0)
                 first = next = 0;
         if (ret_first)
                 *ret_first = first;
@@ -157,6 +192,14 @@ void manager_queue_bounds(Manager *m, uint64_t *ret_first, uint64_t *ret_next) {
 void manager_update_status(Manager *m) {
         (void) sd_notifyf(false, "STATUS=%u source%s, %u client%s", m->n_sources, m->n_sources == 1 ? "" : "s",
                           m->n_clients, m->n_clients == 1 ? "" : "s");
+}
+
+/* A --stream dpiped serves what edge pipelines publish: it has no sources and no queue of its own. */
+int manager_refuse_stream_change(Manager *m, sd_bus_error *error) {
+        return sd_bus_error_setf(error, SD_BUS_ERROR_NOT_SUPPORTED,
+                                 "This dpiped serves the stream %s (--stream=): sources and sinks belong to the "
+                                 "pipelines that sink into it.",
+                                 m->stream_name);
 }
 
 static int manager_add_source_validate(Manager *m, const char *name, const char *type, struct json_object *options,
@@ -170,6 +213,8 @@ static int manager_add_source_validate(Manager *m, const char *name, const char 
                                          "Invalid source name \"%.80s\": use 1-64 characters of [A-Za-z0-9_.-].", name);
         if (!source_type_is_valid(type))
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid source type \"%.80s\".", type);
+        if (m->stream)
+                return manager_refuse_stream_change(m, error);
         existing = manager_find_source(m, name);
         if (existing && source_is_from_file(existing))
                 return sd_bus_error_setf(error, BUS_ERROR_SOURCE_EXISTS,
@@ -278,14 +323,12 @@ int manager_source_start(Manager *m, Source *s) {
 
 void manager_source_stop(Manager *m, Source *s) {
         manager_unlink_source(m, s);
-        for (Connector *c = m->connectors; c; c = c->next)
-                if (streq(c->type, s->type)) {
-                        if (connector_remove_source(c, s->name) < 0)
-                                log_warning("Failed to tell connector %s to forget source %s, ignoring.", c->type,
-                                            s->name);
-                        (void) connector_release_if_unneeded(c);
-                        break;
-                }
+        Connector *c = manager_find_link(m, &connector_kind_source, s->type);
+        if (c) {
+                if (connector_remove_source(c, s->name) < 0)
+                        log_warning("Failed to tell connector %s to forget source %s, ignoring.", c->type, s->name);
+                (void) connector_release_if_unneeded(c);
+        }
         manager_emit_source_removed(m, s->name, s->object_path);
         source_free(s);
         manager_update_status(m);
@@ -295,6 +338,8 @@ int manager_remove_source(Manager *m, const char *name, const Actor *actor, sd_b
         Source *s;
         int r;
 
+        if (m->stream)
+                return manager_refuse_stream_change(m, error);
         s = manager_find_source(m, name);
         if (!s)
                 return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_SOURCE, "No source named \"%.80s\".", name);
@@ -319,6 +364,8 @@ int manager_pause_source(Manager *m, const char *name, bool pause, const Actor *
         Source *s;
         int r;
 
+        if (m->stream)
+                return manager_refuse_stream_change(m, error);
         s = manager_find_source(m, name);
         if (!s)
                 return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_SOURCE, "No source named \"%.80s\".", name);
@@ -335,9 +382,9 @@ int manager_pause_source(Manager *m, const char *name, bool pause, const Actor *
                 return sd_bus_error_setf(error, SD_BUS_ERROR_FAILED, "Failed to persist source \"%s\": %s", name,
                                          strerror(-r));
         }
-        for (Connector *c = m->connectors; c; c = c->next)
-                if (streq(c->type, s->type))
-                        (void) connector_send_op(c, pause ? "pause" : "resume", s->name);
+        Connector *c = manager_find_link(m, &connector_kind_source, s->type);
+        if (c)
+                (void) connector_send_op(c, pause ? "pause" : "resume", s->name);
 
         audit_log(LOG_INFO, actor, pause ? "pause_source" : "resume_source", s->name, false, "Source %s %s", s->name,
                   pause ? "paused" : "resumed");
@@ -410,8 +457,24 @@ static int queue_poll_handler(sd_event_source *es, uint64_t usec, void *userdata
         return 0;
 }
 
+static int manager_start_stream(Manager *m) {
+        int r;
+
+        r = stream_link_new(m, m->stream, m->stream_name, &m->stream_link);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up reading the stream %s from %s: %m", m->stream_name, m->stream);
+        log_info("Serving clients from the stream %s at %s, not from a local queue.", m->stream_name, m->stream);
+        r = manager_client_server_start(m);
+        if (r < 0)
+                return r;
+        return manager_connect_bus(m);
+}
+
 int manager_start(Manager *m) {
         int r;
+
+        if (m->stream)
+                return manager_start_stream(m);
 
         r = manager_load_registry(m);
         if (r < 0)
@@ -423,6 +486,9 @@ int manager_start(Manager *m) {
         if (st.added + st.failed > 0)
                 log_info("Loaded %u source%s from source files (%u with errors).", st.added, st.added == 1 ? "" : "s",
                          st.failed);
+        r = manager_load_sinks(m);
+        if (r < 0)
+                return r;
 
         manager_queue_watch_try(m);
         r = sd_event_add_time_relative(m->event, &m->queue_poll_timer, CLOCK_MONOTONIC, QUEUE_POLL_USEC,

@@ -19,6 +19,7 @@
 
 typedef struct Manager Manager;
 typedef struct Source Source;
+typedef struct Sink Sink;
 typedef struct Connector Connector;
 typedef struct Client Client;
 typedef struct Actor Actor;
@@ -49,6 +50,9 @@ typedef struct ManagerConfig {
         uint64_t max_client_memory;
         unsigned max_clients;
         const char *source_dirs; /* DIR[:DIR...], highest precedence first; "" for none */
+        const char *pipeline_id; /* --pipeline-id=; NULL: derived from /etc/machine-id */
+        const char *stream;      /* --stream=: serve the client protocol from this JetStream cluster */
+        const char *stream_name; /* --stream-name= */
 } ManagerConfig;
 
 struct Manager {
@@ -61,6 +65,11 @@ struct Manager {
         char *sources_dir;
         char *subscriptions_dir;
         char **source_dirs; /* dpipe.source(5) directories, NULL-terminated */
+        char *sinks_dir;
+        char *pipeline_id; /* handed to the sinks; NULL when none could be derived */
+        char *stream;      /* --stream=, NULL: the local queue */
+        char *stream_name;
+        struct StreamLink *stream_link; /* with --stream= (dpiped-stream.h) */
         SocketAddress listen_address;
         bool listen_tcp;
         uint64_t heartbeat_usec;
@@ -82,6 +91,12 @@ struct Manager {
         Source *sources_tail;
         unsigned n_sources;
 
+        /* Sinks, in registration order. */
+        Sink *sinks;
+        Sink *sinks_tail;
+        unsigned n_sinks;
+
+        /* Control links to the connectors and the sink daemons. */
         Connector *connectors;
 
         /* The client server (dpiped-listen.c, dpiped-client*.c). */
@@ -153,7 +168,17 @@ typedef struct ReloadStats {
 } ReloadStats;
 int manager_load_source_files(Manager *m, const Actor *actor, ReloadStats *ret);
 int manager_reload(Manager *m, const Actor *actor, sd_bus_error *error);
+int manager_refuse_stream_change(Manager *m, sd_bus_error *error);
 bool manager_type_is_known(Manager *m, const char *type);
+
+/* dpiped-sink.c: the same for sinks (dpipe-sink(7)). */
+int manager_add_sink(Manager *m, const char *name, const char *type, struct json_object *options, const Actor *actor,
+                     Sink **ret, sd_bus_error *error);
+int manager_remove_sink(Manager *m, const char *name, const Actor *actor, sd_bus_error *error);
+Sink *manager_find_sink(Manager *m, const char *name);
+bool manager_sink_type_is_known(Manager *m, const char *type);
+int manager_load_sinks(Manager *m);
+void manager_sinks_free(Manager *m);
 
 /* Queue bounds for the properties and the status op (0, 0 while there is no queue). */
 void manager_queue_bounds(Manager *m, uint64_t *ret_first, uint64_t *ret_next);
@@ -165,6 +190,9 @@ int bus_add_objects(sd_bus *bus, Manager *m);
 void manager_emit_source_added(Manager *m, Source *s);
 void manager_emit_source_removed(Manager *m, const char *name, const char *path);
 void manager_emit_clients_changed(Manager *m);
+void manager_emit_sink_added(Manager *m, Sink *s);
+void manager_emit_sink_removed(Manager *m, const char *name, const char *path);
+
 
 /* dpiped-introspect.c */
 int bus_introspect_print(void);

@@ -100,6 +100,10 @@ static const char *bus_method_op(sd_bus_message *message) {
                 return "resume_source";
         if (streq_ptr(member, "Reload"))
                 return "reload";
+        if (streq_ptr(member, "AddSink"))
+                return "add_sink";
+        if (streq_ptr(member, "RemoveSink"))
+                return "remove_sink";
         return member ?: "unknown";
 }
 
@@ -112,8 +116,8 @@ static int bus_denied(sd_bus_message *message, sd_bus_error *error, const char *
         bus_actor(message, &actor, &creds);
         (void) sd_bus_message_rewind(message, true);
         (void) sd_bus_message_read_basic(message, 's', &name);
-        audit_log(LOG_NOTICE, &actor, bus_method_op(message), name, true, "Refused %s of source %s (%s)",
-                  bus_method_op(message), name ?: "?", why);
+        audit_log(LOG_NOTICE, &actor, bus_method_op(message), name, true, "Refused %s of %s %s (%s)",
+                  bus_method_op(message), strstr(bus_method_op(message), "sink") ? "sink" : "source", name ?: "?", why);
         return sd_bus_error_set(error, SD_BUS_ERROR_ACCESS_DENIED, why);
 }
 

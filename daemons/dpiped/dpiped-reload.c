@@ -233,6 +233,11 @@ int manager_reload(Manager *m, const Actor *actor, sd_bus_error *error) {
         ReloadStats st;
         int r;
 
+        if (m->stream) {
+                /* No sources here (--stream=): nothing to reload. */
+                log_info("Serving a stream: no source files to reload.");
+                return error ? manager_refuse_stream_change(m, error) : 0;
+        }
         audit_log(LOG_INFO, actor, "reload", NULL, false, "Reloading the source files");
         r = manager_load_source_files(m, actor, &st);
         if (r < 0)

@@ -17,6 +17,9 @@ const char *const request_inline_help[] = {
         "start NAME",
         "reload",
         "list",
+        "add-sink NAME TYPE address=ADDRESS [key=value...]",
+        "remove-sink NAME",
+        "list-sinks",
         "status",
         "subscribe [earliest|latest|committed|OFFSET] [window=N] [name=NAME] [sources=A,B...]",
         "ack OFFSET",
@@ -126,6 +129,7 @@ int request_from_inline(char *line, struct json_object **ret, const char **ret_e
                 { "ping", "ping" },     { "pong", "pong" }, { "list", "list_sources" },
                 { "status", "status" }, { "quit", "quit" }, { "help", "help" },
                 { "reload", "reload" },
+                { "list-sinks", "list_sinks" },
         };
 
         /* hello [TOKEN] (dpiped(8), ACCESS) */
@@ -167,13 +171,14 @@ int request_from_inline(char *line, struct json_object **ret, const char **ret_e
                 { "pause", "pause_source" },
                 { "start", "resume_source" },
                 { "resume", "resume_source" },
+                { "remove-sink", "remove_sink" },
         };
         for (size_t i = 0; i < ELEMENTSOF(named); i++)
                 if (streq(cmd, named[i].cmd))
                         op = named[i].op;
         if (op) {
                 if (n != 2) {
-                        *ret_error = "usage: remove|pause|start NAME";
+                        *ret_error = "usage: remove|pause|start|remove-sink NAME";
                         return -EINVAL;
                 }
                 r = add_string(o, "op", op);
@@ -185,14 +190,16 @@ int request_from_inline(char *line, struct json_object **ret, const char **ret_e
                 return 0;
         }
 
-        if (streq(cmd, "add")) {
+        if (streq(cmd, "add") || streq(cmd, "add-sink")) {
+                bool sink = streq(cmd, "add-sink");
                 struct json_object *options;
 
                 if (n < 3) {
-                        *ret_error = "usage: add NAME TYPE address=ADDRESS [key=value...]";
+                        *ret_error = sink ? "usage: add-sink NAME TYPE address=ADDRESS [key=value...]"
+                                          : "usage: add NAME TYPE address=ADDRESS [key=value...]";
                         return -EINVAL;
                 }
-                r = add_string(o, "op", "add_source");
+                r = add_string(o, "op", sink ? "add_sink" : "add_source");
                 if (r >= 0)
                         r = add_string(o, "name", words[1]);
                 if (r >= 0)

@@ -17,6 +17,8 @@
 #include "line.h"
 #include "log.h"
 #include "tls.h"
+#include "nats-address.h"
+#include "pipeline-id.h"
 #include "util.h"
 
 /* The systemd credential (LoadCredential=dpipe-tokens:PATH) read when --tokens is not given. */
@@ -39,6 +41,9 @@ static const char *arg_admin_group = NULL;
 static uint64_t arg_max_client_memory = CLIENT_MEMORY_DEFAULT;
 static unsigned arg_max_clients = CLIENTS_MAX_DEFAULT;
 static const char *arg_sources_dirs = NULL;
+static const char *arg_pipeline_id = NULL;
+static const char *arg_stream = NULL;
+static const char *arg_stream_name = "DPIPE";
 
 static void help(void) {
         printf("%s [OPTIONS...]\n\n"
@@ -68,6 +73,12 @@ static void help(void) {
                "     --max-client-memory=BYTES\n"
                "                            Most input buffered for all clients together\n"
                "                            (default: 64M)\n"
+               "     --pipeline-id=ID       This pipeline's id, handed to its sinks (default:\n"
+               "                            derived from /etc/machine-id)\n"
+               "     --stream=nats://HOST:PORT[,nats://HOST:PORT...]\n"
+               "                            Serve the client protocol from a JetStream stream\n"
+               "                            instead of the local queue\n"
+               "     --stream-name=NAME     The stream (default: DPIPE)\n"
                "     --user                 Use the user's session bus instead of the system bus\n"
                "     --bus-introspect       Print the D-Bus interfaces as XML and exit\n",
                program_invocation_short_name, default_runtime_dir(), default_state_dir(), CLIENTS_MAX_DEFAULT);
@@ -106,6 +117,9 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_SOURCES_DIRS,
                 ARG_USER,
                 ARG_BUS_INTROSPECT,
+                ARG_PIPELINE_ID,
+                ARG_STREAM,
+                ARG_STREAM_NAME,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -127,6 +141,9 @@ static int parse_argv(int argc, char *argv[]) {
                 { "sources-dirs", required_argument, NULL, ARG_SOURCES_DIRS },
                 { "user", no_argument, NULL, ARG_USER },
                 { "bus-introspect", no_argument, NULL, ARG_BUS_INTROSPECT },
+                { "pipeline-id", required_argument, NULL, ARG_PIPELINE_ID },
+                { "stream", required_argument, NULL, ARG_STREAM },
+                { "stream-name", required_argument, NULL, ARG_STREAM_NAME },
                 {}
         };
         int c, r;
@@ -219,6 +236,33 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_BUS_INTROSPECT:
                         r = bus_introspect_print();
                         return r < 0 ? r : 0;
+                case ARG_PIPELINE_ID:
+                        if (!pipeline_id_is_valid(optarg)) {
+                                fprintf(stderr, "%s: invalid --pipeline-id \"%s\": 1-64 characters of [A-Za-z0-9_-]\n",
+                                        program_invocation_short_name, optarg);
+                                return -EINVAL;
+                        }
+                        arg_pipeline_id = optarg;
+                        break;
+                case ARG_STREAM: {
+                        const char *reason = NULL;
+
+                        if (nats_servers_parse(optarg, NULL, NULL, &reason, NULL, NULL) < 0) {
+                                fprintf(stderr, "%s: invalid --stream \"%s\" (%s): nats://HOST:PORT[,nats://HOST:PORT...] expected\n",
+                                        program_invocation_short_name, optarg, reason);
+                                return -EINVAL;
+                        }
+                        arg_stream = optarg;
+                        break;
+                }
+                case ARG_STREAM_NAME:
+                        if (!nats_stream_name_is_valid(optarg)) {
+                                fprintf(stderr, "%s: invalid --stream-name \"%s\": 1-64 characters of [A-Za-z0-9_-]\n",
+                                        program_invocation_short_name, optarg);
+                                return -EINVAL;
+                        }
+                        arg_stream_name = optarg;
+                        break;
                 case '?':
                         return -EINVAL;
                 default:
@@ -350,6 +394,9 @@ static int run(int argc, char *argv[]) {
         config.max_clients = arg_max_clients;
         config.max_client_memory = arg_max_client_memory;
         config.source_dirs = arg_sources_dirs;
+        config.pipeline_id = arg_pipeline_id;
+        config.stream = arg_stream;
+        config.stream_name = arg_stream_name;
         config.listen_tcp = !streq(arg_listen, "none");
         if (config.listen_tcp) {
                 r = socket_address_parse(arg_listen, &config.listen_address);

@@ -27,6 +27,7 @@
 
 #include "log.h"
 #include "nats-link.h"
+#include "nats-address.h"
 #include "nats-subject.h"
 #include "pipeline-id.h"
 #include "sink.h"
@@ -97,54 +98,13 @@ typedef struct NatsSink {
 } NatsSink;
 
 static int servers_parse(const char *address, char ***ret, int *ret_n, char **ret_message) {
-        _cleanup_free_ char *copy = strdup(address);
-        char **list = NULL, *state = NULL;
-        int n = 0;
+        const char *reason = NULL, *bad = "";
+        int bad_len = 0, r;
 
-        if (!copy)
-                return -ENOMEM;
-        for (char *t = strtok_r(copy, ",", &state); t; t = strtok_r(NULL, ",", &state)) {
-                char **l;
-
-                while (*t == ' ')
-                        t++;
-                if (strncmp(t, "nats://", 7) != 0 || !strchr(t + 7, ':') || t[7] == ':') {
-                        if (asprintf(ret_message, "address: '%s' is not nats://HOST:PORT", t) < 0)
-                                *ret_message = NULL;
-                        goto fail;
-                }
-                l = reallocarray(list, (size_t) n + 1, sizeof(char *));
-                if (!l)
-                        goto oom;
-                list = l;
-                list[n] = strdup(t);
-                if (!list[n])
-                        goto oom;
-                n++;
-        }
-        if (n == 0) {
-                *ret_message = strdup("address: no server given");
-                goto fail;
-        }
-        if (ret) {
-                *ret = list;
-                *ret_n = n;
-        } else {
-                for (int i = 0; i < n; i++)
-                        free(list[i]);
-                free(list);
-        }
-        return 0;
-oom:
-        for (int i = 0; i < n; i++)
-                free(list[i]);
-        free(list);
-        return -ENOMEM;
-fail:
-        for (int i = 0; i < n; i++)
-                free(list[i]);
-        free(list);
-        return -EINVAL;
+        r = nats_servers_parse(address, ret, ret_n, &reason, &bad, &bad_len);
+        if (r == -EINVAL && asprintf(ret_message, "address: '%.*s' is not nats://HOST:PORT (%s)", bad_len, bad, reason) < 0)
+                *ret_message = NULL;
+        return r;
 }
 
 static int nats_validate(const void *config, char **ret_message) {
