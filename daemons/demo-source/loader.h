@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "csv.h"
+#include "csv-dataset.h"
 #include "dataset.h"
 #include "json-load.h"
 #include "load-error.h"

@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "csv.h"
+#include "csv-dataset.h"
 #include "fuzz-dataset-oracle.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

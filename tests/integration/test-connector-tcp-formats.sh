@@ -12,7 +12,7 @@ command -v socat >/dev/null || { dp_log "SKIP: socat missing"; exit 77; }
 
 # Line 8 is JSON only to a lax parser (trailing comma): refused, so that clients only ever get JSON.
 printf '{"a":1}\n{broken\n\n[1,2]\n"text"\n{"a":"%s"}\n{"a":3}\n{"a":1,}\n{"b": 2}' "$(head -c 3000 /dev/zero | tr '\0' x)" >"$TMP/data.jsonl"
-printf 'name,city,note\r\nann,Oslo,"hello, world"\r\nbob,Rome,"two\nlines, ""quoted"""\r\nbad,row\r\ncid,Paris,\r\n' >"$TMP/data.csv"
+printf 'name,city,note\r\nann,Oslo,"hello, world"\r\nbob,Rome,"two\nlines, ""quoted"""\r\nshort,row\r\nlong,row,with,extra\r\ncid,Paris,\r\n' >"$TMP/data.csv"
 printf '1,Oslo\n2,Rome\n' >"$TMP/noheader.csv"
 printf 'first line\n  second "line"  \n\nlast without newline' >"$TMP/data.txt"
 
@@ -47,7 +47,7 @@ $CTL add l address="127.0.0.1:$P4" format=lines >/dev/null || dp_fail "add l"
 
 # socat with fork replays the file on every connection: wait for the first pass only.
 $CTL wait j records '>=' 5 20 >/dev/null || dp_fail "jsonl records"
-$CTL wait c records '>=' 3 20 >/dev/null || dp_fail "csv records"
+$CTL wait c records '>=' 4 20 >/dev/null || dp_fail "csv records"
 $CTL wait h records '>=' 2 20 >/dev/null || dp_fail "csv_header records"
 $CTL wait l records '>=' 4 20 >/dev/null || dp_fail "lines records"
 
@@ -65,8 +65,11 @@ grep -q "Source j: skipping record at line 8: not valid JSON" "$LOG_DIR/connecto
 
 dp_assert_eq '{"city": "Oslo", "name": "ann", "note": "hello, world"}
 {"city": "Rome", "name": "bob", "note": "two\nlines, \"quoted\""}
-{"city": "Paris", "name": "cid", "note": ""}' "$(stored c | head -n 3)" "csv records"
-$CTL wait c skipped '>=' 1 5 >/dev/null || dp_fail "csv row with too few fields not counted"
+{"city": "row", "name": "short"}
+{"city": "Paris", "name": "cid", "note": ""}' "$(stored c | head -n 4)" "csv records (a short row's missing fields absent)"
+$CTL wait c skipped '>=' 1 5 >/dev/null || dp_fail "csv row with too many fields not counted"
+grep -q "Source c: skipping record at line 6: 4 CSV fields where the header has 3" "$LOG_DIR/connector.log" ||
+        dp_fail "a row with more fields than the header was not skipped with its reason"
 
 dp_assert_eq '{"city": "Oslo", "id": "1"}
 {"city": "Rome", "id": "2"}' "$(stored h | head -n 2)" "csv_header records"

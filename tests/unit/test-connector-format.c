@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Record splitting and CSV parsing of the connector library. */
+/* Record splitting of the connector library (CSV records themselves: test-csv-reader.c). */
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,35 +17,6 @@ static void test_format_names(void **state) {
         assert_int_equal(record_format_from_string("xml"), -EINVAL);
         assert_int_equal(record_format_from_string(NULL), -EINVAL);
         assert_string_equal(record_format_to_string(RECORD_FORMAT_LINES), "lines");
-}
-
-static void test_csv_split(void **state) {
-        char rec[] = "a,\"b, c\",\"say \"\"hi\"\"\",,\"multi\nline\"";
-        char **fields = NULL;
-        size_t n_alloc = 0;
-        int n;
-
-        n = csv_split(rec, strlen(rec), &fields, &n_alloc);
-        assert_int_equal(n, 5);
-        assert_string_equal(fields[0], "a");
-        assert_string_equal(fields[1], "b, c");
-        assert_string_equal(fields[2], "say \"hi\"");
-        assert_string_equal(fields[3], "");
-        assert_string_equal(fields[4], "multi\nline");
-        free(fields);
-}
-
-static void test_csv_split_bad(void **state) {
-        char rec[] = "a,\"unterminated";
-        char empty[] = "";
-        char **fields = NULL;
-        size_t n_alloc = 0;
-
-        assert_int_equal(csv_split(rec, strlen(rec), &fields, &n_alloc), -EBADMSG);
-        /* An empty record is one empty field. */
-        assert_int_equal(csv_split(empty, 0, &fields, &n_alloc), 1);
-        assert_string_equal(fields[0], "");
-        free(fields);
 }
 
 static void test_next_lines(void **state) {
@@ -121,8 +92,7 @@ static void test_next_csv_quoted_newline(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_format_names),     cmocka_unit_test(test_csv_split),
-                cmocka_unit_test(test_csv_split_bad),    cmocka_unit_test(test_next_lines),
+                cmocka_unit_test(test_format_names),     cmocka_unit_test(test_next_lines),
                 cmocka_unit_test(test_next_oversized),   cmocka_unit_test(test_next_csv_quoted_newline),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "csv.h"
+#include "csv-dataset.h"
 
 /* Loads text fed in chunks of `chunk` bytes (0 = all at once). */
 static int load(const char *text, size_t len, bool infer, size_t chunk, Dataset **ret, LoadError *err) {

@@ -36,63 +36,21 @@ static void strv_free_n(char **v, size_t n) {
         free(v);
 }
 
-int csv_split(char *rec, size_t len, char ***fields, size_t *n_allocated) {
-        size_t n = 0, i = 0;
+static uint64_t count_newlines(const char *p, size_t n) {
+        uint64_t k = 0;
 
-        for (;;) {
-                char *start = rec + i, *w = start;
-
-                if (n >= *n_allocated) {
-                        size_t k = MAX(*n_allocated * 2, (size_t) 16);
-                        char **f = realloc(*fields, k * sizeof(char *));
-                        if (!f)
-                                return -ENOMEM;
-                        *fields = f;
-                        *n_allocated = k;
-                }
-                (*fields)[n++] = start;
-
-                if (i < len && rec[i] == '"') {
-                        /* Quoted: copy down in place, "" is a quote, the closing quote ends it. */
-                        i++;
-                        for (;;) {
-                                if (i >= len)
-                                        return -EBADMSG;
-                                if (rec[i] == '"') {
-                                        if (i + 1 < len && rec[i + 1] == '"') {
-                                                *w++ = '"';
-                                                i += 2;
-                                                continue;
-                                        }
-                                        i++;
-                                        break;
-                                }
-                                *w++ = rec[i++];
-                        }
-                        /* Anything between the closing quote and the separator is kept literally. */
-                        while (i < len && rec[i] != ',')
-                                *w++ = rec[i++];
-                } else {
-                        while (i < len && rec[i] != ',')
-                                *w++ = rec[i++];
-                }
-                if (i >= len) {
-                        *w = 0;
-                        return (int) n;
-                }
-                /* rec[i] == ',' and w <= rec + i: terminating in place is safe. */
-                *w = 0;
-                i++;
-        }
+        for (const char *e = p + n; (p = memchr(p, '\n', (size_t) (e - p))); p++)
+                k++;
+        return k;
 }
 
-static int header_from_fields(char **fields, size_t n, char ***ret, size_t *ret_n) {
+static int header_from_fields(const CsvField *fields, size_t n, char ***ret, size_t *ret_n) {
         char **h = calloc(MAX(n, (size_t) 1), sizeof(char *));
 
         if (!h)
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++) {
-                h[i] = strdup(fields[i]);
+                h[i] = strndup(fields[i].value, fields[i].len);
                 if (!h[i]) {
                         strv_free_n(h, i);
                         return -ENOMEM;
@@ -120,10 +78,15 @@ int record_reader_init(RecordReader *r, RecordFormat format, size_t max_record, 
 
                 if (!copy)
                         return -ENOMEM;
-                k = csv_split(copy, strlen(copy), &r->fields, &r->n_fields_allocated);
+                const char *why;
+                size_t at;
+
+                k = csv_split_record(&r->csv, copy, strlen(copy), &why, &at);
                 if (k < 0)
                         return k == -ENOMEM ? k : -EINVAL;
-                k = header_from_fields(r->fields, (size_t) k, &r->csv_fixed_header, &r->n_fixed_header);
+                if (csv_header_find_duplicate(r->csv.fields, (size_t) k) >= 0)
+                        return -EINVAL;
+                k = header_from_fields(r->csv.fields, (size_t) k, &r->csv_fixed_header, &r->n_fixed_header);
                 if (k < 0)
                         return k;
                 r->header = r->csv_fixed_header;
@@ -139,7 +102,7 @@ static void record_reader_drop_header(RecordReader *r) {
         r->header = r->csv_fixed_header;
         r->n_header = r->n_fixed_header;
         r->header_json_valid = false;
-        r->header_bad_utf8 = false;
+        r->header_bad = NULL;
 }
 
 /* The header's names escaped as JSON strings once per header, not once per record. */
@@ -166,8 +129,7 @@ void record_reader_done(RecordReader *r) {
         record_reader_drop_header(r);
         strv_free_n(r->csv_fixed_header, r->n_fixed_header);
         r->csv_fixed_header = r->header = NULL;
-        free(r->fields);
-        r->fields = NULL;
+        csv_record_done(&r->csv);
         buffer_done(&r->scratch);
         buffer_done(&r->header_json);
         free(r->header_json_end);
@@ -178,15 +140,38 @@ void record_reader_done(RecordReader *r) {
 void record_reader_reset(RecordReader *r, uint64_t offset) {
         record_reader_drop_header(r);
         r->scan = 0;
-        r->in_quotes = false;
+        csv_scanner_reset(&r->csv_scan);
+        r->bom = offset > 0 ? 3 : 0; /* a BOM is only at the very start */
         r->skipping = false;
         r->line = 1;
         r->offset = offset;
 }
 
-int record_reader_next(RecordReader *r, Buffer *b, bool eof, char **ret, size_t *ret_len) {
-        bool quotes = r->format == RECORD_FORMAT_CSV;
+/* Where the record at p ends: its '\n', or n if not there yet. CSV records end at a line feed
+ * outside quotes (common/csv.h), the others at every line feed. */
+static size_t record_end(RecordReader *r, const char *p, size_t n) {
+        const char *nl;
 
+        if (r->format == RECORD_FORMAT_CSV)
+                return csv_scan_record(&r->csv_scan, p, n);
+        /* Lines: memchr() finds the end many bytes at a time. */
+        nl = memchr(p + r->scan, '\n', n - r->scan);
+        if (nl) {
+                r->scan = 0;
+                return (size_t) (nl - p);
+        }
+        r->scan = n;
+        return n;
+}
+
+/* The pending bytes p[0..n) are dropped (an oversized record): what was scanned of them is gone,
+ * but a CSV quote still open stays open. */
+static void record_scan_dropped(RecordReader *r) {
+        r->scan = 0;
+        r->csv_scan.scan = 0;
+}
+
+int record_reader_next(RecordReader *r, Buffer *b, bool eof, char **ret, size_t *ret_len) {
         for (;;) {
                 char *p = buffer_begin(b);
                 size_t n = buffer_size(b), i, len;
@@ -194,49 +179,55 @@ int record_reader_next(RecordReader *r, Buffer *b, bool eof, char **ret, size_t 
                 if (n == 0)
                         return 0; /* (and no storage to point into, maybe) */
 
-                if (r->skipping) {
-                        char *nl = memchr(p, '\n', n);
-                        if (!nl) {
-                                r->offset += n;
-                                buffer_consume(b, n);
-                                return 0;
+                if (r->format == RECORD_FORMAT_CSV && r->bom < 3) {
+                        /* A byte order mark at the start of the stream is no part of the header. A
+                         * broken one is left in: the header is then not UTF-8, and refused. */
+                        int k = csv_bom_skip(&r->bom, p, n);
+
+                        if (k < 0)
+                                r->bom = 3;
+                        else if (k > 0) {
+                                r->offset += (size_t) k;
+                                buffer_consume(b, (size_t) k);
+                                continue;
                         }
-                        r->offset += (size_t) (nl - p) + 1;
-                        buffer_consume(b, (size_t) (nl - p) + 1);
-                        r->skipping = false;
-                        r->line++;
-                        continue;
+                        if (r->bom < 3)
+                                return 0; /* the start of a BOM so far */
                 }
 
-                if (!quotes) {
-                        /* Lines: memchr() finds the end many bytes at a time. */
-                        char *nl = memchr(p + r->scan, '\n', n - r->scan);
-                        i = nl ? (size_t) (nl - p) : n;
-                } else
-                        for (i = r->scan; i < n; i++) {
-                                char c = p[i];
-                                if (c == '"')
-                                        r->in_quotes = !r->in_quotes;
-                                else if (c == '\n' && !r->in_quotes)
-                                        break;
-                        }
-                if (i >= n) {
-                        r->scan = n;
-                        if (n > r->max_record) {
-                                /* Oversized and still incomplete: drop what we have, skip to its end. */
+                i = record_end(r, p, n);
+                if (r->skipping) {
+                        /* Dropping an oversized record up to its end. */
+                        if (i >= n) {
                                 r->offset += n;
                                 buffer_consume(b, n);
-                                r->scan = 0;
-                                r->in_quotes = false;
-                                r->skipping = true;
+                                record_scan_dropped(r);
+                                if (eof)
+                                        csv_scanner_reset(&r->csv_scan), r->skipping = false;
+                                return 0;
+                        }
+                        r->offset += i + 1;
+                        r->line += 1 + (r->format == RECORD_FORMAT_CSV ? count_newlines(p, i) : 0);
+                        buffer_consume(b, i + 1);
+                        r->skipping = false;
+                        continue;
+                }
+                if (i >= n) {
+                        if (n > r->max_record) {
+                                /* Oversized and still incomplete: drop what we have, skip to its end. */
                                 r->skipped_line = r->line;
+                                r->line += r->format == RECORD_FORMAT_CSV ? count_newlines(p, n) : 0;
+                                r->offset += n;
+                                buffer_consume(b, n);
+                                record_scan_dropped(r);
+                                r->skipping = true;
                                 return -E2BIG;
                         }
                         if (!eof || n == 0)
                                 return 0;
                         /* The last record of a finished stream needs no newline. */
                         r->scan = 0;
-                        r->in_quotes = false;
+                        csv_scanner_reset(&r->csv_scan);
                         len = n;
                         r->offset += n;
                         if (n >= b->allocated - b->tail) {
@@ -247,18 +238,18 @@ int record_reader_next(RecordReader *r, Buffer *b, bool eof, char **ret, size_t 
                         p[n] = 0;
                         buffer_consume(b, n);
                 } else {
-                        r->scan = 0;
-                        r->in_quotes = false;
                         len = i;
                         r->offset += i + 1;
                         p[i] = 0;
                         buffer_consume(b, i + 1);
                         if (len > r->max_record) {
-                                r->skipped_line = r->line++;
+                                r->skipped_line = r->line;
+                                r->line += 1 + (r->format == RECORD_FORMAT_CSV ? count_newlines(p, len) : 0);
                                 return -E2BIG;
                         }
                 }
-                while (len > 0 && (p[len - 1] == '\r' || p[len - 1] == 0))
+                /* A CSV record's CR (one, before the line feed) is the CSV reader's to drop. */
+                while (r->format != RECORD_FORMAT_CSV && len > 0 && (p[len - 1] == '\r' || p[len - 1] == 0))
                         p[--len] = 0;
                 *ret = p;
                 *ret_len = len;
@@ -399,49 +390,58 @@ int record_reader_emit(RecordReader *r, Source *s, char *rec, size_t len) {
                 k = source_emit(s, buffer_begin(&r->scratch), buffer_size(&r->scratch));
                 return k < 0 ? k : k > 0;
         case RECORD_FORMAT_CSV: {
+                const char *why = NULL;
+                size_t at = 0;
                 int n;
 
-                if (len == 0)
-                        return 0;
-                if (r->header && r->header_bad_utf8) {
-                        source_skip_record(s, line_position(pos, line), "the CSV header is not valid UTF-8");
+                if (r->header && r->header_bad) {
+                        source_skip_record(s, line_position(pos, line), "%s", r->header_bad);
                         return 0;
                 }
                 if (record_check_text(rec, len, reason, sizeof(reason)) < 0) {
-                        bool is_header = !r->header;
-
                         /* A header that is not UTF-8 is taken all the same (the next record is data,
                          * not a header), but no record can be built with its names. */
-                        if (is_header) {
-                                n = csv_split(rec, len, &r->fields, &r->n_fields_allocated);
-                                if (n == -ENOMEM)
-                                        return n;
-                                k = header_from_fields(r->fields, (size_t) MAX(n, 0), &r->header, &r->n_header);
-                                if (k < 0)
-                                        return k;
+                        if (!r->header) {
                                 r->header_owned = true;
+                                r->header = calloc(1, sizeof(char *));
+                                if (!r->header)
+                                        return -ENOMEM;
+                                r->n_header = 0;
                                 r->header_json_valid = false;
-                                r->header_bad_utf8 = true;
+                                r->header_bad = "the CSV header is not valid UTF-8";
+                                source_skip_record(s, line_position(pos, line), "CSV header: %s", reason);
+                                return 0;
                         }
-                        source_skip_record(s, line_position(pos, line), "%s%s", is_header ? "CSV header: " : "", reason);
+                        source_skip_record(s, line_position(pos, line), "%s", reason);
                         return 0;
                 }
-                n = csv_split(rec, len, &r->fields, &r->n_fields_allocated);
+                /* The one CSV reader of dpipe (common/csv.h), as dpipe-source reads files. */
+                n = csv_split_record(&r->csv, rec, len, &why, &at);
                 if (n == -ENOMEM)
                         return n;
                 if (n < 0) {
-                        source_skip_record(s, line_position(pos, line), "unterminated quoted CSV field");
+                        source_skip_record(s, line_position(pos, line), "%s (byte %zu)", why, at + 1);
                         return 0;
                 }
+                if (n == 0)
+                        return 0; /* an empty line */
                 if (!r->header) {
-                        k = header_from_fields(r->fields, (size_t) n, &r->header, &r->n_header);
+                        ssize_t d = csv_header_find_duplicate(r->csv.fields, (size_t) n);
+
+                        k = header_from_fields(r->csv.fields, (size_t) n, &r->header, &r->n_header);
                         if (k < 0)
                                 return k;
                         r->header_owned = true;
                         r->header_json_valid = false;
+                        if (d >= 0) {
+                                r->header_bad = "the CSV header names a field twice";
+                                source_skip_record(s, line_position(pos, line), "CSV header: duplicate field name \"%s\"",
+                                                   r->header[d]);
+                        }
                         return 0;
                 }
-                if ((size_t) n != r->n_header) {
+                /* Fewer fields than the header: the missing ones are absent. More: malformed. */
+                if ((size_t) n > r->n_header) {
                         source_skip_record(s, line_position(pos, line), "%d CSV fields where the header has %zu", n,
                                            r->n_header);
                         return 0;
@@ -458,7 +458,7 @@ int record_reader_emit(RecordReader *r, Source *s, char *rec, size_t len) {
                             buffer_append(&r->scratch, buffer_begin(&r->header_json) + start,
                                           r->header_json_end[i] - start) < 0 ||
                             buffer_append(&r->scratch, ":", 1) < 0 ||
-                            buffer_append_json_string(&r->scratch, r->fields[i], strlen(r->fields[i])) < 0)
+                            buffer_append_json_string(&r->scratch, r->csv.fields[i].value, r->csv.fields[i].len) < 0)
                                 return -ENOMEM;
                 }
                 if (buffer_append(&r->scratch, "}", 1) < 0)

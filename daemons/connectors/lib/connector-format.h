@@ -6,8 +6,10 @@
  *
  *   jsonl  each line is one JSON value, validated (strict, see record_check_json()) and passed on
  *          byte for byte
- *   csv    RFC 4180; the first record (or the csv_header option) names the fields;
- *          each later record becomes {"field":"value",...} (values are strings)
+ *   csv    RFC 4180, read by the one CSV reader of dpipe (common/csv.h, as dpipe-source): a BOM
+ *          is skipped, the first record (or the csv_header option) names the fields, each later
+ *          record becomes {"field":"value",...} (values are strings; fields missing at the end of
+ *          a short record are absent; a record with more fields than the header is skipped)
  *   lines  raw text; each line becomes {"line":"..."}
  *   (csv and lines: text that is not UTF-8 can not become a JSON string, the record is skipped;
  *   control characters are escaped)
@@ -20,6 +22,7 @@
 
 #include "buffer.h"
 #include "connector.h"
+#include "csv.h"
 
 typedef enum RecordFormat {
         RECORD_FORMAT_AUTO,
@@ -47,13 +50,13 @@ typedef struct RecordReader {
         Buffer header_json;     /* the header names as JSON strings, one after the other, escaped once */
         size_t *header_json_end; /* where each of them ends in header_json */
         bool header_json_valid;
-        bool header_bad_utf8; /* the header read from the stream is not UTF-8: its records are skipped */
-        char **fields;
-        size_t n_fields_allocated;
+        const char *header_bad; /* why the header read from the stream is unusable: its records are skipped */
+        CsvRecord csv;          /* the fields of the CSV record at hand, reused */
 
-        /* line splitting state */
-        size_t scan;
-        bool in_quotes;
+        /* record splitting state */
+        size_t scan;          /* lines: bytes of the pending record looked at */
+        CsvScanner csv_scan;  /* csv: where the pending record ends (quotes may span reads) */
+        unsigned bom;         /* csv: byte order mark bytes matched at the stream start */
         bool skipping;
         uint64_t line;   /* number of the line being read, 1-based, for messages */
         uint64_t skipped_line; /* line of the last record record_reader_next() refused as too long */
@@ -107,6 +110,3 @@ typedef struct DpipeLine {
  * the caller refuses it (it is not a bad line but a peer that can not be followed). */
 int dpipe_line_parse(const char *line, size_t len, DpipeLine *ret, char *reason, size_t reason_size);
 
-/* Splits a CSV record in place into fields (quotes removed, "" unescaped). Returns the number of
- * fields, -EBADMSG for an unterminated quote. Exposed for tests. */
-int csv_split(char *rec, size_t len, char ***fields, size_t *n_allocated);
