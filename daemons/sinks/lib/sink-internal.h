@@ -3,9 +3,10 @@
 
 /* Internals of the sink library, shared by its files; sink types use sink.h only.
  *
- * Phase 2 note: the control server, the option table, main() and the backoff mirror the connector
- * library's (daemons/connectors/lib/) and are to move to common/ together with it (one framed
- * connection, one daemon start-up, one backoff); until then each library keeps its own copy. */
+ * The control server's connection (common/frame-conn.h), the start-up (common/daemon-util.h), the
+ * backoff and the lists are common/'s, shared with the connector library (daemons/connectors/lib/).
+ * What still mirrors it: the handling of add/remove/pause/resume, the listening socket, the
+ * getopt loop of main() and the option table. */
 
 #include <json-c/json.h>
 #include <json-c/linkhash.h>
