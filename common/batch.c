@@ -48,6 +48,40 @@ int batch_add(BatchBuilder *bb, uint64_t seq, uint64_t ts_us, const void *data, 
         return 0;
 }
 
+int batch_add_open(BatchBuilder *bb, uint64_t seq, uint64_t ts_us, size_t *ret_at) {
+        uint8_t *p;
+        int r;
+
+        r = buffer_reserve(bb->buffer, BATCH_RECORD_HEADER_SIZE);
+        if (r < 0)
+                return r;
+        *ret_at = buffer_size(bb->buffer);
+        p = (uint8_t *) buffer_tail(bb->buffer);
+        le32_put(p, 0); /* the length, once known */
+        le32_put(p + 4, 0);
+        le64_put(p + 8, seq);
+        le64_put(p + 16, ts_us);
+        buffer_advance(bb->buffer, BATCH_RECORD_HEADER_SIZE);
+        return 0;
+}
+
+int batch_add_close(BatchBuilder *bb, size_t at, uint32_t *ret_len) {
+        size_t len = buffer_size(bb->buffer) - at - BATCH_RECORD_HEADER_SIZE;
+
+        if (len > UINT32_MAX) {
+                batch_add_abort(bb, at);
+                return -EMSGSIZE;
+        }
+        le32_put((uint8_t *) buffer_begin(bb->buffer) + at, (uint32_t) len);
+        bb->count++;
+        *ret_len = (uint32_t) len;
+        return 0;
+}
+
+void batch_add_abort(BatchBuilder *bb, size_t at) {
+        bb->buffer->tail = bb->buffer->head + at;
+}
+
 size_t batch_size(const BatchBuilder *bb) {
         return bb->buffer->tail - bb->buffer->head - bb->frame_pos;
 }

@@ -51,6 +51,13 @@ typedef struct BatchBuilder {
 
 int batch_begin(BatchBuilder *bb, Buffer *out, uint64_t batch_id, const char *source, size_t source_len);
 int batch_add(BatchBuilder *bb, uint64_t seq, uint64_t ts_us, const void *data, uint32_t len);
+/* A record whose data is written straight into the batch's buffer (e.g. by a transform): open()
+ * writes the record header and says where it is (relative to the buffer's head, so that a move of
+ * the buffer's contents does not matter); the caller appends the data to bb->buffer; close()
+ * patches its length in and counts the record, or abort() takes header and data back out. */
+int batch_add_open(BatchBuilder *bb, uint64_t seq, uint64_t ts_us, size_t *ret_at);
+int batch_add_close(BatchBuilder *bb, size_t at, uint32_t *ret_len);
+void batch_add_abort(BatchBuilder *bb, size_t at);
 /* Patches count and frame size; returns -EMSGSIZE when the batch grew beyond FRAME_SIZE_MAX. */
 int batch_end(BatchBuilder *bb);
 /* Bytes the batch occupies so far (header included), for deciding when to flush. */

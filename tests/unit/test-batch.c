@@ -83,6 +83,36 @@ static void test_round_trip(void **state) {
         buffer_done(&b);
 }
 
+/* Records written straight into the batch (the connector's transform): open, append, close; an
+ * aborted one leaves no trace, also when the buffer's contents moved in between. */
+static void test_add_in_place(void **state) {
+        Buffer b = {};
+        BatchBuilder bb;
+        size_t at, size;
+        uint32_t len;
+        Frame f;
+
+        assert_int_equal(frame_append(&b, FRAME_CONTROL, "{}", 2), 0);
+        buffer_consume(&b, FRAME_HEADER_SIZE + 2); /* a consumed prefix: reserve() moves the rest */
+        assert_int_equal(batch_begin(&bb, &b, 7, "demo", 4), 0);
+        for (size_t i = 0; i < ELEMENTSOF(records); i++) {
+                size = batch_size(&bb);
+                /* An aborted record first, as a filtered one. */
+                assert_int_equal(batch_add_open(&bb, 99, 1, &at), 0);
+                assert_int_equal(buffer_append(&b, "{\"dropped\":1}", 13), 0);
+                batch_add_abort(&bb, at);
+                assert_int_equal(batch_size(&bb), size);
+                assert_int_equal(batch_add_open(&bb, 100 + i, 1700000000000000ull + i, &at), 0);
+                assert_int_equal(buffer_append(&b, records[i], strlen(records[i])), 0);
+                assert_int_equal(batch_add_close(&bb, at, &len), 0);
+                assert_int_equal(len, strlen(records[i]));
+        }
+        assert_int_equal(batch_end(&bb), 0);
+        assert_int_equal(frame_peek(&b, FRAME_SIZE_MAX, &f), 1);
+        check(&f, 7, "demo");
+        buffer_done(&b);
+}
+
 static void test_empty_batch(void **state) {
         Buffer b = {};
         BatchBuilder bb;
@@ -263,6 +293,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_record_check),
                 cmocka_unit_test(test_round_trip),
+                cmocka_unit_test(test_add_in_place),
                 cmocka_unit_test(test_empty_batch),
                 cmocka_unit_test(test_invalid_source_name),
                 cmocka_unit_test(test_malformed),

@@ -77,7 +77,6 @@ struct Source {
 
         /* the transform option, compiled (NULL without one) */
         Transform *transform;
-        Buffer transform_out; /* its output record, reused */
         char host[65];        /* $host */
 
         /* counters */

@@ -550,7 +550,6 @@ Source *source_free(Source *s) {
         source_unconfigure(s);
         if (s->options)
                 json_object_put(s->options);
-        buffer_done(&s->transform_out);
         free(s->position);
         free(s->pending_position);
         free(s->error);
@@ -750,17 +749,10 @@ void source_log_skips(Source *s) {
         s->skips_logged = 0;
 }
 
-static int source_emit_raw(Source *s, uint64_t seq, const char *data, size_t len) {
+/* Makes room for a record of about len bytes in the open batch, opening one if needed. */
+static int source_batch_prepare(Source *s, uint64_t seq, size_t len) {
         WriterClient *w = &s->manager->writer;
-        uint64_t now;
         int r;
-
-        if (seq == SOURCE_SEQ_INVALID)
-                return -ERANGE;
-        if (seq < s->next_seq)
-                return 0;
-        if (len > FRAME_SIZE_MAX / 2)
-                return -EMSGSIZE;
 
         /* Flush before the record would take the batch over its size: its buffer then stays at
          * BATCH_FLUSH_BYTES instead of doubling for the last record (the memory budget counts
@@ -784,11 +776,14 @@ static int source_emit_raw(Source *s, uint64_t seq, const char *data, size_t len
                 s->manager->open_bytes += batch_size(&s->builder);
                 manager_schedule_flush(s->manager, s);
         }
-        now = manager_now(s->manager);
-        r = batch_add(&s->builder, seq, now, data, (uint32_t) len);
-        if (r < 0)
-                return r;
+        return 0;
+}
+
+/* Counts a record just added to the open batch, and flushes what is due. */
+static void source_batch_added(Source *s, uint64_t seq, size_t len, uint64_t now) {
         s->manager->open_bytes += BATCH_RECORD_HEADER_SIZE + len;
+        if (s->open_batch->count == 0)
+                s->open_batch->first_seq = seq; /* (a transform may have dropped the one it was opened for) */
         s->open_batch->last_seq = seq;
         s->open_batch->count++;
         s->next_seq = seq + 1;
@@ -803,19 +798,43 @@ static int source_emit_raw(Source *s, uint64_t seq, const char *data, size_t len
          * nothing more coming in this iteration; the one being read keeps growing its batch). */
         while (s->manager->open_bytes > BATCH_OPEN_BUDGET && s->manager->flush_head)
                 source_flush(s->manager->flush_head);
+}
+
+static int source_emit_raw(Source *s, uint64_t seq, const char *data, size_t len) {
+        uint64_t now;
+        int r;
+
+        if (seq == SOURCE_SEQ_INVALID)
+                return -ERANGE;
+        if (seq < s->next_seq)
+                return 0;
+        if (len > FRAME_SIZE_MAX / 2)
+                return -EMSGSIZE;
+        r = source_batch_prepare(s, seq, len);
+        if (r < 0)
+                return r;
+        now = manager_now(s->manager);
+        r = batch_add(&s->builder, seq, now, data, (uint32_t) len);
+        if (r < 0)
+                return r;
+        source_batch_added(s, seq, len, now);
         return 1;
 }
 
-/* Runs the source's transform on a record and queues what it makes of it. "<what> <n>" names the
- * record in a skip message. */
+/* Runs the source's transform on a record and queues what it makes of it: the output is written
+ * straight into the open batch (no copy), and taken back out if the record is not emitted.
+ * "<what> <n>" names the record in a skip message. */
 static int source_emit_transformed(Source *s, uint64_t seq, const char *data, size_t len, const char *what,
                                    uint64_t n) {
+        uint64_t now = manager_now(s->manager);
         TransformEnv env = {
                 .source = s->name,
                 .host = s->host,
-                .ts_us = manager_now(s->manager),
+                .ts_us = now,
         };
         TransformResult res;
+        uint32_t out_len;
+        size_t at;
         char pos[48];
         int r;
 
@@ -823,13 +842,34 @@ static int source_emit_transformed(Source *s, uint64_t seq, const char *data, si
                 return -ERANGE;
         if (seq < s->next_seq)
                 return 0;
-        buffer_clear(&s->transform_out);
-        r = transform_run(s->transform, data, len, &env, &s->transform_out, &res);
+        if (len > FRAME_SIZE_MAX / 2)
+                return -EMSGSIZE;
+        r = source_batch_prepare(s, seq, len);
         if (r < 0)
                 return r;
+        r = batch_add_open(&s->builder, seq, now, &at);
+        if (r < 0)
+                return r;
+        r = transform_run(s->transform, data, len, &env, s->builder.buffer, &res);
+        if (r < 0) {
+                batch_add_abort(&s->builder, at);
+                return r;
+        }
+        if (res.verdict == TRANSFORM_EMIT) {
+                r = batch_add_close(&s->builder, at, &out_len);
+                if (r >= 0 && out_len > FRAME_SIZE_MAX / 2) {
+                        /* (set values made it this big: a batch could not hold it) */
+                        s->builder.count--;
+                        batch_add_abort(&s->builder, at);
+                        r = -EMSGSIZE;
+                }
+                if (r < 0)
+                        return r;
+                source_batch_added(s, seq, out_len, now);
+                return 1;
+        }
+        batch_add_abort(&s->builder, at);
         switch (res.verdict) {
-        case TRANSFORM_EMIT:
-                return source_emit_raw(s, seq, buffer_begin(&s->transform_out), buffer_size(&s->transform_out));
         case TRANSFORM_FILTERED:
                 /* Not an error and not queued: no offset, one counter. Its seq is used up, so
                  * that a sequenced peer is asked for what follows it and no gap is reported. */
@@ -916,6 +956,11 @@ void source_flush(Source *s) {
                 return;
         s->open_batch = NULL;
         m->open_bytes -= MIN(m->open_bytes, batch_size(&s->builder));
+        if (b->count == 0 && !b->position) {
+                /* Opened for records a transform then dropped: nothing to send. */
+                writer_client_recycle_batch(&m->writer, b);
+                return;
+        }
         r = batch_end(&s->builder);
         if (r < 0) {
                 log_source_error_errno(s->name, r, "Source %s: failed to finish batch, dropping %u records: %m", s->name, b->count);
