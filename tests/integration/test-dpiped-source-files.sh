@@ -178,6 +178,11 @@ src "$ETC/j.source" 127.0.0.1:1013
 out=$(dp_sock_client 'send:{"op":"reload","id":7}' send:reload recv:2)
 dp_assert_contains "$out" '{"op":"ok","id":7}' "client op reload"
 dp_assert_eq "s \"127.0.0.1:1013\"" "$(prop j Address)" "j added by the client op"
+src "$ETC/j2.source" 127.0.0.1:1014
+out=$(dpipe-client --connect="$RUNTIME_DIR/client.sock" reload) || dp_fail "dpipe-client reload failed: $out"
+dp_assert_eq "s \"127.0.0.1:1014\"" "$(prop j2 Address)" "j2 added by dpipe-client reload"
+out=$(dpipe-client --connect="$RUNTIME_DIR/client.sock" remove j2 2>&1) && dp_fail "dpipe-client remove j2 succeeded"
+dp_assert_contains "$out" "defined by $ETC/j2.source" "dpipe-client remove j2"
 
 # Reload changes the pipeline: not for everyone.
 dp_assert_eq org.freedesktop.DBus.Error.AccessDenied "$(dp_bus_error dp_nobody busctl --system call org.dpipe.Pipeline1 /org/dpipe/Pipeline1 org.dpipe.Pipeline1.Manager Reload)" \
