@@ -35,6 +35,8 @@ static void control_connection_close(ControlConnection *c) {
 }
 
 int control_send(ControlConnection *c, json_object *msg) {
+        if (c->peer_gone)
+                return 0; /* nobody to read it */
         if (buffer_size(&c->conn.out) > CONTROL_OUT_MAX)
                 return -ENOBUFS; /* a peer that does not read; dropped at its next event */
         return frame_conn_send_json(&c->conn, msg);
@@ -174,11 +176,18 @@ static int control_frame(FrameConn *conn, const Frame *f) {
                 return 0;
         }
         r = control_handle(c, req);
-        if (r < 0 && r != -ENOBUFS)
+        if (r == -EPIPE || r == -ECONNRESET) {
                 /* dpiped closes the connection once it has no source (or sink) of ours left, right
-                 * after its last request: a reply that meets the hang-up is expected, not a problem. */
-                return log_full_errno(r == -EPIPE || r == -ECONNRESET ? LOG_DEBUG : LOG_WARNING, r,
-                                      "Failed to handle control request, closing: %m");
+                 * after its last requests: a reply that meets the hang-up is expected, and the
+                 * requests still in our input (the last remove) are carried out all the same; only
+                 * their replies have nobody to go to. The end of the input closes the connection. */
+                log_debug_errno(r, "Control peer hung up, reading its last requests: %m");
+                c->peer_gone = true;
+                buffer_clear(&c->conn.out);
+                return 0;
+        }
+        if (r < 0 && r != -ENOBUFS)
+                return log_warning_errno(r, "Failed to handle control request, closing: %m");
         if (buffer_size(&c->conn.out) > CONTROL_OUT_MAX) {
                 log_warning("Control peer does not read its replies, closing");
                 return -ENOBUFS;

@@ -113,6 +113,7 @@ struct ControlConnection {
         LIST_FIELDS(ControlConnection, controls);
         Manager *manager;
         FrameConn conn;
+        bool peer_gone; /* a reply met the peer's hang-up: its last requests are still read */
 };
 
 typedef struct WriterClient {
