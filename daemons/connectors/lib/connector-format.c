@@ -105,24 +105,28 @@ static void record_reader_drop_header(RecordReader *r) {
         r->header_bad = NULL;
 }
 
-/* The header's names escaped as JSON strings once per header, not once per record. */
-static int record_reader_header_json(RecordReader *r) {
+/* The header's names escaped as JSON strings once per header, not once per record: from the
+ * fields of the header record as read (a name may hold any byte, NUL too), else from the names. */
+static int record_reader_header_json_from(RecordReader *r, const CsvField *fields) {
         size_t *end;
 
-        if (r->header_json_valid)
-                return 0;
         end = reallocarray(r->header_json_end, MAX(r->n_header, (size_t) 1), sizeof(size_t));
         if (!end)
                 return -ENOMEM;
         r->header_json_end = end;
         buffer_clear(&r->header_json);
         for (size_t i = 0; i < r->n_header; i++) {
-                if (buffer_append_json_string(&r->header_json, r->header[i], strlen(r->header[i])) < 0)
+                if (buffer_append_json_string(&r->header_json, fields ? fields[i].value : r->header[i],
+                                              fields ? fields[i].len : strlen(r->header[i])) < 0)
                         return -ENOMEM;
                 end[i] = buffer_size(&r->header_json);
         }
         r->header_json_valid = true;
         return 0;
+}
+
+static int record_reader_header_json(RecordReader *r) {
+        return r->header_json_valid ? 0 : record_reader_header_json_from(r, NULL);
 }
 
 void record_reader_done(RecordReader *r) {
@@ -180,19 +184,21 @@ int record_reader_next(RecordReader *r, Buffer *b, bool eof, char **ret, size_t 
                         return 0; /* (and no storage to point into, maybe) */
 
                 if (r->format == RECORD_FORMAT_CSV && r->bom < 3) {
-                        /* A byte order mark at the start of the stream is no part of the header. A
+                        /* A byte order mark at the start of the stream is no part of the header. It
+                         * is taken only whole, so that where the stream was cut does not matter; a
                          * broken one is left in: the header is then not UTF-8, and refused. */
-                        int k = csv_bom_skip(&r->bom, p, n);
+                        unsigned st = 0;
+                        int k = csv_bom_skip(&st, p, MIN(n, (size_t) 3));
 
-                        if (k < 0)
+                        if (k == 3) {
                                 r->bom = 3;
-                        else if (k > 0) {
-                                r->offset += (size_t) k;
-                                buffer_consume(b, (size_t) k);
+                                r->offset += 3;
+                                buffer_consume(b, 3);
                                 continue;
                         }
-                        if (r->bom < 3)
+                        if (k > 0 && st < 3 && !eof)
                                 return 0; /* the start of a BOM so far */
+                        r->bom = 3;
                 }
 
                 i = record_end(r, p, n);
@@ -432,7 +438,8 @@ int record_reader_emit(RecordReader *r, Source *s, char *rec, size_t len) {
                         if (k < 0)
                                 return k;
                         r->header_owned = true;
-                        r->header_json_valid = false;
+                        if (record_reader_header_json_from(r, r->csv.fields) < 0)
+                                return -ENOMEM;
                         if (d >= 0) {
                                 r->header_bad = "the CSV header names a field twice";
                                 source_skip_record(s, line_position(pos, line), "CSV header: duplicate field name \"%s\"",
