@@ -257,6 +257,8 @@ int csv_parser_finish(CsvParser *p, LoadError *err) {
         size_t size = buffer_size(&p->pending);
         int r;
 
+        if (p->bom > 0 && p->bom < 3) /* the file ends inside what began as a byte order mark */
+                return load_error_set(err, 1, 1, "invalid UTF-8 (broken byte order mark)");
         if (size == 0)
                 return 0;
         /* A last record without line break. */

@@ -214,9 +214,11 @@ static int client_process_lines(Client *c, Buffer *b) {
 int client_resume_input(Client *c) {
         int r;
 
-        r = client_process_lines(c, &c->in);
-        if (r < 0)
-                return r;
+        if (buffer_size(&c->in) > 0) {
+                r = client_process_lines(c, &c->in);
+                if (r < 0)
+                        return r;
+        }
         return client_flush(c);
 }
 
