@@ -116,6 +116,11 @@ int client_flush(Client *c) {
         }
         if (c->closing && buffer_size(&c->out) == 0)
                 return client_shut_down(c);
+        /* An idle client holds no output memory between replies and pings: thousands of them
+         * would otherwise keep 4 KiB each once the first ping went out. A subscriber keeps its
+         * buffer, records pass through it all the time. */
+        if (buffer_size(&c->out) == 0 && !c->subscription)
+                buffer_done(&c->out);
         if (was_high && buffer_size(&c->out) < CLIENT_OUT_HIGH && c->subscription) {
                 c->pump_pending = true;
                 manager_schedule_pump(c->manager);
