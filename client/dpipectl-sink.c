@@ -189,6 +189,7 @@ int verb_list_sinks(sd_bus *bus, int argc, char **argv) {
         if (r < 0)
                 return log_oom(), EXIT_FAILURE;
         pager_open(arg_no_pager);
-        fwrite(buffer_begin(&out), 1, buffer_size(&out), stdout);
+        if (buffer_size(&out) > 0) /* an empty table without legend is no output at all */
+                fwrite(buffer_begin(&out), 1, buffer_size(&out), stdout);
         return EXIT_SUCCESS;
 }
