@@ -9,12 +9,29 @@
 #include "json-util.h"
 #include "macro.h"
 
+SourceHealth source_health(struct json_object *props, const char *state, uint64_t now) {
+        uint64_t since = 0;
+
+        if (streq_ptr(state, "active") || streq_ptr(state, "paused"))
+                return SOURCE_HEALTH_OK;
+        if (streq_ptr(state, "failed"))
+                return SOURCE_HEALTH_FAILED;
+        /* Connecting is what a source does for a moment after a start; for longer it is stuck (a
+         * peer that never answers, a connector that never reports). */
+        if (streq_ptr(state, "connecting") && json_get_uint64(props, "StateChangeUSec", &since) && since > 0 &&
+            now < since + CONNECTING_STUCK_USEC)
+                return SOURCE_HEALTH_OK;
+        if (streq_ptr(state, "connecting") && !json_get_uint64(props, "StateChangeUSec", &since))
+                return SOURCE_HEALTH_OK; /* an older dpiped: no way to tell */
+        return SOURCE_HEALTH_DEGRADED;
+}
+
 const char *source_state_color(const char *state) {
         if (streq_ptr(state, "active"))
                 return ANSI_HIGHLIGHT_GREEN;
         if (streq_ptr(state, "failed"))
                 return ANSI_HIGHLIGHT_RED;
-        if (streq_ptr(state, "connecting") || streq_ptr(state, "backoff"))
+        if (streq_ptr(state, "connecting") || streq_ptr(state, "backoff") || streq_ptr(state, "degraded"))
                 return ANSI_YELLOW;
         if (streq_ptr(state, "paused"))
                 return ANSI_GREY;

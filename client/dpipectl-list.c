@@ -195,7 +195,7 @@ static int status_source(sd_bus *bus, const char *name) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_json_ struct json_object *props = NULL;
         const char *path, *state, *err, *color;
-        char bytes[32];
+        char bytes[32], rel[64];
         uint64_t records = 0, nbytes = 0, reconnects = 0, skipped = 0, filtered = 0;
         int r;
 
@@ -232,7 +232,16 @@ static int status_source(sd_bus *bus, const char *name) {
 
         printf("%s●%s %s - %s source\n", ansi(color ?: ""), ansi(color ? ANSI_NORMAL : ""),
                json_get_string(props, "Name") ?: name, json_get_string(props, "Type") ?: "unknown");
-        printf("%14s: %s%s%s\n", "State", ansi(color ?: ""), state, ansi(color ? ANSI_NORMAL : ""));
+        {
+                char since[64] = "";
+                uint64_t t = 0, now = now_usec(CLOCK_REALTIME);
+
+                if (json_get_uint64(props, "StateChangeUSec", &t) && t > 0)
+                        (void) snprintf(since, sizeof(since), " since %s", format_timestamp_relative(rel, sizeof(rel), t, now));
+                if (source_health(props, state, now) != SOURCE_HEALTH_OK && streq(state, "connecting"))
+                        color = ANSI_YELLOW;
+                printf("%14s: %s%s%s%s\n", "State", ansi(color ?: ""), state, ansi(color ? ANSI_NORMAL : ""), since);
+        }
         printf("%14s: %s\n", "Address", json_get_string(props, "Address") ?: "n/a");
         /* Where the definition comes from, like systemctl status's "Loaded:" and "Drop-In:". */
         const char *fragment = json_get_string(props, "FragmentPath");
@@ -254,8 +263,17 @@ static int status_source(sd_bus *bus, const char *name) {
         print_time_field("Last record", props, "LastRecordUSec");
         print_time_field("Last heartbeat", props, "LastHeartbeatUSec");
         printf("%14s: %" PRIu64 "\n", "Reconnects", reconnects);
-        if (!isempty(err))
-                printf("%14s: %s%s%s\n", "Last error", ansi(ANSI_RED), err, ansi(ANSI_NORMAL));
+        if (!isempty(err)) {
+                uint64_t t = 0, now = now_usec(CLOCK_REALTIME);
+                /* The error stays after the source recovered: then it is history, in grey. */
+                bool past = source_health(props, state, now) == SOURCE_HEALTH_OK;
+                char when[64] = "";
+
+                if (json_get_uint64(props, "LastErrorUSec", &t) && t > 0)
+                        (void) snprintf(when, sizeof(when), " (%s%s)", format_timestamp_relative(rel, sizeof(rel), t, now),
+                                        past ? ", recovered" : "");
+                printf("%14s: %s%s%s%s\n", "Last error", ansi(past ? ANSI_GREY : ANSI_RED), err, when, ansi(ANSI_NORMAL));
+        }
         printf("%14s: %s\n", "Object", path);
         return EXIT_SUCCESS;
 }
@@ -265,8 +283,9 @@ static int status_pipeline(sd_bus *bus) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_json_ struct json_object *props = NULL;
         SourceEntry *entries = NULL;
-        size_t n = 0, active = 0, failed = 0;
-        uint64_t first = 0, next = 0, written = 0, clients = 0;
+        size_t n = 0, active = 0, failed = 0, degraded = 0;
+        uint64_t first = 0, next = 0, written = 0, clients = 0, now = now_usec(CLOCK_REALTIME);
+        const char *dot;
         int r;
 
         r = bus_get_all_properties_json(bus, DPIPED_BUS_PATH, DPIPED_MANAGER_INTERFACE, &error, &props);
@@ -278,6 +297,14 @@ static int status_pipeline(sd_bus *bus) {
         if (r != 0)
                 return r < 0 ? EXIT_FAILURE : r;
 
+        for (size_t i = 0; i < n; i++) {
+                const char *s = source_entry_state(&entries[i]);
+
+                active += streq(s, "active");
+                failed += streq(s, "failed");
+                degraded += source_health(entries[i].props, s, now) == SOURCE_HEALTH_DEGRADED;
+        }
+
         if (arg_json) {
                 struct json_object *a = json_object_new_array();
 
@@ -286,8 +313,10 @@ static int status_pipeline(sd_bus *bus) {
                 source_entries_free(entries, n);
                 if (!a || json_object_object_add(props, "Sources", a) < 0)
                         return log_oom(), EXIT_FAILURE;
+                (void) json_object_object_add(props, "Health", json_object_new_string(
+                        failed > 0 ? "failed" : degraded > 0 ? "degraded" : "healthy"));
                 json_print(props);
-                return EXIT_SUCCESS;
+                return failed > 0 || degraded > 0 ? EXIT_UNHEALTHY : EXIT_SUCCESS;
         }
 
         if (arg_quiet) {
@@ -295,19 +324,16 @@ static int status_pipeline(sd_bus *bus) {
                 return EXIT_SUCCESS;
         }
         pager_open(arg_no_pager);
-        for (size_t i = 0; i < n; i++) {
-                const char *s = source_entry_state(&entries[i]);
-
-                active += streq(s, "active");
-                failed += streq(s, "failed");
-        }
         (void) json_get_uint64(props, "QueueFirstOffset", &first);
         (void) json_get_uint64(props, "QueueNextOffset", &next);
         (void) json_get_uint64(props, "RecordsWritten", &written);
         (void) json_get_uint64(props, "Clients", &clients);
 
-        printf("%s●%s dpipe pipeline (dpiped %s)\n", ansi(failed > 0 ? ANSI_HIGHLIGHT_RED : ANSI_HIGHLIGHT_GREEN),
-               ansi(ANSI_NORMAL), json_get_string(props, "Version") ?: "unknown");
+        /* Like systemctl is-system-running: green only when every source is healthy. */
+        dot = failed > 0 ? ANSI_HIGHLIGHT_RED : degraded > 0 ? ANSI_YELLOW : ANSI_HIGHLIGHT_GREEN;
+        printf("%s●%s dpipe pipeline (dpiped %s)\n", ansi(dot), ansi(ANSI_NORMAL), json_get_string(props, "Version") ?: "unknown");
+        printf("%14s: %s%s%s\n", "Health", ansi(dot),
+               failed > 0 ? "failed" : degraded > 0 ? "degraded" : "healthy", ansi(ANSI_NORMAL));
         if (next > first)
                 printf("%14s: %" PRIu64 " record%s stored, offsets %" PRIu64 "..%" PRIu64 "\n", "Queue", next - first,
                        next - first == 1 ? "" : "s", first, next - 1);
@@ -315,16 +341,32 @@ static int status_pipeline(sd_bus *bus) {
                 printf("%14s: empty, next offset %" PRIu64 "\n", "Queue", next);
         printf("%14s: %" PRIu64 "\n", "Written", written);
         printf("%14s: %" PRIu64 "\n", "Clients", clients);
-        printf("%14s: %zu (%zu active, %zu failed)\n", "Sources", n, active, failed);
+        if (degraded > 0)
+                printf("%14s: %zu (%zu active, %zu degraded, %zu failed)\n", "Sources", n, active, degraded, failed);
+        else
+                printf("%14s: %zu (%zu active, %zu failed)\n", "Sources", n, active, failed);
         for (size_t i = 0; i < n; i++) {
                 const SourceEntry *e = &entries[i];
                 const char *s = source_entry_state(e), *color = source_state_color(s);
+                SourceHealth h = source_health(e->props, s, now);
+                uint64_t skipped = 0;
+                char extra[128] = "", rel[64];
 
-                printf("%14s  %s %s%s%s %s (%s) %s\n", "", i + 1 < n ? "├─" : "└─", ansi(color ?: ""), s,
-                       ansi(color ? ANSI_NORMAL : ""), e->name, e->type, json_get_string(e->props, "Address") ?: "");
+                if (h != SOURCE_HEALTH_OK && streq(s, "connecting")) {
+                        uint64_t t = 0;
+                        (void) json_get_uint64(e->props, "StateChangeUSec", &t);
+                        color = ANSI_YELLOW;
+                        (void) snprintf(extra, sizeof(extra), " (connecting since %s)",
+                                        format_timestamp_relative(rel, sizeof(rel), t, now));
+                } else if (h != SOURCE_HEALTH_OK && !isempty(json_get_string(e->props, "LastError")))
+                        (void) snprintf(extra, sizeof(extra), ": %.100s", json_get_string(e->props, "LastError"));
+                else if (streq(s, "degraded") && json_get_uint64(e->props, "RecordsSkipped", &skipped))
+                        (void) snprintf(extra, sizeof(extra), " (%" PRIu64 " skipped)", skipped);
+                printf("%14s  %s %s%s%s %s (%s) %s%s\n", "", i + 1 < n ? "├─" : "└─", ansi(color ?: ""), s,
+                       ansi(color ? ANSI_NORMAL : ""), e->name, e->type, json_get_string(e->props, "Address") ?: "", extra);
         }
         source_entries_free(entries, n);
-        return EXIT_SUCCESS;
+        return failed > 0 || degraded > 0 ? EXIT_UNHEALTHY : EXIT_SUCCESS;
 }
 
 int verb_status(sd_bus *bus, int argc, char **argv) {

@@ -14,6 +14,7 @@
 #include "bus-names.h"
 #include "client-proto.h"
 #include "client-util.h"
+#include "util.h"
 
 
 /* --json=MODE (systemd's forms). Bare --json / -j is JSON_AUTO: pretty on a terminal, short
@@ -64,6 +65,18 @@ extern size_t arg_n_options;
 static inline const char *ansi(const char *code) {
         return arg_colors ? code : "";
 }
+
+/* How a source is doing, for status: degraded (yellow) is degraded, backoff, or connecting for
+ * longer than CONNECTING_STUCK_USEC; failed (red) is failed. props: the source's properties. */
+typedef enum SourceHealth {
+        SOURCE_HEALTH_OK,
+        SOURCE_HEALTH_DEGRADED,
+        SOURCE_HEALTH_FAILED,
+} SourceHealth;
+#define CONNECTING_STUCK_USEC (30 * USEC_PER_SEC)
+/* dpipectl status (the pipeline): the exit code when a source is degraded or failed. */
+#define EXIT_UNHEALTHY 1
+SourceHealth source_health(struct json_object *props, const char *state, uint64_t now);
 
 /* Colour of a source state (org.dpipe.Pipeline1(5)), NULL for none. */
 const char *source_state_color(const char *state);

@@ -117,3 +117,7 @@ uint64_t queue_next_offset(Queue *q) {
 uint64_t queue_disk_bytes(Queue *q) {
         return q->disk_bytes;
 }
+
+size_t queue_n_segments(Queue *q) {
+        return q->n_segments;
+}

@@ -147,6 +147,7 @@ bool queue_last_seq(Queue *q, const char *source, size_t source_len, uint64_t *r
 uint64_t queue_first_offset(Queue *q);
 uint64_t queue_next_offset(Queue *q);
 uint64_t queue_disk_bytes(Queue *q);
+size_t queue_n_segments(Queue *q); /* segment files, the active one included */
 /* Applies retention now; returns the number of segments removed. */
 int queue_apply_retention(Queue *q);
 

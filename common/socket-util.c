@@ -141,31 +141,65 @@ int listen_fd_take(const char *fdname, int family) {
         return found;
 }
 
-int listen_fds_take_all(int **ret_fds) {
-        _cleanup_free_ int *fds = NULL;
-        int n;
+static void listen_names_free(char **names, int n) {
+        if (names)
+                for (int i = 0; i < n; i++)
+                        free(names[i]);
+        free(names);
+}
 
-        n = sd_listen_fds(0);
-        if (n < 0)
-                return n;
-        if (n == 0) {
+int listen_fd_take_by_name(const char *fdname) {
+        char **names = NULL;
+        int n, found = -ENOENT;
+
+        n = sd_listen_fds_with_names(0, &names);
+        for (int i = 0; names && i < n; i++)
+                if (streq_ptr(names[i], fdname)) {
+                        found = SD_LISTEN_FDS_START + i;
+                        break;
+                }
+        listen_names_free(names, n);
+        if (found >= 0) {
+                (void) fd_set_nonblock(found, true);
+                (void) fcntl(found, F_SETFD, FD_CLOEXEC);
+        }
+        return found;
+}
+
+int listen_fds_take_all(const char *except_name, int **ret_fds) {
+        _cleanup_free_ int *fds = NULL;
+        char **names = NULL;
+        int n, k = 0;
+
+        n = sd_listen_fds_with_names(0, &names);
+        if (n <= 0) {
+                listen_names_free(names, n);
+                if (n < 0)
+                        return n;
                 *ret_fds = NULL;
                 return 0;
         }
         fds = calloc((size_t) n, sizeof(int));
-        if (!fds)
+        if (!fds) {
+                listen_names_free(names, n);
                 return -ENOMEM;
+        }
         for (int i = 0; i < n; i++) {
                 int fd = SD_LISTEN_FDS_START + i;
 
-                if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0)
+                if (except_name && names && streq_ptr(names[i], except_name))
+                        continue;
+                if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
+                        listen_names_free(names, n);
                         return -ENOTSOCK;
+                }
                 (void) fd_set_nonblock(fd, true);
                 (void) fcntl(fd, F_SETFD, FD_CLOEXEC);
-                fds[i] = fd;
+                fds[k++] = fd;
         }
+        listen_names_free(names, n);
         *ret_fds = TAKE_PTR(fds);
-        return n;
+        return k;
 }
 
 #ifndef SO_PEERGROUPS

@@ -29,10 +29,13 @@ int socket_local_address(int fd, SocketAddress *ret);
  * none was passed. Call once per process; unclaimed fds stay open. */
 int listen_fd_take(const char *fdname, int family);
 
-/* Takes every socket passed by systemd, whatever its name. Returns how many (0 when not socket
- * activated) and a malloc'ed array of them in *ret_fds; each is made non-blocking and close-on-exec.
- * -ENOTSOCK if one is not a listening stream socket. */
-int listen_fds_take_all(int **ret_fds);
+/* Only the socket named fdname: -ENOENT if there is none (no fallback to the family). */
+int listen_fd_take_by_name(const char *fdname);
+
+/* Takes every socket passed by systemd, except those named except_name (NULL: none excepted).
+ * Returns how many (0 when not socket activated) and a malloc'ed array of them in *ret_fds; each is
+ * made non-blocking and close-on-exec. -ENOTSOCK if one is not a listening stream socket. */
+int listen_fds_take_all(const char *except_name, int **ret_fds);
 
 /* The peer of a connected Unix socket: SO_PEERCRED, and the supplementary groups (SO_PEERGROUPS,
  * malloc'ed into *ret_groups, may be NULL when there are none). */

@@ -271,6 +271,7 @@ int op_subscribe(Client *c, struct json_object *req, struct json_object *id) {
         r = subscription_new(start, (uint32_t) window, &s);
         if (r < 0)
                 return r;
+        s->serial = ++c->manager->subscription_serial;
         if (json_object_object_get_ex(req, "sources", &v)) {
                 if (!json_object_is_type(v, json_type_array))
                         return client_send_error(c, id, "invalid_argument", "\"sources\" must be an array of source names");

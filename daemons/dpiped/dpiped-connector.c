@@ -251,7 +251,7 @@ static void source_link_set_connecting(Connector *c, const char *reason) {
         LIST_FOREACH(sources, s, c->manager->sources) {
                 if (!streq(s->type, c->type) || s->paused)
                         continue;
-                if (source_set_state(s, SOURCE_CONNECTING, reason))
+                if (source_set_state(s, SOURCE_CONNECTING, reason, now_usec(CLOCK_REALTIME)))
                         source_emit_state_changed(s);
         }
 }
@@ -261,15 +261,18 @@ static void source_link_handle_state(Connector *c, struct json_object *o) {
         const char *error = json_get_string(o, "error");
         SourceState state;
         Source *s;
-        uint64_t u;
+        uint64_t u, now;
         bool changed;
 
         s = name ? manager_find_source(c->manager, name) : NULL;
         if (!s || !streq(s->type, c->type))
                 return;
+        now = now_usec(CLOCK_REALTIME);
         state = source_state_from_string(st);
+        if (state == SOURCE_DEGRADED)
+                state = SOURCE_ACTIVE; /* dpiped decides that, from the skip counter below */
         if (state < 0)
-                state = s->state;
+                state = s->state == SOURCE_DEGRADED ? SOURCE_ACTIVE : s->state;
         /* A late report from before a pause must not make a paused source look running. */
         if (s->paused)
                 state = SOURCE_PAUSED;
@@ -282,8 +285,13 @@ static void source_link_handle_state(Connector *c, struct json_object *o) {
                 s->last_record_usec = u;
         if (json_get_uint64(o, "last_heartbeat_us", &u))
                 s->last_heartbeat_usec = u;
-        if (json_get_uint64(o, "skipped", &u))
+        /* The counter is the connector's own since its start: a smaller one is a restarted
+         * connector, not a skip. */
+        if (json_get_uint64(o, "skipped", &u)) {
+                if (u > s->records_skipped)
+                        s->last_skip_usec = now;
                 s->records_skipped = u;
+        }
         if (json_get_uint64(o, "filtered", &u))
                 s->records_filtered = u;
         const char *skip_reason = json_get_string(o, "skip_reason");
@@ -299,7 +307,8 @@ static void source_link_handle_state(Connector *c, struct json_object *o) {
                 s->reconnects = (uint32_t) u;
                 changed = true;
         }
-        if (source_set_state(s, state, error ?: (state == SOURCE_ACTIVE ? "" : NULL)))
+        state = source_effective_state(state, s->last_skip_usec, c->manager->degraded_usec, now);
+        if (source_set_state(s, state, error, now))
                 changed = true;
         if (changed) {
                 log_source_info(s->name, "Source %s is %s%s%s.", s->name, source_state_to_string(s->state),
@@ -312,7 +321,7 @@ static bool source_link_handle_error(Connector *c, uint64_t id, const char *mess
         LIST_FOREACH(sources, s, c->manager->sources)
                 if (streq(s->type, c->type) && s->pending_request_id == id) {
                         log_source_warning(s->name, "Connector %s refused source %s: %s", c->type, s->name, message);
-                        if (source_set_state(s, SOURCE_FAILED, message))
+                        if (source_set_state(s, SOURCE_FAILED, message, now_usec(CLOCK_REALTIME)))
                                 source_emit_state_changed(s);
                         return true;
                 }

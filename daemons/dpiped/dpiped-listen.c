@@ -192,7 +192,8 @@ int manager_listen(Manager *m) {
         bool have_unix = false, have_tcp = false;
         int n, r;
 
-        n = listen_fds_take_all(&fds);
+        /* The metrics socket (dpiped-metrics.socket) is dpiped-metrics.c's. */
+        n = listen_fds_take_all("metrics", &fds);
         if (n == -ENOTSOCK)
                 return log_error_errno(n, "A file descriptor passed by systemd is not a listening stream socket.");
         if (n < 0)

@@ -6,16 +6,19 @@
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 
+#include "config.h"
 #include "dpiped-audit.h"
 #include "dpiped-client.h"
 #include "dpiped-connector.h"
 #include "dpiped-listen.h"
 #include "dpiped-manager.h"
+#include "dpiped-metrics.h"
 #include "dpiped-registry.h"
 #include "dpiped-sink.h"
 #include "dpiped-stream.h"
 #include "dpiped-source.h"
 #include "dpiped-tokens.h"
+#include "dpiped-writer.h"
 #include "json-util.h"
 #include "pipeline-id.h"
 #include "log.h"
@@ -83,6 +86,9 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
         m->user_bus = config->user_bus;
         m->read_only_clients = config->read_only_clients;
         m->start_usec = now_usec(CLOCK_MONOTONIC);
+        m->metrics = config->metrics;
+        m->metrics_address = config->metrics_address;
+        m->degraded_usec = config->degraded_usec;
 
         r = sd_event_default(&m->event);
         if (r < 0)
@@ -118,6 +124,10 @@ Manager *manager_free(Manager *m) {
         /* Clients first: they store the offsets of their durable subscriptions on the way out. */
         manager_clients_free(m);
         m->stream_link = stream_link_free(m->stream_link);
+#if HAVE_METRICS
+        metrics_server_free(m->metrics_server);
+#endif
+        writer_link_free(m->writer_link);
         manager_polkit_queries_free(m);
         manager_option_checks_free(m);
         manager_connectors_free(m);
@@ -388,7 +398,7 @@ int manager_pause_source(Manager *m, const char *name, bool pause, const Actor *
 
         audit_log(LOG_INFO, actor, pause ? "pause_source" : "resume_source", s->name, false, "Source %s %s", s->name,
                   pause ? "paused" : "resumed");
-        if (source_set_state(s, pause ? SOURCE_PAUSED : SOURCE_CONNECTING, NULL))
+        if (source_set_state(s, pause ? SOURCE_PAUSED : SOURCE_CONNECTING, NULL, now_usec(CLOCK_REALTIME)))
                 source_emit_state_changed(s);
         return 0;
 }
@@ -447,8 +457,28 @@ static void manager_queue_watch_try(Manager *m) {
         log_debug("Watching %s for new records.", m->queue_dir);
 }
 
+/* A degraded source whose connector reports no more skips becomes active again once the window
+ * has passed: nothing else would tell (a quiet connector sends no report). */
+static void manager_check_degraded(Manager *m) {
+        uint64_t now = now_usec(CLOCK_REALTIME);
+
+        for (Source *s = m->sources; s; s = s->sources_next) {
+                if (s->state != SOURCE_DEGRADED)
+                        continue;
+                if (source_effective_state(SOURCE_ACTIVE, s->last_skip_usec, m->degraded_usec, now) == SOURCE_DEGRADED)
+                        continue;
+                if (source_set_state(s, SOURCE_ACTIVE, NULL, now)) {
+                        log_source_info(s->name, "Source %s is active: no records skipped for %" PRIu64 " s.", s->name,
+                                        m->degraded_usec / USEC_PER_SEC);
+                        source_emit_state_changed(s);
+                }
+        }
+}
+
 static int queue_poll_handler(sd_event_source *es, uint64_t usec, void *userdata) {
         Manager *m = userdata;
+
+        manager_check_degraded(m);
 
         /* A safety net beside inotify (and the only way before the queue directory exists). */
         manager_queue_watch_try(m);
@@ -500,5 +530,17 @@ int manager_start(Manager *m) {
         r = manager_client_server_start(m);
         if (r < 0)
                 return r;
+        if (m->metrics) {
+#if HAVE_METRICS
+                r = metrics_server_new(m, &m->metrics_address, m->allow_plaintext, &m->metrics_server);
+                if (r < 0)
+                        return r;
+                r = writer_link_new(m->event, m->runtime_dir, &m->writer_link);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to set up the link to the writer: %m");
+#else
+                return log_error_errno(EOPNOTSUPP, "dpiped was built without libmicrohttpd: --metrics is not available.");
+#endif
+        }
         return manager_connect_bus(m);
 }

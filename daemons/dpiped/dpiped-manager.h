@@ -26,6 +26,8 @@ typedef struct Actor Actor;
 typedef struct Listener Listener;
 typedef struct TokenSet TokenSet;
 typedef struct TlsContext TlsContext;
+typedef struct MetricsServer MetricsServer;
+typedef struct WriterLink WriterLink;
 
 /* Where dpipe.source(5) files are looked for, highest precedence first. */
 #define SOURCE_DIRS_DEFAULT "/etc/dpipe/sources.d:/run/dpipe/sources.d:/usr/lib/dpipe/sources.d"
@@ -53,6 +55,9 @@ typedef struct ManagerConfig {
         const char *pipeline_id; /* --pipeline-id=; NULL: derived from /etc/machine-id */
         const char *stream;      /* --stream=: serve the client protocol from this JetStream cluster */
         const char *stream_name; /* --stream-name= */
+        bool metrics;               /* --metrics= given */
+        SocketAddress metrics_address;
+        uint64_t degraded_usec;     /* a source that skipped records stays degraded this long */
 } ManagerConfig;
 
 struct Manager {
@@ -124,6 +129,15 @@ struct Manager {
         QueueLoss losses_logged[8];
         unsigned n_losses_logged;
 
+        /* Observability (dpiped-metrics.c, dpiped-writer.c): GET /metrics, and the writer's
+         * figures it shows. Both NULL without --metrics. */
+        bool metrics;
+        SocketAddress metrics_address;
+        MetricsServer *metrics_server;
+        WriterLink *writer_link;
+        uint64_t degraded_usec;
+        uint64_t subscription_serial; /* the last one given to a subscription */
+
         /* Outstanding polkit queries (see dpiped-polkit.c). */
         struct PolkitQuery *polkit_queries;
         /* Outstanding checks of options by connectors (dpiped-option-check.c). */
@@ -183,6 +197,9 @@ void manager_sinks_free(Manager *m);
 /* Queue bounds for the properties and the status op (0, 0 while there is no queue). */
 void manager_queue_bounds(Manager *m, uint64_t *ret_first, uint64_t *ret_next);
 
+/* How long a source that skipped records stays degraded (--degraded-sec). */
+#define DPIPED_DEGRADED_USEC_DEFAULT (60 * USEC_PER_SEC)
+
 /* dpiped-bus.c */
 int manager_connect_bus(Manager *m);
 /* Registers the Manager and Source objects of m on bus (also the private one of --bus-introspect). */
@@ -207,3 +224,5 @@ int source_object_find(sd_bus *bus, const char *path, const char *interface, voi
 int source_node_enumerator(sd_bus *bus, const char *path, void *userdata, char ***nodes, sd_bus_error *error);
 void source_emit_state_changed(Source *s);
 void source_emit_files_changed(Source *s);
+/* Manager.ListSubscriptions (dpiped-subscription-bus.c) */
+int method_list_subscriptions(sd_bus_message *message, void *userdata, sd_bus_error *error);

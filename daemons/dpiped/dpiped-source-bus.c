@@ -81,6 +81,8 @@ const sd_bus_vtable source_vtable[] = {
         /* dpipe.source(5): the file that defines the source, "" for a source of the API. */
         SD_BUS_PROPERTY("FragmentPath", "s", property_get_fragment_path, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("DropInPaths", "as", property_get_dropin_paths, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("LastErrorUSec", "t", NULL, offsetof(Source, last_error_usec), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("StateChangeUSec", "t", NULL, offsetof(Source, state_change_usec), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_VTABLE_END,
 };
 
@@ -129,7 +131,7 @@ void source_emit_state_changed(Source *s) {
         if (!s->manager || !s->manager->bus || !s->object_path)
                 return;
         r = sd_bus_emit_properties_changed(s->manager->bus, s->object_path, DPIPED_SOURCE_INTERFACE, "State",
-                                           "Paused", "Reconnects", "LastError", NULL);
+                                           "Paused", "Reconnects", "LastError", "LastErrorUSec", "StateChangeUSec", NULL);
         if (r < 0)
                 log_debug_errno(r, "Failed to emit PropertiesChanged for source %s, ignoring: %m", s->name);
 }

@@ -14,6 +14,7 @@ static const char *const source_state_table[_SOURCE_STATE_MAX] = {
         [SOURCE_BACKOFF] = "backoff",
         [SOURCE_PAUSED] = "paused",
         [SOURCE_FAILED] = "failed",
+        [SOURCE_DEGRADED] = "degraded",
 };
 
 const char *source_state_to_string(SourceState s) {
@@ -47,6 +48,7 @@ int source_new(const char *name, const char *type, struct json_object *options, 
         if (!s->options)
                 return -ENOMEM;
         s->state = SOURCE_CONNECTING;
+        s->state_change_usec = now_usec(CLOCK_REALTIME);
         *ret = TAKE_PTR(s);
         return 0;
 }
@@ -102,22 +104,34 @@ const char *source_address(const Source *s) {
         return json_get_string(s->options, "address") ?: "";
 }
 
-bool source_set_state(Source *s, SourceState state, const char *error) {
+bool source_set_state(Source *s, SourceState state, const char *error, uint64_t now) {
         bool changed = false;
 
         if (s->state != state) {
                 s->state = state;
+                s->state_change_usec = now;
                 changed = true;
         }
-        if (error && !streq(error, s->last_error)) {
+        if (!isempty(error) && !streq(error, s->last_error)) {
                 char *e = strdup(error);
                 if (e) {
                         free(s->last_error);
                         s->last_error = e;
+                        s->last_error_usec = now;
                         changed = true;
                 }
         }
         return changed;
+}
+
+SourceState source_effective_state(SourceState reported, uint64_t last_skip_usec, uint64_t window_usec, uint64_t now) {
+        if (reported == SOURCE_ACTIVE && last_skip_usec > 0 && window_usec > 0 && now < last_skip_usec + window_usec)
+                return SOURCE_DEGRADED;
+        return reported;
+}
+
+bool source_state_is_healthy(SourceState state) {
+        return state == SOURCE_ACTIVE || state == SOURCE_PAUSED;
 }
 
 bool source_type_is_valid(const char *type) {

@@ -19,6 +19,7 @@ typedef enum SourceState {
         SOURCE_BACKOFF,
         SOURCE_PAUSED,
         SOURCE_FAILED,
+        SOURCE_DEGRADED, /* active, but records were skipped lately (Manager.degraded_usec) */
         _SOURCE_STATE_MAX,
         _SOURCE_STATE_INVALID = -EINVAL,
 } SourceState;
@@ -46,6 +47,9 @@ typedef struct Source {
         uint64_t records_skipped; /* counted by the connector: refused at the edge (bad JSON, too long) */
         uint64_t records_filtered; /* counted by the connector: dropped by a `where` of the transform */
         char *last_skip_reason;
+        uint64_t last_error_usec;   /* CLOCK_REALTIME of the last error reported; 0: never */
+        uint64_t state_change_usec; /* CLOCK_REALTIME when it entered its state */
+        uint64_t last_skip_usec;    /* CLOCK_REALTIME when the skip counter last grew */
 
         uint64_t pending_request_id; /* id of the last "add" sent to the connector */
 
@@ -65,8 +69,15 @@ static inline bool source_is_from_file(const Source *s) {
 }
 /* Takes copies of the paths of the file(s) that define s. */
 int source_set_files(Source *s, const char *fragment, char *const *dropins);
-/* Sets state and error; returns true if anything visible changed. */
-bool source_set_state(Source *s, SourceState state, const char *error);
+/* Sets state and error (NULL or "": keep the last error, it stays visible with its time after the
+ * source recovered); returns true if anything visible changed. now is CLOCK_REALTIME. */
+bool source_set_state(Source *s, SourceState state, const char *error, uint64_t now);
+/* The state a connector's report means: "active" with records skipped within the last window
+ * (skipped_grew_at: CLOCK_REALTIME of the last growth of the skip counter) is degraded. */
+SourceState source_effective_state(SourceState reported, uint64_t last_skip_usec, uint64_t window_usec, uint64_t now);
+/* Healthy: active, or paused by request. Not: degraded, failed, backoff, and connecting for longer
+ * than stuck_usec. */
+bool source_state_is_healthy(SourceState state);
 
 /* Validation shared by D-Bus and the client protocol. On failure these return -EINVAL and a
  * human-readable reason in *ret_reason (static or malloc'ed into reason_buf of size 256). */

@@ -80,7 +80,19 @@ int subscription_sent(Subscription *s, uint64_t offset) {
         }
         s->in_flight[(s->in_flight_head + s->n_in_flight) % s->in_flight_allocated] = offset;
         s->n_in_flight++;
+        s->records_sent++;
         return 0;
+}
+
+void subscription_info(const Subscription *s, uint64_t queue_next, SubscriptionInfo *ret) {
+        uint64_t position = s->n_in_flight > 0 ? s->in_flight[s->in_flight_head] : s->next_offset;
+
+        if (s->name)
+                (void) snprintf(ret->label, sizeof(ret->label), "%s", s->name);
+        else
+                (void) snprintf(ret->label, sizeof(ret->label), "anonymous-%" PRIu64, s->serial);
+        ret->position = position;
+        ret->lag = queue_next > position ? queue_next - position : 0;
 }
 
 static void subscription_commit(Subscription *s, uint64_t offset) {

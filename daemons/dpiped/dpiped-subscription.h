@@ -35,7 +35,19 @@ typedef struct Subscription {
         uint64_t committed; /* offset after the last acked record */
         bool commit_dirty;
         uint64_t lost_end;  /* after the last offsets reported lost (subscription_lost()) */
+
+        uint64_t serial;       /* names an anonymous subscription in the metrics: "anonymous-<serial>" */
+        uint64_t records_sent; /* since it subscribed */
 } Subscription;
+
+/* What the metrics and ListSubscriptions() say about a subscription. */
+typedef struct SubscriptionInfo {
+        char label[80];    /* the durable name, or "anonymous-<serial>" */
+        uint64_t position; /* the first offset not acknowledged yet */
+        uint64_t lag;      /* records in the queue from position on (of every source) */
+} SubscriptionInfo;
+
+void subscription_info(const Subscription *s, uint64_t queue_next, SubscriptionInfo *ret);
 
 Subscription *subscription_free(Subscription *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Subscription *, subscription_free);

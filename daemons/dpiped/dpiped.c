@@ -44,6 +44,8 @@ static const char *arg_sources_dirs = NULL;
 static const char *arg_pipeline_id = NULL;
 static const char *arg_stream = NULL;
 static const char *arg_stream_name = "DPIPE";
+static const char *arg_metrics = NULL;
+static uint64_t arg_degraded_usec = DPIPED_DEGRADED_USEC_DEFAULT;
 
 static void help(void) {
         printf("%s [OPTIONS...]\n\n"
@@ -79,6 +81,9 @@ static void help(void) {
                "                            Serve the client protocol from a JetStream stream\n"
                "                            instead of the local queue\n"
                "     --stream-name=NAME     The stream (default: DPIPE)\n"
+               "     --metrics=ADDR:PORT    Serve GET /metrics (Prometheus) there (default: off)\n"
+               "     --degraded-sec=SEC     A source that skipped records is degraded this long\n"
+               "                            (default: 60; 0: never degraded)\n"
                "     --user                 Use the user's session bus instead of the system bus\n"
                "     --bus-introspect       Print the D-Bus interfaces as XML and exit\n",
                program_invocation_short_name, default_runtime_dir(), default_state_dir(), CLIENTS_MAX_DEFAULT);
@@ -120,6 +125,8 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_PIPELINE_ID,
                 ARG_STREAM,
                 ARG_STREAM_NAME,
+                ARG_METRICS,
+                ARG_DEGRADED_SEC,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -140,6 +147,8 @@ static int parse_argv(int argc, char *argv[]) {
                 { "max-client-memory", required_argument, NULL, ARG_MAX_CLIENT_MEMORY },
                 { "sources-dirs", required_argument, NULL, ARG_SOURCES_DIRS },
                 { "user", no_argument, NULL, ARG_USER },
+                { "metrics", required_argument, NULL, ARG_METRICS },
+                { "degraded-sec", required_argument, NULL, ARG_DEGRADED_SEC },
                 { "bus-introspect", no_argument, NULL, ARG_BUS_INTROSPECT },
                 { "pipeline-id", required_argument, NULL, ARG_PIPELINE_ID },
                 { "stream", required_argument, NULL, ARG_STREAM },
@@ -233,6 +242,20 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_USER:
                         arg_user = true;
                         break;
+                case ARG_METRICS:
+                        arg_metrics = streq(optarg, "none") ? NULL : optarg;
+                        break;
+                case ARG_DEGRADED_SEC: {
+                        uint64_t v;
+
+                        if (safe_atou64(optarg, &v) < 0 || v > UINT32_MAX) {
+                                fprintf(stderr, "%s: invalid --degraded-sec \"%s\": a number of seconds expected\n",
+                                        program_invocation_short_name, optarg);
+                                return -EINVAL;
+                        }
+                        arg_degraded_usec = v * USEC_PER_SEC;
+                        break;
+                }
                 case ARG_BUS_INTROSPECT:
                         r = bus_introspect_print();
                         return r < 0 ? r : 0;
@@ -402,6 +425,13 @@ static int run(int argc, char *argv[]) {
                 r = socket_address_parse(arg_listen, &config.listen_address);
                 if (r < 0)
                         return log_error_errno(r, "Invalid --listen address \"%s\": %m", arg_listen);
+        }
+        config.degraded_usec = arg_degraded_usec;
+        if (arg_metrics) {
+                config.metrics = true;
+                r = socket_address_parse(arg_metrics, &config.metrics_address);
+                if (r < 0)
+                        return log_error_errno(r, "Invalid --metrics address \"%s\": %m", arg_metrics);
         }
         r = resolve_admin_group(&config);
         if (r < 0)

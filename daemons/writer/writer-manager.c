@@ -289,6 +289,19 @@ int manager_handle_control(Manager *m, Conn *c, const uint8_t *payload, uint32_t
                 json_object_object_add(reply, "stalled", json_object_new_boolean(m->stalled));
                 json_object_object_add(reply, "syncing",
                                        json_object_new_boolean(m->sync_thread && sync_thread_busy(m->sync_thread)));
+                json_object_object_add(reply, "bytes_written", json_object_new_uint64(m->bytes_written));
+                json_object_object_add(reply, "batches", json_object_new_uint64(m->batches));
+                json_object_object_add(reply, "segments", json_object_new_uint64(queue_n_segments(m->queue)));
+                struct json_object *le = json_object_new_array(), *buckets = json_object_new_array();
+                for (size_t i = 0; le && buckets && i < WRITER_SYNC_BUCKETS; i++) {
+                        (void) json_object_array_add(le, json_object_new_uint64(writer_sync_bucket_usec[i]));
+                        (void) json_object_array_add(buckets, json_object_new_uint64(m->sync_buckets[i]));
+                }
+                json_object_object_add(reply, "sync_le_us", le);
+                json_object_object_add(reply, "sync_buckets", buckets);
+                json_object_object_add(reply, "sync_count", json_object_new_uint64(m->sync_count));
+                json_object_object_add(reply, "sync_sum_us", json_object_new_uint64(m->sync_sum_usec));
+                json_object_object_add(reply, "sync_failures", json_object_new_uint64(m->sync_failures));
         } else {
                 log_debug("Connection %s sent unknown control op '%s'.", c->peer, op ?: "(none)");
                 json_object_object_add(reply, "op", json_object_new_string("error"));
@@ -365,6 +378,25 @@ static int manager_write(Manager *m) {
         return 1;
 }
 
+const uint64_t writer_sync_bucket_usec[WRITER_SYNC_BUCKETS] = {
+        100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000,
+};
+
+void manager_sync_observe(Manager *m, uint64_t usec, int error) {
+        size_t i;
+
+        if (error < 0) {
+                m->sync_failures++;
+                return;
+        }
+        for (i = 0; i < WRITER_SYNC_BUCKETS && usec > writer_sync_bucket_usec[i]; i++)
+                ;
+        if (i < WRITER_SYNC_BUCKETS)
+                m->sync_buckets[i]++;
+        m->sync_count++;
+        m->sync_sum_usec += usec;
+}
+
 /* Hands a sync of what was written so far to the sync thread, unless one runs already (its
  * completion starts the next one). */
 static int manager_sync_start(Manager *m) {
@@ -384,6 +416,7 @@ static int manager_sync_start(Manager *m) {
                 return 0;
         }
         m->sync_gen = m->write_gen;
+        m->sync_started_usec = now_usec(CLOCK_MONOTONIC);
         r = sync_thread_start(m->sync_thread, fds[0], fds[1], fds[2]);
         if (r < 0) {
                 queue_sync_end(m->queue, r);
@@ -396,6 +429,7 @@ static void on_sync_done(SyncThread *t, int error, void *userdata) {
         Manager *m = userdata;
 
         queue_sync_end(m->queue, error);
+        manager_sync_observe(m, now_usec(CLOCK_MONOTONIC) - m->sync_started_usec, error);
         if (error < 0) {
                 /* On -ENOSPC the need to sync came back: the retry (batch) or the timer
                  * (interval) syncs again. */

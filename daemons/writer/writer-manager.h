@@ -21,6 +21,10 @@ typedef struct WriterOptions {
         uint64_t idle_exit_usec; /* 0 = never */
 } WriterOptions;
 
+/* Upper bounds of the sync duration histogram's buckets, in µs (the status reply carries them). */
+#define WRITER_SYNC_BUCKETS 12
+extern const uint64_t writer_sync_bucket_usec[WRITER_SYNC_BUCKETS];
+
 /* An ack that waits until its batch is durable under the sync policy. */
 typedef struct PendingAck {
         Conn *conn; /* NULL once the connection is gone */
@@ -70,6 +74,12 @@ typedef struct Manager {
 
         uint64_t records_written, duplicates, batches, bytes_written, batches_refused;
         uint64_t last_status_records;
+
+        /* How long each sync job took (from the hand-over to the thread to its completion on the
+         * loop), as a histogram for dpiped's metrics: counted per sync, never per record. */
+        uint64_t sync_started_usec;
+        uint64_t sync_buckets[WRITER_SYNC_BUCKETS];
+        uint64_t sync_count, sync_sum_usec, sync_failures;
 } Manager;
 
 int manager_new(const WriterOptions *opts, Manager **ret);
@@ -88,3 +98,5 @@ bool manager_accepting(Manager *m);
 void manager_conn_added(Manager *m, Conn *c);
 void manager_conn_removed(Manager *m, Conn *c);
 void manager_update_status(Manager *m);
+/* Counts one sync job of usec in the histogram (a failed one only in sync_failures). */
+void manager_sync_observe(Manager *m, uint64_t usec, int error);

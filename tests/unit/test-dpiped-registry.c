@@ -133,12 +133,39 @@ static void test_set_state(void **state) {
         _cleanup_(source_freep) Source *s = make_source("x", "tcp", "{\"address\":\"h:1\"}", false);
 
         assert_int_equal(s->state, SOURCE_CONNECTING);
-        assert_true(source_set_state(s, SOURCE_ACTIVE, NULL));
-        assert_false(source_set_state(s, SOURCE_ACTIVE, NULL));
-        assert_false(source_set_state(s, SOURCE_ACTIVE, ""));
-        assert_true(source_set_state(s, SOURCE_BACKOFF, "connection refused"));
+        assert_true(source_set_state(s, SOURCE_ACTIVE, NULL, 100));
+        assert_int_equal(s->state_change_usec, 100);
+        assert_false(source_set_state(s, SOURCE_ACTIVE, NULL, 200));
+        assert_false(source_set_state(s, SOURCE_ACTIVE, "", 200));
+        assert_int_equal(s->state_change_usec, 100);
+        assert_int_equal(s->last_error_usec, 0);
+        assert_true(source_set_state(s, SOURCE_BACKOFF, "connection refused", 300));
         assert_string_equal(s->last_error, "connection refused");
-        assert_false(source_set_state(s, SOURCE_BACKOFF, "connection refused"));
+        assert_int_equal(s->last_error_usec, 300);
+        assert_false(source_set_state(s, SOURCE_BACKOFF, "connection refused", 400));
+        assert_int_equal(s->last_error_usec, 300);
+
+        /* Recovered: the error stays, with its time, for dpipectl status to show as past. */
+        assert_true(source_set_state(s, SOURCE_ACTIVE, "", 500));
+        assert_string_equal(s->last_error, "connection refused");
+        assert_int_equal(s->last_error_usec, 300);
+        assert_int_equal(s->state_change_usec, 500);
+}
+
+static void test_degraded(void **state) {
+        /* Active with a skip 10 s ago and a 60 s window: degraded; after the window: active. */
+        assert_int_equal(source_effective_state(SOURCE_ACTIVE, 1000, 60, 1010), SOURCE_DEGRADED);
+        assert_int_equal(source_effective_state(SOURCE_ACTIVE, 1000, 60, 1060), SOURCE_ACTIVE);
+        assert_int_equal(source_effective_state(SOURCE_ACTIVE, 0, 60, 1010), SOURCE_ACTIVE);
+        assert_int_equal(source_effective_state(SOURCE_ACTIVE, 1000, 0, 1010), SOURCE_ACTIVE);
+        /* Other states are what they are: a failing source is not "degraded". */
+        assert_int_equal(source_effective_state(SOURCE_BACKOFF, 1000, 60, 1010), SOURCE_BACKOFF);
+        assert_string_equal(source_state_to_string(SOURCE_DEGRADED), "degraded");
+        assert_int_equal(source_state_from_string("degraded"), SOURCE_DEGRADED);
+        assert_true(source_state_is_healthy(SOURCE_ACTIVE));
+        assert_true(source_state_is_healthy(SOURCE_PAUSED));
+        assert_false(source_state_is_healthy(SOURCE_DEGRADED));
+        assert_false(source_state_is_healthy(SOURCE_FAILED));
 }
 
 static void test_save_load_remove(void **state) {
@@ -208,6 +235,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_options),      cmocka_unit_test(test_types_and_states),
                 cmocka_unit_test(test_format_parse), cmocka_unit_test(test_set_state),
+                cmocka_unit_test(test_degraded),
                 cmocka_unit_test(test_save_load_remove),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

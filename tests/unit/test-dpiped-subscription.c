@@ -170,6 +170,36 @@ static void test_lost(void **state) {
         subscription_free(s);
 }
 
+static void test_info(void **state) {
+        _cleanup_(subscription_freep) Subscription *s = NULL;
+        SubscriptionInfo i;
+
+        assert_int_equal(subscription_new(10, 100, &s), 0);
+        s->serial = 7;
+        s->next_offset = 10;
+        subscription_info(s, 15, &i);
+        assert_string_equal(i.label, "anonymous-7");
+        assert_int_equal(i.position, 10);
+        assert_int_equal(i.lag, 5);
+
+        /* Sent 10..12, acked 10: the position is the oldest in flight, not what was sent. */
+        for (uint64_t o = 10; o < 13; o++)
+                assert_int_equal(subscription_sent(s, o), 0);
+        s->next_offset = 13;
+        assert_int_equal(subscription_ack(s, 10), 1);
+        assert_int_equal(s->records_sent, 3);
+        subscription_info(s, 15, &i);
+        assert_int_equal(i.position, 11);
+        assert_int_equal(i.lag, 4);
+
+        /* A durable one goes by its name; a queue behind the position is no lag. */
+        s->name = strdup("metr");
+        assert_non_null(s->name);
+        subscription_info(s, 5, &i);
+        assert_string_equal(i.label, "metr");
+        assert_int_equal(i.lag, 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_window),
@@ -177,6 +207,7 @@ int main(void) {
                 cmocka_unit_test(test_filter),
                 cmocka_unit_test(test_committed),
                 cmocka_unit_test(test_lost),
+                cmocka_unit_test(test_info),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* dpiped's link to dpipe-writer, for the metrics only: a control connection to
+ * <runtime-dir>/writer.sock over which dpiped asks {"op":"status"} once a second and keeps the
+ * latest reply (queue bytes, segments, the sync duration histogram, the writer's counters). It only
+ * exists with --metrics, sends nothing on the data path and never blocks the loop: a writer that is
+ * not there is retried with backoff and its figures are reported as absent (dpipe_writer_up 0). */
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "buffer.h"
+#include "macro.h"
+
+typedef struct WriterLink {
+        sd_event *event;
+        char *socket_path;
+        int fd;
+        bool connected;
+        bool request_pending;
+        sd_event_source *io_event_source;
+        sd_event_source *timer;
+        uint64_t backoff_usec;
+        Buffer in, out;
+
+        struct json_object *status; /* the latest status reply; NULL before the first */
+        uint64_t status_usec;       /* CLOCK_MONOTONIC when it came */
+} WriterLink;
+
+int writer_link_new(sd_event *event, const char *runtime_dir, WriterLink **ret);
+WriterLink *writer_link_free(WriterLink *w);
+DEFINE_TRIVIAL_CLEANUP_FUNC(WriterLink *, writer_link_free);
+
+/* The latest status if it is fresh (connected, and younger than a few polls), else NULL. */
+struct json_object *writer_link_status(WriterLink *w);
