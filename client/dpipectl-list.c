@@ -135,16 +135,17 @@ int verb_list_sources(sd_bus *bus, int argc, char **argv) {
                 return EXIT_SUCCESS;
         }
 
-        _cleanup_(table_freep) Table *t = table_new(5, (const char *const[]) { "NAME", "TYPE", "STATE", "ADDRESS", "RECORDS" });
+        _cleanup_(table_freep) Table *t = table_new(6, (const char *const[]) { "NAME", "TYPE", "STATE", "ADDRESS", "RECORDS", "SKIPPED" });
         if (!t) {
                 source_entries_free(entries, n);
                 return log_oom(), EXIT_FAILURE;
         }
         table_set_align_right(t, 4, true);
+        table_set_align_right(t, 5, true);
         for (size_t i = 0; i < n; i++) {
                 const SourceEntry *e = &entries[i];
                 const char *state = source_entry_state(e);
-                uint64_t records;
+                uint64_t records, skipped;
 
                 r = table_add_cell(t, e->name, NULL);
                 if (r >= 0)
@@ -156,6 +157,12 @@ int verb_list_sources(sd_bus *bus, int argc, char **argv) {
                 if (r >= 0) {
                         if (json_get_uint64(e->props, "RecordsReceived", &records))
                                 r = table_add_cellf(t, NULL, "%" PRIu64, records);
+                        else
+                                r = table_add_cell(t, NULL, NULL);
+                }
+                if (r >= 0) {
+                        if (json_get_uint64(e->props, "RecordsSkipped", &skipped))
+                                r = table_add_cellf(t, skipped > 0 ? ANSI_YELLOW : NULL, "%" PRIu64, skipped);
                         else
                                 r = table_add_cell(t, NULL, NULL);
                 }
@@ -342,7 +349,7 @@ static int status_pipeline(sd_bus *bus) {
         printf("%14s: %" PRIu64 "\n", "Written", written);
         printf("%14s: %" PRIu64 "\n", "Clients", clients);
         if (degraded > 0)
-                printf("%14s: %zu (%zu active, %zu degraded, %zu failed)\n", "Sources", n, active, degraded, failed);
+                printf("%14s: %zu (%zu active, %zu need attention, %zu failed)\n", "Sources", n, active, degraded, failed);
         else
                 printf("%14s: %zu (%zu active, %zu failed)\n", "Sources", n, active, failed);
         for (size_t i = 0; i < n; i++) {

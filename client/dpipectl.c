@@ -32,6 +32,7 @@ size_t arg_n_sources = 0;
 uint64_t arg_lines = 0;
 bool arg_lines_set = false;
 bool arg_no_follow = false;
+uint64_t arg_top_interval_usec = USEC_PER_SEC;
 
 const char *arg_type = NULL;
 const char *arg_address = NULL;
@@ -173,6 +174,7 @@ static const Verb verbs[] = {
         { "monitor", 0, 0, true, false, verb_monitor },
         { "tail", 0, 0, false, false, verb_tail },
         { "test-transform", 1, 1, false, false, verb_test_transform },
+        { "top", 0, 0, true, false, verb_top },
 };
 
 static void help(void) {
@@ -193,7 +195,8 @@ static void help(void) {
                "  status [NAME...]            Show the pipeline or sources\n"
                "  tail                        Follow records (client protocol, not D-Bus)\n"
                "  monitor                     Print source changes as they happen\n"
-               "  test-transform PROGRAM      Show what a transform makes of the JSON Lines on stdin\n\n"
+               "  test-transform PROGRAM      Show what a transform makes of the JSON Lines on stdin\n"
+               "  top                         Live table of sources and subscriptions (q quits)\n\n"
                "Options:\n"
                "  -h --help                   Show this help\n"
                "     --version                Show package version\n"
@@ -215,6 +218,7 @@ static void help(void) {
                "     --source=NAME            tail: only records of this source (repeatable)\n"
                "  -n --lines=N                tail: begin with the last N records of the queue\n"
                "     --no-follow              tail: stop at the end of what is queued now\n"
+               "     --interval=SEC           top: seconds between refreshes (default 1; 0.1-3600)\n"
                "     --connect=ADDRESS        tail: dpiped's client.sock (default %s),\n"
                "                              another socket's /PATH, or HOST:PORT (TCP)\n"
                "     --token-file=PATH        tail: token for hello on TCP (default: $DPIPE_TOKEN)\n"
@@ -254,6 +258,7 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_TLS_CERT,
                 ARG_TLS_KEY,
                 ARG_TRANSFORM,
+                ARG_INTERVAL,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -278,6 +283,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "tls-cert", required_argument, NULL, ARG_TLS_CERT },
                 { "tls-key", required_argument, NULL, ARG_TLS_KEY },
                 { "transform", required_argument, NULL, ARG_TRANSFORM },
+                { "interval", required_argument, NULL, ARG_INTERVAL },
                 {}
         };
         int c, r;
@@ -366,6 +372,19 @@ static int parse_argv(int argc, char *argv[]) {
                         }
                         arg_lines_set = true;
                         break;
+                case ARG_INTERVAL: {
+                        char *end = NULL;
+                        double sec;
+
+                        errno = 0;
+                        sec = strtod(optarg, &end);
+                        if (errno != 0 || end == optarg || *end != 0 || !(sec >= 0.1 && sec <= 3600)) {
+                                log_error("Invalid --interval=%s: expected seconds, 0.1 to 3600.", optarg);
+                                return -EINVAL;
+                        }
+                        arg_top_interval_usec = (uint64_t) (sec * USEC_PER_SEC);
+                        break;
+                }
                 case ARG_CONNECT:
                         arg_connect = optarg;
                         arg_connect_set = true;

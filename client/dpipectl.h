@@ -4,7 +4,8 @@
 /* dpipectl: the admin CLI of dpiped over D-Bus (dpipectl(1)). One file per group of verbs:
  * dpipectl.c (options, dispatch, add/remove/pause/resume), dpipectl-list.c (list-sources,
  * status), dpipectl-monitor.c (monitor), dpipectl-tail.c (tail, over the client protocol),
- * dpipectl-bus.c (reading properties into JSON, error text), dpipectl-transform.c (test-transform). */
+ * dpipectl-bus.c (reading properties into JSON, error text), dpipectl-transform.c (test-transform),
+ * dpipectl-top.c (top). */
 
 #include <json-c/json.h>
 #include <stdbool.h>
@@ -47,6 +48,7 @@ extern const char *arg_type;      /* add-source, add-sink */
 extern const char *arg_address;
 extern char **arg_options;        /* KEY=VALUE */
 extern size_t arg_n_options;
+extern uint64_t arg_top_interval_usec; /* top: time between refreshes */
 
 /* Exit codes (dpipectl(1), EXIT STATUS). Like systemctl, bad usage is 1 (EXIT_FAILURE) and a
  * name that does not exist is 4 (systemctl status: "no such unit"). */
@@ -113,3 +115,4 @@ int verb_test_transform(sd_bus *bus, int argc, char **argv);
 int verb_add_sink(sd_bus *bus, int argc, char **argv);
 int verb_remove_sink(sd_bus *bus, int argc, char **argv);
 int verb_list_sinks(sd_bus *bus, int argc, char **argv);
+int verb_top(sd_bus *bus, int argc, char **argv);

@@ -148,13 +148,41 @@ static void listen_names_free(char **names, int n) {
         free(names);
 }
 
-int listen_fd_take_by_name(const char *fdname) {
+bool socket_address_equal(const SocketAddress *a, const SocketAddress *b) {
+        if (a->sa.ss_family != b->sa.ss_family)
+                return false;
+        switch (a->sa.ss_family) {
+        case AF_INET: {
+                const struct sockaddr_in *x = (const struct sockaddr_in *) &a->sa, *y = (const struct sockaddr_in *) &b->sa;
+                return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+        }
+        case AF_INET6: {
+                const struct sockaddr_in6 *x = (const struct sockaddr_in6 *) &a->sa,
+                                          *y = (const struct sockaddr_in6 *) &b->sa;
+                return x->sin6_port == y->sin6_port && memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+        }
+        case AF_UNIX:
+                return a->len == b->len && memcmp(&a->sa, &b->sa, a->len) == 0;
+        default:
+                return false;
+        }
+}
+
+static bool listen_fd_matches(int fd, const char *name, const char *fdname, const SocketAddress *address) {
+        SocketAddress a;
+
+        if (fdname && streq_ptr(name, fdname))
+                return true;
+        return address && socket_local_address(fd, &a) >= 0 && socket_address_equal(&a, address);
+}
+
+int listen_fd_take_matching(const char *fdname, const SocketAddress *address) {
         char **names = NULL;
         int n, found = -ENOENT;
 
         n = sd_listen_fds_with_names(0, &names);
-        for (int i = 0; names && i < n; i++)
-                if (streq_ptr(names[i], fdname)) {
+        for (int i = 0; i < n; i++)
+                if (listen_fd_matches(SD_LISTEN_FDS_START + i, names ? names[i] : NULL, fdname, address)) {
                         found = SD_LISTEN_FDS_START + i;
                         break;
                 }
@@ -166,7 +194,7 @@ int listen_fd_take_by_name(const char *fdname) {
         return found;
 }
 
-int listen_fds_take_all(const char *except_name, int **ret_fds) {
+int listen_fds_take_all(const char *except_name, const SocketAddress *except_address, int **ret_fds) {
         _cleanup_free_ int *fds = NULL;
         char **names = NULL;
         int n, k = 0;
@@ -187,7 +215,7 @@ int listen_fds_take_all(const char *except_name, int **ret_fds) {
         for (int i = 0; i < n; i++) {
                 int fd = SD_LISTEN_FDS_START + i;
 
-                if (except_name && names && streq_ptr(names[i], except_name))
+                if (listen_fd_matches(fd, names ? names[i] : NULL, except_name, except_address))
                         continue;
                 if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
                         listen_names_free(names, n);

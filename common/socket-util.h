@@ -29,13 +29,18 @@ int socket_local_address(int fd, SocketAddress *ret);
  * none was passed. Call once per process; unclaimed fds stay open. */
 int listen_fd_take(const char *fdname, int family);
 
-/* Only the socket named fdname: -ENOENT if there is none (no fallback to the family). */
-int listen_fd_take_by_name(const char *fdname);
+/* Same family, address and port (IPv4 and IPv6; Unix sockets by path). */
+bool socket_address_equal(const SocketAddress *a, const SocketAddress *b);
 
-/* Takes every socket passed by systemd, except those named except_name (NULL: none excepted).
- * Returns how many (0 when not socket activated) and a malloc'ed array of them in *ret_fds; each is
- * made non-blocking and close-on-exec. -ENOTSOCK if one is not a listening stream socket. */
-int listen_fds_take_all(const char *except_name, int **ret_fds);
+/* The socket passed by systemd that is named fdname (if fdname is not NULL) or else bound to
+ * address (if not NULL): -ENOENT if there is none. No fallback to the first of a family. */
+int listen_fd_take_matching(const char *fdname, const SocketAddress *address);
+
+/* Takes every socket passed by systemd, except those listen_fd_take_matching(except_name,
+ * except_address) would take (both may be NULL). Returns how many (0 when not socket activated)
+ * and a malloc'ed array of them in *ret_fds; each is made non-blocking and close-on-exec.
+ * -ENOTSOCK if one is not a listening stream socket. */
+int listen_fds_take_all(const char *except_name, const SocketAddress *except_address, int **ret_fds);
 
 /* The peer of a connected Unix socket: SO_PEERCRED, and the supplementary groups (SO_PEERGROUPS,
  * malloc'ed into *ret_groups, may be NULL when there are none). */

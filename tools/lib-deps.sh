@@ -34,6 +34,8 @@ DPIPE_DEPS=(
         groff-base              # tools/lint renders the man pages
         strace                  # test-writer-sync.sh injects sync faults with it
         nats-server             # the JetStream cluster of test-sink-nats.sh and bench/sink-bench.sh
+        prometheus              # promtool: test-dpiped-metrics.sh checks /metrics and the example
+                                # alert rules with it (Debian ships promtool only in this package)
         # systemd units tested in a booted container (tests/systemd/run)
         debootstrap
         systemd-container       # systemd-nspawn

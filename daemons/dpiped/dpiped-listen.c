@@ -192,8 +192,9 @@ int manager_listen(Manager *m) {
         bool have_unix = false, have_tcp = false;
         int n, r;
 
-        /* The metrics socket (dpiped-metrics.socket) is dpiped-metrics.c's. */
-        n = listen_fds_take_all("metrics", &fds);
+        /* The metrics socket (named "metrics", or bound to the --metrics address) is
+         * dpiped-metrics.c's. */
+        n = listen_fds_take_all("metrics", m->metrics ? &m->metrics_address : NULL, &fds);
         if (n == -ENOTSOCK)
                 return log_error_errno(n, "A file descriptor passed by systemd is not a listening stream socket.");
         if (n < 0)

@@ -500,6 +500,12 @@ static int manager_start_stream(Manager *m) {
         return manager_connect_bus(m);
 }
 
+static bool manager_writer_wanted(void *userdata) {
+        Manager *m = userdata;
+
+        return m->n_sources > 0;
+}
+
 int manager_start(Manager *m) {
         int r;
 
@@ -535,7 +541,7 @@ int manager_start(Manager *m) {
                 r = metrics_server_new(m, &m->metrics_address, m->allow_plaintext, &m->metrics_server);
                 if (r < 0)
                         return r;
-                r = writer_link_new(m->event, m->runtime_dir, &m->writer_link);
+                r = writer_link_new(m->event, m->runtime_dir, manager_writer_wanted, m, &m->writer_link);
                 if (r < 0)
                         return log_error_errno(r, "Failed to set up the link to the writer: %m");
 #else

@@ -200,7 +200,7 @@ static int format_writer(Manager *m, Buffer *b) {
                             "Batches the writer refused for a record that is not valid (since it started).",
                             json_u64(st, "batches_refused"));
         if (r >= 0)
-                r = counter(b, "dpipe_writer_bytes_written_total", "Bytes the writer appended to the queue (since it started).",
+                r = counter(b, "dpipe_writer_bytes_written_total", "Bytes the writer appended to the queue, record headers included (since it started).",
                             json_u64(st, "bytes_written"));
         if (r >= 0)
                 r = gauge(b, "dpipe_writer_connections", "Connections to the writer (connectors, and dpiped for these figures).",
@@ -448,7 +448,7 @@ int metrics_server_new(Manager *m, const SocketAddress *address, bool allow_plai
         char buf[128];
         int r;
 
-        fd = listen_fd_take_by_name("metrics");
+        fd = listen_fd_take_matching("metrics", address);
         if (fd >= 0) {
                 activated = true;
                 r = socket_local_address(fd, &a);

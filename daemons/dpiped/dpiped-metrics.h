@@ -14,8 +14,9 @@
 
 typedef struct MetricsServer MetricsServer;
 
-/* The listening socket: dpiped-metrics.socket's (FileDescriptorName=metrics) when systemd passes
- * one, else bound to address. Refuses a non-loopback address without allow_plaintext (like the
+/* The listening socket: the one systemd passes bound to address (dpiped.socket has
+ * ListenStream=127.0.0.1:7601; dpiped.service has no network of its own) or named "metrics", else
+ * dpiped binds address itself. Refuses a non-loopback address without allow_plaintext (like the
  * client port, interfaces.md §8: the endpoint has no TLS and no authentication). */
 int metrics_server_new(Manager *m, const SocketAddress *address, bool allow_plaintext, MetricsServer **ret);
 MetricsServer *metrics_server_free(MetricsServer *s);

@@ -120,7 +120,11 @@ bool source_set_state(Source *s, SourceState state, const char *error, uint64_t 
                         s->last_error_usec = now;
                         changed = true;
                 }
-        }
+        } else if (!isempty(error) && !source_state_is_running(state))
+                /* The same error again while failing (a peer that keeps refusing): its time is the
+                 * latest occurrence. A running source's connector repeats its last error in every
+                 * report; that is not a new one. */
+                s->last_error_usec = now;
         return changed;
 }
 
@@ -128,6 +132,10 @@ SourceState source_effective_state(SourceState reported, uint64_t last_skip_usec
         if (reported == SOURCE_ACTIVE && last_skip_usec > 0 && window_usec > 0 && now < last_skip_usec + window_usec)
                 return SOURCE_DEGRADED;
         return reported;
+}
+
+bool source_state_is_running(SourceState state) {
+        return state == SOURCE_ACTIVE || state == SOURCE_DEGRADED || state == SOURCE_PAUSED;
 }
 
 bool source_state_is_healthy(SourceState state) {

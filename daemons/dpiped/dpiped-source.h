@@ -78,6 +78,8 @@ SourceState source_effective_state(SourceState reported, uint64_t last_skip_usec
 /* Healthy: active, or paused by request. Not: degraded, failed, backoff, and connecting for longer
  * than stuck_usec. */
 bool source_state_is_healthy(SourceState state);
+/* Active, degraded or paused: not failing. */
+bool source_state_is_running(SourceState state);
 
 /* Validation shared by D-Bus and the client protocol. On failure these return -EINVAL and a
  * human-readable reason in *ret_reason (static or malloc'ed into reason_buf of size 256). */

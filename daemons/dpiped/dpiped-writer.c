@@ -140,6 +140,10 @@ static int writer_link_timer(sd_event_source *es, uint64_t usec, void *userdata)
         WriterLink *w = userdata;
         int r;
 
+        if (w->fd < 0 && w->wanted && !w->wanted(w->userdata)) {
+                writer_link_schedule(w, WRITER_POLL_USEC);
+                return 0;
+        }
         if (w->fd < 0) {
                 _cleanup_close_ int fd = socket_connect_unix(w->socket_path, true);
 
@@ -165,7 +169,8 @@ static int writer_link_timer(sd_event_source *es, uint64_t usec, void *userdata)
         return 0;
 }
 
-int writer_link_new(sd_event *event, const char *runtime_dir, WriterLink **ret) {
+int writer_link_new(sd_event *event, const char *runtime_dir, WriterLinkWantedFunc wanted, void *userdata,
+                    WriterLink **ret) {
         _cleanup_(writer_link_freep) WriterLink *w = NULL;
         int r;
 
@@ -174,6 +179,8 @@ int writer_link_new(sd_event *event, const char *runtime_dir, WriterLink **ret) 
                 return -ENOMEM;
         w->fd = -EBADF;
         w->event = sd_event_ref(event);
+        w->wanted = wanted;
+        w->userdata = userdata;
         w->socket_path = path_join(runtime_dir, "writer.sock");
         if (!w->socket_path)
                 return -ENOMEM;

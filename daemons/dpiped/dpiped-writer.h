@@ -4,7 +4,7 @@
 /* dpiped's link to dpipe-writer, for the metrics only: a control connection to
  * <runtime-dir>/writer.sock over which dpiped asks {"op":"status"} once a second and keeps the
  * latest reply (queue bytes, segments, the sync duration histogram, the writer's counters). It only
- * exists with --metrics, sends nothing on the data path and never blocks the loop: a writer that is
+ * exists with --metrics and only connects while wanted() says so, sends nothing on the data path and never blocks the loop: a writer that is
  * not there is retried with backoff and its figures are reported as absent (dpipe_writer_up 0). */
 
 #include <json-c/json.h>
@@ -15,8 +15,15 @@
 #include "buffer.h"
 #include "macro.h"
 
+/* Whether the writer should be asked now: dpiped asks only while the pipeline has sources (then the
+ * connectors keep the writer running anyway), so that the metrics never socket-activate a writer
+ * that would not run otherwise. */
+typedef bool (*WriterLinkWantedFunc)(void *userdata);
+
 typedef struct WriterLink {
         sd_event *event;
+        WriterLinkWantedFunc wanted;
+        void *userdata;
         char *socket_path;
         int fd;
         bool connected;
@@ -30,7 +37,8 @@ typedef struct WriterLink {
         uint64_t status_usec;       /* CLOCK_MONOTONIC when it came */
 } WriterLink;
 
-int writer_link_new(sd_event *event, const char *runtime_dir, WriterLink **ret);
+int writer_link_new(sd_event *event, const char *runtime_dir, WriterLinkWantedFunc wanted, void *userdata,
+                    WriterLink **ret);
 WriterLink *writer_link_free(WriterLink *w);
 DEFINE_TRIVIAL_CLEANUP_FUNC(WriterLink *, writer_link_free);
 

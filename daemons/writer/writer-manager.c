@@ -202,6 +202,8 @@ int manager_handle_batch(Manager *m, Conn *c, const uint8_t *payload, uint32_t s
         m->records_written += ack.stored;
         m->duplicates += ack.duplicates;
         m->batches++;
+        if (ack.stored > 0)
+                m->bytes_written += bytes; /* per batch: the metrics' figure costs one add */
         if (ack.duplicates > 0)
                 log_debug("Batch %" PRIu64 " of source %.*s from %s: %" PRIu32 " stored, %" PRIu32 " duplicates dropped",
                           v.batch_id, (int) v.source_len, v.source, c->peer, ack.stored, ack.duplicates);

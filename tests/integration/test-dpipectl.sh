@@ -101,15 +101,15 @@ dp_retry 10 bash -c '[ "$(busctl --system get-property org.dpipe.Pipeline1 /org/
 # Ports from dp_free_port are ephemeral, i.e. 5 digits: the columns below are fixed.
 [ "${#PORT_ALPHA}" = 5 ] && [ "${#PORT_DEAD}" = 5 ] || dp_fail "unexpected port lengths $PORT_ALPHA $PORT_DEAD"
 dp_expect_exit 0 dpipectl list-sources
-expected="NAME  TYPE STATE  ADDRESS         RECORDS
-alpha tcp  active 127.0.0.1:$PORT_ALPHA       3
-beta  tcp  paused 127.0.0.1:$PORT_DEAD       0
+expected="NAME  TYPE STATE  ADDRESS         RECORDS SKIPPED
+alpha tcp  active 127.0.0.1:$PORT_ALPHA       3       0
+beta  tcp  paused 127.0.0.1:$PORT_DEAD       0       0
 
 2 sources listed."
 dp_assert_eq "$expected" "$out" "list-sources table"
 dp_expect_exit 0 dpipectl list-sources --no-legend
-expected="alpha tcp active 127.0.0.1:$PORT_ALPHA 3
-beta  tcp paused 127.0.0.1:$PORT_DEAD 0"
+expected="alpha tcp active 127.0.0.1:$PORT_ALPHA 3 0
+beta  tcp paused 127.0.0.1:$PORT_DEAD 0 0"
 dp_assert_eq "$expected" "$out" "list-sources --no-legend"
 
 # On a terminal: colours, and the pager (here a sed that marks its lines); --no-pager skips it.
@@ -242,7 +242,7 @@ dp_expect_exit 0 dpipectl list-sources --no-legend
 [[ "$out" != *gamma* ]] || dp_fail "gamma still listed after remove-source gamma nosuch: $out"
 dp_expect_exit 0 dpipectl remove-source alpha beta
 dp_expect_exit 0 dpipectl list-sources
-dp_assert_eq "NAME TYPE STATE ADDRESS RECORDS
+dp_assert_eq "NAME TYPE STATE ADDRESS RECORDS SKIPPED
 
 0 sources listed." "$out" "empty list-sources"
 dp_expect_exit 0 dpipectl list-sources --json

@@ -9,6 +9,7 @@
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/dpiped-lib.sh"
 
+command -v promtool >/dev/null || dp_fail "promtool is not installed (Debian: prometheus; tools/check installs it)"
 dp_start_bus
 MPORT=$(dp_free_port)
 URL="http://127.0.0.1:$MPORT/metrics"
@@ -70,6 +71,8 @@ dp_assert_eq 's "degraded"' "$(dp_source_property app State)" "State on the bus"
 dp_assert_contains "$(dp_source_property app LastSkipReason)" "line 4" "LastSkipReason names the line"
 out=$(dpipectl status 2>&1) && dp_fail "dpipectl status exits 0 while a source is degraded: $out"
 dp_assert_contains "$out" "degraded" "status names the degraded source"
+list=$(dpipectl list-sources --no-legend)
+[[ "$list" =~ ^app\ +file\ +degraded\ +[^\ ]+\ +5\ +1$ ]] || dp_fail "list-sources shows the skip: $list"
 dpipectl status app >"$TMP/st-app.txt" 2>&1 || true
 dp_assert_contains "$(cat "$TMP/st-app.txt")" "Skipped: 1" "status app shows the skip"
 dp_assert_contains "$(cat "$TMP/st-app.txt")" "line 4" "status app shows where"
@@ -83,6 +86,9 @@ dp_retry 20 bash -c '[ "$(curl -sf "$1" | sed -n "s/^dpipe_subscription_lag_reco
 sent=$(curl -sf "$URL" | sed -n 's/^dpipe_subscription_records_sent_total{subscription="metr",.*} //p')
 dp_assert_eq 5 "$sent" "records sent to metr"
 dp_assert_eq 1 "$(metric dpipe_clients)" "clients"
+subs=$(dp_nobody busctl --system call org.dpipe.Pipeline1 /org/dpipe/Pipeline1 org.dpipe.Pipeline1.Manager ListSubscriptions) ||
+        dp_fail "nobody may not call ListSubscriptions: $subs"
+dp_assert_contains "$subs" '"metr"' "ListSubscriptions names the durable subscription"
 
 # The writer's figures: it synced (--sync=batch) at least once, and the queue has bytes.
 wait_metric dpipe_writer_up 1
@@ -96,17 +102,70 @@ qb=$(awk '$1 == "dpipe_queue_bytes" { print $2 }' "$TMP/m1.txt")
 grep -q '^dpipe_writer_disk_free_bytes [1-9]' "$TMP/m1.txt" || dp_fail "no dpipe_writer_disk_free_bytes"
 promtool check metrics <"$TMP/m1.txt" || dp_fail "promtool check metrics (with traffic): $(cat "$TMP/m1.txt")"
 
+# A tcp source whose peer is not there yet: backoff, its error with a time, status red/yellow
+# and exit 1; once the peer is up it is active and the error is shown as past.
+dp_daemon connector-tcp dpipe-connector-tcp --runtime-dir="$RUNTIME_DIR" --state-dir="$STATE_DIR"
+dp_wait_socket "$RUNTIME_DIR/connector-tcp.sock"
+SPORT=$(dp_free_port)
+printf 'i,name\n1,a\n2,b\n' >"$TMP/rows.csv"
+dpipectl add-source late --type=tcp --address="127.0.0.1:$SPORT" || dp_fail "add-source late"
+dp_retry 20 bash -c '[ "$(dpipectl status late | sed -n "s/^ *State: \([a-z]*\).*/\1/p")" = backoff ]' ||
+        dp_fail "late is not in backoff: $(dpipectl status late)"
+t=$(dp_source_property late LastErrorUSec | awk '{print $2}')
+[ "${t:-0}" -gt 0 ] || dp_fail "LastErrorUSec of a failing source is $t"
+dp_assert_contains "$(metric 'dpipe_source_last_error_timestamp_seconds{source="late"}')" "." "error timestamp metric"
+out=$(dpipectl status 2>&1) && dp_fail "status exits 0 with a source in backoff: $out"
+dp_assert_contains "$out" "backoff late (tcp) 127.0.0.1:$SPORT: connect to 127.0.0.1:$SPORT failed" "status names the failing source and why"
+dp_bg source dpipe-source --file="$TMP/rows.csv" --tcp="127.0.0.1:$SPORT"
+dp_retry 30 bash -c '[ "$(dpipectl status late | sed -n "s/^ *State: \([a-z]*\).*/\1/p")" = active ]' ||
+        dp_fail "late did not become active: $(dpipectl status late)"
+dp_assert_contains "$(dpipectl status late)" "Last error: connect to 127.0.0.1:$SPORT failed" "the old error stays visible"
+dp_assert_contains "$(dpipectl status late)" "ago, recovered)" "... marked as past, with its time"
+dpipectl remove-source late || dp_fail "remove-source late"
+dp_kill_daemon connector-tcp
+
 # After the window without skips, the source is active again, and status is green (exit 0).
 wait_metric 'dpipe_source_state{source="app",state="active"}' 1
 dp_assert_eq 's "active"' "$(dp_source_property app State)" "State after the window"
 dpipectl status >"$TMP/st.txt" 2>&1 || dp_fail "dpipectl status fails once healthy: $(cat "$TMP/st.txt")"
+
+# dpipectl top --json: the same counters as /metrics (nothing moves now, so they must be equal).
+top=$(dpipectl top --json --interval=0.2) || dp_fail "dpipectl top --json: $top"
+curl -sf "$URL" >"$TMP/m-top.txt"
+python3 - "$top" "$TMP/m-top.txt" <<'PY' || dp_fail "top --json and /metrics disagree: $top"
+import json, sys
+t = json.loads(sys.argv[1])
+m = {}
+for l in open(sys.argv[2]):
+    if not l.startswith("#"):
+        k, _, v = l.rstrip("\n").rpartition(" ")
+        m[k] = v
+a = {s["name"]: s for s in t["sources"]}["app"]
+for key, metric in (("records", "records_total"), ("bytes", "bytes_total"), ("skipped", "records_skipped_total")):
+    assert str(a[key]) == m['dpipe_source_%s{source="app"}' % metric], (key, a, m)
+assert a["records"] == 5 and a["skipped"] == 1 and a["state"] == "active", a
+assert a["records_per_sec"] == 0, a
+sub = [s for s in t["subscriptions"] if s["subscription"] == "metr"][0]
+labels = '{subscription="metr",client="%s"}' % sub["client"]
+# 7 records queued now (5 of app, 2 of late), all sent to metr, 2 of them acked.
+assert str(sub["lag"]) == m["dpipe_subscription_lag_records" + labels] == "5", (sub, m)
+assert str(sub["records_sent"]) == m["dpipe_subscription_records_sent_total" + labels] == "7", (sub, m)
+assert str(sub["in_flight"]) == m["dpipe_subscription_in_flight_records" + labels], (sub, m)
+assert str(t["queue_next_offset"]) == m["dpipe_queue_next_offset"] == "7", t
+assert str(t["clients"]) == m["dpipe_clients"], t
+PY
+
+# dpipectl top on a terminal: redrawn in place, records arriving show up, q quits.
+python3 "$DPIPED_TESTS_DIR/dpipectl-top-pty.py" app "$DATA" 5 20 || dp_fail "dpipectl top on a terminal"
+wait_metric 'dpipe_source_records_total{source="app"}' 25
+wait_metric dpipe_records_written_total 27
 
 # A writer that goes away: dpipe_writer_up 0, its figures absent, the rest still served.
 dp_kill_daemon writer
 wait_metric dpipe_writer_up 0
 curl -sf "$URL" >"$TMP/m2.txt"
 grep -q '^dpipe_writer_sync_duration_seconds' "$TMP/m2.txt" && dp_fail "stale writer figures after it stopped"
-dp_assert_eq 5 "$(awk '$1 == "dpipe_records_written_total" { print $2 }' "$TMP/m2.txt")" "records written without the writer"
+dp_assert_eq 27 "$(awk '$1 == "dpipe_records_written_total" { print $2 }' "$TMP/m2.txt")" "records written without the writer"
 promtool check metrics <"$TMP/m2.txt" || dp_fail "promtool check metrics (no writer)"
 
 # A non-loopback address is refused without --allow-plaintext.
@@ -114,4 +173,22 @@ if dpiped --runtime-dir="$TMP/x" --state-dir="$TMP/x" --listen=none --metrics=0.
         dp_fail "dpiped served metrics on 0.0.0.0 without --allow-plaintext"
 fi
 dp_assert_contains "$(cat "$TMP/refuse.log")" "not a loopback address" "refusal says why"
+
+# The example configuration and alert rules of dpiped(8): the man page shows the files of
+# docs/monitoring/, which promtool accepts, and the rules fire when they should.
+for f in prometheus.yml dpipe-alerts.yml; do
+        python3 - "$SOURCE_DIR/man/dpiped.8" "$f" >"$TMP/man-$f" <<'PY'
+import sys
+lines = open(sys.argv[1]).read().split("\n")
+a = lines.index('.\\" BEGIN ' + sys.argv[2]) + 1
+b = lines.index('.\\" END ' + sys.argv[2])
+for l in lines[a:b]:
+    print(l.replace("\\&", "").replace("\\-", "-").replace("\\e", "\\"))
+PY
+        grep -v '^#' "$SOURCE_DIR/docs/monitoring/$f" | diff -u - "$TMP/man-$f" ||
+                dp_fail "dpiped(8) does not show docs/monitoring/$f as it is"
+done
+promtool check rules "$SOURCE_DIR/docs/monitoring/dpipe-alerts.yml" || dp_fail "promtool check rules"
+(cd "$SOURCE_DIR/docs/monitoring" && promtool check config prometheus.yml) || dp_fail "promtool check config"
+(cd "$SOURCE_DIR/docs/monitoring" && promtool test rules dpipe-alerts.test.yml) || dp_fail "promtool test rules"
 exit 0

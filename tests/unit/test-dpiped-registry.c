@@ -142,14 +142,19 @@ static void test_set_state(void **state) {
         assert_true(source_set_state(s, SOURCE_BACKOFF, "connection refused", 300));
         assert_string_equal(s->last_error, "connection refused");
         assert_int_equal(s->last_error_usec, 300);
+        /* The same error again while failing: not a change, but its time is the latest. */
         assert_false(source_set_state(s, SOURCE_BACKOFF, "connection refused", 400));
-        assert_int_equal(s->last_error_usec, 300);
+        assert_int_equal(s->last_error_usec, 400);
+        s->last_error_usec = 300;
 
-        /* Recovered: the error stays, with its time, for dpipectl status to show as past. */
+        /* Recovered: the error stays, with its time, for dpipectl status to show as past; the
+         * connector repeating it in its reports of a running source does not renew it. */
         assert_true(source_set_state(s, SOURCE_ACTIVE, "", 500));
         assert_string_equal(s->last_error, "connection refused");
         assert_int_equal(s->last_error_usec, 300);
         assert_int_equal(s->state_change_usec, 500);
+        assert_false(source_set_state(s, SOURCE_ACTIVE, "connection refused", 600));
+        assert_int_equal(s->last_error_usec, 300);
 }
 
 static void test_degraded(void **state) {
