@@ -507,7 +507,7 @@ static bool manager_writer_wanted(void *userdata) {
 }
 
 int manager_start(Manager *m) {
-        int r;
+        int metrics_fd, r;
 
         if (m->stream)
                 return manager_start_stream(m);
@@ -536,16 +536,23 @@ int manager_start(Manager *m) {
         r = manager_client_server_start(m);
         if (r < 0)
                 return r;
-        if (m->metrics) {
+        /* A socket named "metrics" (dpiped-metrics.socket) is served whatever the options say: a
+         * drop-in that replaces ExecStart= must not turn it into a client port or leave it dead. */
+        metrics_fd = listen_fd_take_matching("metrics", m->metrics ? &m->metrics_address : NULL);
+        if (m->metrics || metrics_fd >= 0) {
 #if HAVE_METRICS
-                r = metrics_server_new(m, &m->metrics_address, m->allow_plaintext, &m->metrics_server);
+                r = metrics_server_new(m, metrics_fd, m->metrics ? &m->metrics_address : NULL, m->allow_plaintext,
+                                       &m->metrics_server);
                 if (r < 0)
                         return r;
                 r = writer_link_new(m->event, m->runtime_dir, manager_writer_wanted, m, &m->writer_link);
                 if (r < 0)
                         return log_error_errno(r, "Failed to set up the link to the writer: %m");
 #else
-                return log_error_errno(EOPNOTSUPP, "dpiped was built without libmicrohttpd: --metrics is not available.");
+                safe_close(metrics_fd);
+                if (m->metrics)
+                        return log_error_errno(EOPNOTSUPP, "dpiped was built without libmicrohttpd: --metrics is not available.");
+                log_warning("dpiped was built without libmicrohttpd: not serving the metrics socket passed by systemd.");
 #endif
         }
         return manager_connect_bus(m);

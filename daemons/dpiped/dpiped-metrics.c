@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <dirent.h>
 #include <errno.h>
+#include <assert.h>
 #include <inttypes.h>
 #include <microhttpd.h>
 #include <stdio.h>
@@ -439,22 +440,29 @@ MetricsServer *metrics_server_free(MetricsServer *s) {
         return NULL;
 }
 
-int metrics_server_new(Manager *m, const SocketAddress *address, bool allow_plaintext, MetricsServer **ret) {
+int metrics_server_new(Manager *m, int passed_fd, const SocketAddress *address, bool allow_plaintext,
+                       MetricsServer **ret) {
         _cleanup_(metrics_server_freep) MetricsServer *s = NULL;
-        _cleanup_close_ int fd = -EBADF;
-        SocketAddress a = *address;
+        _cleanup_close_ int fd = passed_fd;
         const union MHD_DaemonInfo *info;
-        bool activated = false;
+        bool activated = fd >= 0;
+        SocketAddress a = {};
         char buf[128];
         int r;
 
-        fd = listen_fd_take_matching("metrics", address);
-        if (fd >= 0) {
-                activated = true;
+        assert(activated || address);
+        if (activated) {
                 r = socket_local_address(fd, &a);
                 if (r < 0)
                         return log_error_errno(r, "Failed to learn the address of the metrics socket passed by systemd: %m");
-        }
+                if (address && !socket_address_equal(&a, address)) {
+                        char buf2[128];
+                        log_notice("Serving metrics on %s, the socket systemd passed, not on --metrics=%s.",
+                                   socket_address_format(&a, buf, sizeof(buf)),
+                                   socket_address_format(address, buf2, sizeof(buf2)));
+                }
+        } else
+                a = *address;
         if (!allow_plaintext && !socket_address_is_loopback(&a)) {
                 log_error("Refusing to serve metrics on %s, which is not a loopback address: the endpoint has "
                           "neither TLS nor authentication. Give --allow-plaintext to serve it there anyway.",

@@ -14,11 +14,12 @@
 
 typedef struct MetricsServer MetricsServer;
 
-/* The listening socket: the one systemd passes bound to address (dpiped.socket has
- * ListenStream=127.0.0.1:7601; dpiped.service has no network of its own) or named "metrics", else
- * dpiped binds address itself. Refuses a non-loopback address without allow_plaintext (like the
- * client port, interfaces.md §8: the endpoint has no TLS and no authentication). */
-int metrics_server_new(Manager *m, const SocketAddress *address, bool allow_plaintext, MetricsServer **ret);
+/* passed_fd: the listening socket systemd passed (named "metrics", dpiped-metrics.socket; taken
+ * over, also on failure), or -EBADF to bind address (--metrics) here. A non-loopback address is
+ * refused without allow_plaintext, like the client port (interfaces.md §8): the endpoint has no TLS
+ * and no authentication. */
+int metrics_server_new(Manager *m, int passed_fd, const SocketAddress *address, bool allow_plaintext,
+                       MetricsServer **ret);
 MetricsServer *metrics_server_free(MetricsServer *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(MetricsServer *, metrics_server_free);
 

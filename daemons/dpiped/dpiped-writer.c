@@ -140,7 +140,11 @@ static int writer_link_timer(sd_event_source *es, uint64_t usec, void *userdata)
         WriterLink *w = userdata;
         int r;
 
-        if (w->fd < 0 && w->wanted && !w->wanted(w->userdata)) {
+        if (w->wanted && !w->wanted(w->userdata)) {
+                /* No sources: let go, so that a socket-activated writer can exit when idle. */
+                if (w->fd >= 0)
+                        writer_link_disconnect(w);
+                w->backoff_usec = 0;
                 writer_link_schedule(w, WRITER_POLL_USEC);
                 return 0;
         }

@@ -17,7 +17,8 @@
 
 /* Whether the writer should be asked now: dpiped asks only while the pipeline has sources (then the
  * connectors keep the writer running anyway), so that the metrics never socket-activate a writer
- * that would not run otherwise. */
+ * that would not run otherwise, and lets go when the last source is gone, so that an idle writer
+ * can exit (--idle-exit-sec). */
 typedef bool (*WriterLinkWantedFunc)(void *userdata);
 
 typedef struct WriterLink {

@@ -174,6 +174,19 @@ if dpiped --runtime-dir="$TMP/x" --state-dir="$TMP/x" --listen=none --metrics=0.
 fi
 dp_assert_contains "$(cat "$TMP/refuse.log")" "not a loopback address" "refusal says why"
 
+# Socket activation: a socket named "metrics" (dpiped-metrics.socket) is the metrics endpoint,
+# also without --metrics (a drop-in that replaces ExecStart= must not make it a client port).
+dp_kill_daemon dpiped
+MP2=$(dp_free_port)
+dp_daemon dpiped-sa systemd-socket-activate -l "127.0.0.1:$MP2" --fdname=metrics -E DBUS_SYSTEM_BUS_ADDRESS \
+        "$(command -v dpiped)" --runtime-dir="$RUNTIME_DIR" --state-dir="$STATE_DIR" --listen=none
+dp_wait_port 127.0.0.1 "$MP2"
+curl -sf --max-time 20 "http://127.0.0.1:$MP2/metrics" >"$TMP/m3.txt" || dp_fail "GET /metrics on the passed socket"
+dp_assert_eq 27 "$(awk '$1 == "dpipe_records_written_total" { print $2 }' "$TMP/m3.txt")" "metrics on the passed socket"
+dp_wait_bus_name org.dpipe.Pipeline1
+grep -q "Serving metrics on http://127.0.0.1:$MP2/metrics (socket passed by systemd)" "$LOG_DIR/dpiped-sa.log" ||
+        dp_fail "dpiped did not say it serves the passed socket"
+
 # The example configuration and alert rules of dpiped(8): the man page shows the files of
 # docs/monitoring/, which promtool accepts, and the rules fire when they should.
 for f in prometheus.yml dpipe-alerts.yml; do
