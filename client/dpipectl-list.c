@@ -327,8 +327,9 @@ static int status_pipeline(sd_bus *bus) {
         }
 
         if (arg_quiet) {
+                /* Like systemctl -q is-system-running: the exit code says it. */
                 source_entries_free(entries, n);
-                return EXIT_SUCCESS;
+                return failed > 0 || degraded > 0 ? EXIT_UNHEALTHY : EXIT_SUCCESS;
         }
         pager_open(arg_no_pager);
         (void) json_get_uint64(props, "QueueFirstOffset", &first);

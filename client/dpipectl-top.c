@@ -69,7 +69,7 @@ static int top_read_subscriptions(sd_bus *bus, TopSnapshot *snap) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         int r;
 
-        r = sd_bus_call_method(bus, BUS_NAME, BUS_PATH, BUS_MANAGER_IFACE, "ListSubscriptions", &error, &reply, NULL);
+        r = sd_bus_call_method(bus, DPIPED_BUS_NAME, DPIPED_BUS_PATH, DPIPED_MANAGER_INTERFACE, "ListSubscriptions", &error, &reply, NULL);
         if (r < 0) {
                 log_error("Failed to list subscriptions: %s", bus_error_text(&error, r));
                 return r;
@@ -106,7 +106,7 @@ static int top_read_sources(sd_bus *bus, TopSnapshot *snap) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         int r;
 
-        r = sd_bus_call_method(bus, BUS_NAME, BUS_PATH, BUS_MANAGER_IFACE, "ListSources", &error, &reply, NULL);
+        r = sd_bus_call_method(bus, DPIPED_BUS_NAME, DPIPED_BUS_PATH, DPIPED_MANAGER_INTERFACE, "ListSources", &error, &reply, NULL);
         if (r < 0) {
                 log_error("Failed to list sources: %s", bus_error_text(&error, r));
                 return r;
@@ -125,7 +125,7 @@ static int top_read_sources(sd_bus *bus, TopSnapshot *snap) {
                 if (r == 0)
                         break;
                 /* A source removed between the two calls keeps what ListSources said. */
-                if (bus_get_all_properties_json(bus, path, BUS_SOURCE_IFACE, NULL, &props) >= 0) {
+                if (bus_get_all_properties_json(bus, path, DPIPED_SOURCE_INTERFACE, NULL, &props) >= 0) {
                         (void) json_get_uint64(props, "RecordsReceived", &t.records);
                         (void) json_get_uint64(props, "BytesReceived", &t.bytes);
                         (void) json_get_uint64(props, "RecordsSkipped", &t.skipped);
@@ -152,7 +152,7 @@ static int top_snapshot_take(sd_bus *bus, TopSnapshot *ret) {
         TopSnapshot snap = {};
         int r;
 
-        r = bus_get_all_properties_json(bus, BUS_PATH, BUS_MANAGER_IFACE, &error, &props);
+        r = bus_get_all_properties_json(bus, DPIPED_BUS_PATH, DPIPED_MANAGER_INTERFACE, &error, &props);
         if (r < 0) {
                 log_error("Failed to read the pipeline's properties: %s", bus_error_text(&error, r));
                 return r;

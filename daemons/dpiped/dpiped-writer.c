@@ -45,15 +45,16 @@ static void writer_link_schedule(WriterLink *w, uint64_t usec) {
 }
 
 static void writer_link_fail(WriterLink *w, int error, const char *what) {
-        bool was_connected = w->connected;
+        bool first = w->connected || w->backoff.attempt == 0;
+        uint64_t delay;
 
         writer_link_disconnect(w);
-        w->backoff_usec = w->backoff_usec == 0 ? WRITER_POLL_USEC : MIN(w->backoff_usec * 2, WRITER_BACKOFF_MAX_USEC);
+        delay = backoff_next(&w->backoff);
         /* Once, not every retry: the metrics say it too (dpipe_writer_up 0). */
-        if (was_connected || w->backoff_usec == WRITER_POLL_USEC)
-                log_debug_errno(error, "Metrics: %s the writer at %s: %m; retrying in %" PRIu64 " s.", what,
-                                w->socket_path, w->backoff_usec / USEC_PER_SEC);
-        writer_link_schedule(w, w->backoff_usec);
+        if (first)
+                log_debug_errno(error, "Metrics: %s the writer at %s: %m; retrying in %" PRIu64 " ms.", what,
+                                w->socket_path, delay / USEC_PER_MSEC);
+        writer_link_schedule(w, delay);
 }
 
 static int writer_link_flush(WriterLink *w) {
@@ -110,7 +111,7 @@ static int writer_link_io(sd_event_source *es, int fd, uint32_t revents, void *u
                         return 0;
                 }
                 w->connected = true;
-                w->backoff_usec = 0;
+                backoff_reset(&w->backoff);
                 r = writer_link_request(w);
                 if (r < 0) {
                         writer_link_fail(w, r, "failed to write to");
@@ -144,7 +145,7 @@ static int writer_link_timer(sd_event_source *es, uint64_t usec, void *userdata)
                 /* No sources: let go, so that a socket-activated writer can exit when idle. */
                 if (w->fd >= 0)
                         writer_link_disconnect(w);
-                w->backoff_usec = 0;
+                backoff_reset(&w->backoff);
                 writer_link_schedule(w, WRITER_POLL_USEC);
                 return 0;
         }
@@ -184,6 +185,7 @@ int writer_link_new(sd_event *event, const char *runtime_dir, WriterLinkWantedFu
         w->fd = -EBADF;
         w->event = sd_event_ref(event);
         w->wanted = wanted;
+        w->backoff = BACKOFF_INIT(WRITER_POLL_USEC, WRITER_BACKOFF_MAX_USEC, false);
         w->userdata = userdata;
         w->socket_path = path_join(runtime_dir, "writer.sock");
         if (!w->socket_path)

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
+#include "backoff.h"
 #include "buffer.h"
 #include "macro.h"
 
@@ -31,7 +32,7 @@ typedef struct WriterLink {
         bool request_pending;
         sd_event_source *io_event_source;
         sd_event_source *timer;
-        uint64_t backoff_usec;
+        Backoff backoff;
         Buffer in, out;
 
         struct json_object *status; /* the latest status reply; NULL before the first */

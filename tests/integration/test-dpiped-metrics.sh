@@ -71,6 +71,8 @@ dp_assert_eq 's "degraded"' "$(dp_source_property app State)" "State on the bus"
 dp_assert_contains "$(dp_source_property app LastSkipReason)" "line 4" "LastSkipReason names the line"
 out=$(dpipectl status 2>&1) && dp_fail "dpipectl status exits 0 while a source is degraded: $out"
 dp_assert_contains "$out" "degraded" "status names the degraded source"
+out=$(dpipectl -q status 2>&1) && dp_fail "dpipectl -q status exits 0 while a source is degraded"
+dp_assert_eq "" "$out" "dpipectl -q status prints nothing"
 list=$(dpipectl list-sources --no-legend)
 [[ "$list" =~ ^app\ +file\ +degraded\ +[^\ ]+\ +5\ +1$ ]] || dp_fail "list-sources shows the skip: $list"
 dpipectl status app >"$TMP/st-app.txt" 2>&1 || true
