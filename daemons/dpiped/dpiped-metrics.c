@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <assert.h>
 #include <inttypes.h>
@@ -345,18 +346,64 @@ int manager_metrics_format(Manager *m, Buffer *b) {
 
 /* ---- HTTP ------------------------------------------------------------------------------------- */
 
+/* libmicrohttpd is loaded when the endpoint is started, not linked: it brings GnuTLS and its
+ * dependencies along, which made every dpiped bigger (RSS +2.5 MB at start, and more per client
+ * in tests/integration/test-dpiped-limits.sh) whether it served metrics or not. */
+static struct {
+        void *handle;
+        __typeof__(MHD_start_daemon) *start_daemon;
+        __typeof__(MHD_stop_daemon) *stop_daemon;
+        __typeof__(MHD_run) *run;
+        __typeof__(MHD_get_timeout) *get_timeout;
+        __typeof__(MHD_get_daemon_info) *get_daemon_info;
+        __typeof__(MHD_create_response_from_buffer) *create_response_from_buffer;
+        __typeof__(MHD_add_response_header) *add_response_header;
+        __typeof__(MHD_queue_response) *queue_response;
+        __typeof__(MHD_destroy_response) *destroy_response;
+} mhd;
+
+static int mhd_load(void) {
+        void *h;
+
+        if (mhd.handle)
+                return 0;
+        h = dlopen("libmicrohttpd.so.12", RTLD_NOW | RTLD_LOCAL);
+        if (!h) {
+                log_error("Failed to load libmicrohttpd for --metrics: %s", dlerror());
+                return -EOPNOTSUPP;
+        }
+#define MHD_SYM(field, name)                                                                             \
+        if (!(mhd.field = (__typeof__(mhd.field)) dlsym(h, #name))) {                                    \
+                log_error("libmicrohttpd has no %s: %s", #name, dlerror());                              \
+                dlclose(h);                                                                              \
+                return -EOPNOTSUPP;                                                                      \
+        }
+        MHD_SYM(start_daemon, MHD_start_daemon);
+        MHD_SYM(stop_daemon, MHD_stop_daemon);
+        MHD_SYM(run, MHD_run);
+        MHD_SYM(get_timeout, MHD_get_timeout);
+        MHD_SYM(get_daemon_info, MHD_get_daemon_info);
+        MHD_SYM(create_response_from_buffer, MHD_create_response_from_buffer);
+        MHD_SYM(add_response_header, MHD_add_response_header);
+        MHD_SYM(queue_response, MHD_queue_response);
+        MHD_SYM(destroy_response, MHD_destroy_response);
+#undef MHD_SYM
+        mhd.handle = h;
+        return 0;
+}
+
 static enum MHD_Result respond_text(struct MHD_Connection *conn, unsigned status, const char *text, const char *allow) {
         struct MHD_Response *resp;
         enum MHD_Result ret;
 
-        resp = MHD_create_response_from_buffer(strlen(text), (void *) text, MHD_RESPMEM_PERSISTENT);
+        resp = mhd.create_response_from_buffer(strlen(text), (void *) text, MHD_RESPMEM_PERSISTENT);
         if (!resp)
                 return MHD_NO;
-        (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+        (void) mhd.add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
         if (allow)
-                (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
-        ret = MHD_queue_response(conn, status, resp);
-        MHD_destroy_response(resp);
+                (void) mhd.add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+        ret = mhd.queue_response(conn, status, resp);
+        mhd.destroy_response(resp);
         return ret;
 }
 
@@ -384,14 +431,14 @@ static enum MHD_Result metrics_handler(void *cls, struct MHD_Connection *conn, c
         /* The buffer's storage becomes the response's (MHD frees it). */
         if (b.head > 0)
                 memmove(b.data, b.data + b.head, buffer_size(&b));
-        resp = MHD_create_response_from_buffer(buffer_size(&b), b.data, MHD_RESPMEM_MUST_FREE);
+        resp = mhd.create_response_from_buffer(buffer_size(&b), b.data, MHD_RESPMEM_MUST_FREE);
         if (!resp)
                 return MHD_NO;
         b = (Buffer) {};
-        (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, METRICS_CONTENT_TYPE);
-        (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-        ret = MHD_queue_response(conn, MHD_HTTP_OK, resp);
-        MHD_destroy_response(resp);
+        (void) mhd.add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, METRICS_CONTENT_TYPE);
+        (void) mhd.add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+        ret = mhd.queue_response(conn, MHD_HTTP_OK, resp);
+        mhd.destroy_response(resp);
         return ret;
 }
 
@@ -406,7 +453,7 @@ static void metrics_logger(void *cls, const char *fmt, va_list ap) {
 static void metrics_server_rearm(MetricsServer *s) {
         MHD_UNSIGNED_LONG_LONG timeout;
 
-        if (MHD_get_timeout(s->daemon, &timeout) == MHD_YES) {
+        if (mhd.get_timeout(s->daemon, &timeout) == MHD_YES) {
                 (void) sd_event_source_set_time_relative(s->timer, (uint64_t) timeout * USEC_PER_MSEC);
                 (void) sd_event_source_set_enabled(s->timer, SD_EVENT_ONESHOT);
         } else
@@ -414,8 +461,8 @@ static void metrics_server_rearm(MetricsServer *s) {
 }
 
 static void metrics_server_run(MetricsServer *s) {
-        if (MHD_run(s->daemon) != MHD_YES)
-                log_debug("Metrics server: MHD_run() failed.");
+        if (mhd.run(s->daemon) != MHD_YES)
+                log_debug("Metrics server: mhd.run() failed.");
         metrics_server_rearm(s);
 }
 
@@ -435,7 +482,7 @@ MetricsServer *metrics_server_free(MetricsServer *s) {
         sd_event_source_disable_unref(s->io_event_source);
         sd_event_source_disable_unref(s->timer);
         if (s->daemon)
-                MHD_stop_daemon(s->daemon);
+                mhd.stop_daemon(s->daemon);
         free(s);
         return NULL;
 }
@@ -476,13 +523,16 @@ int metrics_server_new(Manager *m, int passed_fd, const SocketAddress *address, 
                                                socket_address_format(&a, buf, sizeof(buf)));
         }
 
+        r = mhd_load();
+        if (r < 0)
+                return r;
         s = calloc(1, sizeof(MetricsServer));
         if (!s)
                 return log_oom();
         s->manager = m;
         /* No thread: MHD_USE_EPOLL without MHD_USE_INTERNAL_POLLING_THREAD is "external polling",
-         * driven by MHD_run() from our loop. */
-        s->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_TURBO | MHD_USE_SUPPRESS_DATE_NO_CLOCK, 0, NULL, NULL,
+         * driven by mhd.run() from our loop. */
+        s->daemon = mhd.start_daemon(MHD_USE_EPOLL | MHD_USE_TURBO | MHD_USE_SUPPRESS_DATE_NO_CLOCK, 0, NULL, NULL,
                                      metrics_handler, s, MHD_OPTION_LISTEN_SOCKET, (MHD_socket) fd,
                                      MHD_OPTION_CONNECTION_LIMIT, (unsigned) METRICS_CONNECTION_LIMIT,
                                      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) METRICS_CONNECTION_TIMEOUT_SEC,
@@ -491,7 +541,7 @@ int metrics_server_new(Manager *m, int passed_fd, const SocketAddress *address, 
                 return log_error_errno(EIO, "Failed to start the metrics server on %s.",
                                        socket_address_format(&a, buf, sizeof(buf)));
         TAKE_FD(fd); /* MHD closes it */
-        info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+        info = mhd.get_daemon_info(s->daemon, MHD_DAEMON_INFO_EPOLL_FD);
         if (!info)
                 return log_error_errno(EIO, "The metrics server has no epoll fd.");
         r = sd_event_add_io(m->event, &s->io_event_source, info->epoll_fd, EPOLLIN, metrics_io_handler, s);
