@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "bus-json.h"
+#include "bus-names.h"
 #include "dpipectl.h"
 #include "json-util.h"
 #include "macro.h"
@@ -85,7 +86,7 @@ const char *bus_error_text(const sd_bus_error *e, int r) {
 }
 
 int bus_error_exit_status(const sd_bus_error *e, int r) {
-        if (e && sd_bus_error_has_name(e, "org.dpipe.Pipeline1.Error.NoSuchSource"))
+        if (e && (sd_bus_error_has_name(e, BUS_ERROR_NO_SUCH_SOURCE) || sd_bus_error_has_name(e, BUS_ERROR_NO_SUCH_SINK)))
                 return EXIT_NO_SUCH_SOURCE;
         if (e && sd_bus_error_has_name(e, SD_BUS_ERROR_ACCESS_DENIED))
                 return EXIT_DENIED;

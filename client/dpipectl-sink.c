@@ -43,7 +43,7 @@ int verb_add_sink(sd_bus *bus, int argc, char **argv) {
         r = sd_bus_call(bus, m, 0, &error, &reply);
         if (r < 0) {
                 log_error("Failed to add sink %s: %s", name, bus_error_text(&error, r));
-                return EXIT_FAILURE;
+                return bus_error_exit_status(&error, r);
         }
         r = sd_bus_message_read(reply, "o", &path);
         if (r < 0)
@@ -68,8 +68,9 @@ int verb_remove_sink(sd_bus *bus, int argc, char **argv) {
                                        argv[j]);
                 if (r < 0) {
                         log_error("Failed to remove sink %s: %s", argv[j], bus_error_text(&error, r));
+                        if (ret == EXIT_SUCCESS)
+                                ret = bus_error_exit_status(&error, r);
                         sd_bus_error_free(&error);
-                        ret = EXIT_FAILURE;
                 }
         }
         return ret;
@@ -102,7 +103,7 @@ int verb_list_sinks(sd_bus *bus, int argc, char **argv) {
         r = sd_bus_call_method(bus, DPIPED_BUS_NAME, DPIPED_BUS_PATH, DPIPED_MANAGER_INTERFACE, "ListSinks", &error, &reply, NULL);
         if (r < 0) {
                 log_error("Failed to list sinks: %s", bus_error_text(&error, r));
-                return EXIT_FAILURE;
+                return bus_error_exit_status(&error, r);
         }
         r = sd_bus_message_enter_container(reply, 'a', "(ssso)");
         while (r >= 0) {

@@ -150,6 +150,8 @@ for verb in "status nosuch" "remove-source nosuch" "pause-source nosuch" "resume
         # shellcheck disable=SC2086
         dp_expect_exit 4 dpipectl $verb
 done
+dp_expect_exit 4 dpipectl remove-sink nosuch
+dp_assert_contains "$err" "nosuch" "remove-sink nosuch"
 dp_expect_exit 4 dpipe-client --connect="$SOCK" remove nosuch
 dp_expect_exit 4 dpipe-client --connect="$SOCK" pause nosuch
 
@@ -160,6 +162,7 @@ if setpriv --reuid=65534 --regid=65534 --clear-groups true 2>/dev/null; then
         [[ "$err" != *"Rejected send message"* && "$err" != *"matched rules"* ]] ||
                 dp_fail "dbus-daemon's raw refusal shown: $err"
         dp_expect_exit 77 dp_nobody dpipectl add-source x --type=tcp --address=127.0.0.1:1
+        dp_expect_exit 77 dp_nobody dpipectl remove-sink nosuch
         dp_expect_exit 77 dp_nobody dpipe-client --connect="$SOCK" remove twelve
         dp_assert_contains "$err" "Access denied: changing the pipeline needs root or membership in group" "dpipe-client remove as nobody"
         dp_expect_exit 0 dp_nobody dpipectl -q status twelve

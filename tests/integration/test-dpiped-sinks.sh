@@ -57,10 +57,10 @@ dp_expect_exit 1 dpipectl add-sink out --type=file
 dp_assert_contains "$err" "needs --address" "dpipectl without an address"
 dp_assert_eq org.dpipe.Pipeline1.Error.NoSuchSink \
         "$(dp_bus_error dp_manager RemoveSink s nosuch)" "error name of removing what is not there"
-dp_expect_exit 1 dpipectl remove-sink nosuch
+dp_expect_exit 4 dpipectl remove-sink nosuch
 dp_assert_contains "$err" "No sink named" "remove-sink of an unknown sink"
 # Changing the pipeline is root's (or polkit's); reading is everyone's.
-dp_expect_exit 1 dp_nobody dpipectl add-sink out --type=file --address="$OUT/records.jsonl"
+dp_expect_exit 77 dp_nobody dpipectl add-sink out --type=file --address="$OUT/records.jsonl"
 [[ "$err" == *"Access denied"* || "$err" == *"Rejected send message"* ]] || dp_fail "add-sink by nobody: $err"
 dp_expect_exit 0 dp_nobody dpipectl list-sinks --no-legend
 dp_assert_eq "" "$out" "sinks after the refusals"
