@@ -2,7 +2,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
-#include <sys/epoll.h>
 
 #include "dpiped-connector.h"
 #include "frame.h"
@@ -28,21 +27,10 @@ char *connector_socket_path(const char *runtime_dir, const char *type) {
         return connector_kind_socket_path(&connector_kind_source, runtime_dir, type);
 }
 
-static void connector_disconnect(Connector *c) {
-        c->io_event_source = sd_event_source_disable_unref(c->io_event_source);
-        c->fd = safe_close(c->fd);
-        c->connected = false;
-        buffer_clear(&c->in);
-        buffer_clear(&c->out);
-}
-
 Connector *connector_free(Connector *c) {
         if (!c)
                 return NULL;
-        connector_disconnect(c);
-        sd_event_source_disable_unref(c->retry_timer);
-        buffer_done(&c->in);
-        buffer_done(&c->out);
+        frame_conn_done(&c->conn);
         for (size_t i = 0; i < c->n_pending_removals; i++)
                 free(c->pending_removals[i]);
         free(c->pending_removals);
@@ -71,7 +59,7 @@ static bool connector_is_needed(Connector *c) {
 bool connector_release_if_unneeded(Connector *c) {
         Manager *m = c->manager;
 
-        if (connector_is_needed(c) || (c->connected && buffer_size(&c->out) > 0))
+        if (connector_is_needed(c) || (connector_is_connected(c) && buffer_size(&c->conn.out) > 0))
                 return false;
         for (Connector **i = &m->connectors; *i; i = &(*i)->next)
                 if (*i == c) {
@@ -83,58 +71,25 @@ bool connector_release_if_unneeded(Connector *c) {
         return true;
 }
 
-static int retry_handler(sd_event_source *es, uint64_t usec, void *userdata) {
-        Connector *c = userdata;
-
-        (void) connector_connect(c);
-        return 0;
-}
-
 static void connector_schedule_retry(Connector *c, const char *reason) {
-        uint64_t now, delay;
-        int r;
-
         if (!connector_is_needed(c))
                 return; /* released by the caller's connector_release_if_unneeded() */
-
-        delay = backoff_next(&c->backoff);
-        (void) sd_event_now(c->manager->event, CLOCK_MONOTONIC, &now);
-        if (c->retry_timer) {
-                r = sd_event_source_set_time(c->retry_timer, now + delay);
-                if (r >= 0)
-                        r = sd_event_source_set_enabled(c->retry_timer, SD_EVENT_ONESHOT);
-        } else
-                r = sd_event_add_time(c->manager->event, &c->retry_timer, CLOCK_MONOTONIC, now + delay,
-                                      0, retry_handler, c);
-        if (r < 0)
-                log_error_errno(r, "Failed to schedule reconnect to %s %s: %m", c->kind->what, c->type);
+        (void) frame_conn_schedule_retry(&c->conn);
         c->kind->set_connecting(c, reason);
-}
-
-static int connector_flush(Connector *c) {
-        ssize_t n;
-
-        if (c->fd < 0 || !c->connected)
-                return 0;
-        n = buffer_write_fd(&c->out, c->fd);
-        if (n < 0)
-                return (int) n;
-        return sd_event_source_set_io_events(c->io_event_source,
-                                             EPOLLIN | (buffer_size(&c->out) > 0 ? EPOLLOUT : 0));
 }
 
 static int connector_send_json(Connector *c, struct json_object *o) {
         int r;
 
-        if (!c->connected)
+        if (!connector_is_connected(c))
                 return 0;
-        r = frame_append_json(&c->out, o);
+        r = frame_append_json(&c->conn.out, o);
         if (r < 0)
                 return r;
-        r = connector_flush(c);
+        r = frame_conn_flush(&c->conn);
         if (r < 0) {
                 log_warning_errno(r, "Lost the connection to %s %s: %m", c->kind->what, c->type);
-                connector_disconnect(c);
+                frame_conn_disconnect(&c->conn);
                 connector_schedule_retry(c, c->kind->lost);
         }
         return 0;
@@ -143,7 +98,7 @@ static int connector_send_json(Connector *c, struct json_object *o) {
 int connector_send_add(Connector *c, Source *s) {
         _cleanup_json_ struct json_object *o = NULL;
 
-        if (!c->connected)
+        if (!connector_is_connected(c))
                 return 0;
         o = json_object_new_object();
         if (!o)
@@ -160,7 +115,7 @@ int connector_send_add(Connector *c, Source *s) {
 int connector_send_request(Connector *c, struct json_object *o, uint64_t *ret_id) {
         uint64_t id;
 
-        if (!c->connected)
+        if (!connector_is_connected(c))
                 return 0;
         id = ++c->next_id;
         json_object_object_add(o, "id", json_object_new_int64((int64_t) id));
@@ -172,7 +127,7 @@ int connector_send_request(Connector *c, struct json_object *o, uint64_t *ret_id
 int connector_send_op(Connector *c, const char *op, const char *name) {
         _cleanup_json_ struct json_object *o = NULL;
 
-        if (!c->connected)
+        if (!connector_is_connected(c))
                 return 0;
         o = json_object_new_object();
         if (!o)
@@ -186,7 +141,7 @@ int connector_send_op(Connector *c, const char *op, const char *name) {
 int connector_remove_source(Connector *c, const char *name) {
         char **l;
 
-        if (c->connected)
+        if (connector_is_connected(c))
                 return connector_send_op(c, "remove", name);
         l = realloc(c->pending_removals, (c->n_pending_removals + 1) * sizeof(char *));
         if (!l)
@@ -199,11 +154,11 @@ int connector_remove_source(Connector *c, const char *name) {
         return 0;
 }
 
-static int connector_on_connected(Connector *c) {
+static int connector_on_connected(FrameConn *conn) {
+        Connector *c = conn->userdata;
         int r;
 
-        c->connected = true;
-        backoff_reset(&c->backoff);
+        c->was_connected = true;
         log_info("Connected to %s %s at %s.", c->kind->what, c->type, c->socket_path);
         while (c->n_pending_removals > 0) {
                 _cleanup_free_ char *name = c->pending_removals[--c->n_pending_removals];
@@ -214,7 +169,7 @@ static int connector_on_connected(Connector *c) {
                 r = connector_send_op(c, "remove", name);
                 if (r < 0)
                         return r;
-                if (!c->connected)
+                if (!connector_is_connected(c))
                         return 0;
         }
         /* The daemon keeps nothing dpiped cannot resend: tell it every object of its type. */
@@ -230,7 +185,7 @@ static int source_link_send_all(Connector *c) {
                 r = connector_send_add(c, s);
                 if (r < 0)
                         return r;
-                if (!c->connected)
+                if (!connector_is_connected(c))
                         return 0;
         }
         return 0;
@@ -377,106 +332,75 @@ static int connector_handle_message(Connector *c, struct json_object *o) {
         return 0;
 }
 
-static int connector_process_input(Connector *c) {
-        for (;;) {
-                _cleanup_json_ struct json_object *o = NULL;
-                Frame f;
-                int r;
-
-                r = frame_peek(&c->in, CONNECTOR_FRAME_MAX, &f);
-                if (r <= 0)
-                        return r;
-                if (f.type == FRAME_CONTROL) {
-                        r = frame_parse_json(&f, &o);
-                        if (r < 0)
-                                log_warning_errno(r, "%s %s sent a malformed control message, ignoring: %m",
-                                                  c->kind->title, c->type);
-                        else {
-                                r = connector_handle_message(c, o);
-                                if (r < 0)
-                                        return r;
-                        }
-                }
-                if (!c->connected)
-                        return 0;
-                buffer_consume(&c->in, FRAME_HEADER_SIZE + f.size);
-        }
-}
-
-static int connector_io_handler(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
-        Connector *c = userdata;
-        const char *reason = c->kind->lost;
+static int connector_on_frame(FrameConn *conn, const Frame *f) {
+        _cleanup_json_ struct json_object *o = NULL;
+        Connector *c = conn->userdata;
         int r;
 
-        if (!c->connected) {
-                r = socket_finish_connect(fd);
-                if (r < 0) {
-                        log_debug_errno(r, "Failed to connect to %s %s: %m", c->kind->what, c->type);
-                        goto fail;
-                }
-                r = connector_on_connected(c);
-                if (r < 0)
-                        goto fail;
-                if (!c->connected)
-                        return 0;
-        }
-        if (revents & EPOLLIN) {
-                for (;;) {
-                        ssize_t n = buffer_read_fd(&c->in, fd, 16384);
-                        if (n == -EAGAIN)
-                                break;
-                        if (n <= 0) {
-                                if (n < 0)
-                                        log_warning_errno((int) n, "Failed to read from %s %s: %m", c->kind->what, c->type);
-                                else
-                                        log_warning("%s %s closed the control connection.", c->kind->title, c->type);
-                                goto fail;
-                        }
-                        r = connector_process_input(c);
-                        if (r < 0) {
-                                log_warning_errno(r, "Bad data from %s %s: %m", c->kind->what, c->type);
-                                reason = "malformed data on the control connection";
-                                goto fail;
-                        }
-                        if (!c->connected)
-                                return 0;
-                }
-        } else if (revents & (EPOLLHUP | EPOLLERR)) {
-                log_warning("%s %s hung up.", c->kind->title, c->type);
-                goto fail;
-        }
-        r = connector_flush(c);
+        if (f->type != FRAME_CONTROL)
+                return 0;
+        r = frame_parse_json(f, &o);
         if (r < 0) {
-                log_warning_errno(r, "Failed to write to %s %s: %m", c->kind->what, c->type);
-                goto fail;
+                log_warning_errno(r, "%s %s sent a malformed control message, ignoring: %m", c->kind->title, c->type);
+                return 0;
         }
-        (void) connector_release_if_unneeded(c);
-        return 0;
-fail:
-        connector_disconnect(c);
-        connector_schedule_retry(c, reason);
-        (void) connector_release_if_unneeded(c);
-        return 0;
+        r = connector_handle_message(c, o);
+        if (r < 0) {
+                log_warning_errno(r, "Bad data from %s %s: %m", c->kind->what, c->type);
+                c->bad_data = "malformed data on the control connection";
+        }
+        return r;
 }
+
+static void connector_on_closed(FrameConn *conn, int reason) {
+        Connector *c = conn->userdata;
+        const char *why = c->bad_data ?: c->kind->lost;
+
+        if (reason == -EMSGSIZE) {
+                log_warning_errno(reason, "Bad data from %s %s: %m", c->kind->what, c->type);
+                why = "malformed data on the control connection";
+        } else if (!c->was_connected)
+                log_debug_errno(reason, "Failed to connect to %s %s: %m", c->kind->what, c->type);
+        else if (reason == 0)
+                log_warning("%s %s closed the control connection.", c->kind->title, c->type);
+        else if (!c->bad_data)
+                log_warning_errno(reason, "Failed to read from %s %s: %m", c->kind->what, c->type);
+        c->was_connected = false;
+        c->bad_data = NULL;
+        connector_schedule_retry(c, why);
+        (void) connector_release_if_unneeded(c);
+}
+
+static void connector_on_retry(FrameConn *conn) {
+        (void) connector_connect(conn->userdata);
+}
+
+/* A removal may have been the last thing to send. */
+static void connector_on_dispatched(FrameConn *conn) {
+        (void) connector_release_if_unneeded(conn->userdata);
+}
+
+static const FrameConnOps connector_ops = {
+        .connected = connector_on_connected,
+        .frame = connector_on_frame,
+        .closed = connector_on_closed,
+        .retry = connector_on_retry,
+        .dispatched = connector_on_dispatched,
+};
 
 static int connector_connect(Connector *c) {
-        _cleanup_close_ int fd = -EBADF;
         int r;
 
-        if (c->fd >= 0)
+        if (frame_conn_is_open(&c->conn))
                 return 0;
-        fd = socket_connect_unix(c->socket_path, true);
-        if (fd < 0) {
-                if (c->backoff.attempt == 0)
-                        log_notice_errno(fd, "%s %s is not reachable at %s, will retry: %m", c->kind->title, c->type,
+        c->was_connected = false;
+        r = frame_conn_connect(&c->conn, c->socket_path);
+        if (r < 0) {
+                if (c->conn.backoff.attempt == 0)
+                        log_notice_errno(r, "%s %s is not reachable at %s, will retry: %m", c->kind->title, c->type,
                                          c->socket_path);
                 connector_schedule_retry(c, c->kind->unreachable);
-                return 0;
         }
-        r = sd_event_add_io(c->manager->event, &c->io_event_source, fd, EPOLLIN | EPOLLOUT, connector_io_handler, c);
-        if (r < 0)
-                return log_error_errno(r, "Failed to watch connector socket: %m");
-        c->fd = TAKE_FD(fd);
         return 0;
 }
 
@@ -504,8 +428,13 @@ int manager_get_link(Manager *m, const ConnectorKind *kind, const char *type, Co
                 return -ENOMEM;
         c->manager = m;
         c->kind = kind;
-        c->fd = -EBADF;
-        c->backoff = BACKOFF_INIT(CONNECTOR_BACKOFF_MIN_USEC, CONNECTOR_BACKOFF_MAX_USEC, false);
+        frame_conn_init(&c->conn, m->event,
+                        &(FrameConnConfig) {
+                                .frame_max = CONNECTOR_FRAME_MAX,
+                                .read_min = 16384,
+                                .backoff = BACKOFF_INIT(CONNECTOR_BACKOFF_MIN_USEC, CONNECTOR_BACKOFF_MAX_USEC, false),
+                        },
+                        &connector_ops, c);
         c->type = strdup(type);
         c->socket_path = connector_kind_socket_path(kind, m->runtime_dir, type);
         if (!c->type || !c->socket_path)

@@ -13,8 +13,7 @@
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
-#include "backoff.h"
-#include "buffer.h"
+#include "frame-conn.h"
 #include "dpiped-manager.h"
 #include "dpiped-source.h"
 
@@ -44,13 +43,9 @@ struct Connector {
 
         char *type;
         char *socket_path;
-        int fd;
-        sd_event_source *io_event_source;
-        sd_event_source *retry_timer;
-        Buffer in;
-        Buffer out;
-        bool connected;
-        Backoff backoff;
+        FrameConn conn;       /* the control connection, reconnecting with backoff */
+        bool was_connected;   /* this connection attempt got as far as the connect */
+        const char *bad_data; /* why we end the connection, when the daemon sent nonsense */
         uint64_t next_id;
 
         /* Sources removed while disconnected: the connector may still run them, so it is told on
@@ -68,6 +63,9 @@ char *connector_kind_socket_path(const ConnectorKind *kind, const char *runtime_
 int manager_get_link(Manager *m, const ConnectorKind *kind, const char *type, Connector **ret);
 /* The existing link of a kind and type, or NULL. */
 Connector *manager_find_link(Manager *m, const ConnectorKind *kind, const char *type);
+static inline bool connector_is_connected(const Connector *c) {
+        return frame_conn_is_connected(&c->conn);
+}
 static inline int manager_get_connector(Manager *m, const char *type, Connector **ret) {
         return manager_get_link(m, &connector_kind_source, type, ret);
 }

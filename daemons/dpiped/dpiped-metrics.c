@@ -239,7 +239,7 @@ static int format_connectors(Manager *m, Buffer *b) {
         int r = family(b, "dpipe_connector_up", PROM_GAUGE, "1 while dpiped's control connection to a connector type is up.");
 
         for (Connector *c = m->connectors; r >= 0 && c; c = c->next)
-                r = prom_sample_u64(b, "dpipe_connector_up", &(PromLabel) { "type", c->type }, 1, c->connected);
+                r = prom_sample_u64(b, "dpipe_connector_up", &(PromLabel) { "type", c->type }, 1, connector_is_connected(c));
         return r;
 }
 

@@ -324,7 +324,7 @@ int sink_send_add(Connector *c, Sink *s) {
         _cleanup_json_ struct json_object *o = NULL;
         Manager *m = c->manager;
 
-        if (!c->connected)
+        if (!connector_is_connected(c))
                 return 0;
         o = json_object_new_object();
         if (!o)
@@ -358,7 +358,7 @@ static int sink_link_send_all(Connector *c) {
                 r = sink_send_add(c, s);
                 if (r < 0)
                         return r;
-                if (!c->connected)
+                if (!connector_is_connected(c))
                         return 0;
         }
         return 0;
