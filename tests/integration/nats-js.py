@@ -243,7 +243,10 @@ def cmd_dump(urls, stream, filter_subject=None):
            'inactive_threshold': 30 * 10**9, 'mem_storage': True, 'num_replicas': 1}
     if filter_subject:
         cfg['filter_subject'] = filter_subject
-    created = retry(20, lambda: api(Conn(urls), f'CONSUMER.CREATE.{stream}', {'stream_name': stream, 'config': cfg}))
+    # Creating a consumer needs the cluster's metadata leader, which nats-server 2.9 may take well
+    # over 20 s to settle on after servers came back (seen: elected, stepped down 2 ms later, none
+    # for 15 s).
+    created = retry(90, lambda: api(Conn(urls), f'CONSUMER.CREATE.{stream}', {'stream_name': stream, 'config': cfg}))
     consumer = created['name']
     pending = created.get('num_pending', 0)
     out = sys.stdout
