@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "config-table.h"
+#include "json-util.h"
 #include "util.h"
 
 static const char *strempty(const char *s) {
@@ -189,6 +190,43 @@ void config_table_free(const ConfigOption *table, void *config) {
                         free(*s);
                         *s = NULL;
                 }
+}
+
+int config_tables_typed(const ConfigOption *const *tables, void *const *configs, size_t n, json_object *options,
+                        json_object **ret) {
+        _cleanup_json_ json_object *out = json_object_new_object();
+
+        if (!out)
+                return -ENOMEM;
+        if (options) {
+                json_object_object_foreach(options, key, val) {
+                        size_t i;
+                        const ConfigOption *o = config_tables_find(tables, n, key, &i);
+                        const uint8_t *p;
+                        json_object *v;
+
+                        if (!o)
+                                return -EINVAL; /* not what config_tables_parse() took strictly */
+                        p = (const uint8_t *) configs[i] + o->offset;
+                        switch (o->type) {
+                        case CONFIG_OPTION_U32:
+                                v = json_object_new_int64(*(const uint32_t *) p);
+                                break;
+                        case CONFIG_OPTION_U64:
+                                v = json_object_new_uint64(*(const uint64_t *) p);
+                                break;
+                        case CONFIG_OPTION_BOOL:
+                                v = json_object_new_boolean(*(const bool *) p);
+                                break;
+                        default:
+                                v = json_object_get(val);
+                        }
+                        if (!v || json_object_object_add(out, key, v) < 0)
+                                return -ENOMEM;
+                }
+        }
+        *ret = TAKE_PTR(out);
+        return 0;
 }
 
 void config_tables_print(FILE *f, const ConfigOption *const *tables, size_t n) {

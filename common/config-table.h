@@ -57,6 +57,13 @@ const ConfigOption *config_tables_find(const ConfigOption *const *tables, size_t
 int config_tables_parse(const ConfigOption *const *tables, void *const *configs, size_t n, json_object *options,
                         ConfigParseFlags flags, char **ret_unknown, char **ret_message);
 
+/* The options that config_tables_parse() took strictly into configs, with the values of the tables'
+ * types: what dpiped stores and shows (numbers and booleans given as text, e.g. by dpipectl's
+ * KEY=VALUE, become JSON numbers and booleans; strings stay as given). -EINVAL for a name no table
+ * has. */
+int config_tables_typed(const ConfigOption *const *tables, void *const *configs, size_t n, json_object *options,
+                        json_object **ret);
+
 /* One value given as text (a command line argument). */
 int config_option_parse_text(const ConfigOption *o, const char *text, void *config);
 

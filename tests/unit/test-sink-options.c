@@ -25,16 +25,31 @@ static const SinkOption table[] = {
         {}
 };
 
+static int test_validate(const void *config, char **ret_message) {
+        const TestConfig *c = config;
+
+        if (c->address[0] != '/') {
+                *ret_message = strdup("address must be an absolute path");
+                return -EINVAL;
+        }
+        return 0;
+}
+
+static const SinkType test_type = {
+        .name = "test",
+        .config_size = sizeof(TestConfig),
+        .options = table,
+        .validate = test_validate,
+};
+
 static int parse(const char *json, SinkCommonConfig *common, TestConfig *c, char **msg) {
-        const SinkOption *tables[2] = { sink_common_options, table };
-        void *configs[2] = { common, c };
         json_object *o = json_tokener_parse(json);
         int r;
 
         assert_non_null(o);
         memset(c, 0, sizeof(*c));
         memset(common, 0, sizeof(*common));
-        r = sink_options_parse(tables, configs, 2, o, msg);
+        r = sink_options_configure(&test_type, o, 0, common, c, msg);
         json_object_put(o);
         return r;
 }
@@ -85,6 +100,46 @@ static void test_errors(void **state) {
         sink_options_free(table, &c);
 }
 
+static int check(const char *json, json_object **typed, char **msg) {
+        json_object *o = json_tokener_parse(json);
+        int r;
+
+        assert_non_null(o);
+        r = sink_check_options(&test_type, o, typed, msg);
+        json_object_put(o);
+        return r;
+}
+
+/* What dpiped's "check" gets: unknown names refused by name, bad values, the common rows' range,
+ * validate()'s verdict; and the options typed as dpiped stores them. */
+static void test_check(void **state) {
+        json_object *typed = NULL;
+        char *msg = NULL;
+
+        assert_int_equal(check("{\"address\":\"/x\",\"max_bytes\":\"1048576\",\"flag\":\"yes\",\"window\":\"9\"}",
+                               &typed, &msg), 0);
+        assert_null(msg);
+        assert_string_equal(json_object_to_json_string_ext(typed, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE),
+                            "{\"address\":\"/x\",\"max_bytes\":1048576,\"flag\":true,\"window\":9}");
+        json_object_put(typed);
+
+        assert_int_equal(check("{\"address\":\"/x\",\"max_byte\":1}", NULL, &msg), -EINVAL);
+        assert_string_equal(msg, "unknown option 'max_byte'");
+        free(msg);
+
+        assert_int_equal(check("{\"address\":\"x\"}", NULL, &msg), -EINVAL);
+        assert_string_equal(msg, "address must be an absolute path");
+        free(msg);
+
+        assert_int_equal(check("{\"address\":\"/x\",\"window\":0}", NULL, &msg), -EINVAL);
+        assert_string_equal(msg, "option 'window' must be 1-1000000");
+        free(msg);
+
+        assert_int_equal(check("{}", NULL, &msg), -EINVAL);
+        assert_string_equal(msg, "option 'address' is required");
+        free(msg);
+}
+
 static void test_pipeline_id(void **state) {
         char id[33];
 
@@ -120,6 +175,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_defaults_and_values),
                 cmocka_unit_test(test_errors),
+                cmocka_unit_test(test_check),
                 cmocka_unit_test(test_pipeline_id),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -380,42 +380,13 @@ static int options_configure(const ConnectorType *t, const char *name, json_obje
         return 0;
 }
 
-/* The given options with the values of the table's types: what dpiped stores and shows (numbers
- * and booleans given as text, e.g. by dpipectl's KEY=VALUE, become JSON numbers and booleans). */
+/* The given options with the values of the table's types: what dpiped stores and shows. */
 static int options_typed(const ConnectorType *t, json_object *options, SourceCommonConfig *common, void *config,
                          json_object **ret) {
         const ConnectorOption *tables[2] = { connector_common_options, t->options };
         void *configs[2] = { common, config };
-        _cleanup_json_ json_object *out = json_object_new_object();
 
-        if (!out)
-                return -ENOMEM;
-        if (options) {
-                json_object_object_foreach(options, key, val) {
-                        size_t i;
-                        const ConnectorOption *o = config_tables_find(tables, ELEMENTSOF(tables), key, &i);
-                        const uint8_t *p = (const uint8_t *) configs[i] + o->offset;
-                        json_object *v;
-
-                        switch (o->type) {
-                        case CONFIG_OPTION_U32:
-                                v = json_object_new_int64(*(const uint32_t *) p);
-                                break;
-                        case CONFIG_OPTION_U64:
-                                v = json_object_new_uint64(*(const uint64_t *) p);
-                                break;
-                        case CONFIG_OPTION_BOOL:
-                                v = json_object_new_boolean(*(const bool *) p);
-                                break;
-                        default:
-                                v = json_object_get(val);
-                        }
-                        if (!v || json_object_object_add(out, key, v) < 0)
-                                return -ENOMEM;
-                }
-        }
-        *ret = TAKE_PTR(out);
-        return 0;
+        return config_tables_typed(tables, configs, ELEMENTSOF(tables), options, ret);
 }
 
 int connector_check_options(const ConnectorType *t, json_object *options, json_object **ret_typed, char **ret_message) {

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The control server: dpiped (or any client of man:dpipe-sink(7)) connects to
  * <runtime-dir>/sink-<type>.sock and exchanges FRAME_CONTROL JSON objects: add/remove/pause/resume
- * requests, ping/pong, and the state reports the sink daemon pushes. The same protocol as the
+ * requests, the check of a request's options against the type's table, ping/pong, and the state reports the sink daemon pushes. The same protocol as the
  * connectors' (docs/ARCHITECTURE.md, "dpiped <-> connector"), for sinks. */
 
 #include <errno.h>
@@ -82,6 +82,34 @@ static int control_handle_add(ControlConnection *c, json_object *req, const char
         return control_reply(c, id, NULL);
 }
 
+/* dpiped asks before it accepts a sink: are these options right for this type? The answer comes
+ * from the type's option table and validate(), the only schema there is; nothing is added. */
+static int control_handle_check(ControlConnection *c, json_object *req, json_object *id) {
+        _cleanup_json_ json_object *typed = NULL, *o = NULL;
+        _cleanup_free_ char *message = NULL;
+        json_object *options = NULL, *v;
+        int r;
+
+        if (json_object_object_get_ex(req, "pipeline_id", &v) && !pipeline_id_is_valid(json_get_string(req, "pipeline_id")))
+                return control_reply(c, id, "invalid pipeline id (1-64 characters of [A-Za-z0-9_-])");
+        (void) json_object_object_get_ex(req, "options", &options);
+        r = sink_check_options(c->manager->type, options, &typed, &message);
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0) {
+                log_debug("Check of options refused: %s", message ?: strerror(-r));
+                return control_reply(c, id, message ?: strerror(-r));
+        }
+        o = json_object_new_object();
+        if (!o)
+                return log_oom();
+        json_object_object_add(o, "op", json_object_new_string("ok"));
+        if (id)
+                json_object_object_add(o, "id", json_object_get(id));
+        json_object_object_add(o, "options", TAKE_PTR(typed));
+        return control_send(c, o);
+}
+
 static int control_handle_list(ControlConnection *c, json_object *id) {
         _cleanup_json_ json_object *o = json_object_new_object(), *a = json_object_new_array();
         struct lh_entry *e;
@@ -120,6 +148,8 @@ static int control_handle(ControlConnection *c, json_object *req) {
                 return 0;
         if (streq(op, "list"))
                 return control_handle_list(c, id);
+        if (streq(op, "check"))
+                return control_handle_check(c, req, id);
 
         name = json_get_string(req, "name");
         if (!streq(op, "add") && !streq(op, "remove") && !streq(op, "pause") && !streq(op, "resume"))

@@ -129,8 +129,15 @@ int control_send(ControlConnection *c, json_object *msg);
 
 /* sink-options.c */
 extern const SinkOption sink_common_options[];
-int sink_options_parse(const SinkOption *const *tables, void *const *configs, size_t n_tables, json_object *options,
-                       char **ret_message);
+/* Parses an add request's options with the common table and the type's into common and config,
+ * checks the common ones and has the type validate its config. Without CONFIG_PARSE_STRICT an
+ * unknown name is logged and ignored (dpiped may pass options added later). */
+int sink_options_configure(const SinkType *t, json_object *options, ConfigParseFlags flags, SinkCommonConfig *common,
+                           void *config, char **ret_message);
+/* Checks an add request's options as sink_new() would take them, strictly (an unknown option name is
+ * refused), without adding anything: the "check" op. *ret_message says why not; *ret_typed (if
+ * non-NULL) gets the options with the values of the table's types. */
+int sink_check_options(const SinkType *t, json_object *options, json_object **ret_typed, char **ret_message);
 void sink_options_free(const SinkOption *table, void *config);
 
 /* sink.c: the Sink object and its state machine */

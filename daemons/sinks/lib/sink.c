@@ -275,23 +275,15 @@ void sink_confirm(Sink *s, uint64_t offset) {
 
 static int sink_configure(Sink *s, json_object *options, const char *pipeline_id, char **ret_message) {
         const SinkType *t = s->manager->type;
-        const SinkOption *tables[2] = { sink_common_options, t->options };
-        void *configs[2];
         char buf[33];
         int r;
 
         s->config = calloc(1, t->config_size ?: 1);
         if (!s->config)
                 return -ENOMEM;
-        configs[0] = &s->common;
-        configs[1] = s->config;
-        r = sink_options_parse(tables, configs, 2, options, ret_message);
+        r = sink_options_configure(t, options, 0, &s->common, s->config, ret_message);
         if (r < 0)
                 return r;
-        if (s->common.window < 1 || s->common.window > 1000000) {
-                *ret_message = strdup("option 'window' must be 1-1000000");
-                return -EINVAL;
-        }
 
         if (!pipeline_id)
                 pipeline_id = s->manager->pipeline_id;
@@ -314,11 +306,6 @@ static int sink_configure(Sink *s, json_object *options, const char *pipeline_id
         if (!s->pipeline_id)
                 return -ENOMEM;
 
-        if (t->validate) {
-                r = t->validate(s->config, ret_message);
-                if (r < 0)
-                        return r;
-        }
         if (t->data_size > 0) {
                 s->data = calloc(1, t->data_size);
                 if (!s->data)
