@@ -1138,6 +1138,25 @@ static ssize_t node_text(Transform *t, int32_t i, const char **ret) {
         return (ssize_t) n->value_len;
 }
 
+/* The value of node i as text, as node_text() makes it, but in place where it can be (a string
+ * without escapes, a number, a literal, an object as received): not NUL-terminated then. Only an
+ * escaped string and an object a step changed are written into t->subject. Returns its length, or
+ * -ENOMEM. */
+static ssize_t node_span(Transform *t, int32_t i, const char **ret) {
+        const Node *n = &t->nodes[i];
+        const char *v = node_value(t, n);
+
+        if (n->type == JSON_SCAN_STRING && !n->value_escaped) {
+                *ret = v + 1;
+                return (ssize_t) n->value_len - 2;
+        }
+        if (n->type != JSON_SCAN_STRING && !(n->type == JSON_SCAN_OBJECT && n->dirty)) {
+                *ret = v;
+                return (ssize_t) n->value_len;
+        }
+        return node_text(t, i, ret);
+}
+
 static int compare_bytes(const char *a, size_t na, const char *b, size_t nb) {
         int c = memcmp(a, b, MIN(na, nb));
 
@@ -1161,11 +1180,17 @@ static int where_holds(Transform *t, const Step *s) {
                 return s->op == OP_NE; /* a field that is not there equals nothing */
 
         if (s->op == OP_MATCH) {
-                len = node_text(t, i, &text);
+                /* REG_STARTEND: the value's bytes are matched where they are (no copy, no NUL
+                 * needed; a NUL from \u0000 is a character like any other). The span starts at
+                 * text[0], so that ^ matches at its start and $ at its end. */
+                regmatch_t span[1];
+
+                len = node_span(t, i, &text);
                 if (len < 0)
                         return (int) len;
+                span[0] = (regmatch_t) { .rm_so = 0, .rm_eo = (regoff_t) len };
                 old = t->utf8 ? uselocale(t->utf8) : 0;
-                c = regexec(&s->regex, text, 0, NULL, 0);
+                c = regexec(&s->regex, text, 1, span, REG_STARTEND);
                 if (old)
                         (void) uselocale(old);
                 return c == 0;
@@ -1187,7 +1212,7 @@ static int where_holds(Transform *t, const Step *s) {
                         goto verdict;
                 }
         }
-        len = node_text(t, i, &text);
+        len = node_span(t, i, &text);
         if (len < 0)
                 return (int) len;
         c = compare_bytes(text, (size_t) len, s->value, s->value_len);
@@ -1333,7 +1358,8 @@ static int convert_node(Transform *t, int32_t i, ConvType to) {
         int w;
 
         if (type == JSON_SCAN_STRING) {
-                len = node_text(t, i, &text);
+                /* (Read before anything is appended to the arena it may point into.) */
+                len = node_span(t, i, &text);
                 if (len < 0)
                         return (int) len;
                 /* For a message: the value as sent, cut short. */

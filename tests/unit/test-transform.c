@@ -172,6 +172,85 @@ static void test_regex(void **state) {
         check("where msg ~ index;select n", rec, "{\"n\":503}");
 }
 
+/* Runs program on a copy of rec in a buffer of exactly its size (no NUL after it): a regex that
+ * read past the value's span, or past the record, would see other bytes (or the memory checkers
+ * would see the read). */
+static char *run_unterminated(const char *program, const char *rec) {
+        size_t n = strlen(rec);
+        _cleanup_free_ char *copy = malloc(n), *r = NULL;
+        _cleanup_(transform_freep) Transform *t = NULL;
+        _cleanup_free_ char *error = NULL;
+        _cleanup_(buffer_done) Buffer out = {};
+        TransformResult res;
+
+        assert_non_null(copy);
+        memcpy(copy, rec, n);
+        if (transform_compile(program, &t, &error) < 0) {
+                fail_msg("%s: %s", program, error);
+                return NULL;
+        }
+        assert_int_equal(transform_run(t, copy, n, &env, &out, &res), 0);
+        if (res.verdict == TRANSFORM_FILTERED)
+                return strdup("FILTERED");
+        assert_int_equal(res.verdict, TRANSFORM_EMIT);
+        assert_int_equal(asprintf(&r, "%.*s", (int) buffer_size(&out), buffer_begin(&out)) < 0, 0);
+        return TAKE_PTR(r);
+}
+
+#define check_match(program, rec, matches)                                                                 \
+        do {                                                                                               \
+                _cleanup_free_ char *_got = run_unterminated(program, rec);                                \
+                if (strcmp(_got, (matches) ? (rec) : "FILTERED") != 0)                                     \
+                        fail_msg("%s on %s: got %s, expected it %s", program, rec, _got,                   \
+                                 (matches) ? "to match" : "filtered");                                     \
+        } while (0)
+
+static void test_regex_span(void **state) {
+        /* The value is matched in place (REG_STARTEND): ^ and $ are its edges, not the record's, and
+         * nothing of the bytes around it (quotes, the next member) is seen. */
+        const char *rec = "{\"a\":\"abc\",\"b\":\"abcd\",\"n\":503}";
+
+        check_match("where a ~ ^abc$", rec, true);
+        check_match("where a ~ \"^abc\\\",\"", rec, false);
+        check_match("where a ~ \"^\\\"\"", rec, false);
+        check_match("where a ~ c$", rec, true);
+        check_match("where a ~ ^a", rec, true);
+        check_match("where a ~ ^b", rec, false);
+        check_match("where a ~ d", rec, false);
+        check_match("where b ~ ^abcd$", rec, true);
+        check_match("where n ~ ^503$", rec, true);
+        check_match("where n ~ 3}", rec, false);
+        /* The last value of the record, a bare number at its very end. */
+        check_match("where n ~ 3$", "{\"n\":503}", true);
+        check_match("where n ~ ^$", "{\"n\":\"\"}", true);
+        check_match("where n ~ .", "{\"n\":\"\"}", false);
+        /* Escaped strings are matched unescaped. */
+        check_match("where m ~ \"^a\\\"b\\\\\\\\c/$\"", "{\"m\":\"a\\\"b\\\\c\\/\"}", true);
+        check_match("where m ~ ^tab\tx$", "{\"m\":\"tab\\tx\"}", true);
+        check_match("where m ~ ^é+$", "{\"m\":\"\\u00e9\\u00e9\"}", true);
+        check_match("where m ~ ^.$", "{\"m\":\"\\u00e9\"}", true);
+        check_match("where m ~ ^..$", "{\"m\":\"\\u00e9\"}", false);
+        /* Unicode: characters, not bytes (the span is UTF-8). */
+        check_match("where m ~ ^.{3}$", "{\"m\":\"日本語\"}", true);
+        check_match("where m ~ ^[^a]語$", "{\"m\":\"本語\"}", true);
+        check_match("where m ~ 語$", "{\"m\":\"日本語\",\"x\":1}", true);
+        check_match("where m ~ ^😀$", "{\"m\":\"\\ud83d\\ude00\"}", true);
+        /* A NUL (\u0000) inside the value does not end it. */
+        check_match("where m ~ b$", "{\"m\":\"a\\u0000b\"}", true);
+        check_match("where m ~ ^a$", "{\"m\":\"a\\u0000b\"}", false);
+        /* An object as received, and one a step changed. */
+        check_match("where o ~ ^\\{\"x\":1\\}$", "{\"o\":{\"x\":1}}", true);
+        {
+                _cleanup_free_ char *got = run_unterminated("drop o.y; where o ~ ^\\{\"x\":1\\}$",
+                                                            "{\"o\":{\"x\":1,\"y\":2}}");
+                assert_string_equal(got, "{\"o\":{\"x\":1}}");
+        }
+        /* Comparisons use the same spans. */
+        check_match("where a == abc", rec, true);
+        check_match("where a < abcd", rec, true);
+        check_match("where m == \"a\\\"b\"", "{\"m\":\"a\\\"b\"}", true);
+}
+
 static void test_convert(void **state) {
         check("convert a:int,b:int,c:int,d:int,e:int,f:int",
               "{\"a\":\"42\",\"b\":\"-7\",\"c\":3.0,\"d\":true,\"e\":\"1e3\",\"f\":12}",
@@ -305,6 +384,7 @@ int main(void) {
                 cmocka_unit_test(test_rename),
                 cmocka_unit_test(test_where),
                 cmocka_unit_test(test_regex),
+                cmocka_unit_test(test_regex_span),
                 cmocka_unit_test(test_convert),
                 cmocka_unit_test(test_convert_failures),
                 cmocka_unit_test(test_set),
