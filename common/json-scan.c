@@ -622,6 +622,17 @@ int json_scan_line_members(const char *s, size_t n, JsonScanMembers *mt, size_t 
         return scan_value(s, n, NULL, 0, JSON_SCAN_ONE_LINE | JSON_SCAN_MEMBERS, NULL, ret_error_offset, mt);
 }
 
+int json_scan_prefix_line_members(const char *s, size_t n, JsonScanMembers *mt, size_t *ret_end,
+                                  size_t *ret_error_offset) {
+        assert(mt);
+        assert(ret_end);
+        assert(mt->max_depth >= 1 && mt->max_depth <= JSON_SCAN_MEMBERS_DEPTH_MAX);
+        if (n > UINT32_MAX)
+                return -E2BIG;
+        return scan_value(s, n, NULL, 0, JSON_SCAN_ONE_LINE | JSON_SCAN_PREFIX | JSON_SCAN_MEMBERS, ret_end,
+                          ret_error_offset, mt);
+}
+
 /* Decodes the next character inside a string span into UTF-8. Returns its length (1–4), 0 at the
  * closing quote, -EBADMSG if the bytes are not a valid string. */
 static int string_next(const uint8_t **pp, const uint8_t *end, uint8_t out[static 4]) {

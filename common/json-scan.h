@@ -74,8 +74,10 @@ static inline bool json_scan_line_valid(const char *s, size_t n) {
 }
 
 /* The members of a top-level object and of the objects nested in it, down to a depth, as the one
- * validating pass finds them: what the connector's transforms work on instead of a tree. */
-#define JSON_SCAN_MEMBERS_DEPTH_MAX 8u
+ * validating pass finds them: what the connector's transforms work on instead of a tree. A
+ * transform reaches 8 levels deep; one more is the envelope around a record (a dpipe protocol
+ * line's "data"). */
+#define JSON_SCAN_MEMBERS_DEPTH_MAX 9u
 
 typedef struct JsonScanMember {
         const char *key;     /* the member name as in the input, quotes included */
@@ -90,7 +92,7 @@ typedef struct JsonScanMember {
 } JsonScanMember;
 
 typedef struct JsonScanMembers {
-        unsigned max_depth;      /* in: list members of objects up to this depth (1..8) */
+        unsigned max_depth;      /* in: list members of objects up to this depth (1..9) */
         JsonScanMember *members; /* out: in document order; a member's parent comes before it */
         size_t n;
         size_t allocated;        /* grown (realloc) when a record has more members than ever before */
@@ -101,6 +103,10 @@ typedef struct JsonScanMembers {
  * Objects inside arrays are not entered. Returns the type of the value, -EBADMSG with the error
  * offset, -ENOMEM if the table could not grow. The table is reused from call to call. */
 int json_scan_line_members(const char *s, size_t n, JsonScanMembers *mt, size_t *ret_error_offset);
+/* The same for the one value at the start of s[0..n) (after blanks, which may not be line breaks
+ * here), as json_scan_prefix(): its end in *ret_end. For the elements of an array of records. */
+int json_scan_prefix_line_members(const char *s, size_t n, JsonScanMembers *mt, size_t *ret_end,
+                                  size_t *ret_error_offset);
 int json_scan_members_grow(JsonScanMembers *mt);
 void json_scan_members_done(JsonScanMembers *mt);
 

@@ -19,7 +19,10 @@
 #include "transform.h"
 #include "utf8.h"
 
-#define PATH_COMPONENTS_MAX JSON_SCAN_MEMBERS_DEPTH_MAX
+#define PATH_COMPONENTS_MAX 8u
+/* A record's members are listed one level deeper than the program reaches when it is the data of an
+ * envelope (transform_run_listed()). */
+_Static_assert(PATH_COMPONENTS_MAX + 1 <= JSON_SCAN_MEMBERS_DEPTH_MAX, "an envelope level");
 
 typedef struct Name {
         char *text; /* unescaped UTF-8, no NUL inside */
@@ -1705,59 +1708,59 @@ static int run_set(Transform *t, const Step *s, const TransformEnv *env) {
         return node_set_value(t, i, json, len, JSON_SCAN_STRING, true);
 }
 
-int transform_run(Transform *t, const char *rec, size_t len, const TransformEnv *env, Buffer *out,
-                  TransformResult *ret) {
-        size_t at = 0, mark;
-        int r;
+unsigned transform_depth(const Transform *t) {
+        return t->max_depth;
+}
 
-        assert(t);
-        assert(rec || len == 0);
-        assert(out);
-        assert(ret);
+/* The steps on the nodes built, and the output. */
+static int transform_steps(Transform *t, size_t len, const TransformEnv *env, Buffer *out, TransformResult *ret);
 
-        *ret = (TransformResult) {};
-        t->input_len = len;
-        r = json_scan_line_members(rec, len, &t->members, &at);
-        if (r == -ENOMEM)
-                return r;
-        if (r < 0) {
-                ret->verdict = TRANSFORM_INVALID;
-                ret->error_offset = r == -EBADMSG ? at : 0;
-                return 0;
-        }
-        if (r != JSON_SCAN_OBJECT) {
-                ret->verdict = TRANSFORM_SKIP;
-                ret->reason = "the record is not a JSON object";
-                return 0;
-        }
+/* The node table from the record's members: members[first..] down to where the subtree of the
+ * record (of depth base; 0 for a record listed on its own) ends. A member's parent is the last
+ * member before it one level up (the list is in document order); members deeper than the program
+ * reaches (a listing made deeper than needed) are left out. */
+static int nodes_build(Transform *t, const char *rec, size_t len, const JsonScanMember *members, size_t n_members,
+                       size_t first, unsigned base) {
+        int32_t open[PATH_COMPONENTS_MAX + 1], i = 1;
 
-        /* The nodes: 0 is the record itself, member k is node k + 1. */
-        t->n_nodes = 0;
-        t->epoch = 0;
-        buffer_clear(&t->arena);
-        {
-                int32_t root;
+        if (n_members - first + 1 > t->allocated_nodes) {
+                Node *n;
 
-                r = node_new(t, &root);
-                if (r < 0)
-                        return r;
-                t->nodes[0].type = JSON_SCAN_OBJECT;
-                t->nodes[0].listed = t->nodes[0].dirty = true;
-                t->nodes[0].value = rec;
-                t->nodes[0].value_len = (uint32_t) len;
-        }
-        if (t->members.n + 1 > t->allocated_nodes) {
-                Node *n = reallocarray(t->nodes, t->members.n + 64, sizeof(Node));
+                if (n_members - first + 64 > INT32_MAX)
+                        return -ENOMEM;
+                n = reallocarray(t->nodes, n_members - first + 64, sizeof(Node));
                 if (!n)
                         return -ENOMEM;
                 t->nodes = n;
-                t->allocated_nodes = t->members.n + 64;
+                t->allocated_nodes = n_members - first + 64;
         }
-        for (size_t k = 0; k < t->members.n; k++) {
-                const JsonScanMember *m = &t->members.members[k];
-                int32_t i = (int32_t) (k + 1), parent = m->parent + 1;
-                Node *n = &t->nodes[i];
+        /* The nodes: 0 is the record itself. */
+        t->epoch = 0;
+        buffer_clear(&t->arena);
+        t->input_len = len;
+        t->nodes[0] = (Node) {
+                .parent = -1,
+                .first = -1,
+                .last = -1,
+                .next = -1,
+                .id = -1,
+                .type = JSON_SCAN_OBJECT,
+                .listed = true,
+                .dirty = true,
+                .value = rec,
+                .value_len = (uint32_t) len,
+        };
+        open[0] = 0;
+        for (size_t k = first; k < n_members && members[k].depth > base; k++) {
+                const JsonScanMember *m = &members[k];
+                unsigned d = m->depth - base;
+                int32_t parent;
+                Node *n;
 
+                if (d > t->max_depth)
+                        continue;
+                parent = open[d - 1];
+                n = &t->nodes[i];
                 *n = (Node) {
                         .key = m->key,
                         .key_len = m->key_len,
@@ -1771,15 +1774,74 @@ int transform_run(Transform *t, const char *rec, size_t len, const TransformEnv 
                         .key_escaped = m->key_escaped,
                         .value_escaped = m->value_escaped,
                         .id = name_id(t, m->key, m->key_len, m->key_escaped),
-                        .listed = m->type == JSON_SCAN_OBJECT && m->depth < t->max_depth,
+                        .listed = m->type == JSON_SCAN_OBJECT && d < t->max_depth,
                 };
+                open[d] = i;
                 if (t->nodes[parent].last >= 0)
                         t->nodes[t->nodes[parent].last].next = i;
                 else
                         t->nodes[parent].first = i;
                 t->nodes[parent].last = i;
+                i++;
         }
-        t->n_nodes = t->members.n + 1;
+        t->n_nodes = (size_t) i;
+        return 0;
+}
+
+int transform_run_listed(Transform *t, const char *rec, size_t len, const JsonScanMember *members, size_t n_members,
+                         ssize_t root, const TransformEnv *env, Buffer *out, TransformResult *ret) {
+        int r;
+
+        assert(t);
+        assert(rec);
+        assert(members || n_members == 0);
+        assert(root < (ssize_t) n_members);
+        assert(root < 0 || members[root].type == JSON_SCAN_OBJECT);
+        assert(out);
+        assert(ret);
+
+        *ret = (TransformResult) {};
+        if (len > UINT32_MAX)
+                return -E2BIG;
+        r = nodes_build(t, rec, len, members, n_members, (size_t) (root + 1), root >= 0 ? members[root].depth : 0);
+        if (r < 0)
+                return r;
+        return transform_steps(t, len, env, out, ret);
+}
+
+int transform_run(Transform *t, const char *rec, size_t len, const TransformEnv *env, Buffer *out,
+                  TransformResult *ret) {
+        size_t at = 0;
+        int r;
+
+        assert(t);
+        assert(rec || len == 0);
+        assert(out);
+        assert(ret);
+
+        *ret = (TransformResult) {};
+        r = json_scan_line_members(rec, len, &t->members, &at);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0) {
+                ret->verdict = TRANSFORM_INVALID;
+                ret->error_offset = r == -EBADMSG ? at : 0;
+                return 0;
+        }
+        if (r != JSON_SCAN_OBJECT) {
+                ret->verdict = TRANSFORM_SKIP;
+                ret->reason = "the record is not a JSON object";
+                return 0;
+        }
+        r = nodes_build(t, rec, len, t->members.members, t->members.n, 0, 0);
+        if (r < 0)
+                return r;
+        return transform_steps(t, len, env, out, ret);
+}
+
+static int transform_steps(Transform *t, size_t len, const TransformEnv *env, Buffer *out, TransformResult *ret) {
+        size_t mark;
+        int r;
 
         for (unsigned k = 0; k < t->n_steps; k++) {
                 const Step *s = &t->steps[k];

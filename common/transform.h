@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "buffer.h"
+#include "json-scan.h"
 #include "macro.h"
 
 /* Longest program accepted (bytes). */
@@ -66,3 +67,17 @@ typedef struct TransformResult {
  * TRANSFORM_EMIT; out is left as it was otherwise), or -ENOMEM. */
 int transform_run(Transform *t, const char *rec, size_t len, const TransformEnv *env, Buffer *out,
                   TransformResult *ret);
+
+/* How deep the program reaches into a record (1 for top-level names only): a listing of the
+ * record's members for transform_run_listed() must go this deep. */
+unsigned transform_depth(const Transform *t);
+
+/* transform_run() on a record whose members were listed already, by the pass that validated it, so
+ * that it is not scanned again: members[0..n_members) as json_scan_line_members() (or
+ * json_scan_prefix_line_members()) lists them, or as a connector lists the JSON object it built.
+ * With root -1 the record is the listed value itself (an object), listed with max_depth
+ * transform_depth(t); else it is the value of members[root], an object, listed with max_depth at
+ * least transform_depth(t) + members[root].depth (a protocol line whose "data" is the record).
+ * rec[0..len) is the record's JSON text. Never TRANSFORM_INVALID; otherwise as transform_run(). */
+int transform_run_listed(Transform *t, const char *rec, size_t len, const JsonScanMember *members, size_t n_members,
+                         ssize_t root, const TransformEnv *env, Buffer *out, TransformResult *ret);

@@ -12,6 +12,7 @@
 
 #include "connector-format.h"
 #include "source-stub.h"
+#include "transform.h"
 
 static void feed(RecordFormat f, const char *csv_header, const char *text, size_t n) {
         RecordReader r;
@@ -121,12 +122,147 @@ static void test_dpipe_line(void **state) {
         assert_string_equal(reason, "not a JSON object");
 }
 
+/* What the transform makes of each line of plain (records as the reader emits them without one),
+ * each scanned on its own: what the records the reader listed itself must come out as. */
+static char *transform_lines(Transform *t, const char *plain, uint64_t *ret_filtered, uint64_t *ret_skipped) {
+        _cleanup_(buffer_done) Buffer out = {};
+        *ret_filtered = *ret_skipped = 0;
+
+        for (const char *p = plain, *e; *p; p = e + 1) {
+                TransformResult res;
+
+                e = strchr(p, '\n');
+                assert_non_null(e);
+                assert_int_equal(transform_run(t, p, (size_t) (e - p), NULL, &out, &res), 0);
+                if (res.verdict == TRANSFORM_EMIT)
+                        assert_int_equal(buffer_append(&out, "\n", 1), 0);
+                *ret_filtered += res.verdict == TRANSFORM_FILTERED;
+                *ret_skipped += res.verdict == TRANSFORM_SKIP;
+        }
+        assert_int_equal(buffer_append(&out, "", 1), 0);
+        return strdup(buffer_begin(&out) ?: "");
+}
+
+/* Feeds text twice, without and with the transform: the records the reader listed itself (csv,
+ * lines) come out as the transform makes them of the plain records, and none was scanned again. */
+static void check_listed(RecordFormat f, const char *program, const char *text, uint64_t want_listed) {
+        _cleanup_(transform_freep) Transform *t = NULL;
+        _cleanup_free_ char *error = NULL, *plain = NULL, *want = NULL;
+        uint64_t filtered, skipped, plain_skipped;
+
+        assert_int_equal(transform_compile(program, &t, &error), 0);
+        feed(f, NULL, text, strlen(text));
+        plain = strdup(stub_output());
+        plain_skipped = stub_skipped;
+        want = transform_lines(t, plain, &filtered, &skipped);
+
+        stub_transform = t;
+        feed(f, NULL, text, strlen(text));
+        stub_transform = NULL;
+        if (strcmp(stub_output(), want) != 0)
+                fail_msg("%s on %s:\n got      %s\n expected %s", program, text, stub_output(), want);
+        assert_int_equal(stub_listed, want_listed);
+        assert_int_equal(stub_filtered, filtered);
+        assert_int_equal(stub_skipped, plain_skipped + skipped);
+        stub_reset();
+}
+
+static void test_transform_listed(void **state) {
+        static const char csv[] = "n,\"a\"\"b\",日本,c\\d\n"
+                                  "1,x,y,z\n"
+                                  "2,\"q\"\"uote\",\xc3\xa9\xc3\xa9,back\\slash\n"
+                                  "3,\"multi\nline\",,\x01\n"
+                                  "x,1\n"
+                                  "4,\xff\n"
+                                  "5,a,b,c,d\n";
+
+        check_listed(RECORD_FORMAT_CSV, "convert n:int", csv, 4);
+        check_listed(RECORD_FORMAT_CSV, "where n > 1; rename \"a\\\"b\"=ab; convert n:int; select ab,n,日本", csv, 4);
+        check_listed(RECORD_FORMAT_CSV, "where 日本 ~ ^é+$", csv, 4);
+        check_listed(RECORD_FORMAT_CSV, "where \"c\\\\d\" ~ ^back\\\\; set s=1", csv, 4);
+        check_listed(RECORD_FORMAT_CSV, "where a ~ x; drop 日本", csv, 4);
+        /* Escaped values compare unescaped: only a record listed with its escapes marked matches. */
+        check_listed(RECORD_FORMAT_CSV, "where \"a\\\"b\" == \"q\\\"uote\"", csv, 4);
+        check_listed(RECORD_FORMAT_CSV, "where \"a\\\"b\" ~ \"^multi\\nline$\"", csv, 4);
+        check_listed(RECORD_FORMAT_CSV, "convert n:int,日本:bool", csv, 4);
+        check_listed(RECORD_FORMAT_CSV, "rename n=m.n.o; convert m.n.o:int", csv, 4);
+        check_listed(RECORD_FORMAT_LINES, "where line ~ ^[a-z]+$; rename line=l",
+                     "plain\na\x01b\tc\n\xff\ncaf\xc3\xa9 \"q\"\nzz\n", 4);
+        check_listed(RECORD_FORMAT_LINES, "where line ~ q", "a\\b\n\"q\"\n", 2);
+        /* jsonl is listed by the transform's own scan: nothing comes listed. */
+        check_listed(RECORD_FORMAT_JSONL, "convert n:int", "{\"n\":\"1\"}\n{\"n\":NaN}\n[1]\n", 0);
+}
+
+static void check_dpipe_listed(const char *program, const char *line, bool want_listed) {
+        _cleanup_(transform_freep) Transform *t = NULL;
+        _cleanup_free_ char *error = NULL;
+        _cleanup_(buffer_done) Buffer a = {}, b = {};
+        JsonScanMembers mt = {};
+        char reason[160], reason2[160];
+        TransformResult ra, rb;
+        DpipeLine l, l2;
+        int k;
+
+        assert_int_equal(transform_compile(program, &t, &error), 0);
+        mt.max_depth = transform_depth(t) + 1;
+        k = dpipe_line_parse(line, strlen(line), &l, reason, sizeof(reason));
+        assert_int_equal(dpipe_line_parse_listed(line, strlen(line), &mt, &l2, reason2, sizeof(reason2)), k);
+        if (k < 0) {
+                assert_string_equal(reason, reason2);
+                json_scan_members_done(&mt);
+                return;
+        }
+        assert_int_equal(l.kind, l2.kind);
+        assert_string_equal(l.text, l2.text);
+        assert_int_equal(l2.data_member >= 0, want_listed);
+        if (l.kind != DPIPE_LINE_RECORD) {
+                json_scan_members_done(&mt);
+                return;
+        }
+        assert_int_equal(l.seq, l2.seq);
+        assert_ptr_equal(l.data, l2.data);
+        assert_int_equal(l.data_len, l2.data_len);
+        assert_int_equal(transform_run(t, l.data, l.data_len, NULL, &a, &ra), 0);
+        if (want_listed) {
+                assert_int_equal(transform_run_listed(t, l2.data, l2.data_len, mt.members, mt.n, l2.data_member, NULL,
+                                                      &b, &rb), 0);
+                assert_int_equal(ra.verdict, rb.verdict);
+                assert_int_equal(ra.step, rb.step);
+                assert_int_equal(buffer_size(&a), buffer_size(&b));
+                assert_memory_equal(buffer_begin(&a) ?: "", buffer_begin(&b) ?: "", buffer_size(&a));
+        }
+        json_scan_members_done(&mt);
+}
+
+static void test_dpipe_line_listed(void **state) {
+        check_dpipe_listed("convert a:int", "{\"op\":\"record\",\"seq\":7,\"data\":{\"a\":\"5\",\"b\":[{\"c\":1}]}}", true);
+        check_dpipe_listed("select a.b.c; rename a.b.c=x", "{\"data\":{\"a\":{\"b\":{\"c\":1,\"d\":2}},\"e\":3},\"seq\":1,\"op\":\"record\"}",
+                           true);
+        /* A listing deeper than the program needs: the deeper members are not nodes. */
+        check_dpipe_listed("drop a", "{\"op\":\"record\",\"seq\":1,\"data\":{\"a\":{\"b\":{\"c\":1}},\"e\":{\"f\":{\"g\":2}}}}", true);
+        check_dpipe_listed("where e.f.g == 2", "{\"op\":\"record\",\"seq\":1,\"meta\":{\"x\":{\"y\":1}},\"data\":{\"e\":{\"f\":{\"g\":2}}}}", true);
+        check_dpipe_listed("where e.f.g == 3", "{\"op\":\"record\",\"seq\":1,\"data\":{\"e\":{\"f\":{\"g\":2}}}}", true);
+        /* The last data counts, and escaped names are names. */
+        check_dpipe_listed("select b", "{\"op\":\"record\",\"seq\":1,\"data\":{\"a\":1},\"d\\u0061ta\":{\"b\":2,\"c\":3}}", true);
+        check_dpipe_listed("select a.b.c.d.e.f.g.h", "{\"op\":\"record\",\"seq\":1,\"data\":{\"a\":{\"b\":{\"c\":{\"d\":{\"e\":{\"f\":{\"g\":{\"h\":1,\"i\":2}}}}}}},\"z\":0}}",
+                           true);
+        /* data that is no object: not listed (the transform skips it). */
+        check_dpipe_listed("select a", "{\"op\":\"record\",\"seq\":1,\"data\":[1]}", false);
+        check_dpipe_listed("select a", "{\"op\":\"ping\"}", false);
+        check_dpipe_listed("select a", "{\"op\":\"error\",\"message\":\"x\\ty\"}", false);
+        check_dpipe_listed("select a", "{\"op\":\"record\",\"seq\":1,\"data\":{\"n\":NaN}}", false);
+        check_dpipe_listed("select a", "{\"op\":\"record\",\"data\":{}}", false);
+        check_dpipe_listed("select a", "[1]", false);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_dpipe_line),
                 cmocka_unit_test(test_jsonl),
                 cmocka_unit_test(test_lines),
                 cmocka_unit_test(test_csv),
+                cmocka_unit_test(test_transform_listed),
+                cmocka_unit_test(test_dpipe_line_listed),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,7 @@
 
 #include "http-body.h"
 #include "source-stub.h"
+#include "transform.h"
 
 typedef struct Run {
         RecordReader reader;
@@ -250,6 +251,36 @@ static void test_page(void **state) {
         done(&t);
 }
 
+static void test_array_transform(void **state) {
+        const char *doc = "[{\"n\":\"1\",\"m\":{\"k\":\"a\\\"b\"}}, {\"n\":NaN},{\"n\":\"0\"}, [1], \"s\",\n"
+                          " {\n  \"n\": \"5\",\n  \"m\": {\"k\": \"z\"}\n }, {\"n\":\"x\"}, {\"m\":{\"k\":\"\\u00e9\"},\"n\":\"7\"}]";
+        _cleanup_(transform_freep) Transform *tr = NULL;
+        _cleanup_free_ char *error = NULL;
+        size_t chunks[] = { 0, 1, 5 };
+
+        assert_int_equal(transform_compile("convert n:int; where n > 0; rename m.k=k; drop m", &tr, &error), 0);
+        for (size_t c = 0; c < ELEMENTSOF(chunks); c++) {
+                Run t;
+
+                stub_transform = tr;
+                stub_with_seqs = true;
+                run(&t, RECORD_FORMAT_JSON, false, 0, 0, NULL, doc, chunks[c]);
+                stub_transform = NULL;
+                stub_with_seqs = false;
+                assert_int_equal(t.result, 0);
+                /* The objects on one line come listed by the pass that validated them; the one
+                 * spread over lines, the array and the string go through the transform's scan. */
+                assert_string_equal(stub_output(), "0 {\"n\":1,\"k\":\"a\\\"b\"}\n5 {\"n\":5,\"k\":\"z\"}\n"
+                                                   "7 {\"n\":7,\"k\":\"\\u00e9\"}\n");
+                assert_int_equal(stub_listed, 4);
+                assert_int_equal(stub_filtered, 1);
+                /* NaN (the scan's reason), [1] and "s" (no objects), "x" (no integer) */
+                assert_int_equal(stub_skipped, 4);
+                assert_string_equal(stub_skip_reason, "seq 6: transform: step 1 (convert n:int): \"x\" is not a number");
+                done(&t);
+        }
+}
+
 static void test_page_seq_limit(void **state) {
         Run t;
 
@@ -273,6 +304,7 @@ int main(void) {
                 cmocka_unit_test(test_csv_stream),
                 cmocka_unit_test(test_page),
                 cmocka_unit_test(test_page_seq_limit),
+                cmocka_unit_test(test_array_transform),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -560,6 +560,35 @@ static void test_prefix(void **state) {
         assert_int_equal(json_scan_prefix(L(""), &end, &off), -EBADMSG);
 }
 
+static void test_prefix_line_members(void **state) {
+        JsonScanMembers mt = { .max_depth = 2 };
+        size_t end = 0, off = 0;
+
+        /* The value at the start, its members listed, whatever follows it not looked at. */
+        assert_int_equal(json_scan_prefix_line_members(L("{\"a\":{\"b\":1,\"c\":{\"d\":2}},\"e\" : \"x\"} ,{NaN"), &mt, &end, NULL),
+                         JSON_SCAN_OBJECT);
+        assert_int_equal(end, 35);
+        assert_int_equal(mt.n, 4);
+        assert_memory_equal(mt.members[0].key, "\"a\"", 3);
+        assert_int_equal(mt.members[0].depth, 1);
+        assert_memory_equal(mt.members[1].key, "\"b\"", 3);
+        assert_int_equal(mt.members[1].depth, 2);
+        assert_int_equal(mt.members[1].parent, 0);
+        assert_memory_equal(mt.members[2].value, "{\"d\":2}", mt.members[2].value_len);
+        assert_memory_equal(mt.members[3].key, "\"e\"", 3);
+        assert_memory_equal(mt.members[3].value, "\"x\"", mt.members[3].value_len);
+        assert_int_equal(json_scan_prefix_line_members(L("[1] x"), &mt, &end, NULL), JSON_SCAN_ARRAY);
+        assert_int_equal(end, 3);
+        assert_int_equal(mt.n, 0);
+        /* One line: a line break inside is an error at the break (blanks before the value are the
+         * caller's to skip). */
+        assert_int_equal(json_scan_prefix_line_members(L("{\"a\":\n1}"), &mt, &end, &off), -EBADMSG);
+        assert_int_equal(off, 5);
+        assert_int_equal(json_scan_prefix_line_members(L("{\"a\":NaN}"), &mt, &end, &off), -EBADMSG);
+        assert_int_equal(off, 5);
+        json_scan_members_done(&mt);
+}
+
 static void test_lenient(void **state) {
         size_t end = 0;
 
@@ -608,6 +637,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_line),
                 cmocka_unit_test(test_prefix),
+                cmocka_unit_test(test_prefix_line_members),
                 cmocka_unit_test(test_lenient),
                 cmocka_unit_test(test_error_reason),
                 cmocka_unit_test(test_valid),

@@ -361,12 +361,13 @@ static const char *element_position(HttpBody *b, uint64_t i, char buf[static 48]
         return buf;
 }
 
-static int emit_element(HttpBody *b, Source *s, uint64_t i, const char *p, size_t n) {
+/* mt: the element's members, listed by the pass that validated it (with a transform, on one line). */
+static int emit_element(HttpBody *b, Source *s, uint64_t i, const char *p, size_t n, const JsonScanMembers *mt) {
         size_t max = b->reader->max_record;
         char pos[48];
         int r;
 
-        if (memchr(p, '\n', n) || memchr(p, '\r', n)) {
+        if (!mt && (memchr(p, '\n', n) || memchr(p, '\r', n))) {
                 r = compact(b, p, n, &p, &n);
                 if (r < 0)
                         return r;
@@ -381,9 +382,9 @@ static int emit_element(HttpBody *b, Source *s, uint64_t i, const char *p, size_
                 if (seq < b->first_seq || seq == SOURCE_SEQ_INVALID)
                         return body_error(b, -ERANGE, "the record at offset %" PRIu64 "+%" PRIu64
                                           " has a seq that no record can follow", b->first_seq, i);
-                r = source_emit_seq(s, seq, p, n);
+                r = mt ? source_emit_listed(s, seq, p, n, mt, -1, "offset", seq) : source_emit_seq(s, seq, p, n);
         } else
-                r = source_emit(s, p, n);
+                r = mt ? source_emit_listed(s, source_next_seq(s), p, n, mt, -1, "record", i) : source_emit(s, p, n);
         if (r < 0)
                 return r;
         b->emitted += (uint64_t) (r > 0);
@@ -394,6 +395,7 @@ static int emit_element(HttpBody *b, Source *s, uint64_t i, const char *p, size_
  * with json_scan_lenient()). Elements before skip are passed over unchecked. Returns the number of
  * elements in *ret_n. */
 static int walk_elements(HttpBody *b, Source *s, const char *p, const char *end, uint64_t skip, uint64_t *ret_n) {
+        JsonScanMembers *mt = source_members(s, 0);
         uint64_t i = 0;
         int r;
 
@@ -408,11 +410,28 @@ static int walk_elements(HttpBody *b, Source *s, const char *p, const char *end,
                 bool ok = false;
 
                 if (i >= skip) {
-                        r = json_scan_prefix(p, (size_t) (end - p), &len, &at);
+                        const JsonScanMembers *listed = NULL;
+
+                        r = -EBADMSG;
+                        if (mt) {
+                                /* With a transform: the pass that validates the element lists its
+                                 * members too, when it is an object on one line (as APIs that send
+                                 * many records write them). Anything else is checked as without a
+                                 * transform: an element spread over lines is put on one and then
+                                 * scanned by the transform again, one that is no object is skipped
+                                 * by it. */
+                                r = json_scan_prefix_line_members(p, (size_t) (end - p), mt, &len, &at);
+                                if (r == -ENOMEM)
+                                        return r;
+                                if (r == JSON_SCAN_OBJECT)
+                                        listed = mt;
+                        }
+                        if (!listed)
+                                r = json_scan_prefix(p, (size_t) (end - p), &len, &at);
                         q = r > 0 ? skip_blanks(p + len, end) : NULL;
                         ok = q && q < end && (*q == ',' || *q == ']');
                         if (ok) {
-                                r = emit_element(b, s, i, p, len);
+                                r = emit_element(b, s, i, p, len, listed);
                                 if (r < 0)
                                         return r;
                         } else {

@@ -109,17 +109,25 @@ static void record_reader_drop_header(RecordReader *r) {
  * fields of the header record as read (a name may hold any byte, NUL too), else from the names. */
 static int record_reader_header_json_from(RecordReader *r, const CsvField *fields) {
         size_t *end;
+        bool *escaped;
 
         end = reallocarray(r->header_json_end, MAX(r->n_header, (size_t) 1), sizeof(size_t));
         if (!end)
                 return -ENOMEM;
         r->header_json_end = end;
+        escaped = reallocarray(r->header_json_escaped, MAX(r->n_header, (size_t) 1), sizeof(bool));
+        if (!escaped)
+                return -ENOMEM;
+        r->header_json_escaped = escaped;
         buffer_clear(&r->header_json);
         for (size_t i = 0; i < r->n_header; i++) {
-                if (buffer_append_json_string(&r->header_json, fields ? fields[i].value : r->header[i],
-                                              fields ? fields[i].len : strlen(r->header[i])) < 0)
+                size_t n = fields ? fields[i].len : strlen(r->header[i]), before = buffer_size(&r->header_json);
+
+                if (buffer_append_json_string(&r->header_json, fields ? fields[i].value : r->header[i], n) < 0)
                         return -ENOMEM;
                 end[i] = buffer_size(&r->header_json);
+                /* Every escape makes the string longer than the name and its quotes. */
+                escaped[i] = end[i] - before != n + 2;
         }
         r->header_json_valid = true;
         return 0;
@@ -138,6 +146,8 @@ void record_reader_done(RecordReader *r) {
         buffer_done(&r->header_json);
         free(r->header_json_end);
         r->header_json_end = NULL;
+        free(r->header_json_escaped);
+        r->header_json_escaped = NULL;
         r->header_json_valid = false;
 }
 
@@ -299,8 +309,12 @@ static bool field_is_string_n(const JsonScanField *f, const char *quoted, size_t
 }
 #define field_is_string(f, s) field_is_string_n((f), "\"" s "\"", sizeof("\"" s "\"") - 1, (s))
 
+enum { FIELD_OP, FIELD_SEQ, FIELD_DATA, FIELD_MESSAGE, _FIELD_MAX };
+
+static int dpipe_line_interpret(const char *line, size_t len, int r, size_t at, const JsonScanField f[static _FIELD_MAX],
+                                DpipeLine *ret, char *reason, size_t reason_size);
+
 int dpipe_line_parse(const char *line, size_t len, DpipeLine *ret, char *reason, size_t reason_size) {
-        enum { FIELD_OP, FIELD_SEQ, FIELD_DATA, FIELD_MESSAGE };
         JsonScanField f[] = {
                 [FIELD_OP] = { .key = "op" },
                 [FIELD_SEQ] = { .key = "seq" },
@@ -314,6 +328,63 @@ int dpipe_line_parse(const char *line, size_t len, DpipeLine *ret, char *reason,
          * the writer wants it) and finds the members; data is handed on as the bytes received (no
          * tree, no re-serialisation). */
         r = json_scan_line(line, len, f, ELEMENTSOF(f), &at);
+        ret->data_member = -1;
+        return dpipe_line_interpret(line, len, r, at, f, ret, reason, reason_size);
+}
+
+/* Whether the member's name (a JSON string span) is the NUL-terminated name. */
+static bool member_is(const JsonScanMember *m, const char *name, size_t name_len) {
+        if (m->key_escaped)
+                return json_scan_string_equal(m->key, m->key_len, name);
+        return m->key_len == name_len + 2 && memcmp(m->key + 1, name, name_len) == 0;
+}
+
+int dpipe_line_parse_listed(const char *line, size_t len, JsonScanMembers *mt, DpipeLine *ret, char *reason,
+                            size_t reason_size) {
+        static const struct {
+                const char *name;
+                size_t len;
+        } names[_FIELD_MAX] = {
+                [FIELD_OP] = { "op", 2 },
+                [FIELD_SEQ] = { "seq", 3 },
+                [FIELD_DATA] = { "data", 4 },
+                [FIELD_MESSAGE] = { "message", 7 },
+        };
+        JsonScanField f[_FIELD_MAX] = {};
+        ssize_t data = -1;
+        size_t at = 0;
+        int r;
+
+        /* The same one pass, which also lists the members of data (and of the line) for the
+         * transform: the line's own members are those at depth 1, the last of a name counts. */
+        r = json_scan_line_members(line, len, mt, &at);
+        if (r == -ENOMEM)
+                return r;
+        if (r == JSON_SCAN_OBJECT)
+                for (size_t k = 0; k < mt->n; k++) {
+                        const JsonScanMember *m = &mt->members[k];
+
+                        if (m->depth != 1)
+                                continue;
+                        for (size_t i = 0; i < _FIELD_MAX; i++)
+                                if (member_is(m, names[i].name, names[i].len)) {
+                                        f[i] = (JsonScanField) {
+                                                .key = names[i].name,
+                                                .type = m->type,
+                                                .value = m->value,
+                                                .value_len = m->value_len,
+                                        };
+                                        if (i == FIELD_DATA)
+                                                data = (ssize_t) k;
+                                        break;
+                                }
+                }
+        ret->data_member = data >= 0 && mt->members[data].type == JSON_SCAN_OBJECT ? data : -1;
+        return dpipe_line_interpret(line, len, r, at, f, ret, reason, reason_size);
+}
+
+static int dpipe_line_interpret(const char *line, size_t len, int r, size_t at, const JsonScanField f[static _FIELD_MAX],
+                                DpipeLine *ret, char *reason, size_t reason_size) {
         if (r < 0) {
                 (void) snprintf(reason, reason_size, "not valid JSON: %s at byte %zu", json_scan_error_reason(line, len, at),
                                 at + 1);
@@ -362,9 +433,29 @@ static int record_check_text(const char *rec, size_t len, char *reason, size_t r
         return -EILSEQ;
 }
 
+/* A string member of the object a connector built (csv, lines), for the transform. */
+static int member_add(JsonScanMembers *mt, const char *key, size_t key_len, bool key_escaped, const char *value,
+                      size_t value_len, bool value_escaped) {
+        if (mt->n >= mt->allocated && json_scan_members_grow(mt) < 0)
+                return -ENOMEM;
+        mt->members[mt->n++] = (JsonScanMember) {
+                .key = key,
+                .key_len = (uint32_t) key_len,
+                .value = value,
+                .value_len = (uint32_t) value_len,
+                .parent = -1,
+                .depth = 1,
+                .type = JSON_SCAN_STRING,
+                .key_escaped = key_escaped,
+                .value_escaped = value_escaped,
+        };
+        return 0;
+}
+
 int record_reader_emit(RecordReader *r, Source *s, char *rec, size_t len) {
         char pos[32], reason[128];
         uint64_t line = r->line;
+        JsonScanMembers *mt;
         int k;
 
         /* Count lines, including those inside quoted CSV fields (only CSV records can hold a
@@ -393,7 +484,19 @@ int record_reader_emit(RecordReader *r, Source *s, char *rec, size_t len) {
                 if (buffer_append(&r->scratch, "{\"line\":", sizeof("{\"line\":") - 1) < 0 ||
                     buffer_append_json_string(&r->scratch, rec, len) < 0 || buffer_append(&r->scratch, "}", 1) < 0)
                         return -ENOMEM;
-                k = source_emit(s, buffer_begin(&r->scratch), buffer_size(&r->scratch));
+                mt = source_members(s, 0);
+                if (mt) {
+                        /* The record is ours: its one member is known without scanning it. */
+                        const char *b = buffer_begin(&r->scratch);
+                        size_t n = buffer_size(&r->scratch);
+
+                        mt->n = 0;
+                        /* (every escape makes the string longer than the text and its quotes) */
+                        if (member_add(mt, b + 1, 6, false, b + 8, n - 9, n - 9 != len + 2) < 0)
+                                return -ENOMEM;
+                        k = source_emit_listed(s, source_next_seq(s), b, n, mt, -1, "line", line);
+                } else
+                        k = source_emit(s, buffer_begin(&r->scratch), buffer_size(&r->scratch));
                 return k < 0 ? k : k > 0;
         case RECORD_FORMAT_CSV: {
                 const char *why = NULL;
@@ -455,22 +558,43 @@ int record_reader_emit(RecordReader *r, Source *s, char *rec, size_t len) {
                 }
                 if (record_reader_header_json(r) < 0)
                         return -ENOMEM;
+                mt = source_members(s, 0);
                 buffer_clear(&r->scratch);
+                /* Room for the whole object at once (every byte of a value may become \u00XX): with
+                 * a transform, the members point into it as it is written. */
+                if (buffer_reserve(&r->scratch, buffer_size(&r->header_json) + 6 * len + 4 * (size_t) n + 2) < 0)
+                        return -ENOMEM;
+                if (mt)
+                        mt->n = 0;
                 if (buffer_append(&r->scratch, "{", 1) < 0)
                         return -ENOMEM;
                 for (int i = 0; i < n; i++) {
-                        size_t start = i > 0 ? r->header_json_end[i - 1] : 0;
+                        size_t start = i > 0 ? r->header_json_end[i - 1] : 0, key, value;
 
-                        if ((i > 0 && buffer_append(&r->scratch, ",", 1) < 0) ||
-                            buffer_append(&r->scratch, buffer_begin(&r->header_json) + start,
+                        if (i > 0 && buffer_append(&r->scratch, ",", 1) < 0)
+                                return -ENOMEM;
+                        key = buffer_size(&r->scratch);
+                        if (buffer_append(&r->scratch, buffer_begin(&r->header_json) + start,
                                           r->header_json_end[i] - start) < 0 ||
-                            buffer_append(&r->scratch, ":", 1) < 0 ||
-                            buffer_append_json_string(&r->scratch, r->csv.fields[i].value, r->csv.fields[i].len) < 0)
+                            buffer_append(&r->scratch, ":", 1) < 0)
+                                return -ENOMEM;
+                        value = buffer_size(&r->scratch);
+                        if (buffer_append_json_string(&r->scratch, r->csv.fields[i].value, r->csv.fields[i].len) < 0)
+                                return -ENOMEM;
+                        if (mt && member_add(mt, buffer_begin(&r->scratch) + key, r->header_json_end[i] - start,
+                                             r->header_json_escaped[i], buffer_begin(&r->scratch) + value,
+                                             buffer_size(&r->scratch) - value,
+                                             buffer_size(&r->scratch) - value != r->csv.fields[i].len + 2) < 0)
                                 return -ENOMEM;
                 }
                 if (buffer_append(&r->scratch, "}", 1) < 0)
                         return -ENOMEM;
-                k = source_emit(s, buffer_begin(&r->scratch), buffer_size(&r->scratch));
+                if (mt)
+                        /* The object the connector built is not scanned again: its members are known. */
+                        k = source_emit_listed(s, source_next_seq(s), buffer_begin(&r->scratch), buffer_size(&r->scratch),
+                                               mt, -1, "line", line);
+                else
+                        k = source_emit(s, buffer_begin(&r->scratch), buffer_size(&r->scratch));
                 return k < 0 ? k : k > 0;
         }
         default:

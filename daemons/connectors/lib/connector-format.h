@@ -49,6 +49,7 @@ typedef struct RecordReader {
         Buffer scratch; /* the JSON built for csv and lines records */
         Buffer header_json;     /* the header names as JSON strings, one after the other, escaped once */
         size_t *header_json_end; /* where each of them ends in header_json */
+        bool *header_json_escaped; /* whether each of them holds an escape */
         bool header_json_valid;
         const char *header_bad; /* why the header read from the stream is unusable: its records are skipped */
         CsvRecord csv;          /* the fields of the CSV record at hand, reused */
@@ -102,6 +103,7 @@ typedef struct DpipeLine {
         uint64_t seq;      /* record */
         const char *data;  /* record: the value's bytes as received, one JSON value on one line */
         size_t data_len;
+        ssize_t data_member; /* dpipe_line_parse_listed(), record: the member that is data, if an object, else -1 */
         char text[256];    /* error: the message; other: the op (both unescaped, maybe truncated) */
 } DpipeLine;
 
@@ -109,4 +111,8 @@ typedef struct DpipeLine {
  * "not a JSON object", "record without seq or data"). A seq of UINT64_MAX is returned as it is:
  * the caller refuses it (it is not a bad line but a peer that can not be followed). */
 int dpipe_line_parse(const char *line, size_t len, DpipeLine *ret, char *reason, size_t reason_size);
+/* The same, listing the line's members into mt in the same pass (mt from source_members(s, 1)):
+ * data_member is then the member whose value is the record, for source_emit_listed(). */
+int dpipe_line_parse_listed(const char *line, size_t len, JsonScanMembers *mt, DpipeLine *ret, char *reason,
+                            size_t reason_size);
 

@@ -78,6 +78,7 @@ struct Source {
         /* the transform option, compiled (NULL without one) */
         Transform *transform;
         char host[65];        /* $host */
+        JsonScanMembers members; /* source_members(): a record's members, listed where it is parsed */
 
         /* counters */
         uint64_t records, bytes, skipped, filtered, last_record_us, last_heartbeat_us, reconnects;

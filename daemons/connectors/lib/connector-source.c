@@ -2,6 +2,7 @@
 /* One source: its state machine (connecting -> active -> backoff -> connecting ..., paused, failed),
  * counters, the open batch, the backoff timer and the persisted cursor. */
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -465,6 +466,7 @@ static void source_unconfigure(Source *s) {
         config_table_free(connector_common_options, &s->common);
         s->config = mfree(s->config);
         s->transform = transform_free(s->transform);
+        json_scan_members_done(&s->members);
 }
 
 int source_new(Manager *m, const char *name, json_object *options, bool paused, char **ret_message, Source **ret) {
@@ -793,10 +795,11 @@ static int source_emit_raw(Source *s, uint64_t seq, const char *data, size_t len
 }
 
 /* Runs the source's transform on a record and queues what it makes of it: the output is written
- * straight into the open batch (no copy), and taken back out if the record is not emitted.
- * "<what> <n>" names the record in a skip message. */
-static int source_emit_transformed(Source *s, uint64_t seq, const char *data, size_t len, const char *what,
-                                   uint64_t n) {
+ * straight into the open batch (no copy), and taken back out if the record is not emitted. With
+ * mt, the record's members were listed by the pass that validated it (source_emit_listed()); else
+ * the transform's scan is that pass. "<what> <n>" names the record in a skip message. */
+static int source_emit_transformed(Source *s, uint64_t seq, const char *data, size_t len, const JsonScanMembers *mt,
+                                   ssize_t root, const char *what, uint64_t n) {
         uint64_t now = manager_now(s->manager);
         TransformEnv env = {
                 .source = s->name,
@@ -821,7 +824,10 @@ static int source_emit_transformed(Source *s, uint64_t seq, const char *data, si
         r = batch_add_open(&s->builder, seq, now, &at);
         if (r < 0)
                 return r;
-        r = transform_run(s->transform, data, len, &env, s->builder.buffer, &res);
+        if (mt)
+                r = transform_run_listed(s->transform, data, len, mt->members, mt->n, root, &env, s->builder.buffer, &res);
+        else
+                r = transform_run(s->transform, data, len, &env, s->builder.buffer, &res);
         if (r < 0) {
                 batch_add_abort(&s->builder, at);
                 return r;
@@ -864,8 +870,22 @@ static int source_emit_transformed(Source *s, uint64_t seq, const char *data, si
 
 int source_emit_seq(Source *s, uint64_t seq, const char *data, size_t len) {
         if (s->transform)
-                return source_emit_transformed(s, seq, data, len, "seq", seq);
+                return source_emit_transformed(s, seq, data, len, NULL, -1, "seq", seq);
         return source_emit_raw(s, seq, data, len);
+}
+
+JsonScanMembers *source_members(Source *s, unsigned extra_depth) {
+        if (!s->transform)
+                return NULL;
+        s->members.max_depth = transform_depth(s->transform) + extra_depth;
+        return &s->members;
+}
+
+int source_emit_listed(Source *s, uint64_t seq, const char *data, size_t len, const JsonScanMembers *mt, ssize_t root,
+                       const char *what, uint64_t n) {
+        assert(s->transform);
+        assert(mt);
+        return source_emit_transformed(s, seq, data, len, mt, root, what, n);
 }
 
 int source_emit(Source *s, const char *data, size_t len) {
@@ -877,7 +897,7 @@ int source_emit_unchecked(Source *s, const char *data, size_t len, const char *w
 
         if (s->transform)
                 /* The transform's scan validates the record: one pass for both. */
-                return source_emit_transformed(s, s->next_seq, data, len, what, n);
+                return source_emit_transformed(s, s->next_seq, data, len, NULL, -1, what, n);
         if (record_check_json(data, len, reason, sizeof(reason)) < 0) {
                 (void) snprintf(pos, sizeof(pos), "%s %" PRIu64, what, n);
                 source_skip_record(s, pos, "%s", reason);

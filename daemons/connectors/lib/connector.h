@@ -29,6 +29,7 @@
 
 #include "buffer.h"
 #include "config-table.h"
+#include "json-scan.h"
 #include "macro.h"
 
 typedef struct Manager Manager;
@@ -146,6 +147,19 @@ int source_emit_seq(Source *s, uint64_t seq, const char *data, size_t len);
  * source option transform, the transform's scan is that check (one pass) and its output is what
  * is queued. Returns 1 when queued, 0 when skipped or filtered, negative errno. */
 int source_emit_unchecked(Source *s, const char *data, size_t len, const char *what, uint64_t n);
+
+/* For a connector that validates records itself (a protocol line, an element of a JSON array) or
+ * builds them (csv, lines): with the source option transform, the record's members are listed in
+ * that same pass (json_scan_line_members(), json_scan_prefix_line_members(), or by hand for a record
+ * built), into the table this returns (its max_depth set to what the transform needs, plus
+ * extra_depth levels of envelope around the record), and the record goes to source_emit_listed():
+ * it is parsed once on its whole way. NULL without a transform: use source_emit*() then. */
+JsonScanMembers *source_members(Source *s, unsigned extra_depth);
+/* source_emit_seq() of a record listed in mt (see source_members()), which must be a JSON object:
+ * the value of mt->members[root], or the listed value itself with root -1. "<what> <n>" names it in
+ * a skip message. */
+int source_emit_listed(Source *s, uint64_t seq, const char *data, size_t len, const JsonScanMembers *mt, ssize_t root,
+                       const char *what, uint64_t n);
 
 /* Records where the stream stands after the records emitted so far (e.g. {"ino":1,"offset":42}).
  * It is persisted once the writer acked everything up to here, so a restart resumes there. */

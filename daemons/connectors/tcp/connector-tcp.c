@@ -182,6 +182,7 @@ static void tcp_arm_timer(TcpSource *t) {
 static int tcp_handle_dpipe_line(TcpSource *t, char *line, size_t len) {
         Source *s = t->source;
         char pos[32], reason[160];
+        JsonScanMembers *mt;
         uint64_t line_no;
         DpipeLine l;
         int r;
@@ -189,7 +190,13 @@ static int tcp_handle_dpipe_line(TcpSource *t, char *line, size_t len) {
         if (len == 0)
                 return 0;
         line_no = t->reader.line++;
-        if (dpipe_line_parse(line, len, &l, reason, sizeof(reason)) < 0) {
+        /* With a transform, the one pass over the line also lists the members of its data. */
+        mt = source_members(s, 1);
+        r = mt ? dpipe_line_parse_listed(line, len, mt, &l, reason, sizeof(reason))
+               : dpipe_line_parse(line, len, &l, reason, sizeof(reason));
+        if (r == -ENOMEM)
+                return source_fail(s, r, "failed to parse line");
+        if (r < 0) {
                 (void) snprintf(pos, sizeof(pos), "line %" PRIu64, line_no);
                 source_skip_record(s, pos, "%s", reason);
                 return 0;
@@ -210,7 +217,10 @@ static int tcp_handle_dpipe_line(TcpSource *t, char *line, size_t len) {
                 if (l.seq > source_next_seq(s))
                         log_notice("Source %s: peer skipped from seq %" PRIu64 " to %" PRIu64, source_name(s),
                                    source_next_seq(s), l.seq);
-                r = source_emit_seq(s, l.seq, l.data, l.data_len);
+                if (l.data_member >= 0)
+                        r = source_emit_listed(s, l.seq, l.data, l.data_len, mt, l.data_member, "seq", l.seq);
+                else
+                        r = source_emit_seq(s, l.seq, l.data, l.data_len);
                 if (r < 0)
                         return source_fail(s, r, "failed to queue record");
                 source_backoff_reset(s);
