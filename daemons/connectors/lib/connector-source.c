@@ -371,7 +371,8 @@ static int options_configure(const ConnectorType *t, const char *name, json_obje
         if (r < 0)
                 return r;
         if (unknown)
-                log_source_warning(name, "Source %s: unknown option%s %s, ignoring (see --list-options).", name,
+                /* (Only when not strict, with a name; gcc -O3 can not see that and refused a NULL %s.) */
+                log_source_warning(name, "Source %s: unknown option%s %s, ignoring (see --list-options).", name ?: "?",
                                    strchr(unknown, ',') ? "s" : "", unknown);
         if (t->validate) {
                 r = t->validate(config, ret_message);
