@@ -447,14 +447,18 @@ int main(int argc, char *argv[]) {
         uint64_t lost = expected - st.unique;
         double secs = st.last_recv_usec > st.first_t && st.first_t > 0 ? (double) (st.last_recv_usec - st.first_t) / 1e6 : 0;
         double rate = secs > 0 ? (double) st.unique / secs : 0;
+        /* From the first record received: the reading alone, when the records were generated
+         * before (bench/sink-bench.sh reads a stream filled beforehand). */
+        double recv_secs = st.last_recv_usec > st.first_recv_usec ? (double) (st.last_recv_usec - st.first_recv_usec) / 1e6 : 0;
 
         printf("expected=%" PRIu64 " received=%" PRIu64 " unique=%" PRIu64 " lost=%" PRIu64 " duplicates=%" PRIu64
                " malformed=%" PRIu64 " seconds=%.3f records_per_sec=%.0f mb_per_sec=%.1f wire_mb_per_sec=%.1f"
-               " p50_us=%" PRIu64 " p99_us=%" PRIu64 " p999_us=%" PRIu64 " max_us=%" PRIu64 "\n",
+               " p50_us=%" PRIu64 " p99_us=%" PRIu64 " p999_us=%" PRIu64 " max_us=%" PRIu64
+               " recv_seconds=%.3f recv_per_sec=%.0f\n",
                expected, st.received, st.unique, lost, st.duplicates, st.malformed, secs, rate,
                rate * 100.0 / 1e6, secs > 0 ? (double) st.bytes / secs / 1e6 : 0.0,
                percentile(st.latency_n, 0.50), percentile(st.latency_n, 0.99), percentile(st.latency_n, 0.999),
-               percentile(st.latency_n, 1.0));
+               percentile(st.latency_n, 1.0), recv_secs, recv_secs > 0 ? (double) st.unique / recv_secs : 0.0);
 
         if (arg_hist) {
                 FILE *f = fopen(arg_hist, "we");

@@ -9,10 +9,22 @@
 # ~2.5 million records/s on the project VM). Also the sink daemon's CPU seconds and peak RSS.
 #
 # Configurations: file (fdatasync per batch), nats to one nats-server (R1 stream), nats to a 3-node
-# cluster on loopback (R3 stream); the nats ones also with other max_in_flight values.
+# cluster on loopback (R3 stream); the nats ones also with other max_in_flight values. Before the
+# nats sink, "js-publish" publishes the same N messages (the sink's headers, 100 bytes) from one
+# cnats connection with nothing else around: what the servers take on this machine, the sink's
+# baseline (no dpiped, no queue).
 #
-# Usage: [N=1000000] [BUILD_DIR=build-release] [INFLIGHT="1024 4096 16384"] [RUNS="file nats1 nats3"]
-#        bench/sink-bench.sh
+# "stream" measures the other end, `dpiped --stream=`: N messages published into an R1 stream
+# beforehand (js-publish --json), then read by bench-consumer through a dpiped --stream= (records/s
+# from its first record, exact once-check); then N more read while they are published at
+# LIVE_RATE/s (default 10000): latency from the publish to bench-consumer. dpiped's CPU seconds and
+# peak RSS for both.
+#
+# Usage: [N=1000000] [BUILD_DIR=build-release] [INFLIGHT="1024 4096 16384"] [RUNS="file nats1 nats3 stream"]
+#        [PROFILE=DIR [CALLGRIND=1]] bench/sink-bench.sh
+# PROFILE=DIR: every sink daemon under perf record (DIR/perf.sink-K; its CPU and RSS columns are then
+# perf's); with CALLGRIND=1 under valgrind --tool=callgrind instead (DIR/callgrind.sink-K, for
+# instructions per record: use a small N), and so is each dpiped --stream= (DIR/callgrind.dpiped-stream-K).
 # The rate is read off the sink's once-a-second reports: give N enough for several seconds (the file
 # sink drains about a million records a second here).
 set -euo pipefail
@@ -21,7 +33,7 @@ SOURCE_DIR=$(cd "$(dirname "$0")/.." && pwd)
 export SOURCE_DIR
 N=${N:-1000000}
 INFLIGHT=${INFLIGHT:-1024 4096 16384}
-RUNS=${RUNS:-file nats1 nats3}
+RUNS=${RUNS:-file nats1 nats3 stream}
 if [ -z "${BUILD_DIR:-}" ]; then
         BUILD_DIR="$SOURCE_DIR/build-release"
         [ -f "$BUILD_DIR/build.ninja" ] ||
@@ -59,7 +71,16 @@ measure() {
         local label=$1 type=$2 pid
         shift 2
         RUN=$((RUN + 1))
-        dp_daemon "sink-$RUN" "dpipe-sink-$type" --runtime-dir="$RUNTIME_DIR" --connect="$CONNECT" --pipeline-id="bench$RUN"
+        local -a wrap=()
+        if [ -n "${CALLGRIND:-}" ]; then
+                mkdir -p "${PROFILE:?CALLGRIND needs PROFILE=DIR}"
+                wrap=(valgrind --tool=callgrind --callgrind-out-file="$PROFILE/callgrind.sink-$RUN")
+        elif [ -n "${PROFILE:-}" ]; then
+                mkdir -p "$PROFILE"
+                wrap=(perf record -q -F 997 -e cpu-clock -g -o "$PROFILE/perf.sink-$RUN")
+        fi
+        dp_daemon "sink-$RUN" "${wrap[@]}" "$BUILD_DIR/daemons/sinks/$type/dpipe-sink-$type" --runtime-dir="$RUNTIME_DIR" \
+                --connect="$CONNECT" --pipeline-id="bench$RUN"
         pid=${DP_PIDS[sink-$RUN]}
         dp_wait_socket "$RUNTIME_DIR/sink-$type.sock"
         nats_cpu_before=$(nats_cpu)
@@ -122,20 +143,91 @@ if [[ " $RUNS " == *" file "* ]]; then
         measure "file" file address="$TMP/files/out.jsonl"
         measure "file, max_bytes=64MiB" file address="$TMP/files/rot.jsonl" max_bytes=67108864
 fi
+# baseline LABEL STREAM SUBJECT REPLICAS K: js-publish's N messages, at most K in flight.
+baseline() {
+        local label=$1 nats_cpu_before
+        nats_cpu_before=$(nats_cpu)
+        "$BUILD_DIR/bench/js-publish" --address="$NATS_URLS" --stream="$2" --subject="$3" --replicas="$4" \
+                --count="$N" --in-flight="$5" >"$TMP/baseline.json" || dp_fail "$label: failed"
+        python3 -c "import json,sys; m=json.load(open(sys.argv[2])); print(f'{sys.argv[1]:<36} {m[\"rate\"]:12,.0f} {m[\"seconds\"]:9.2f} {\"\":>9} {\"\":>9} {float(sys.argv[3]):12.2f}')" \
+                "$label" "$TMP/baseline.json" "$(python3 -c "print($(nats_cpu) - $nats_cpu_before)")"
+}
+nats_reset() {
+        [ -n "$NATS_URLS" ] || return 0
+        nats_stop_servers "${!NATS_PIDS[@]}"
+        NATS_URLS= NATS_PIDS=() NATS_PORTS=() NATS_CLUSTER_PORTS=()
+        rm -rf "$TMP/nats"
+}
+
 if [[ " $RUNS " == *" nats1 "* ]]; then
         nats_start_cluster 1
+        baseline "js-publish, 1 server R1, in flight 1024" B1 b1.x 1 1024
         for k in $INFLIGHT; do
                 measure "nats, 1 server R1, in flight $k" nats address="$NATS_URLS" replicas=1 stream="S1_$k" \
                         subject="r1k$k.{pipeline}.{source}" max_in_flight="$k"
         done
-        nats_stop_servers 0
-        NATS_URLS= NATS_PIDS=() NATS_PORTS=() NATS_CLUSTER_PORTS=()
-        rm -rf "$TMP/nats"
+        nats_reset
 fi
 if [[ " $RUNS " == *" nats3 "* ]]; then
         nats_start_cluster 3
+        baseline "js-publish, 3 servers R3, in flight 1024" B3 b3.x 3 1024
         for k in $INFLIGHT; do
                 measure "nats, 3 servers R3, in flight $k" nats address="$NATS_URLS" replicas=3 stream="S3_$k" \
                         subject="r3k$k.{pipeline}.{source}" max_in_flight="$k"
         done
+fi
+
+# stream_read LABEL STREAM [live]: a dpiped --stream= on STREAM (in place of the queue's dpiped on the
+# bus) and bench-consumer reading N records from it; live: while js-publish publishes them.
+STREAM_RUN=0
+stream_read() {
+        local label=$1 name=$2 live=${3:-} port pid stats
+        STREAM_RUN=$((STREAM_RUN + 1))
+        port=$(dp_free_port)
+        mkdir -p "$TMP/stream-$STREAM_RUN/run" "$TMP/stream-$STREAM_RUN/state"
+        local -a wrap=()
+        if [ -n "${CALLGRIND:-}" ]; then
+                mkdir -p "$PROFILE"
+                wrap=(valgrind --tool=callgrind --callgrind-out-file="$PROFILE/callgrind.dpiped-stream-$STREAM_RUN")
+        fi
+        dp_daemon "dpiped-stream-$STREAM_RUN" "${wrap[@]}" "$BUILD_DIR/daemons/dpiped/dpiped" --runtime-dir="$TMP/stream-$STREAM_RUN/run" \
+                --state-dir="$TMP/stream-$STREAM_RUN/state" --listen="127.0.0.1:$port" --stream="$NATS_URLS" --stream-name="$name"
+        pid=${DP_PIDS[dpiped-stream-$STREAM_RUN]}
+        dp_wait_port 127.0.0.1 "$port" 60
+        "$BUILD_DIR/bench/bench-consumer" --connect="127.0.0.1:$port" --records="$N" --window=100000 \
+                --idle-timeout=60 >"$TMP/stream.stats" &
+        local consumer=$!
+        if [ -n "$live" ]; then
+                "$BUILD_DIR/bench/js-publish" --address="$NATS_URLS" --stream="$name" --subject="${name,,}.x" \
+                        --count="$N" --json --rate="${LIVE_RATE:-10000}" >/dev/null || dp_fail "$label: js-publish failed"
+        fi
+        wait "$consumer" || dp_fail "$label: $(cat "$TMP/stream.stats")"
+        stats=$(cat "$TMP/stream.stats")
+        kv() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$stats"; }
+        local cpu rss rate
+        cpu=$(awk -v t="$(getconf CLK_TCK)" '{print ($14 + $15) / t}' "/proc/$pid/stat")
+        rss=$(awk '/VmHWM/{print $2}' "/proc/$pid/status")
+        local p50=- p99=- p999=- # the latency of records stored beforehand says nothing
+        if [ -n "$live" ]; then
+                rate=$(kv records_per_sec) p50=$(kv p50_us) p99=$(kv p99_us) p999=$(kv p999_us)
+        else
+                rate=$(kv recv_per_sec)
+        fi
+        dp_kill_daemon "dpiped-stream-$STREAM_RUN" TERM
+        printf '%-36s %12s %9s %9s %9s %9s %9s\n' "$label" "$rate" "$cpu" "$((rss / 1024)).$((rss % 1024 * 10 / 1024))" \
+                "$p50" "$p99" "$p999"
+}
+
+if [[ " $RUNS " == *" stream "* ]]; then
+        nats_reset
+        nats_start_cluster 1
+        "$BUILD_DIR/bench/js-publish" --address="$NATS_URLS" --stream=FILLED --subject=filled.x --count="$N" --json \
+                >/dev/null || dp_fail "cannot fill the stream"
+        "$NATS_JS" "$NATS_URLS" add-stream LIVE live.x 1 >/dev/null || dp_fail "cannot create stream LIVE"
+        dp_kill_daemon dpiped TERM
+        echo
+        printf '%-36s %12s %9s %9s %9s %9s %9s\n' "dpiped --stream=, R1, 1 server" "records/s" "CPU s" "RSS MB" "p50 µs" \
+                "p99 µs" "p99.9 µs"
+        stream_read "filled beforehand" FILLED
+        stream_read "live, ${LIVE_RATE:-10000}/s published" LIVE live
 fi

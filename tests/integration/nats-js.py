@@ -3,8 +3,9 @@
 """A small NATS JetStream client over plain sockets, for the tests (Debian has no `nats` CLI).
 
   nats-js.py URLS ready [TIMEOUT]                  wait until JetStream answers ($JS.API.INFO)
-  nats-js.py URLS add-stream NAME SUBJECT REPLICAS [DUPLICATE_WINDOW_S]
-                                                   create a file-backed stream (ok if it exists)
+  nats-js.py URLS add-stream NAME SUBJECT REPLICAS [DUPLICATE_WINDOW_S] [KEY=INT...]
+                                                   create a file-backed stream (ok if it exists);
+                                                   KEY=INT: more of its config, e.g. max_msg_size=64
   nats-js.py URLS info STREAM                      print $JS.API.STREAM.INFO.<STREAM> as JSON
   nats-js.py URLS leader STREAM [TIMEOUT]          wait until the stream has a leader, print its
                                                    server name
@@ -180,13 +181,16 @@ def cmd_ready(urls, timeout='30'):
     retry(float(timeout), attempt)
 
 
-def cmd_add_stream(urls, name, subject, replicas, duplicate_window=None):
+def cmd_add_stream(urls, name, subject, replicas, duplicate_window=None, *more):
     def attempt():
         c = Conn(urls)
         cfg = {'name': name, 'subjects': [subject], 'storage': 'file', 'num_replicas': int(replicas),
                'retention': 'limits', 'discard': 'old'}
-        if duplicate_window is not None:
+        if duplicate_window:
             cfg['duplicate_window'] = int(float(duplicate_window) * 10**9)
+        for kv in more:
+            k, v = kv.split('=', 1)
+            cfg[k] = int(v)
         try:
             api(c, 'STREAM.CREATE.' + name, cfg, timeout=10)
         except NatsError as e:

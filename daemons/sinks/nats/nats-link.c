@@ -13,13 +13,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "json-scan.h"
 #include "macro.h"
 #include "nats-link.h"
 #include "util.h"
 
 struct NatsLink {
         uint64_t id;
-        unsigned refs; /* the loop's and the open thread's; under nats_lock */
+        unsigned refs; /* the loop's, the open thread's and its connection's; under nats_lock */
         bool released; /* the loop let go */
         int efd;
         sd_event_source *io;
@@ -34,12 +35,18 @@ struct NatsLink {
         size_t n_acks, allocated_acks;
         bool closed;
         char closed_reason[256];
+        char ack_error[256];
+
+        /* Publishes not yet acknowledged: added to by the loop (atomically), taken from by the ack
+         * handler under nats_lock, which wakes nats_settle_cond when it reaches 0. */
+        int64_t pending;
 };
 
 /* One lock for every link's mailbox and the registry of live links: few sinks per process, and a
  * publish ack holds it for an append. */
 static pthread_mutex_t nats_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t nats_threads_cond = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t nats_settle_cond = PTHREAD_COND_INITIALIZER;
 static NatsLink **registry;
 static size_t n_registry, allocated_registry;
 static uint64_t next_link_id = 1;
@@ -89,9 +96,9 @@ int nats_link_global_init(void) {
         return s == NATS_OK ? 0 : -EIO;
 }
 
-void nats_link_global_done(uint64_t timeout_us) {
+/* CLOCK_REALTIME (pthread_cond_timedwait()'s) timeout_us from now. */
+static struct timespec deadline_after(uint64_t timeout_us) {
         struct timespec ts;
-        bool idle;
 
         (void) clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_sec += (time_t) (timeout_us / USEC_PER_SEC);
@@ -100,6 +107,13 @@ void nats_link_global_done(uint64_t timeout_us) {
                 ts.tv_sec++;
                 ts.tv_nsec -= 1000000000;
         }
+        return ts;
+}
+
+void nats_link_global_done(uint64_t timeout_us) {
+        struct timespec ts = deadline_after(timeout_us);
+        bool idle;
+
         pthread_mutex_lock(&nats_lock);
         while (threads_running > 0)
                 if (pthread_cond_timedwait(&nats_threads_cond, &nats_lock, &ts) != 0)
@@ -219,52 +233,95 @@ const char *nats_link_closed(NatsLink *l) {
         return r;
 }
 
+const char *nats_link_ack_error(NatsLink *l) {
+        return l->ack_error; /* written once, before the ack that reports it is taken */
+}
+
+void nats_conn_published(NatsConn *c, size_t n) {
+        (void) __atomic_add_fetch(&c->link->pending, (int64_t) n, __ATOMIC_RELAXED);
+}
+
 /* ---- cnats's threads ---------------------------------------------------------------------------- */
 
 static bool parse_offset(const char *s, uint64_t *ret) {
         return s && safe_atou64(s, ret) >= 0;
 }
 
-static void on_pub_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure) {
+/* A JetStream pub ack: {"stream":"S","seq":N[,"duplicate":true]} or {"error":{"code":C,"err_code":E,
+ * "description":"..."}} (nats-server's JSPubAckResponse). */
+static void parse_pub_ack(const char *data, size_t len, NatsAck *ack, char *text, size_t text_size) {
+        JsonScanField f[] = { { .key = "seq" }, { .key = "duplicate" }, { .key = "error" } };
+
+        if (json_scan(data, len, f, ELEMENTSOF(f), NULL) != JSON_SCAN_OBJECT) {
+                ack->status = NATS_PROTOCOL_ERROR;
+                (void) snprintf(text, text_size, "the publish ack is not a JSON object: '%.*s'", (int) MIN(len, (size_t) 100), data);
+                return;
+        }
+        if (f[2].type == JSON_SCAN_OBJECT) {
+                JsonScanField e[] = { { .key = "err_code" }, { .key = "description" } };
+                uint64_t code = 0;
+
+                ack->status = NATS_ERR;
+                (void) json_scan(f[2].value, f[2].value_len, e, ELEMENTSOF(e), NULL);
+                if (e[0].type == JSON_SCAN_NUMBER && json_scan_uint64(e[0].value, e[0].value_len, &code) >= 0 && code <= INT32_MAX)
+                        ack->error_code = (int) code;
+                if (e[1].type != JSON_SCAN_STRING || json_scan_string_unescape(e[1].value, e[1].value_len, text, text_size) == -EBADMSG)
+                        (void) snprintf(text, text_size, "%.*s", (int) MIN(f[2].value_len, (size_t) 200), f[2].value);
+                return;
+        }
+        if (f[0].type != JSON_SCAN_NUMBER || json_scan_uint64(f[0].value, f[0].value_len, &ack->seq) < 0) {
+                ack->status = NATS_PROTOCOL_ERROR;
+                (void) snprintf(text, text_size, "the publish ack has no sequence: '%.*s'", (int) MIN(len, (size_t) 100), data);
+                return;
+        }
+        ack->ok = true;
+        ack->duplicate = f[1].type == JSON_SCAN_TRUE;
+}
+
+static void on_ack(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure) {
         uint64_t id = (uint64_t) (uintptr_t) closure;
-        const char *v = NULL;
+        const char *subject = natsMsg_GetSubject(msg), *dot = subject ? strrchr(subject, '.') : NULL;
         NatsAck ack = {};
+        char text[256] = "";
         NatsLink *l;
 
-        (void) natsMsgHeader_Get(msg, "Dpipe-Offset", &v);
-        if (parse_offset(v, &ack.offset)) {
-                ack.ok = pa != NULL;
-                if (pa) {
-                        ack.seq = pa->Sequence;
-                        ack.duplicate = pa->Duplicate;
-                } else if (pae) {
-                        ack.status = pae->Err;
-                        ack.error_code = (int) pae->ErrCode;
-                }
-                pthread_mutex_lock(&nats_lock);
-                l = link_lookup(id);
-                if (l && !l->released) {
-                        if (l->n_acks == l->allocated_acks) {
-                                size_t a = l->allocated_acks ? l->allocated_acks * 2 : 1024;
-                                NatsAck *p = reallocarray(l->acks, a, sizeof(NatsAck));
-                                if (p) {
-                                        l->acks = p;
-                                        l->allocated_acks = a;
-                                }
-                        }
-                        if (l->n_acks < l->allocated_acks)
-                                l->acks[l->n_acks++] = ack;
-                        else if (!l->closed) {
-                                /* Out of memory: the loop must not wait for an ack that got lost. */
-                                l->closed = true;
-                                (void) snprintf(l->closed_reason, sizeof(l->closed_reason),
-                                                "out of memory for publish acks");
-                        }
-                        link_wake(l);
-                }
-                pthread_mutex_unlock(&nats_lock);
+        if (!parse_offset(dot ? dot + 1 : NULL, &ack.offset)) {
+                natsMsg_Destroy(msg);
+                return;
         }
+        if (natsMsg_IsNoResponders(msg))
+                ack.status = NATS_NO_RESPONDERS;
+        else
+                parse_pub_ack(natsMsg_GetData(msg), (size_t) MAX(natsMsg_GetDataLength(msg), 0), &ack, text, sizeof(text));
         natsMsg_Destroy(msg);
+
+        pthread_mutex_lock(&nats_lock);
+        l = link_lookup(id);
+        if (l) {
+                if (__atomic_sub_fetch(&l->pending, 1, __ATOMIC_RELAXED) <= 0)
+                        pthread_cond_broadcast(&nats_settle_cond);
+        }
+        if (l && !l->released) {
+                if (!ack.ok && !l->ack_error[0])
+                        memcpy(l->ack_error, text, sizeof(l->ack_error));
+                if (l->n_acks == l->allocated_acks) {
+                        size_t a = l->allocated_acks ? l->allocated_acks * 2 : 1024;
+                        NatsAck *p = reallocarray(l->acks, a, sizeof(NatsAck));
+                        if (p) {
+                                l->acks = p;
+                                l->allocated_acks = a;
+                        }
+                }
+                if (l->n_acks < l->allocated_acks)
+                        l->acks[l->n_acks++] = ack;
+                else if (!l->closed) {
+                        /* Out of memory: the loop must not wait for an ack that got lost. */
+                        l->closed = true;
+                        (void) snprintf(l->closed_reason, sizeof(l->closed_reason), "out of memory for publish acks");
+                }
+                link_wake(l);
+        }
+        pthread_mutex_unlock(&nats_lock);
 }
 
 static void on_closed(natsConnection *nc, void *closure) {
@@ -293,22 +350,33 @@ typedef struct OpenJob {
 } OpenJob;
 
 static void conn_teardown(NatsConn *c, int64_t settle_ms) {
+        NatsLink *dead = NULL;
+
         if (!c)
                 return;
-        if (c->js) {
+        if (c->link && c->nc && !natsConnection_IsClosed(c->nc) && settle_ms > 0) {
                 /* Let what the old connection published settle first: the lookup after this sees it,
                  * and a resend of it is a duplicate the stream's window drops. */
-                if (c->nc && !natsConnection_IsClosed(c->nc) && settle_ms > 0) {
-                        jsPubOptions o;
+                struct timespec ts = deadline_after((uint64_t) settle_ms * USEC_PER_MSEC);
 
-                        jsPubOptions_Init(&o);
-                        o.MaxWait = settle_ms;
-                        (void) js_PublishAsyncComplete(c->js, &o);
-                }
-                jsCtx_Destroy(c->js);
+                pthread_mutex_lock(&nats_lock);
+                while (__atomic_load_n(&c->link->pending, __ATOMIC_RELAXED) > 0)
+                        if (pthread_cond_timedwait(&nats_settle_cond, &nats_lock, &ts) != 0)
+                                break;
+                pthread_mutex_unlock(&nats_lock);
         }
+        if (c->acks)
+                natsSubscription_Destroy(c->acks);
+        if (c->js)
+                jsCtx_Destroy(c->js);
         if (c->nc)
                 natsConnection_Destroy(c->nc);
+        if (c->link) {
+                pthread_mutex_lock(&nats_lock);
+                dead = link_unref_locked(c->link);
+                pthread_mutex_unlock(&nats_lock);
+                link_free(dead);
+        }
         free(c);
 }
 
@@ -391,13 +459,37 @@ static void do_open(const NatsOpenParams *p, uint64_t link_id, NatsOpenResult *r
 
         jsOptions_Init(&jo);
         jo.Wait = p->timeout_ms;
-        jo.PublishAsync.AckHandler = on_pub_ack;
-        jo.PublishAsync.AckHandlerClosure = (void *) (uintptr_t) link_id;
-        jo.PublishAsync.MaxPending = 0; /* the sink bounds what is in flight itself */
         s = natsConnection_JetStream(&c->js, c->nc, &jo);
         if (s != NATS_OK) {
                 result_error(r, s, 0, false, "cannot use JetStream");
                 goto finish;
+        }
+
+        /* The acks' subscription (see nats-link.h), before anything is published: the server has
+         * it before the first publish. No pending limit: the sink bounds what is in flight. */
+        {
+                natsInbox *inbox = NULL;
+                char filter[sizeof(c->reply) + 1];
+                int n = -1;
+
+                s = natsInbox_Create(&inbox);
+                if (s == NATS_OK) {
+                        n = snprintf(c->reply, sizeof(c->reply), "%s.", (const char *) inbox);
+                        natsInbox_Destroy(inbox);
+                        if (n < 0 || (size_t) n >= sizeof(c->reply))
+                                s = NATS_INVALID_SUBJECT;
+                }
+                if (s == NATS_OK) {
+                        c->reply_len = (size_t) n;
+                        (void) snprintf(filter, sizeof(filter), "%s*", c->reply);
+                        s = natsConnection_Subscribe(&c->acks, c->nc, filter, on_ack, (void *) (uintptr_t) link_id);
+                }
+                if (s == NATS_OK)
+                        s = natsSubscription_SetPendingLimits(c->acks, -1, -1);
+                if (s != NATS_OK) {
+                        result_error(r, s, 0, false, "cannot subscribe to the publish acks");
+                        goto finish;
+                }
         }
 
         s = js_GetStreamInfo(&si, c->js, p->stream, NULL, &jerr);
@@ -493,6 +585,10 @@ static void *open_thread(void *userdata) {
                 do_open(&j->params, j->link->id, &result);
                 pthread_mutex_lock(&nats_lock);
                 if (!j->link->released) {
+                        if (result.conn) {
+                                result.conn->link = j->link; /* a reference of its own */
+                                j->link->refs++;
+                        }
                         j->link->open = result;
                         j->link->open_done = true;
                         link_wake(j->link);

@@ -14,10 +14,19 @@
  * and everything lands in a NatsLink, a mailbox that wakes the loop through its eventfd (as the
  * writer's sync thread does); the loop takes the results with one swap per wakeup.
  *
+ * Publishing does not go through cnats's JetStream async publish: that keeps a hash of every message
+ * in flight, a random reply token per message and a JSON parse (with allocations) per ack, about a
+ * third of the sink's instructions per record. A JetStream publish is a core NATS publish with a
+ * reply subject, the ack a message on it: the loop publishes each record with the reply subject
+ * <inbox>.<offset> (nats_conn_publish()), one subscription on <inbox>.* takes the acks, reads the
+ * offset off the subject and the ack with json_scan(). The in-flight bound and the ack timeout are
+ * the sink's own (sink-nats.c) as before.
+ *
  * cnats may still call a handler after the connection was destroyed, so its closure is not a pointer
  * but the link's id, looked up under one process-wide mutex: a link that is gone no longer gets
  * anything. The connection (NatsConn) is owned by one party at a time: the open thread, then the
- * loop, then the next open thread or a retire thread, which destroys it. */
+ * loop, then the next open thread or a retire thread, which destroys it; it holds a reference on its
+ * link, which counts the publishes not yet acknowledged, so that the teardown can wait for them. */
 
 #include <nats/nats.h>
 #include <stdbool.h>
@@ -28,11 +37,15 @@ typedef struct NatsLink NatsLink;
 
 typedef struct NatsConn {
         natsConnection *nc;
-        jsCtx *js;
+        jsCtx *js;            /* for the stream API on the open thread */
+        natsSubscription *acks;
+        NatsLink *link;       /* whose id the acks carry; a reference */
+        char reply[64];       /* "<inbox>.", the reply subjects' prefix (NUL-terminated) */
+        size_t reply_len;
 } NatsConn;
 
 typedef struct NatsAck {
-        uint64_t offset; /* Dpipe-Offset of the published message */
+        uint64_t offset; /* of the published record, from the reply subject */
         uint64_t seq;    /* stream sequence, when ok */
         bool ok, duplicate;
         natsStatus status;
@@ -86,5 +99,13 @@ bool nats_link_take_open(NatsLink *l, NatsOpenResult *ret);
 void nats_link_take_acks(NatsLink *l, NatsAck **acks, size_t *allocated, size_t *n);
 /* The reason once cnats closed the connection, else NULL. Valid until the link is released. */
 const char *nats_link_closed(NatsLink *l);
+/* What the server said of the first publish it refused (its description), else "". Valid until the
+ * link is released. */
+const char *nats_link_ack_error(NatsLink *l);
+
+/* A record at offset is published with the reply subject <reply><offset> (NatsConn.reply): its ack
+ * comes back to this connection's link. */
+#define NATS_REPLY_MAX (sizeof(((NatsConn *) NULL)->reply) + 21)
+void nats_conn_published(NatsConn *c, size_t n);
 
 void nats_open_params_done(NatsOpenParams *p);

@@ -4,10 +4,11 @@
  * Every record is one message on dpipe.<pipeline-id>.<source> (the `subject` template), with the
  * headers Nats-Msg-Id: <pipeline-id>:<offset> (the stream's duplicate window drops a resend; the
  * pipeline id is its part before the colon), Dpipe-Source, Dpipe-Offset and Dpipe-Ts. Every header
- * costs cnats a hash entry and allocations per message, so there are no more than these. Publishes are asynchronous, at most
- * max_in_flight of them unacknowledged; the pub acks come back on cnats's thread and reach the loop
- * through a NatsLink (nats-link.c). A record is confirmed to the library, and acked to dpiped, only
- * once the stream acknowledged it and everything before it.
+ * costs cnats a hash entry and allocations per message, so there are no more than these. Publishes
+ * are asynchronous, core NATS publishes with the reply subject <inbox>.<offset> (nats-link.h), at
+ * most max_in_flight of them unacknowledged; the pub acks come back on cnats's thread and reach the
+ * loop through a NatsLink (nats-link.c). A record is confirmed to the library, and acked to dpiped,
+ * only once the stream acknowledged it and everything before it.
  *
  * Where to resume comes from the stream itself, not only from its duplicate window (minutes): every
  * open looks up the last message on dpipe.<pipeline-id>.> and reads its Dpipe-Offset. Any error
@@ -60,7 +61,7 @@ static const SinkOption nats_options[] = {
                            "subject template: " PIPELINE_TOKEN " (required) and " SOURCE_TOKEN " (last token)"),
         SINK_OPTION_U32("replicas", NatsConfig, replicas, "3",
                         "replicas of the stream when it is created (0: never create it)"),
-        SINK_OPTION_U32("max_in_flight", NatsConfig, max_in_flight, "4096",
+        SINK_OPTION_U32("max_in_flight", NatsConfig, max_in_flight, "1024",
                         "publishes not yet acknowledged by the stream, at most"),
         SINK_OPTION_U32("ack_timeout_ms", NatsConfig, ack_timeout_ms, "10000",
                         "a publish not acknowledged within this fails the sink"),
@@ -247,14 +248,15 @@ static int nats_timeout_fire(sd_event_source *es, uint64_t usec, void *userdata)
         return 0;
 }
 
-static const char *ack_error_text(const NatsAck *a, const char *subject, char *buf, size_t size) {
+static const char *ack_error_text(const NatsAck *a, const char *what, const char *subject, char *buf, size_t size) {
         if (a->status == NATS_NO_RESPONDERS)
                 (void) snprintf(buf, size, "no JetStream stream takes subject %s (does the stream's subject list cover it?)",
                                 subject);
         else if (a->error_code != 0)
-                (void) snprintf(buf, size, "%s (JetStream error %d)", natsStatus_GetText(a->status), a->error_code);
+                (void) snprintf(buf, size, "%s (JetStream error %d)", isempty(what) ? natsStatus_GetText(a->status) : what,
+                                a->error_code);
         else
-                (void) snprintf(buf, size, "%s", natsStatus_GetText(a->status));
+                (void) snprintf(buf, size, "%s", isempty(what) ? natsStatus_GetText(a->status) : what);
         return buf;
 }
 
@@ -275,7 +277,7 @@ static void nats_take_acks(Sink *s, NatsLink *l) {
                         continue; /* not ours any more */
                 if (!a->ok) {
                         (void) sink_fail(s, 0, "stream %s did not take offset %" PRIu64 ": %s", c->stream, a->offset,
-                                         ack_error_text(a, n->subject_prefix, text, sizeof(text)));
+                                         ack_error_text(a, nats_link_ack_error(l), n->subject_prefix, text, sizeof(text)));
                         return;
                 }
                 if (k > 0 && !a->duplicate) {
@@ -405,7 +407,8 @@ static int nats_deliver(Sink *s, const SinkRecord *rec, size_t count) {
         const char *pid = sink_pipeline_id(s);
         size_t prefix_len = strlen(n->subject_prefix), pid_len = strlen(pid);
         char subject[NATS_SUBJECT_MAX + PIPELINE_ID_MAX + SOURCE_NAME_MAX + 2], source[SOURCE_NAME_MAX + 1];
-        char id[PIPELINE_ID_MAX + 22], offset[21], ts[21];
+        char id[PIPELINE_ID_MAX + 22], offset[21], ts[21], reply[NATS_REPLY_MAX];
+        size_t reply_len = n->conn->reply_len, published = 0;
         uint64_t now;
         size_t i;
 
@@ -413,10 +416,12 @@ static int nats_deliver(Sink *s, const SinkRecord *rec, size_t count) {
         memcpy(subject, n->subject_prefix, prefix_len + 1);
         memcpy(id, pid, pid_len);
         id[pid_len] = ':';
+        memcpy(reply, n->conn->reply, reply_len);
 
         for (i = 0; i < count; i++) {
                 const SinkRecord *r = &rec[i];
                 natsMsg *m = NULL;
+                size_t offset_len;
                 natsStatus st;
                 InFlight *f;
 
@@ -424,18 +429,22 @@ static int nats_deliver(Sink *s, const SinkRecord *rec, size_t count) {
                         n->blocked = true;
                         break;
                 }
-                if (r->source_len > SOURCE_NAME_MAX || r->data_len > INT32_MAX)
+                if (r->source_len > SOURCE_NAME_MAX || r->data_len > INT32_MAX) {
+                        nats_conn_published(n->conn, published);
                         return sink_fail_permanently(s, -EMSGSIZE, "record %" PRIu64 " cannot be published (source or data too long)",
                                                      r->offset);
+                }
                 memcpy(source, r->source, r->source_len);
                 source[r->source_len] = 0;
                 if (n->per_source)
                         memcpy(subject + prefix_len, source, r->source_len + 1);
-                offset[format_u64(offset, r->offset)] = 0;
+                offset_len = format_u64(offset, r->offset);
+                offset[offset_len] = 0;
                 ts[format_u64(ts, r->ts_us)] = 0;
-                memcpy(id + pid_len + 1, offset, strlen(offset) + 1);
+                memcpy(id + pid_len + 1, offset, offset_len + 1);
+                memcpy(reply + reply_len, offset, offset_len + 1);
 
-                st = natsMsg_Create(&m, subject, NULL, r->data, (int) r->data_len);
+                st = natsMsg_Create(&m, subject, reply, r->data, (int) r->data_len);
                 if (st == NATS_OK)
                         st = natsMsgHeader_Set(m, "Nats-Msg-Id", id);
                 if (st == NATS_OK)
@@ -445,8 +454,10 @@ static int nats_deliver(Sink *s, const SinkRecord *rec, size_t count) {
                 if (st == NATS_OK)
                         st = natsMsgHeader_Set(m, "Dpipe-Ts", ts);
                 if (st == NATS_OK)
-                        st = js_PublishMsgAsync(n->conn->js, &m, NULL);
-                natsMsg_Destroy(m); /* NULL once cnats took it */
+                        st = natsConnection_PublishMsg(n->conn->nc, m);
+                natsMsg_Destroy(m);
+                if (st != NATS_OK)
+                        nats_conn_published(n->conn, published);
                 if (st == NATS_MAX_PAYLOAD)
                         return sink_fail_permanently(s, -EMSGSIZE,
                                                      "record %" PRIu64 " (%zu bytes) is larger than the NATS server's max_payload",
@@ -455,9 +466,11 @@ static int nats_deliver(Sink *s, const SinkRecord *rec, size_t count) {
                         return sink_fail(s, 0, "cannot publish offset %" PRIu64 " to stream %s: %s", r->offset, c->stream,
                                          natsStatus_GetText(st));
 
+                published++;
                 f = ring_at(n, n->n++);
                 *f = (InFlight) { .offset = r->offset, .sent_usec = now };
         }
+        nats_conn_published(n->conn, published);
         if (n->n > 0 && sd_event_source_get_enabled(n->timeout_timer, NULL) == 0)
                 nats_arm_timeout(s);
         return (int) i;
