@@ -200,9 +200,10 @@ int log_source_internal(int level, int error, const char *source, const char *fo
         va_list ap;
         int r;
 
-        snprintf(field, sizeof(field), "DPIPE_SOURCE=%s", source);
+        if (source)
+                snprintf(field, sizeof(field), "DPIPE_SOURCE=%s", source);
         va_start(ap, format);
-        r = log_internalv(level, error, fields, 1, format, ap);
+        r = log_internalv(level, error, fields, source ? 1 : 0, format, ap);
         va_end(ap);
         return r;
 }

@@ -79,8 +79,9 @@ int log_fields_internal(int level, int error, const char *const *fields, size_t 
         (void) log_fields_full_errno((level), 0, (fields), (n_fields), __VA_ARGS__)
 
 /* Events of one source: like log_*(), and under journald the entry also carries the field
- * DPIPE_SOURCE=<name>, so that `journalctl DPIPE_SOURCE=demo` tells one source's story. Elsewhere
- * the line goes to stderr as usual. */
+ * DPIPE_SOURCE=<name>, so that `journalctl DPIPE_SOURCE=demo` tells one source's story (source NULL:
+ * no field, for code that serves other things than sources too). Elsewhere the line goes to stderr
+ * as usual. */
 int log_source_internal(int level, int error, const char *source, const char *format, ...) _printf_(4, 5);
 #define log_source_full_errno(level, error, source, ...)                                                \
         ({                                                                                              \

@@ -45,6 +45,11 @@ static inline void freep(void *p) {
         free(*(void **) p);
 }
 #define _cleanup_free_ _cleanup_(freep)
+/* free() that returns NULL: p = mfree(p). */
+static inline void *mfree(void *p) {
+        free(p);
+        return NULL;
+}
 
 /* close() that keeps errno and accepts negative fds; returns -EBADF so callers can write
  * fd = safe_close(fd). */

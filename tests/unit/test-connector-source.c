@@ -214,8 +214,7 @@ static void test_cursor_reload(void **state) {
         assert_null(manager_find_source(f->m, "e"));
 
         /* Simulate a restart: drop the source without remove (keeps the cursor), add it again. */
-        lh_table_delete(f->m->sources, s->name);
-        f->m->n_sources--;
+        service_delete(&f->m->service, s->name);
         source_free(s);
         s = add(f, "d");
         assert_string_equal(source_position(s), "{\"offset\":9}");

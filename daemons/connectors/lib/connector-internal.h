@@ -12,6 +12,7 @@
 #include "connector.h"
 #include "frame-conn.h"
 #include "list.h"
+#include "service.h"
 #include "util.h"
 
 /* Flush a source's open batch at this size or count, or at the end of the loop iteration. All open
@@ -109,14 +110,6 @@ static inline uint64_t batch_memory(const Batch *b) {
         return (uint64_t) b->frame.allocated + sizeof(Batch);
 }
 
-typedef struct ControlConnection ControlConnection;
-struct ControlConnection {
-        LIST_FIELDS(ControlConnection, controls);
-        Manager *manager;
-        FrameConn conn;
-        bool peer_gone; /* a reply met the peer's hang-up: its last requests are still read */
-};
-
 typedef struct WriterClient {
         Manager *manager;
         char *path;
@@ -129,19 +122,9 @@ typedef struct WriterClient {
 
 struct Manager {
         const ConnectorType *type;
-        void *type_userdata;
         sd_event *event;
-        char *runtime_dir, *state_dir, *cursor_dir;
-        uint64_t idle_exit_usec;
-
-        int listen_fd;
-        char *bound_path; /* the socket file we bound ourselves (not socket-activated): removed at exit */
-        sd_event_source *listen_io;
-        ControlConnection *controls_head, *controls_tail;
-        unsigned n_controls;
-
-        struct lh_table *sources; /* name -> Source */
-        unsigned n_sources;
+        Service service; /* the control socket, the sources (instances), idle exit, SIGTERM */
+        char *state_dir, *cursor_dir;
 
         WriterClient writer;
 
@@ -149,11 +132,7 @@ struct Manager {
         size_t open_bytes;                /* what the open batches hold */
         sd_event_source *flush_defer;
         sd_event_source *cursor_defer; /* writes the due cursors when the loop is idle */
-        sd_event_source *report_timer; /* once a second: counters, cursors */
-        sd_event_source *idle_timer;
-        sd_event_source *drain_timer;
         bool throttled_all;
-        bool exiting; /* SIGTERM: sources stopped, waiting for the last acks */
 
         /* The receive time of records: the loop iteration's CLOCK_REALTIME timestamp, read from
          * sd-event once per iteration (now_valid is cleared by a prepare callback before each). */
@@ -163,27 +142,21 @@ struct Manager {
 };
 
 /* connector-manager.c */
+/* What the service library (daemons/lib/service.h) needs to know of connectors. */
+extern const ServiceClass connector_service_class;
 int manager_new(const ConnectorType *type, const char *runtime_dir, const char *state_dir, uint64_t idle_exit_usec,
                 Manager **ret);
 Manager *manager_free(Manager *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
 int manager_start(Manager *m);
-void manager_broadcast(Manager *m, json_object *msg);
 void manager_schedule_flush(Manager *m, Source *s);
 /* Writes what the writer client buffered at the end of this loop iteration. */
 void manager_schedule_write(Manager *m);
 void manager_schedule_cursor_save(Manager *m);
-void manager_check_idle(Manager *m);
-void manager_check_drained(Manager *m);
 Source *manager_find_source(Manager *m, const char *name);
 void manager_update_throttle(Manager *m);
 /* CLOCK_REALTIME of the current event loop iteration, in µs: no clock read per record. */
 uint64_t manager_now(Manager *m);
-
-/* connector-control.c */
-int control_connection_new(Manager *m, int fd);
-ControlConnection *control_connection_free(ControlConnection *c);
-int control_send(ControlConnection *c, json_object *msg);
 
 /* connector-writer.c */
 int writer_client_init(WriterClient *w, Manager *m, const char *path);
@@ -194,11 +167,6 @@ void writer_client_recycle_batch(WriterClient *w, Batch *b);
 int writer_client_submit(WriterClient *w, Batch *b);
 void writer_client_write(WriterClient *w);
 int writer_client_hello(WriterClient *w, Source *s);
-
-static inline void *mfree(void *p) {
-        free(p);
-        return NULL;
-}
 
 /* connector-source.c */
 int source_new(Manager *m, const char *name, json_object *options, bool paused, char **ret_message, Source **ret);

@@ -19,18 +19,20 @@ static void list_options(const ConnectorType *t) {
         config_tables_print(stdout, tables, ELEMENTSOF(tables));
 }
 
-static void help(const ConnectorType *t) {
-        printf("dpipe-connector-%s [OPTIONS...]\n\n"
-               "%s\n\n"
-               "  -h --help              Show this help\n"
-               "     --version           Show package version\n"
-               "     --runtime-dir=DIR   Sockets: DIR/connector-%s.sock, DIR/writer.sock\n"
+typedef struct ConnectorArgs {
+        const ConnectorType *type;
+        const char *state_dir;
+} ConnectorArgs;
+
+static void help(const void *userdata) {
+        const ConnectorType *t = ((const ConnectorArgs *) userdata)->type;
+
+        printf("     --runtime-dir=DIR   Sockets: DIR/connector-%s.sock, DIR/writer.sock\n"
                "                         (default: %s)\n"
                "     --state-dir=DIR     Cursors in DIR/connector-%s/ (default: %s)\n"
                "     --idle-exit-sec=N   Exit after N s without dpiped connection and sources\n"
                "                         (0 = never, the default)\n",
-               t->name, t->description ?: "dpipe connector", t->name, default_runtime_dir(), t->name,
-               default_state_dir());
+               t->name, default_runtime_dir(), t->name, default_state_dir());
         printf("     --list-options      List the source options (the table below) and exit\n");
         for (const ConnectorOption *o = t->daemon_options; o && o->name; o++)
                 printf("     --%s=VALUE%*s%s (default: %s)\n", o->name, (int) MAX(1, 18 - (int) strlen(o->name)), "",
@@ -42,39 +44,53 @@ static void help(const ConnectorType *t) {
         printf("\nSee the dpipe-connector-%s(8) and dpipe-connector(7) man pages for details.\n", t->name);
 }
 
+enum { ARG_STATE_DIR = SERVICE_ARG_OWN, ARG_LIST_OPTIONS, ARG_TYPE_OPTION };
+
+static int parse_arg(int c, const char *arg, void *userdata) {
+        ConnectorArgs *a = userdata;
+        const ConnectorType *t = a->type;
+
+        switch (c) {
+        case ARG_STATE_DIR:
+                a->state_dir = arg;
+                return 0;
+        case ARG_LIST_OPTIONS:
+                list_options(t);
+                return 1;
+        default: {
+                const ConnectorOption *o = t->daemon_options + (c - ARG_TYPE_OPTION);
+
+                if (config_option_parse_text(o, arg, t->daemon_settings) < 0) {
+                        fprintf(stderr, "Invalid --%s value: %s\n", o->name, arg);
+                        return -EINVAL;
+                }
+                return 0;
+        }
+        }
+}
+
 int connector_main(const ConnectorType *type, int argc, char *argv[]) {
-        enum { ARG_VERSION = 0x100, ARG_RUNTIME_DIR, ARG_STATE_DIR, ARG_IDLE_EXIT, ARG_LIST_OPTIONS,
-               ARG_TYPE_OPTION = 0x200 };
-        static const struct option common_options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "version", no_argument, NULL, ARG_VERSION },
-                { "runtime-dir", required_argument, NULL, ARG_RUNTIME_DIR },
+        static const struct option own_options[] = {
                 { "state-dir", required_argument, NULL, ARG_STATE_DIR },
-                { "idle-exit-sec", required_argument, NULL, ARG_IDLE_EXIT },
                 { "list-options", no_argument, NULL, ARG_LIST_OPTIONS },
         };
         _cleanup_(manager_freep) Manager *m = NULL;
         _cleanup_free_ struct option *options = NULL;
         _cleanup_free_ char *message = NULL;
-        const char *runtime_dir = NULL, *state_dir = NULL;
+        ConnectorArgs args = { .type = type };
+        ServiceArgs common;
         size_t n_type = 0;
-        uint64_t idle = 0;
-        int c, r;
+        int r;
 
-        /* Logging, signals, fd limit (many sources means many sockets). */
-        r = daemon_setup();
-        if (r < 0)
-                return log_error_errno(r, "Failed to set up the process: %m"), 1;
-
-        /* The type's own options after the common ones, with their defaults applied first. */
+        /* The type's own options after the library's, with their defaults applied first. */
         for (const ConnectorOption *o = type->daemon_options; o && o->name; o++)
                 n_type++;
-        options = calloc(ELEMENTSOF(common_options) + n_type + 1, sizeof(struct option));
+        options = calloc(ELEMENTSOF(own_options) + n_type, sizeof(struct option));
         if (!options)
                 return log_oom(), 1;
-        memcpy(options, common_options, sizeof(common_options));
+        memcpy(options, own_options, sizeof(own_options));
         for (size_t i = 0; i < n_type; i++)
-                options[ELEMENTSOF(common_options) + i] = (struct option) {
+                options[ELEMENTSOF(own_options) + i] = (struct option) {
                         type->daemon_options[i].name, required_argument, NULL, ARG_TYPE_OPTION + (int) i,
                 };
         if (n_type > 0) {
@@ -85,50 +101,16 @@ int connector_main(const ConnectorType *type, int argc, char *argv[]) {
                         return log_oom(), 1;
         }
 
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
-                switch (c) {
-                case 'h':
-                        help(type);
-                        return 0;
-                case ARG_VERSION:
-                        printf("dpipe-connector-%s %s\n", type->name, dpipe_version());
-                        return 0;
-                case ARG_LIST_OPTIONS:
-                        list_options(type);
-                        return 0;
-                case ARG_RUNTIME_DIR:
-                        runtime_dir = optarg;
-                        break;
-                case ARG_STATE_DIR:
-                        state_dir = optarg;
-                        break;
-                case ARG_IDLE_EXIT:
-                        if (safe_atou64(optarg, &idle) < 0 || idle > UINT32_MAX) {
-                                fprintf(stderr, "Invalid --idle-exit-sec value: %s\n", optarg);
-                                return 1;
-                        }
-                        break;
-                case '?':
-                        return 1;
-                default:
-                        if (c >= ARG_TYPE_OPTION && (size_t) (c - ARG_TYPE_OPTION) < n_type) {
-                                const ConnectorOption *o = type->daemon_options + (c - ARG_TYPE_OPTION);
+        r = service_setup(&connector_service_class, type->name,
+                          &(ServiceArgsParser) { .options = options, .n_options = ELEMENTSOF(own_options) + n_type,
+                                                 .parse = parse_arg, .help = help, .userdata = &args,
+                                                 .description = type->description ?: "dpipe connector" },
+                          argc, argv, &common);
+        if (r <= 0)
+                return r < 0;
 
-                                if (config_option_parse_text(o, optarg, type->daemon_settings) < 0) {
-                                        fprintf(stderr, "Invalid --%s value: %s\n", o->name, optarg);
-                                        return 1;
-                                }
-                                break;
-                        }
-                        return 1;
-                }
-        if (optind < argc) {
-                fprintf(stderr, "Unexpected argument: %s\n", argv[optind]);
-                return 1;
-        }
-
-        r = manager_new(type, runtime_dir ?: default_runtime_dir(), state_dir ?: default_state_dir(),
-                        idle * USEC_PER_SEC, &m);
+        r = manager_new(type, common.runtime_dir ?: default_runtime_dir(), args.state_dir ?: default_state_dir(),
+                        common.idle_exit_usec, &m);
         if (r < 0) {
                 log_error_errno(r, "Failed to set up: %m");
                 return 1;
@@ -136,13 +118,5 @@ int connector_main(const ConnectorType *type, int argc, char *argv[]) {
         r = manager_start(m);
         if (r < 0)
                 return 1;
-
-        (void) sd_notify(false, "READY=1\nSTATUS=Waiting for sources");
-        r = sd_event_loop(m->event);
-        (void) sd_notify(false, "STOPPING=1");
-        if (r < 0) {
-                log_error_errno(r, "Event loop failed: %m");
-                return 1;
-        }
-        return r;
+        return service_run(&m->service, "Waiting for sources");
 }

@@ -1,33 +1,19 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The Manager of a connector process: the event loop, the control socket, the source table, the
- * writer client, the deferred flush of open batches, the once-a-second report, and idle exit. */
+/* The Manager of a connector process: the event loop, the writer client, the deferred flush of open
+ * batches, the once-a-second report, and what the service library (daemons/lib/service.h: control
+ * socket, source table, idle exit, SIGTERM) asks of a connector. */
 
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/socket.h>
 #include <systemd/sd-daemon.h>
 
 #include "connector-internal.h"
-#include "daemon-util.h"
+#include "json-util.h"
 #include "log.h"
-#include "socket-util.h"
 
 Source *manager_find_source(Manager *m, const char *name) {
-        void *v = NULL;
-
-        if (!lh_table_lookup_ex(m->sources, name, &v))
-                return NULL;
-        return v;
-}
-
-void manager_broadcast(Manager *m, json_object *msg) {
-        /* Send errors are noticed by the connection's own io callback (EOF/EPOLLERR), which closes
-         * it; closing here could free a connection whose callback is running. */
-        for (ControlConnection *c = m->controls_head; c; c = c->controls_next)
-                (void) control_send(c, msg);
+        return service_find(&m->service, name);
 }
 
 static int manager_flush_all(sd_event_source *es, void *userdata) {
@@ -73,11 +59,11 @@ void manager_update_throttle(Manager *m) {
                 log_notice("Writer is behind (%zu MiB unacked), pausing reads",
                            (size_t) (m->writer.unacked_bytes >> 20));
                 m->throttled_all = true;
-                lh_foreach(m->sources, e)
+                service_foreach(&m->service, e)
                         source_set_throttled((Source *) lh_entry_v(e), true);
         } else if (m->throttled_all && m->writer.unacked_bytes <= MANAGER_UNACKED_MAX / 2) {
                 m->throttled_all = false;
-                lh_foreach(m->sources, e) {
+                service_foreach(&m->service, e) {
                         Source *s = (Source *) lh_entry_v(e);
                         if (s->unacked_bytes <= SOURCE_UNACKED_MAX / 2)
                                 source_set_throttled(s, false);
@@ -85,10 +71,11 @@ void manager_update_throttle(Manager *m) {
         }
 }
 
-/* Runs before every event loop iteration (it belongs to the report timer, which is always on):
- * the iteration about to start takes a new timestamp. */
+/* Runs before every event loop iteration (it belongs to the service's report timer, which is always
+ * on, and gets that timer's userdata, the Service): the iteration about to start takes a new
+ * timestamp. */
 static int manager_prepare(sd_event_source *es, void *userdata) {
-        Manager *m = userdata;
+        Manager *m = ((Service *) userdata)->userdata;
 
         m->now_valid = false;
         return 0;
@@ -112,12 +99,12 @@ uint64_t manager_now(Manager *m) {
         return now;
 }
 
-static int manager_report_fire(sd_event_source *es, uint64_t usec, void *userdata) {
+static void manager_report(void *userdata) {
         Manager *m = userdata;
         struct lh_entry *e;
         unsigned active = 0, unacked = 0;
 
-        lh_foreach(m->sources, e) {
+        service_foreach(&m->service, e) {
                 Source *s = (Source *) lh_entry_v(e);
                 source_log_skips(s);
                 if (s->state_dirty)
@@ -130,77 +117,17 @@ static int manager_report_fire(sd_event_source *es, uint64_t usec, void *userdat
         (void) source_save_cursors(m, CURSORS_WITH_POSITION);
         for (Batch *b = m->writer.batches_head; b; b = b->batches_next)
                 unacked++;
-        (void) sd_notifyf(false, "STATUS=%u sources (%u active), writer %s, %u batches unacked", m->n_sources, active,
-                          frame_conn_is_connected(&m->writer.conn) ? "connected" : "not connected", unacked);
-        return sd_event_source_set_time_relative(es, USEC_PER_SEC);
+        (void) sd_notifyf(false, "STATUS=%u sources (%u active), writer %s, %u batches unacked", m->service.n_instances,
+                          active, frame_conn_is_connected(&m->writer.conn) ? "connected" : "not connected", unacked);
 }
 
-static int manager_idle_fire(sd_event_source *es, uint64_t usec, void *userdata) {
-        Manager *m = userdata;
-
-        log_info("No dpiped connection and no sources for %llu s, exiting",
-                 (unsigned long long) (m->idle_exit_usec / USEC_PER_SEC));
-        return sd_event_exit(m->event, 0);
-}
-
-void manager_check_idle(Manager *m) {
-        bool idle = m->idle_exit_usec > 0 && m->n_controls == 0 && m->n_sources == 0 && !m->writer.batches_head;
-        int r;
-
-        if (!idle) {
-                m->idle_timer = sd_event_source_disable_unref(m->idle_timer);
-                return;
-        }
-        if (m->idle_timer)
-                return;
-        r = sd_event_add_time_relative(m->event, &m->idle_timer, CLOCK_MONOTONIC, m->idle_exit_usec, 0,
-                                       manager_idle_fire, m);
-        if (r < 0)
-                log_warning_errno(r, "Failed to arm idle timer, ignoring: %m");
-}
-
-static int manager_accept(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
-        Manager *m = userdata;
-        int cfd, r;
-
-        cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (cfd < 0) {
-                if (errno != EAGAIN && errno != EINTR)
-                        log_warning_errno(errno, "Failed to accept control connection, ignoring: %m");
-                return 0;
-        }
-        r = control_connection_new(m, cfd);
-        if (r < 0)
-                log_warning_errno(r, "Failed to set up control connection, ignoring: %m");
-        return 0;
-}
-
-static int manager_drain_timeout(sd_event_source *es, uint64_t usec, void *userdata) {
-        Manager *m = userdata;
-
-        log_warning("Writer did not ack everything within %u s, exiting anyway", (unsigned) (DRAIN_TIMEOUT_USEC / USEC_PER_SEC));
-        return sd_event_exit(m->event, 0);
-}
-
-void manager_check_drained(Manager *m) {
-        if (m->exiting && !m->writer.batches_head)
-                (void) sd_event_exit(m->event, 0);
-}
-
-static int manager_on_signal(sd_event_source *es, const struct signalfd_siginfo *si, void *userdata) {
+/* Stop reading, hand over what was read, and give the writer a moment to ack it: records of a raw
+ * stream that can not be asked for again would otherwise be lost. */
+static int manager_drain(void *userdata) {
         Manager *m = userdata;
         struct lh_entry *e;
-        int r;
 
-        if (m->exiting) {
-                log_info("Received %s again, exiting now", strsignal((int) si->ssi_signo));
-                return sd_event_exit(m->event, 0);
-        }
-        log_info("Received %s, exiting", strsignal((int) si->ssi_signo));
-        /* Stop reading, hand over what was read, and give the writer a moment to ack it: records of
-         * a raw stream that can not be asked for again would otherwise be lost. */
-        m->exiting = true;
-        lh_foreach(m->sources, e) {
+        service_foreach(&m->service, e) {
                 Source *s = (Source *) lh_entry_v(e);
                 if (s->started) {
                         s->started = false;
@@ -208,14 +135,63 @@ static int manager_on_signal(sd_event_source *es, const struct signalfd_siginfo 
                 }
                 source_flush(s);
         }
-        if (!m->writer.batches_head || !frame_conn_is_connected(&m->writer.conn))
-                return sd_event_exit(m->event, 0);
-        r = sd_event_add_time_relative(m->event, &m->drain_timer, CLOCK_MONOTONIC, DRAIN_TIMEOUT_USEC, 0,
-                                       manager_drain_timeout, m);
-        if (r < 0)
-                return sd_event_exit(m->event, 0);
-        return 0;
+        return m->writer.batches_head && frame_conn_is_connected(&m->writer.conn);
 }
+
+static bool manager_pending(void *userdata) {
+        Manager *m = userdata;
+
+        return m->writer.batches_head;
+}
+
+static int manager_add(void *userdata, void *instance, const char *name, json_object *options, bool paused,
+                       json_object *req, char **ret_message) {
+        Source *s;
+
+        if (instance)
+                return source_update(instance, options, paused, ret_message);
+        return source_new(userdata, name, options, paused, ret_message, &s);
+}
+
+static int manager_check(void *userdata, json_object *req, json_object **ret_typed, char **ret_message) {
+        Manager *m = userdata;
+        json_object *options = NULL;
+
+        (void) json_object_object_get_ex(req, "options", &options);
+        return connector_check_options(m->type, options, ret_typed, ret_message);
+}
+
+static void manager_act(void *instance, ServiceAct act) {
+        if (act == SERVICE_REMOVE)
+                source_remove(instance);
+        else if (act == SERVICE_PAUSE)
+                source_pause(instance);
+        else
+                source_resume(instance);
+}
+
+static json_object *manager_state(void *instance) {
+        return source_state_json(instance);
+}
+
+const ServiceClass connector_service_class = {
+        .kind = "connector",
+        .instance = "source",
+        .instances = "sources",
+        .name_max = SOURCE_NAME_MAX,
+        .invalid_name = "invalid source name",
+        .table_size = 256,
+        .drain_timeout_usec = DRAIN_TIMEOUT_USEC,
+        .drain_unconfirmed = "Writer did not ack everything",
+        .add = manager_add,
+        .check = manager_check,
+        .act = manager_act,
+        .state = manager_state,
+        .log_source_field = true,
+        .report = manager_report,
+        .drain = manager_drain,
+        .pending = manager_pending,
+};
 
 int manager_new(const ConnectorType *type, const char *runtime_dir, const char *state_dir, uint64_t idle_exit_usec,
                 Manager **ret) {
@@ -227,25 +203,23 @@ int manager_new(const ConnectorType *type, const char *runtime_dir, const char *
         if (!m)
                 return -ENOMEM;
         m->type = type;
-        m->listen_fd = -EBADF;
-        m->idle_exit_usec = idle_exit_usec;
-        m->runtime_dir = strdup(runtime_dir);
+        r = sd_event_default(&m->event);
+        if (r < 0)
+                return r;
+        r = service_init(&m->service, &connector_service_class, m,
+                         &(ServiceTypeHooks) { type->name, type->setup, type->teardown }, m->event, runtime_dir,
+                         idle_exit_usec);
+        if (r < 0)
+                return r;
         m->state_dir = strdup(state_dir);
         if (asprintf(&sub, "connector-%s", type->name) < 0)
                 return -ENOMEM;
-        if (!m->runtime_dir || !m->state_dir)
+        if (!m->state_dir)
                 return -ENOMEM;
         m->cursor_dir = path_join(state_dir, sub);
         writer_path = path_join(runtime_dir, "writer.sock");
         if (!m->cursor_dir || !writer_path)
                 return -ENOMEM;
-        m->sources = lh_kchar_table_new(256, NULL);
-        if (!m->sources)
-                return -ENOMEM;
-
-        r = sd_event_default(&m->event);
-        if (r < 0)
-                return r;
         r = writer_client_init(&m->writer, m, writer_path);
         if (r < 0)
                 return r;
@@ -258,89 +232,34 @@ Manager *manager_free(Manager *m) {
 
         if (!m)
                 return NULL;
-        if (m->sources) {
-                lh_foreach(m->sources, e)
+        if (m->service.instances) {
+                service_foreach(&m->service, e)
                         source_flush((Source *) lh_entry_v(e));
                 /* All at once: one sync for a thousand cursors instead of two each. */
                 (void) source_save_cursors(m, CURSORS_ALL);
-                lh_foreach_safe(m->sources, e, tmp) {
+                lh_foreach_safe(m->service.instances, e, tmp) {
                         Source *s = (Source *) lh_entry_v(e);
-                        lh_table_delete(m->sources, s->name);
+                        service_delete(&m->service, s->name);
                         source_free(s);
                 }
         }
-        while (m->controls_head)
-                control_connection_free(m->controls_head);
+        service_done(&m->service);
         if (m->writer.manager)
                 writer_client_done(&m->writer);
-        if (m->sources)
-                lh_table_free(m->sources);
-        if (m->type->teardown && m->type_userdata)
-                m->type->teardown(m->type_userdata);
-        sd_event_source_disable_unref(m->listen_io);
         sd_event_source_disable_unref(m->flush_defer);
         sd_event_source_disable_unref(m->cursor_defer);
-        sd_event_source_disable_unref(m->report_timer);
-        sd_event_source_disable_unref(m->idle_timer);
-        sd_event_source_disable_unref(m->drain_timer);
-        safe_close(m->listen_fd);
-        /* A socket file left behind would look like a live connector to the next one's peers. */
-        if (m->bound_path) {
-                (void) unlink(m->bound_path);
-                free(m->bound_path);
-        }
         sd_event_unref(m->event);
-        free(m->runtime_dir);
         free(m->state_dir);
         free(m->cursor_dir);
         return mfree(m);
 }
 
 int manager_start(Manager *m) {
-        _cleanup_free_ char *path = NULL, *name = NULL;
-        bool activated;
         int r;
 
-        /* The signals were blocked by daemon_setup() in main. */
-        r = event_add_exit_signals(m->event, manager_on_signal, m);
+        r = service_start(&m->service);
         if (r < 0)
-                return log_error_errno(r, "Failed to watch signals: %m");
-        r = sd_event_set_watchdog(m->event, true);
-        if (r < 0)
-                log_warning_errno(r, "Failed to enable the watchdog, ignoring: %m");
-
-        if (m->type->setup) {
-                r = m->type->setup(m->event, &m->type_userdata);
-                if (r < 0)
-                        return log_error_errno(r, "Failed to set up the %s connector: %m", m->type->name);
-        }
-
-        if (asprintf(&name, "connector-%s.sock", m->type->name) < 0)
-                return log_oom();
-        path = path_join(m->runtime_dir, name);
-        if (!path)
-                return log_oom();
-        m->listen_fd = listen_fd_take(NULL, AF_UNIX);
-        activated = m->listen_fd >= 0;
-        if (!activated) {
-                r = mkdir_p(m->runtime_dir, 0755);
-                if (r < 0)
-                        return log_error_errno(r, "Failed to create runtime directory %s: %m", m->runtime_dir);
-                m->listen_fd = socket_listen_unix(path, SOMAXCONN);
-                if (m->listen_fd >= 0) {
-                        m->bound_path = strdup(path);
-                        if (!m->bound_path)
-                                return log_oom();
-                }
-        }
-        if (m->listen_fd < 0)
-                return log_error_errno(m->listen_fd, "Failed to listen on %s: %m", path);
-        r = fd_set_nonblock(m->listen_fd, true);
-        if (r < 0)
-                return log_error_errno(r, "Failed to make the control socket non-blocking: %m");
-        r = sd_event_add_io(m->event, &m->listen_io, m->listen_fd, EPOLLIN, manager_accept, m);
-        if (r < 0)
-                return log_error_errno(r, "Failed to watch the control socket: %m");
+                return r;
 
         r = sd_event_add_defer(m->event, &m->flush_defer, manager_flush_all, m);
         if (r >= 0)
@@ -352,18 +271,12 @@ int manager_start(Manager *m) {
         if (r >= 0)
                 r = sd_event_source_set_enabled(m->cursor_defer, SD_EVENT_OFF);
         if (r >= 0)
-                r = sd_event_add_time_relative(m->event, &m->report_timer, CLOCK_MONOTONIC, USEC_PER_SEC, 0,
-                                               manager_report_fire, m);
-        if (r >= 0)
-                r = sd_event_source_set_enabled(m->report_timer, SD_EVENT_ON);
-        if (r >= 0)
-                r = sd_event_source_set_prepare(m->report_timer, manager_prepare);
+                r = sd_event_source_set_prepare(m->service.report_timer, manager_prepare);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up event sources: %m");
         m->now_cacheable = true;
-        manager_check_idle(m);
 
-        log_info("dpipe-connector-%s %s listening on %s%s", m->type->name, dpipe_version(), path,
-                 activated ? " (socket-activated)" : "");
+        log_info("dpipe-connector-%s %s listening on %s%s", m->type->name, dpipe_version(), m->service.socket_path,
+                 m->service.activated ? " (socket-activated)" : "");
         return 0;
 }

@@ -44,7 +44,7 @@ void *source_data(Source *s) {
         return s->data;
 }
 void *source_type_userdata(Source *s) {
-        return s->manager->type_userdata;
+        return s->manager->service.type_userdata;
 }
 sd_event *source_get_event(Source *s) {
         return s->manager->event;
@@ -89,7 +89,7 @@ int source_report(Source *s) {
         if (!o)
                 return -ENOMEM;
         s->state_dirty = false;
-        manager_broadcast(s->manager, o);
+        service_broadcast(&s->manager->service, o);
         return 0;
 }
 
@@ -102,7 +102,7 @@ static void source_set_state(Source *s, SourceState state) {
 }
 
 static void source_do_start(Source *s) {
-        if (s->started || s->removed || s->manager->exiting)
+        if (s->started || s->removed || s->manager->service.exiting)
                 return;
         s->started = true;
         s->manager->type->start(s);
@@ -272,7 +272,7 @@ int source_save_cursors(Manager *m, CursorSelection which) {
         Source *one = NULL;
         int r;
 
-        lh_foreach(m->sources, e) {
+        service_foreach(&m->service, e) {
                 Source *s = (Source *) lh_entry_v(e);
                 if (cursor_selected(s, which)) {
                         n_dirty++;
@@ -299,7 +299,7 @@ int source_save_cursors(Manager *m, CursorSelection which) {
         written = calloc(n_dirty, sizeof(Source *));
         if (!written)
                 return log_oom();
-        lh_foreach(m->sources, e) {
+        service_foreach(&m->service, e) {
                 Source *s = (Source *) lh_entry_v(e);
                 if (!cursor_selected(s, which) || n >= n_dirty)
                         continue;
@@ -490,9 +490,9 @@ int source_new(Manager *m, const char *name, json_object *options, bool paused, 
         r = source_load_cursor(s);
         if (r == -ENOMEM)
                 return r;
-        if (lh_table_insert(m->sources, s->name, s) < 0)
-                return -ENOMEM;
-        m->n_sources++;
+        r = service_insert(&m->service, s->name, s);
+        if (r < 0)
+                return r;
         s->paused = paused;
         log_source_info(s->name, "Source %s: added%s", s->name, paused ? " (paused)" : "");
         if (paused) {
@@ -584,10 +584,9 @@ void source_remove(Source *s) {
         path = source_cursor_path(s);
         if (path)
                 (void) unlink(path);
-        lh_table_delete(m->sources, s->name);
-        m->n_sources--;
+        service_delete(&m->service, s->name);
         source_free(s);
-        manager_check_idle(m);
+        service_check_idle(&m->service);
 }
 
 void source_pause(Source *s) {
@@ -616,37 +615,20 @@ static int source_backoff_fire(sd_event_source *es, uint64_t usec, void *userdat
         return 0;
 }
 
-static void source_set_error(Source *s, int error, const char *fmt, va_list ap) {
-        _cleanup_free_ char *msg = NULL;
-
-        if (vasprintf(&msg, fmt, ap) < 0)
-                msg = NULL;
-        if (msg && error != 0) {
-                char *full = NULL;
-                if (asprintf(&full, "%s: %s", msg, strerror(abs(error))) >= 0) {
-                        free(msg);
-                        msg = full;
-                }
-        }
-        free(s->error);
-        s->error = TAKE_PTR(msg);
-}
-
 int source_fail(Source *s, int error, const char *fmt, ...) {
         va_list ap;
         uint64_t delay;
         int r;
 
         va_start(ap, fmt);
-        source_set_error(s, error, fmt, ap);
+        free(s->error);
+        s->error = service_error_vformat(error, fmt, ap);
         va_end(ap);
 
         source_do_stop(s);
-        delay = backoff_next(&s->backoff);
+        r = service_retry_arm(&s->manager->service, &s->backoff, &s->backoff_timer, source_backoff_fire, s, &delay);
         log_source_warning(s->name, "Source %s: %s; retrying in %" PRIu64 " ms", s->name, s->error ?: "failed",
-                    delay / USEC_PER_MSEC);
-        r = sd_event_add_time_relative(s->manager->event, &s->backoff_timer, CLOCK_MONOTONIC, delay, 0,
-                                       source_backoff_fire, s);
+                           delay / USEC_PER_MSEC);
         if (r < 0)
                 log_source_error_errno(s->name, r, "Source %s: failed to arm backoff timer: %m", s->name);
         if (s->state == SOURCE_BACKOFF)
@@ -660,7 +642,8 @@ int source_fail_permanently(Source *s, int error, const char *fmt, ...) {
         va_list ap;
 
         va_start(ap, fmt);
-        source_set_error(s, error, fmt, ap);
+        free(s->error);
+        s->error = service_error_vformat(error, fmt, ap);
         va_end(ap);
         log_source_error(s->name, "Source %s: %s; giving up until the source is resumed or re-added", s->name,
                   s->error ?: "failed");

@@ -109,7 +109,7 @@ static bool writer_client_has_work(WriterClient *w) {
 
         if (w->batches_head)
                 return true;
-        lh_foreach(w->manager->sources, e) {
+        service_foreach(&w->manager->service, e) {
                 Source *s = (Source *) lh_entry_v(e);
                 if (!s->resume_known && s->state == SOURCE_CONNECTING)
                         return true;
@@ -138,7 +138,7 @@ static int writer_client_on_connected(FrameConn *conn) {
         unsigned n = 0;
         int r;
 
-        lh_foreach(w->manager->sources, e) {
+        service_foreach(&w->manager->service, e) {
                 Source *s = (Source *) lh_entry_v(e);
                 if (!s->resume_known && s->state == SOURCE_CONNECTING) {
                         r = writer_client_send_hello(w, s);
@@ -179,8 +179,8 @@ static void writer_client_retire_batch(WriterClient *w, Batch *b, const char *re
         writer_client_recycle_batch(w, b);
         manager_update_throttle(w->manager);
         if (!w->batches_head) {
-                manager_check_idle(w->manager);
-                manager_check_drained(w->manager);
+                service_check_idle(&w->manager->service);
+                service_check_drained(&w->manager->service);
         }
 }
 
@@ -276,8 +276,8 @@ static void writer_client_disconnect(WriterClient *w, bool retry) {
                 frame_conn_cancel_retry(&w->conn);
                 return;
         }
-        if (w->manager->sources)
-                lh_foreach(w->manager->sources, e) {
+        if (w->manager->service.instances)
+                service_foreach(&w->manager->service, e) {
                         Source *s = (Source *) lh_entry_v(e);
                         s->hello_pending = false;
                 }

@@ -3,10 +3,9 @@
 
 /* Internals of the sink library, shared by its files; sink types use sink.h only.
  *
- * The control server's connection (common/frame-conn.h), the start-up (common/daemon-util.h), the
- * backoff and the lists are common/'s, shared with the connector library (daemons/connectors/lib/).
- * What still mirrors it: the handling of add/remove/pause/resume, the listening socket, the
- * getopt loop of main() and the option table. */
+ * What sink daemons have the same as connectors is the service library's (daemons/lib/service.h):
+ * the control server, the sink table, idle exit, SIGTERM, the common command line; the framing,
+ * start-up, backoff, lists and option tables are common/'s. */
 
 #include <json-c/json.h>
 #include <json-c/linkhash.h>
@@ -16,6 +15,7 @@
 #include "frame-conn.h"
 #include "list.h"
 #include "pipeline-id.h"
+#include "service.h"
 #include "sink-backlog.h"
 #include "sink.h"
 #include "util.h"
@@ -80,52 +80,23 @@ struct Sink {
         sd_event_source *dispatch_defer; /* offers the backlog again after sink_ready() */
 };
 
-typedef struct ControlConnection ControlConnection;
-struct ControlConnection {
-        LIST_FIELDS(ControlConnection, controls);
-        Manager *manager;
-        FrameConn conn;
-};
-
 struct Manager {
         const SinkType *type;
-        void *type_userdata;
         sd_event *event;
-        char *runtime_dir;
+        Service service; /* the control socket, the sinks (instances), idle exit, SIGTERM */
         char *connect_address; /* dpiped's client protocol: a socket path or HOST:PORT */
         char *pipeline_id;     /* --pipeline-id=, or NULL */
-        uint64_t idle_exit_usec;
-
-        int listen_fd;
-        char *bound_path; /* the socket file we bound ourselves (not socket-activated): removed at exit */
-        sd_event_source *listen_io;
-        ControlConnection *controls_head, *controls_tail;
-        unsigned n_controls;
-
-        struct lh_table *sinks; /* name -> Sink */
-        unsigned n_sinks;
-
-        sd_event_source *report_timer; /* once a second: counters, dpiped's status */
-        sd_event_source *idle_timer;
-        sd_event_source *drain_timer;
-        bool exiting; /* SIGTERM: no new records, waiting for the targets' confirmations */
 };
 
 /* sink-manager.c */
+/* What the service library (daemons/lib/service.h) needs to know of sink daemons. */
+extern const ServiceClass sink_service_class;
 int manager_new(const SinkType *type, const char *runtime_dir, const char *connect_address, const char *pipeline_id,
                 uint64_t idle_exit_usec, Manager **ret);
 Manager *manager_free(Manager *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
 int manager_start(Manager *m);
-void manager_broadcast(Manager *m, json_object *msg);
-void manager_check_idle(Manager *m);
-void manager_check_drained(Manager *m);
 Sink *manager_find_sink(Manager *m, const char *name);
-
-/* sink-control.c */
-int control_connection_new(Manager *m, int fd);
-ControlConnection *control_connection_free(ControlConnection *c);
-int control_send(ControlConnection *c, json_object *msg);
 
 /* sink-options.c */
 extern const SinkOption sink_common_options[];
@@ -174,8 +145,3 @@ int sink_reader_start(SinkReader *r, const char *subscription, uint32_t window, 
 int sink_reader_ack(SinkReader *r, uint64_t offset);
 int sink_reader_request_status(SinkReader *r);
 bool sink_reader_is_connected(const SinkReader *r);
-
-static inline void *sink_mfree(void *p) {
-        free(p);
-        return NULL;
-}

@@ -326,7 +326,7 @@ SinkReader *sink_reader_free(SinkReader *r) {
         buffer_done(&r->scratch);
         free(r->address);
         free(r->subscription);
-        return sink_mfree(r);
+        return mfree(r);
 }
 
 int sink_reader_new(Sink *s, const char *address, SinkReader **ret) {

@@ -40,7 +40,7 @@ void *sink_data(Sink *s) {
         return s->data;
 }
 void *sink_type_userdata(Sink *s) {
-        return s->manager->type_userdata;
+        return s->manager->service.type_userdata;
 }
 sd_event *sink_get_event(Sink *s) {
         return s->manager->event;
@@ -87,7 +87,7 @@ int sink_report(Sink *s) {
         if (!o)
                 return -ENOMEM;
         s->state_dirty = false;
-        manager_broadcast(s->manager, o);
+        service_broadcast(&s->manager->service, o);
         return 0;
 }
 
@@ -111,12 +111,12 @@ static void sink_close(Sink *s) {
                 s->opened = false;
                 s->manager->type->close(s);
         }
-        manager_check_drained(s->manager);
+        service_check_drained(&s->manager->service);
 }
 
 /* Enters connecting: the type opens its target and tells where it stands (sink_opened()). */
 static void sink_begin(Sink *s) {
-        if (s->opened || s->manager->exiting)
+        if (s->opened || s->manager->service.exiting)
                 return;
         sink_set_state(s, SINK_CONNECTING);
         s->opened = true;
@@ -213,7 +213,7 @@ int sink_reader_record(Sink *s, const SinkRecord *rec) {
          * end): dropping it here is what makes a resend harmless. */
         if (rec->offset < s->received_next)
                 return 0;
-        if (s->manager->exiting)
+        if (s->manager->service.exiting)
                 return 0; /* not handed over any more: the next start reads it again */
         r = backlog_push(&s->backlog, rec);
         if (r < 0) {
@@ -270,7 +270,7 @@ void sink_confirm(Sink *s, uint64_t offset) {
         backoff_reset(&s->backoff);
         if (s->reader && sink_reader_ack(s->reader, offset) >= 0)
                 s->acked_next = offset + 1;
-        manager_check_drained(s->manager);
+        service_check_drained(&s->manager->service);
 }
 
 static int sink_configure(Sink *s, json_object *options, const char *pipeline_id, char **ret_message) {
@@ -327,11 +327,11 @@ static void sink_unconfigure(Sink *s) {
 
         if (s->data && t->done)
                 t->done(s);
-        s->data = sink_mfree(s->data);
+        s->data = mfree(s->data);
         if (s->config)
                 sink_options_free(t->options, s->config);
-        s->config = sink_mfree(s->config);
-        s->pipeline_id = sink_mfree(s->pipeline_id);
+        s->config = mfree(s->config);
+        s->pipeline_id = mfree(s->pipeline_id);
 }
 
 int sink_new(Manager *m, const char *name, json_object *options, const char *pipeline_id, bool paused,
@@ -362,9 +362,9 @@ int sink_new(Manager *m, const char *name, json_object *options, const char *pip
                 if (!s->pipeline_id_requested)
                         return -ENOMEM;
         }
-        if (lh_table_insert(m->sinks, s->name, s) < 0)
-                return -ENOMEM;
-        m->n_sinks++;
+        r = service_insert(&m->service, s->name, s);
+        if (r < 0)
+                return r;
         s->paused = paused;
         log_info("Sink %s: added%s, pipeline %s", s->name, paused ? " (paused)" : "", s->pipeline_id);
         if (paused) {
@@ -393,7 +393,7 @@ Sink *sink_free(Sink *s) {
         free(s->error);
         free(s->subscription);
         free(s->name);
-        return sink_mfree(s);
+        return mfree(s);
 }
 
 int sink_update(Sink *s, json_object *options, const char *pipeline_id, bool paused, char **ret_message) {
@@ -417,7 +417,7 @@ int sink_update(Sink *s, json_object *options, const char *pipeline_id, bool pau
         if (s->options)
                 json_object_put(s->options);
         s->options = NULL;
-        s->pipeline_id_requested = sink_mfree(s->pipeline_id_requested);
+        s->pipeline_id_requested = mfree(s->pipeline_id_requested);
         r = sink_configure(s, options, pipeline_id, ret_message);
         if (r < 0) {
                 /* Keep the object (dpiped may fix the definition), but it cannot run like this. */
@@ -444,10 +444,9 @@ void sink_remove(Sink *s) {
 
         log_info("Sink %s: removed", s->name);
         sink_close(s);
-        lh_table_delete(m->sinks, s->name);
-        m->n_sinks--;
+        service_delete(&m->service, s->name);
         sink_free(s);
-        manager_check_idle(m);
+        service_check_idle(&m->service);
 }
 
 void sink_pause(Sink *s) {
@@ -476,41 +475,24 @@ static int sink_backoff_fire(sd_event_source *es, uint64_t usec, void *userdata)
         return 0;
 }
 
-static void sink_set_error(Sink *s, int error, const char *fmt, va_list ap) {
-        _cleanup_free_ char *msg = NULL;
-
-        if (vasprintf(&msg, fmt, ap) < 0)
-                msg = NULL;
-        if (msg && error != 0) {
-                char *full = NULL;
-                if (asprintf(&full, "%s: %s", msg, strerror(abs(error))) >= 0) {
-                        free(msg);
-                        msg = full;
-                }
-        }
-        free(s->error);
-        s->error = TAKE_PTR(msg);
-}
-
 int sink_fail(Sink *s, int error, const char *fmt, ...) {
         va_list ap;
         uint64_t delay;
         int r;
 
         va_start(ap, fmt);
-        sink_set_error(s, error, fmt, ap);
+        free(s->error);
+        s->error = service_error_vformat(error, fmt, ap);
         va_end(ap);
 
         sink_close(s);
-        if (s->manager->exiting) {
+        if (s->manager->service.exiting) {
                 log_warning("Sink %s: %s", s->name, s->error ?: "failed");
                 sink_set_state(s, SINK_BACKOFF);
                 return error < 0 ? error : -error;
         }
-        delay = backoff_next(&s->backoff);
+        r = service_retry_arm(&s->manager->service, &s->backoff, &s->backoff_timer, sink_backoff_fire, s, &delay);
         log_warning("Sink %s: %s; retrying in %" PRIu64 " ms", s->name, s->error ?: "failed", delay / USEC_PER_MSEC);
-        r = sd_event_add_time_relative(s->manager->event, &s->backoff_timer, CLOCK_MONOTONIC, delay, 0,
-                                       sink_backoff_fire, s);
         if (r < 0)
                 log_error_errno(r, "Sink %s: failed to arm the backoff timer: %m", s->name);
         if (s->state == SINK_BACKOFF)
@@ -524,7 +506,8 @@ int sink_fail_permanently(Sink *s, int error, const char *fmt, ...) {
         va_list ap;
 
         va_start(ap, fmt);
-        sink_set_error(s, error, fmt, ap);
+        free(s->error);
+        s->error = service_error_vformat(error, fmt, ap);
         va_end(ap);
         log_error("Sink %s: %s; giving up until the sink is resumed or re-added", s->name, s->error ?: "failed");
         sink_close(s);
