@@ -14,55 +14,49 @@
 #include "table.h"
 #include "util.h"
 
-typedef struct SourceEntry {
-        const char *name, *type, *state, *path; /* point into the reply / props */
-        struct json_object *props;              /* GetAll of the source; NULL if it vanished */
-} SourceEntry;
-
-static int source_entry_compare(const void *a, const void *b) {
-        return strcmp(((const SourceEntry *) a)->name, ((const SourceEntry *) b)->name);
+static int object_entry_compare(const void *a, const void *b) {
+        return strcmp(((const ObjectEntry *) a)->name, ((const ObjectEntry *) b)->name);
 }
 
-static void source_entries_free(SourceEntry *e, size_t n) {
+void object_entries_free(ObjectEntry *e, size_t n) {
         for (size_t i = 0; i < n; i++)
                 json_object_putp(&e[i].props);
         free(e);
 }
 
-/* ListSources, then the properties of each source, sorted by name. The strings live in *reply.
- * A refused or failed call is logged and returns its exit code (> 0). */
-static int list_sources(sd_bus *bus, sd_bus_message **ret_reply, SourceEntry **ret, size_t *ret_n) {
+int list_objects(sd_bus *bus, const char *method, const char *interface, const char *what, sd_bus_message **ret_reply,
+                 ObjectEntry **ret, size_t *ret_n) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        SourceEntry *entries = NULL;
+        ObjectEntry *entries = NULL;
         size_t n = 0;
         int r;
 
-        r = sd_bus_call_method(bus, DPIPED_BUS_NAME, DPIPED_BUS_PATH, DPIPED_MANAGER_INTERFACE, "ListSources", &error, &reply, NULL);
+        r = sd_bus_call_method(bus, DPIPED_BUS_NAME, DPIPED_BUS_PATH, DPIPED_MANAGER_INTERFACE, method, &error, &reply, NULL);
         if (r < 0) {
-                log_error("Failed to list sources: %s", bus_error_text(&error, r));
+                log_error("Failed to list %s: %s", what, bus_error_text(&error, r));
                 return bus_error_exit_status(&error, r);
         }
         r = sd_bus_message_enter_container(reply, 'a', "(ssso)");
         if (r < 0)
                 goto parse_error;
         for (;;) {
-                SourceEntry e = {};
-                SourceEntry *a;
+                ObjectEntry e = {};
+                ObjectEntry *a;
 
                 r = sd_bus_message_read(reply, "(ssso)", &e.name, &e.type, &e.state, &e.path);
                 if (r < 0)
                         goto parse_error;
                 if (r == 0)
                         break;
-                a = realloc(entries, (n + 1) * sizeof(SourceEntry));
+                a = realloc(entries, (n + 1) * sizeof(ObjectEntry));
                 if (!a) {
-                        source_entries_free(entries, n);
+                        object_entries_free(entries, n);
                         return log_oom();
                 }
                 entries = a;
-                /* A source removed between the two calls just shows what ListSources said. */
-                if (bus_get_all_properties_json(bus, e.path, DPIPED_SOURCE_INTERFACE, NULL, &e.props) < 0)
+                /* An object removed between the two calls just shows what the list said. */
+                if (bus_get_all_properties_json(bus, e.path, interface, NULL, &e.props) < 0)
                         e.props = NULL;
                 entries[n++] = e;
         }
@@ -71,19 +65,18 @@ static int list_sources(sd_bus *bus, sd_bus_message **ret_reply, SourceEntry **r
                 goto parse_error;
 
         if (n > 0)
-                qsort(entries, n, sizeof(SourceEntry), source_entry_compare);
+                qsort(entries, n, sizeof(ObjectEntry), object_entry_compare);
         *ret_reply = TAKE_PTR(reply);
         *ret = entries;
         *ret_n = n;
         return 0;
 
 parse_error:
-        source_entries_free(entries, n);
-        return log_error_errno(r, "Failed to parse the ListSources reply: %m");
+        object_entries_free(entries, n);
+        return log_error_errno(r, "Failed to parse the %s reply: %m", method);
 }
 
-/* The JSON of one source: all its properties, plus what ListSources said if they are missing. */
-static struct json_object *source_entry_json(const SourceEntry *e) {
+struct json_object *object_entry_json(const ObjectEntry *e) {
         struct json_object *o = e->props ? json_object_get(e->props) : json_object_new_object();
 
         if (!o)
@@ -98,7 +91,7 @@ static struct json_object *source_entry_json(const SourceEntry *e) {
         return o;
 }
 
-static const char *source_entry_state(const SourceEntry *e) {
+static const char *source_entry_state(const ObjectEntry *e) {
         return json_get_string(e->props, "State") ?: e->state;
 }
 
@@ -113,37 +106,26 @@ static unsigned terminal_columns(void) {
 
 int verb_list_sources(sd_bus *bus, int argc, char **argv) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        _cleanup_(buffer_done) Buffer out = {};
-        SourceEntry *entries = NULL;
+        ObjectEntry *entries = NULL;
         size_t n = 0;
         int r;
 
-        r = list_sources(bus, &reply, &entries, &n);
+        r = list_objects(bus, "ListSources", DPIPED_SOURCE_INTERFACE, "sources", &reply, &entries, &n);
         if (r != 0)
                 return r < 0 ? EXIT_FAILURE : r;
 
-        if (arg_json) {
-                _cleanup_json_ struct json_object *a = json_object_new_array();
-
-                for (size_t i = 0; a && i < n; i++)
-                        if (json_object_array_add(a, source_entry_json(&entries[i])) < 0)
-                                json_object_putp(&a), a = NULL;
-                source_entries_free(entries, n);
-                if (!a)
-                        return log_oom(), EXIT_FAILURE;
-                json_print(a);
-                return EXIT_SUCCESS;
-        }
+        if (arg_json)
+                return object_entries_print_json(entries, n);
 
         _cleanup_(table_freep) Table *t = table_new(6, (const char *const[]) { "NAME", "TYPE", "STATE", "ADDRESS", "RECORDS", "SKIPPED" });
         if (!t) {
-                source_entries_free(entries, n);
+                object_entries_free(entries, n);
                 return log_oom(), EXIT_FAILURE;
         }
         table_set_align_right(t, 4, true);
         table_set_align_right(t, 5, true);
         for (size_t i = 0; i < n; i++) {
-                const SourceEntry *e = &entries[i];
+                const ObjectEntry *e = &entries[i];
                 const char *state = source_entry_state(e);
                 uint64_t records, skipped;
 
@@ -169,17 +151,37 @@ int verb_list_sources(sd_bus *bus, int argc, char **argv) {
                 if (r < 0)
                         break;
         }
-        source_entries_free(entries, n);
-        if (r >= 0)
-                r = table_format(t, &(TableFormat) { .header = !arg_no_legend, .colors = arg_colors,
-                                                     .max_width = arg_colors ? terminal_columns() : 0 }, &out);
-        if (r >= 0 && !arg_no_legend)
-                r = buffer_printf(&out, "\n%zu source%s listed.\n", table_get_rows(t), table_get_rows(t) == 1 ? "" : "s");
+        object_entries_free(entries, n);
         if (r < 0)
                 return log_oom(), EXIT_FAILURE;
+        return table_print_listing(t, "source", arg_colors ? terminal_columns() : 0);
+}
 
+int object_entries_print_json(ObjectEntry *entries, size_t n) {
+        _cleanup_json_ struct json_object *a = json_object_new_array();
+
+        for (size_t i = 0; a && i < n; i++)
+                if (json_object_array_add(a, object_entry_json(&entries[i])) < 0)
+                        json_object_putp(&a), a = NULL;
+        object_entries_free(entries, n);
+        if (!a)
+                return log_oom(), EXIT_FAILURE;
+        json_print(a);
+        return EXIT_SUCCESS;
+}
+
+int table_print_listing(Table *t, const char *what, unsigned max_width) {
+        _cleanup_(buffer_done) Buffer out = {};
+        int r;
+
+        r = table_format(t, &(TableFormat) { .header = !arg_no_legend, .colors = arg_colors, .max_width = max_width },
+                         &out);
+        if (r >= 0 && !arg_no_legend)
+                r = buffer_printf(&out, "\n%zu %s%s listed.\n", table_get_rows(t), what, table_get_rows(t) == 1 ? "" : "s");
+        if (r < 0)
+                return log_oom(), EXIT_FAILURE;
         pager_open(arg_no_pager);
-        if (buffer_size(&out) > 0) /* (no sources and --no-legend: nothing, and no storage) */
+        if (buffer_size(&out) > 0) /* an empty table without legend is no output at all (and no storage) */
                 fwrite(buffer_begin(&out), 1, buffer_size(&out), stdout);
         return EXIT_SUCCESS;
 }
@@ -289,7 +291,7 @@ static int status_pipeline(sd_bus *bus) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_json_ struct json_object *props = NULL;
-        SourceEntry *entries = NULL;
+        ObjectEntry *entries = NULL;
         size_t n = 0, active = 0, failed = 0, degraded = 0;
         uint64_t first = 0, next = 0, written = 0, clients = 0, now = now_usec(CLOCK_REALTIME);
         const char *dot;
@@ -300,7 +302,7 @@ static int status_pipeline(sd_bus *bus) {
                 log_error("Failed to read the pipeline's properties: %s", bus_error_text(&error, r));
                 return bus_error_exit_status(&error, r);
         }
-        r = list_sources(bus, &reply, &entries, &n);
+        r = list_objects(bus, "ListSources", DPIPED_SOURCE_INTERFACE, "sources", &reply, &entries, &n);
         if (r != 0)
                 return r < 0 ? EXIT_FAILURE : r;
 
@@ -316,8 +318,8 @@ static int status_pipeline(sd_bus *bus) {
                 struct json_object *a = json_object_new_array();
 
                 for (size_t i = 0; a && i < n; i++)
-                        (void) json_object_array_add(a, source_entry_json(&entries[i]));
-                source_entries_free(entries, n);
+                        (void) json_object_array_add(a, object_entry_json(&entries[i]));
+                object_entries_free(entries, n);
                 if (!a || json_object_object_add(props, "Sources", a) < 0)
                         return log_oom(), EXIT_FAILURE;
                 (void) json_object_object_add(props, "Health", json_object_new_string(
@@ -328,7 +330,7 @@ static int status_pipeline(sd_bus *bus) {
 
         if (arg_quiet) {
                 /* Like systemctl -q is-system-running: the exit code says it. */
-                source_entries_free(entries, n);
+                object_entries_free(entries, n);
                 return failed > 0 || degraded > 0 ? EXIT_UNHEALTHY : EXIT_SUCCESS;
         }
         pager_open(arg_no_pager);
@@ -354,7 +356,7 @@ static int status_pipeline(sd_bus *bus) {
         else
                 printf("%14s: %zu (%zu active, %zu failed)\n", "Sources", n, active, failed);
         for (size_t i = 0; i < n; i++) {
-                const SourceEntry *e = &entries[i];
+                const ObjectEntry *e = &entries[i];
                 const char *s = source_entry_state(e), *color = source_state_color(s);
                 SourceHealth h = source_health(e->props, s, now);
                 uint64_t skipped = 0;
@@ -373,7 +375,7 @@ static int status_pipeline(sd_bus *bus) {
                 printf("%14s  %s %s%s%s %s (%s) %s%s\n", "", i + 1 < n ? "├─" : "└─", ansi(color ?: ""), s,
                        ansi(color ? ANSI_NORMAL : ""), e->name, e->type, json_get_string(e->props, "Address") ?: "", extra);
         }
-        source_entries_free(entries, n);
+        object_entries_free(entries, n);
         return failed > 0 || degraded > 0 ? EXIT_UNHEALTHY : EXIT_SUCCESS;
 }
 

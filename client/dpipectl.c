@@ -57,13 +57,15 @@ static int bus_add_option(sd_bus_message *m, const char *key, const char *value)
         return sd_bus_message_close_container(m);
 }
 
-static int verb_add_source(sd_bus *bus, int argc, char **argv) {
+/* add-source and add-sink: AddSource/AddSink with --address, --transform and every --option. */
+static int verb_add(sd_bus *bus, int argc, char **argv) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        const char *name = argv[1], *path;
+        bool sink = streq(argv[0], "add-sink");
+        const char *name = argv[1], *method = sink ? "AddSink" : "AddSource", *path;
         int r;
 
-        r = sd_bus_message_new_method_call(bus, &m, DPIPED_BUS_NAME, DPIPED_BUS_PATH, DPIPED_MANAGER_INTERFACE, "AddSource");
+        r = sd_bus_message_new_method_call(bus, &m, DPIPED_BUS_NAME, DPIPED_BUS_PATH, DPIPED_MANAGER_INTERFACE, method);
         if (r < 0)
                 return log_error_errno(r, "Failed to create bus message: %m"), EXIT_FAILURE;
         r = sd_bus_message_append(m, "ss", name, arg_type);
@@ -84,16 +86,16 @@ static int verb_add_source(sd_bus *bus, int argc, char **argv) {
         if (r >= 0)
                 r = sd_bus_message_close_container(m);
         if (r < 0)
-                return log_error_errno(r, "Failed to build the AddSource call: %m"), EXIT_FAILURE;
+                return log_error_errno(r, "Failed to build the %s call: %m", method), EXIT_FAILURE;
 
         r = sd_bus_call(bus, m, 0, &error, &reply);
         if (r < 0) {
-                log_error("Failed to add source %s: %s", name, bus_error_text(&error, r));
+                log_error("Failed to add %s %s: %s", sink ? "sink" : "source", name, bus_error_text(&error, r));
                 return bus_error_exit_status(&error, r);
         }
         r = sd_bus_message_read(reply, "o", &path);
         if (r < 0)
-                return log_error_errno(r, "Failed to parse the AddSource reply: %m"), EXIT_FAILURE;
+                return log_error_errno(r, "Failed to parse the %s reply: %m", method), EXIT_FAILURE;
         if (arg_json) {
                 _cleanup_json_ struct json_object *o = json_object_new_object();
 
@@ -105,14 +107,15 @@ static int verb_add_source(sd_bus *bus, int argc, char **argv) {
         return EXIT_SUCCESS;
 }
 
-/* RemoveSource, PauseSource, ResumeSource: one name in, nothing out. */
+/* RemoveSource, PauseSource, ResumeSource, RemoveSink: one name in, nothing out. */
 static int verb_simple(sd_bus *bus, int argc, char **argv) {
         static const struct {
-                const char *verb, *method, *what;
+                const char *verb, *method, *what, *object;
         } table[] = {
-                { "remove-source", "RemoveSource", "remove" },
-                { "pause-source", "PauseSource", "pause" },
-                { "resume-source", "ResumeSource", "resume" },
+                { "remove-source", "RemoveSource", "remove", "source" },
+                { "pause-source", "PauseSource", "pause", "source" },
+                { "resume-source", "ResumeSource", "resume", "source" },
+                { "remove-sink", "RemoveSink", "remove", "sink" },
         };
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         int r, ret = EXIT_SUCCESS;
@@ -125,7 +128,8 @@ static int verb_simple(sd_bus *bus, int argc, char **argv) {
                         r = sd_bus_call_method(bus, DPIPED_BUS_NAME, DPIPED_BUS_PATH, DPIPED_MANAGER_INTERFACE, table[i].method, &error,
                                                NULL, "s", argv[j]);
                         if (r < 0) {
-                                log_error("Failed to %s source %s: %s", table[i].what, argv[j], bus_error_text(&error, r));
+                                log_error("Failed to %s %s %s: %s", table[i].what, table[i].object, argv[j],
+                                          bus_error_text(&error, r));
                                 /* The first failure's code, as systemctl does for several units. */
                                 if (ret == EXIT_SUCCESS)
                                         ret = bus_error_exit_status(&error, r);
@@ -137,7 +141,7 @@ static int verb_simple(sd_bus *bus, int argc, char **argv) {
         return EXIT_USAGE;
 }
 
-/* Reload(): dpiped reads the dpipe.source(5) files again and applies what changed. */
+/* Reload(): dpiped reads the dpipe.source(5) and dpipe.sink(5) files again and applies what changed. */
 static int verb_reload(sd_bus *bus, int argc, char **argv) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         int r;
@@ -145,7 +149,7 @@ static int verb_reload(sd_bus *bus, int argc, char **argv) {
         r = sd_bus_call_method(bus, DPIPED_BUS_NAME, DPIPED_BUS_PATH, DPIPED_MANAGER_INTERFACE, "Reload", &error, NULL,
                                NULL);
         if (r < 0) {
-                log_error("Failed to reload the source files: %s", bus_error_text(&error, r));
+                log_error("Failed to reload the source and sink files: %s", bus_error_text(&error, r));
                 return bus_error_exit_status(&error, r);
         }
         return EXIT_SUCCESS;
@@ -162,13 +166,13 @@ typedef struct Verb {
 /* The first one is the default verb, like systemctl's list-units. */
 static const Verb verbs[] = {
         { "list-sources", 0, 0, true, false, verb_list_sources },
-        { "add-source", 1, 1, true, true, verb_add_source },
+        { "add-source", 1, 1, true, true, verb_add },
         { "remove-source", 1, -1, true, true, verb_simple },
         { "pause-source", 1, -1, true, true, verb_simple },
         { "resume-source", 1, -1, true, true, verb_simple },
         { "reload", 0, 0, true, true, verb_reload },
-        { "add-sink", 1, 1, true, true, verb_add_sink },
-        { "remove-sink", 1, -1, true, true, verb_remove_sink },
+        { "add-sink", 1, 1, true, true, verb_add },
+        { "remove-sink", 1, -1, true, true, verb_simple },
         { "list-sinks", 0, 0, true, false, verb_list_sinks },
         { "status", 0, -1, true, false, verb_status },
         { "monitor", 0, 0, true, false, verb_monitor },

@@ -15,6 +15,7 @@
 #include "bus-names.h"
 #include "client-proto.h"
 #include "client-util.h"
+#include "table.h"
 #include "util.h"
 
 
@@ -112,7 +113,21 @@ int verb_status(sd_bus *bus, int argc, char **argv);
 int verb_monitor(sd_bus *bus, int argc, char **argv);
 int verb_tail(sd_bus *bus, int argc, char **argv);
 int verb_test_transform(sd_bus *bus, int argc, char **argv);
-int verb_add_sink(sd_bus *bus, int argc, char **argv);
-int verb_remove_sink(sd_bus *bus, int argc, char **argv);
+/* dpipectl-list.c: ListSources/ListSinks, then the properties of each object, sorted by name. */
+typedef struct ObjectEntry {
+        const char *name, *type, *state, *path; /* point into the reply / props */
+        struct json_object *props;              /* GetAll of the object; NULL if it vanished */
+} ObjectEntry;
+/* The strings live in *ret_reply. A refused or failed call is logged and returns its exit code
+ * (> 0); what ("sources") names the objects in messages. */
+int list_objects(sd_bus *bus, const char *method, const char *interface, const char *what, sd_bus_message **ret_reply,
+                 ObjectEntry **ret, size_t *ret_n);
+void object_entries_free(ObjectEntry *e, size_t n);
+/* The JSON of one object: all its properties, plus what the list said if they are missing. */
+struct json_object *object_entry_json(const ObjectEntry *e);
+/* --json: the array of all objects; frees entries. Returns the exit code. */
+int object_entries_print_json(ObjectEntry *entries, size_t n);
+/* The table, with "N WHATs listed." unless --no-legend, through the pager. Returns the exit code. */
+int table_print_listing(Table *t, const char *what, unsigned max_width);
 int verb_list_sinks(sd_bus *bus, int argc, char **argv);
 int verb_top(sd_bus *bus, int argc, char **argv);

@@ -21,3 +21,4 @@
 #define BUS_ERROR_SOURCE_DEFINED_BY_FILE "org.dpipe.Pipeline1.Error.SourceDefinedByFile"
 #define BUS_ERROR_SINK_EXISTS "org.dpipe.Pipeline1.Error.SinkExists"
 #define BUS_ERROR_NO_SUCH_SINK "org.dpipe.Pipeline1.Error.NoSuchSink"
+#define BUS_ERROR_SINK_DEFINED_BY_FILE "org.dpipe.Pipeline1.Error.SinkDefinedByFile"

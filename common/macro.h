@@ -90,6 +90,21 @@ static inline bool streq_ptr(const char *a, const char *b) {
 #define streq(a, b) (strcmp((a), (b)) == 0)
 #define isempty(s) (!(s) || !*(s))
 
+/* name_to_string() and name_from_string() over name_table[], indexed by the enum type (systemd's
+ * DEFINE_STRING_TABLE_LOOKUP): NULL for a value out of range, -EINVAL for an unknown string. */
+#define DEFINE_STRING_TABLE_LOOKUP(name, type)                                                          \
+        const char *name##_to_string(type i) {                                                          \
+                if (i < 0 || (size_t) i >= ELEMENTSOF(name##_table))                                    \
+                        return NULL;                                                                    \
+                return name##_table[i];                                                                 \
+        }                                                                                               \
+        type name##_from_string(const char *s) {                                                        \
+                for (size_t i = 0; s && i < ELEMENTSOF(name##_table); i++)                              \
+                        if (name##_table[i] && streq(name##_table[i], s))                               \
+                                return (type) i;                                                        \
+                return (type) -EINVAL;                                                                  \
+        }
+
 /* Errno helpers: functions in this project return negative errno values. */
 #define RET_NERRNO(expr)                                                                                \
         ({                                                                                              \

@@ -55,42 +55,99 @@ static int bus_read_options(sd_bus_message *message, struct json_object **ret, s
         return r;
 }
 
-/* An AddSource call waiting for the connector's check of its options. */
-typedef struct BusAddSource {
-        Manager *manager;
-        sd_bus_message *request;
-} BusAddSource;
+/* What the Add/Remove/Get methods of sources and sinks differ in. */
+typedef struct BusKind {
+        const char *what; /* "source" */
+        bool (*name_is_valid)(const char *name);
+        size_t name_max;
+        const char *no_such; /* the error of an unknown name */
+        int (*check)(Manager *m, const char *name, const char *type, struct json_object *options,
+                     option_check_handler_t handler, void *userdata, OptionCheck **ret_check,
+                     OptionCheckResult *ret_result, sd_bus_error *error);
+        /* The add itself, once the daemon answered; the new object's path in *ret_path. */
+        int (*add)(Manager *m, const char *name, const char *type, struct json_object *options,
+                   const OptionCheckAnswer *check, const Actor *actor, const char **ret_path, sd_bus_error *error);
+        int (*remove)(Manager *m, const char *name, const Actor *actor, sd_bus_error *error);
+        /* The object path of name, or NULL. */
+        const char *(*path)(Manager *m, const char *name);
+} BusKind;
 
-static int bus_add_source_finish(sd_bus_message *message, Manager *m, const OptionCheckAnswer *check,
-                                 sd_bus_error *error);
-
-static void bus_add_source_checked(const OptionCheckAnswer *answer, void *userdata) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        BusAddSource *a = userdata;
+static int source_add(Manager *m, const char *name, const char *type, struct json_object *options,
+                      const OptionCheckAnswer *check, const Actor *actor, const char **ret_path, sd_bus_error *error) {
+        Source *s;
         int r;
 
-        r = bus_add_source_finish(a->request, a->manager, answer, &error);
-        if (r < 0)
-                (void) sd_bus_reply_method_errno(a->request, r, &error);
-        sd_bus_message_unref(a->request);
-        free(a);
+        r = manager_add_source(m, name, type, options, check, actor, &s, error);
+        if (r >= 0)
+                *ret_path = s->object_path;
+        return r;
 }
 
-static void bus_add_source_cancelled(void *userdata) {
-        BusAddSource *a = userdata;
-
-        sd_bus_message_unref(a->request);
-        free(a);
+static const char *source_path(Manager *m, const char *name) {
+        Source *s = manager_find_source(m, name);
+        return s ? s->object_path : NULL;
 }
 
-/* 5.-7. of AddSource, once the connector has checked the options: work, errors, reply. */
-static int bus_add_source_finish(sd_bus_message *message, Manager *m, const OptionCheckAnswer *check,
-                                 sd_bus_error *error) {
+static int sink_add(Manager *m, const char *name, const char *type, struct json_object *options,
+                    const OptionCheckAnswer *check, const Actor *actor, const char **ret_path, sd_bus_error *error) {
+        Sink *s;
+        int r;
+
+        r = manager_add_sink(m, name, type, options, check, actor, &s, error);
+        if (r >= 0)
+                *ret_path = s->object_path;
+        return r;
+}
+
+static const char *sink_path(Manager *m, const char *name) {
+        Sink *s = manager_find_sink(m, name);
+        return s ? s->object_path : NULL;
+}
+
+static bool sink_name_is_valid_(const char *name) {
+        return sink_name_is_valid(name);
+}
+
+static bool source_name_is_valid_(const char *name) {
+        return source_name_is_valid(name);
+}
+
+static const BusKind bus_kind_source = {
+        .what = "source",
+        .name_is_valid = source_name_is_valid_,
+        .name_max = 64,
+        .no_such = BUS_ERROR_NO_SUCH_SOURCE,
+        .check = manager_add_source_check,
+        .add = source_add,
+        .remove = manager_remove_source,
+        .path = source_path,
+};
+
+static const BusKind bus_kind_sink = {
+        .what = "sink",
+        .name_is_valid = sink_name_is_valid_,
+        .name_max = SINK_NAME_MAX,
+        .no_such = BUS_ERROR_NO_SUCH_SINK,
+        .check = manager_add_sink_check,
+        .add = sink_add,
+        .remove = manager_remove_sink,
+        .path = sink_path,
+};
+
+/* An AddSource or AddSink call waiting for the daemon's check of its options. */
+typedef struct BusAdd {
+        Manager *manager;
+        const BusKind *kind;
+        sd_bus_message *request;
+} BusAdd;
+
+/* 5.-7. of AddSource/AddSink, once the daemon has checked the options: work, errors, reply. */
+static int bus_add_finish(sd_bus_message *message, Manager *m, const BusKind *kind, const OptionCheckAnswer *check,
+                          sd_bus_error *error) {
         _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
         _cleanup_json_ struct json_object *options = NULL;
-        const char *name, *type;
+        const char *name, *type, *path;
         Actor actor;
-        Source *s;
         int r;
 
         r = sd_bus_message_rewind(message, true);
@@ -103,19 +160,38 @@ static int bus_add_source_finish(sd_bus_message *message, Manager *m, const Opti
         if (r < 0)
                 return r;
         bus_actor(message, &actor, &creds);
-        r = manager_add_source(m, name, type, options, check, &actor, &s, error);
+        r = kind->add(m, name, type, options, check, &actor, &path, error);
         if (r < 0)
                 return r;
-        /* SourceAdded was emitted by the manager */
-        return sd_bus_reply_method_return(message, "o", s->object_path);
+        /* SourceAdded/SinkAdded was emitted by the manager */
+        return sd_bus_reply_method_return(message, "o", path);
 }
 
-static int method_add_source(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+static void bus_add_checked(const OptionCheckAnswer *answer, void *userdata) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        BusAdd *a = userdata;
+        int r;
+
+        r = bus_add_finish(a->request, a->manager, a->kind, answer, &error);
+        if (r < 0)
+                (void) sd_bus_reply_method_errno(a->request, r, &error);
+        sd_bus_message_unref(a->request);
+        free(a);
+}
+
+static void bus_add_cancelled(void *userdata) {
+        BusAdd *a = userdata;
+
+        sd_bus_message_unref(a->request);
+        free(a);
+}
+
+static int method_add(sd_bus_message *message, Manager *m, const BusKind *kind, sd_bus_message_handler_t self,
+                      sd_bus_error *error) {
         _cleanup_json_ struct json_object *options = NULL;
-        Manager *m = userdata;
         OptionCheckResult check;
         OptionCheck *q;
-        BusAddSource *a;
+        BusAdd *a;
         const char *name, *type;
         int r;
 
@@ -126,40 +202,48 @@ static int method_add_source(sd_bus_message *message, void *userdata, sd_bus_err
         r = bus_read_options(message, &options, error);
         if (r < 0)
                 return r;
-        /* 2./3. validate what needs no state (the rest is checked by manager_add_source()); name is
-         * never NULL after a successful read, which the compiler cannot know */
-        if (!source_name_is_valid(name))
+        /* 2./3. validate what needs no state (the rest is checked by the manager); name is never
+         * NULL after a successful read, which the compiler cannot know */
+        if (!kind->name_is_valid(name))
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "Invalid source name \"%.80s\": use 1-64 characters of [A-Za-z0-9_.-].",
-                                         name ?: "");
+                                         "Invalid %s name \"%.80s\": use 1-%zu characters of [A-Za-z0-9_.-].", kind->what,
+                                         name ?: "", kind->name_max);
         /* 4. authorize */
-        r = bus_verify_manage(message, m, method_add_source, error);
+        r = bus_verify_manage(message, m, self, error);
         if (r < 0)
                 return r;
         if (r == 0)
                 return 1; /* polkit will call us again */
-        /* the rest of 3.: the type's connector checks the options, which may take a while (it may
-         * have to be started); the reply waits for it */
-        a = calloc(1, sizeof(BusAddSource));
+        /* the rest of 3.: the type's daemon checks the options, which may take a while (it may have
+         * to be started); the reply waits for it */
+        a = calloc(1, sizeof(BusAdd));
         if (!a)
                 return -ENOMEM;
-        *a = (BusAddSource) { .manager = m, .request = sd_bus_message_ref(message) };
-        r = manager_add_source_check(m, name, type, options, bus_add_source_checked, a, &q, &check, error);
+        *a = (BusAdd) { .manager = m, .kind = kind, .request = sd_bus_message_ref(message) };
+        r = kind->check(m, name, type, options, bus_add_checked, a, &q, &check, error);
         if (r <= 0)
-                bus_add_source_cancelled(a);
+                bus_add_cancelled(a);
         if (r < 0)
                 return r;
         if (r > 0) {
-                option_check_set_destroy(q, bus_add_source_cancelled);
+                option_check_set_destroy(q, bus_add_cancelled);
                 return 1;
         }
         /* 5.-7. */
-        return bus_add_source_finish(message, m, &(OptionCheckAnswer) { .result = check }, error);
+        return bus_add_finish(message, m, kind, &(OptionCheckAnswer) { .result = check }, error);
 }
 
-static int method_remove_source(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+static int method_add_source(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        return method_add(message, userdata, &bus_kind_source, method_add_source, error);
+}
+
+static int method_add_sink(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        return method_add(message, userdata, &bus_kind_sink, method_add_sink, error);
+}
+
+static int method_remove(sd_bus_message *message, Manager *m, const BusKind *kind, sd_bus_message_handler_t self,
+                         sd_bus_error *error) {
         _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
-        Manager *m = userdata;
         Actor actor;
         const char *name;
         int r;
@@ -167,18 +251,47 @@ static int method_remove_source(sd_bus_message *message, void *userdata, sd_bus_
         r = sd_bus_message_read(message, "s", &name);
         if (r < 0)
                 return r;
-        if (!manager_find_source(m, name))
-                return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_SOURCE, "No source named \"%.80s\".", name);
-        r = bus_verify_manage(message, m, method_remove_source, error);
+        if (!kind->path(m, name))
+                return sd_bus_error_setf(error, kind->no_such, "No %s named \"%.80s\".", kind->what, name);
+        r = bus_verify_manage(message, m, self, error);
         if (r < 0)
                 return r;
         if (r == 0)
                 return 1;
         bus_actor(message, &actor, &creds);
-        r = manager_remove_source(m, name, &actor, error);
+        r = kind->remove(m, name, &actor, error);
         if (r < 0)
                 return r;
         return sd_bus_reply_method_return(message, NULL);
+}
+
+static int method_remove_source(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        return method_remove(message, userdata, &bus_kind_source, method_remove_source, error);
+}
+
+static int method_remove_sink(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        return method_remove(message, userdata, &bus_kind_sink, method_remove_sink, error);
+}
+
+static int method_get(sd_bus_message *message, Manager *m, const BusKind *kind, sd_bus_error *error) {
+        const char *name, *path;
+        int r;
+
+        r = sd_bus_message_read(message, "s", &name);
+        if (r < 0)
+                return r;
+        path = kind->path(m, name);
+        if (!path)
+                return sd_bus_error_setf(error, kind->no_such, "No %s named \"%.80s\".", kind->what, name);
+        return sd_bus_reply_method_return(message, "o", path);
+}
+
+static int method_get_source(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        return method_get(message, userdata, &bus_kind_source, error);
+}
+
+static int method_get_sink(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        return method_get(message, userdata, &bus_kind_sink, error);
 }
 
 static int method_pause_resume(sd_bus_message *message, Manager *m, bool pause, sd_bus_message_handler_t self,
@@ -258,76 +371,6 @@ static int method_list_sources(sd_bus_message *message, void *userdata, sd_bus_e
         return sd_bus_send(NULL, reply, NULL);
 }
 
-static int method_get_source(sd_bus_message *message, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
-        const char *name;
-        Source *s;
-        int r;
-
-        r = sd_bus_message_read(message, "s", &name);
-        if (r < 0)
-                return r;
-        s = manager_find_source(m, name);
-        if (!s)
-                return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_SOURCE, "No source named \"%.80s\".", name);
-        return sd_bus_reply_method_return(message, "o", s->object_path);
-}
-
-static int method_add_sink(sd_bus_message *message, void *userdata, sd_bus_error *error) {
-        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
-        _cleanup_json_ struct json_object *options = NULL;
-        Manager *m = userdata;
-        const char *name, *type;
-        Actor actor;
-        Sink *s;
-        int r;
-
-        r = sd_bus_message_read(message, "ss", &name, &type);
-        if (r < 0)
-                return r;
-        r = bus_read_options(message, &options, error);
-        if (r < 0)
-                return r;
-        if (!sink_name_is_valid(name))
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "Invalid sink name \"%.80s\": use 1-%d characters of [A-Za-z0-9_.-].",
-                                         name ?: "", SINK_NAME_MAX);
-        r = bus_verify_manage(message, m, method_add_sink, error);
-        if (r < 0)
-                return r;
-        if (r == 0)
-                return 1;
-        bus_actor(message, &actor, &creds);
-        r = manager_add_sink(m, name, type, options, &actor, &s, error);
-        if (r < 0)
-                return r;
-        return sd_bus_reply_method_return(message, "o", s->object_path);
-}
-
-static int method_remove_sink(sd_bus_message *message, void *userdata, sd_bus_error *error) {
-        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
-        Manager *m = userdata;
-        const char *name;
-        Actor actor;
-        int r;
-
-        r = sd_bus_message_read(message, "s", &name);
-        if (r < 0)
-                return r;
-        if (!manager_find_sink(m, name))
-                return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_SINK, "No sink named \"%.80s\".", name);
-        r = bus_verify_manage(message, m, method_remove_sink, error);
-        if (r < 0)
-                return r;
-        if (r == 0)
-                return 1;
-        bus_actor(message, &actor, &creds);
-        r = manager_remove_sink(m, name, &actor, error);
-        if (r < 0)
-                return r;
-        return sd_bus_reply_method_return(message, NULL);
-}
-
 static int method_list_sinks(sd_bus_message *message, void *userdata, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         Manager *m = userdata;
@@ -349,21 +392,6 @@ static int method_list_sinks(sd_bus_message *message, void *userdata, sd_bus_err
         if (r < 0)
                 return r;
         return sd_bus_send(NULL, reply, NULL);
-}
-
-static int method_get_sink(sd_bus_message *message, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
-        const char *name;
-        Sink *s;
-        int r;
-
-        r = sd_bus_message_read(message, "s", &name);
-        if (r < 0)
-                return r;
-        s = manager_find_sink(m, name);
-        if (!s)
-                return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_SINK, "No sink named \"%.80s\".", name);
-        return sd_bus_reply_method_return(message, "o", s->object_path);
 }
 
 static int property_get_pipeline_id(sd_bus *bus, const char *path, const char *interface, const char *property,

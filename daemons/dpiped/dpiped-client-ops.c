@@ -33,6 +33,8 @@ static const char *error_code_from_bus_error(const sd_bus_error *e) {
                 return "sink_exists";
         if (sd_bus_error_has_name(e, BUS_ERROR_NO_SUCH_SINK))
                 return "no_such_sink";
+        if (sd_bus_error_has_name(e, BUS_ERROR_SINK_DEFINED_BY_FILE))
+                return "sink_defined_by_file";
         if (sd_bus_error_has_name(e, SD_BUS_ERROR_NOT_SUPPORTED))
                 return "not_supported";
         if (sd_bus_error_has_name(e, SD_BUS_ERROR_INVALID_ARGS))
@@ -175,7 +177,8 @@ static int op_pong(Client *c, struct json_object *req, struct json_object *id) {
         return 0; /* receiving anything already counts as a sign of life */
 }
 
-static int add_source_finish(Client *c, struct json_object *req, const OptionCheckAnswer *check) {
+/* add_source and add_sink: the type's daemon checks the options first, then the add is done. */
+static int add_finish(Client *c, struct json_object *req, const OptionCheckAnswer *check) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         const char *name = json_get_string(req, "name"), *type = json_get_string(req, "type");
         struct json_object *options = NULL, *id = NULL;
@@ -185,28 +188,31 @@ static int add_source_finish(Client *c, struct json_object *req, const OptionChe
         (void) json_object_object_get_ex(req, "id", &id);
         (void) json_object_object_get_ex(req, "options", &options);
         client_actor(c, &actor);
-        r = manager_add_source(c->manager, name, type, options, check, &actor, NULL, &error);
+        if (streq_ptr(json_get_string(req, "op"), "add_sink"))
+                r = manager_add_sink(c->manager, name, type, options, check, &actor, NULL, &error);
+        else
+                r = manager_add_source(c->manager, name, type, options, check, &actor, NULL, &error);
         if (r < 0)
                 return client_send_bus_error(c, id, &error, r);
         return client_send_op(c, id, "ok");
 }
 
-/* The connector answered (or could not): the add is done, then the requests that waited. */
-static void add_source_checked(const OptionCheckAnswer *answer, void *userdata) {
+/* The daemon answered (or could not): the add is done, then the requests that waited. */
+static void add_checked(const OptionCheckAnswer *answer, void *userdata) {
         _cleanup_json_ struct json_object *req = NULL;
         Client *c = userdata;
         int r;
 
         c->option_check = NULL;
         req = TAKE_PTR(c->pending_request);
-        r = add_source_finish(c, req, answer);
+        r = add_finish(c, req, answer);
         if (r >= 0)
                 r = client_resume_input(c);
         if (r < 0)
                 client_free(c);
 }
 
-static int op_add_source(Client *c, struct json_object *req, struct json_object *id) {
+static int op_add(Client *c, struct json_object *req, struct json_object *id, bool sink) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         const char *name = json_get_string(req, "name"), *type = json_get_string(req, "type");
         struct json_object *options = NULL;
@@ -214,19 +220,25 @@ static int op_add_source(Client *c, struct json_object *req, struct json_object 
         int r;
 
         if (!name || !type)
-                return client_send_error(c, id, "bad_request", "add_source needs \"name\" and \"type\" strings");
+                return client_send_error(c, id, "bad_request",
+                                         sink ? "add_sink needs \"name\" and \"type\" strings"
+                                              : "add_source needs \"name\" and \"type\" strings");
         if (json_object_object_get_ex(req, "options", &options) && !json_object_is_type(options, json_type_object))
                 return client_send_error(c, id, "bad_request", "\"options\" must be an object");
-        /* The type's connector checks the options; this client's next requests wait for it. */
-        r = manager_add_source_check(c->manager, name, type, options, add_source_checked, c, &c->option_check, &check,
-                                     &error);
+        /* The type's daemon checks the options; this client's next requests wait for it. */
+        r = (sink ? manager_add_sink_check : manager_add_source_check)(c->manager, name, type, options, add_checked, c,
+                                                                       &c->option_check, &check, &error);
         if (r < 0)
                 return client_send_bus_error(c, id, &error, r);
         if (r > 0) {
                 c->pending_request = json_object_get(req);
                 return 0;
         }
-        return add_source_finish(c, req, &(OptionCheckAnswer) { .result = check });
+        return add_finish(c, req, &(OptionCheckAnswer) { .result = check });
+}
+
+static int op_add_source(Client *c, struct json_object *req, struct json_object *id) {
+        return op_add(c, req, id, false);
 }
 
 static int op_named(Client *c, struct json_object *req, struct json_object *id, const char *op) {
@@ -293,7 +305,7 @@ static int op_list_sources(Client *c, struct json_object *req, struct json_objec
                 json_object_object_add(e, "reconnects", json_object_new_int64(s->reconnects));
                 json_object_object_add(e, "last_error", json_object_new_string(s->last_error));
                 if (source_is_from_file(s))
-                        json_object_object_add(e, "fragment_path", json_object_new_string(s->fragment_path));
+                        json_object_object_add(e, "fragment_path", json_object_new_string(s->files.fragment_path));
         }
         json_object_object_add(o, "op", json_object_new_string("sources"));
         json_object_object_add(o, "sources", TAKE_PTR(a));
@@ -301,21 +313,7 @@ static int op_list_sources(Client *c, struct json_object *req, struct json_objec
 }
 
 static int op_add_sink(Client *c, struct json_object *req, struct json_object *id) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        const char *name = json_get_string(req, "name"), *type = json_get_string(req, "type");
-        struct json_object *options = NULL;
-        Actor actor;
-        int r;
-
-        if (!name || !type)
-                return client_send_error(c, id, "bad_request", "add_sink needs \"name\" and \"type\" strings");
-        if (json_object_object_get_ex(req, "options", &options) && !json_object_is_type(options, json_type_object))
-                return client_send_error(c, id, "bad_request", "\"options\" must be an object");
-        client_actor(c, &actor);
-        r = manager_add_sink(c->manager, name, type, options, &actor, NULL, &error);
-        if (r < 0)
-                return client_send_bus_error(c, id, &error, r);
-        return client_send_op(c, id, "ok");
+        return op_add(c, req, id, true);
 }
 
 static int op_remove_sink(Client *c, struct json_object *req, struct json_object *id) {
@@ -351,6 +349,8 @@ static int op_list_sinks(Client *c, struct json_object *req, struct json_object 
                 json_object_object_add(e, "records_sent", json_object_new_uint64(s->records_sent));
                 json_object_object_add(e, "lag", json_object_new_uint64(s->lag));
                 json_object_object_add(e, "last_error", json_object_new_string(s->last_error));
+                if (sink_is_from_file(s))
+                        json_object_object_add(e, "fragment_path", json_object_new_string(s->files.fragment_path));
         }
         json_object_object_add(o, "op", json_object_new_string("sinks"));
         json_object_object_add(o, "sinks", TAKE_PTR(a));

@@ -287,6 +287,7 @@ const ConnectorKind connector_kind_source = {
         .prefix = "connector",
         .what = "connector",
         .title = "Connector",
+        .object = "source",
         .lost = "connection to the connector lost",
         .unreachable = "connector not reachable",
         .has_objects = source_link_has_objects,

@@ -20,6 +20,7 @@
 typedef struct ConnectorKind {
         const char *prefix; /* the socket is <runtime-dir>/<prefix>-<type>.sock */
         const char *what, *title; /* "connector"/"Connector": for log messages */
+        const char *object;       /* "source": what the daemon runs */
         const char *lost, *unreachable; /* LastError when the connection is lost, cannot be made */
         /* Whether any object of the link's type is registered. */
         bool (*has_objects)(Connector *c);

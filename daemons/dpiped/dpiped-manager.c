@@ -49,6 +49,9 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
         r = strv_split(config->source_dirs ?: SOURCE_DIRS_DEFAULT, ':', &m->source_dirs);
         if (r < 0)
                 return r;
+        r = strv_split(config->sink_dirs ?: SINK_DIRS_DEFAULT, ':', &m->sink_dirs);
+        if (r < 0)
+                return r;
         if (config->pipeline_id)
                 m->pipeline_id = strdup(config->pipeline_id);
         else {
@@ -159,6 +162,7 @@ Manager *manager_free(Manager *m) {
         free(m->sources_dir);
         free(m->subscriptions_dir);
         strv_free(m->source_dirs);
+        strv_free(m->sink_dirs);
         free(m->sinks_dir);
         free(m->pipeline_id);
         free(m->stream);
@@ -229,7 +233,7 @@ static int manager_add_source_validate(Manager *m, const char *name, const char 
         if (existing && source_is_from_file(existing))
                 return sd_bus_error_setf(error, BUS_ERROR_SOURCE_EXISTS,
                                          "A source named \"%s\" exists already, defined by %s.", name,
-                                         existing->fragment_path);
+                                         existing->files.fragment_path);
         if (existing)
                 return sd_bus_error_setf(error, BUS_ERROR_SOURCE_EXISTS, "A source named \"%s\" exists already.", name);
         if (!manager_type_is_known(m, type))
@@ -255,7 +259,7 @@ int manager_add_source_check(Manager *m, const char *name, const char *type, str
         r = manager_add_source_validate(m, name, type, options, &normalized, error);
         if (r < 0)
                 return r;
-        r = option_check_start(m, type, normalized, handler, userdata, ret_check, ret_result);
+        r = option_check_start(m, &connector_kind_source, type, normalized, handler, userdata, ret_check, ret_result);
         if (r < 0)
                 return sd_bus_error_set_errno(error, r);
         return r;
@@ -357,7 +361,7 @@ int manager_remove_source(Manager *m, const char *name, const Actor *actor, sd_b
                 return sd_bus_error_setf(error, BUS_ERROR_SOURCE_DEFINED_BY_FILE,
                                          "Source \"%s\" is defined by %s: remove or mask that file, then reload "
                                          "(dpipectl reload).",
-                                         s->name, s->fragment_path);
+                                         s->name, s->files.fragment_path);
 
         r = registry_remove(m->sources_dir, name);
         if (r < 0) {
@@ -516,15 +520,20 @@ int manager_start(Manager *m) {
         if (r < 0)
                 return r;
         ReloadStats st;
-        r = manager_load_source_files(m, NULL, &st);
-        if (r < 0)
-                return r;
-        if (st.added + st.failed > 0)
-                log_info("Loaded %u source%s from source files (%u with errors).", st.added, st.added == 1 ? "" : "s",
-                         st.failed);
         r = manager_load_sinks(m);
         if (r < 0)
                 return r;
+        /* The files after the registries: a file wins over the API's definition of its name. */
+        for (const DefOps *const *ops = def_ops_all; *ops; ops++) {
+                const char *what = (*ops)->file_kind->what;
+
+                r = manager_load_def_files(m, *ops, NULL, &st);
+                if (r < 0)
+                        return r;
+                if (st.added + st.failed > 0)
+                        log_info("Loaded %u %s%s from %s files (%u with errors).", st.added, what,
+                                 st.added == 1 ? "" : "s", what, st.failed);
+        }
 
         manager_queue_watch_try(m);
         r = sd_event_add_time_relative(m->event, &m->queue_poll_timer, CLOCK_MONOTONIC, QUEUE_POLL_USEC,

@@ -29,8 +29,9 @@ typedef struct TlsContext TlsContext;
 typedef struct MetricsServer MetricsServer;
 typedef struct WriterLink WriterLink;
 
-/* Where dpipe.source(5) files are looked for, highest precedence first. */
+/* Where dpipe.source(5) and dpipe.sink(5) files are looked for, highest precedence first. */
 #define SOURCE_DIRS_DEFAULT "/etc/dpipe/sources.d:/run/dpipe/sources.d:/usr/lib/dpipe/sources.d"
+#define SINK_DIRS_DEFAULT "/etc/dpipe/sinks.d:/run/dpipe/sinks.d:/usr/lib/dpipe/sinks.d"
 
 #define DPIPED_HEARTBEAT_USEC_DEFAULT (5 * USEC_PER_SEC)
 
@@ -52,6 +53,7 @@ typedef struct ManagerConfig {
         uint64_t max_client_memory;
         unsigned max_clients;
         const char *source_dirs; /* DIR[:DIR...], highest precedence first; "" for none */
+        const char *sink_dirs;   /* the same for dpipe.sink(5) */
         const char *pipeline_id; /* --pipeline-id=; NULL: derived from /etc/machine-id */
         const char *stream;      /* --stream=: serve the client protocol from this JetStream cluster */
         const char *stream_name; /* --stream-name= */
@@ -71,6 +73,7 @@ struct Manager {
         char *subscriptions_dir;
         char **source_dirs; /* dpipe.source(5) directories, NULL-terminated */
         char *sinks_dir;
+        char **sink_dirs; /* dpipe.sink(5) directories, NULL-terminated */
         char *pipeline_id; /* handed to the sinks; NULL when none could be derived */
         char *stream;      /* --stream=, NULL: the local queue */
         char *stream_name;
@@ -175,23 +178,57 @@ int manager_source_start(Manager *m, Source *s);
 /* Stops s and forgets it at run time (the registry is the caller's business); frees s. */
 void manager_source_stop(Manager *m, Source *s);
 
-/* dpiped-reload.c: (re)reads the dpipe.source(5) files and applies the difference. Each change is
- * logged with actor (NULL: at start-up, or SIGHUP). */
+/* dpiped-reload.c: (re)reads the dpipe.source(5) or dpipe.sink(5) files and applies the difference.
+ * Each change is logged with actor (NULL: at start-up, or SIGHUP). */
 typedef struct ReloadStats {
         unsigned added, changed, removed, unchanged, failed;
 } ReloadStats;
-int manager_load_source_files(Manager *m, const Actor *actor, ReloadStats *ret);
+typedef struct DefFile DefFile;
+typedef struct DefFiles DefFiles;
+typedef struct DefFileKind DefFileKind;
+/* What the reload needs of the manager's objects of one kind (Source, Sink), as void *. */
+typedef struct DefOps {
+        const DefFileKind *file_kind;
+        char **(*dirs)(Manager *m);
+        void *(*first)(Manager *m);
+        void *(*next)(void *o);
+        void *(*find)(Manager *m, const char *name);
+        const char *(*name)(void *o);
+        const char *(*type)(void *o);
+        struct json_object *(*options)(void *o);
+        DefFiles *(*files)(void *o);
+        bool (*paused)(void *o); /* NULL: the kind has no pause */
+        /* A new object for f, started: linked, announced on the bus, sent to its daemon. */
+        int (*start)(Manager *m, const DefFile *f, bool paused);
+        /* Stops o and forgets it at run time (the registry is untouched); frees o. */
+        void (*stop)(Manager *m, void *o);
+        void (*emit_files_changed)(void *o);
+        /* Starts the registry's definition of name, if there is one: > 0 if it did. */
+        int (*restore)(Manager *m, const char *name);
+} DefOps;
+extern const DefOps def_ops_source, def_ops_sink;
+extern const DefOps *const def_ops_all[]; /* both, NULL-terminated: sources first */
+int manager_load_def_files(Manager *m, const DefOps *ops, const Actor *actor, ReloadStats *ret);
 int manager_reload(Manager *m, const Actor *actor, sd_bus_error *error);
 int manager_refuse_stream_change(Manager *m, sd_bus_error *error);
 bool manager_type_is_known(Manager *m, const char *type);
 
-/* dpiped-sink.c: the same for sinks (dpipe-sink(7)). */
-int manager_add_sink(Manager *m, const char *name, const char *type, struct json_object *options, const Actor *actor,
-                     Sink **ret, sd_bus_error *error);
+/* dpiped-sink-manager.c: the same for sinks (dpipe-sink(7)), also in two steps: the type's sink
+ * daemon checks the options. */
+int manager_add_sink_check(Manager *m, const char *name, const char *type, struct json_object *options,
+                           option_check_handler_t handler, void *userdata, OptionCheck **ret_check,
+                           OptionCheckResult *ret_result, sd_bus_error *error);
+int manager_add_sink(Manager *m, const char *name, const char *type, struct json_object *options,
+                     const OptionCheckAnswer *check, const Actor *actor, Sink **ret, sd_bus_error *error);
 int manager_remove_sink(Manager *m, const char *name, const Actor *actor, sd_bus_error *error);
 Sink *manager_find_sink(Manager *m, const char *name);
 bool manager_sink_type_is_known(Manager *m, const char *type);
 int manager_load_sinks(Manager *m);
+/* Makes s (new, not linked yet) one of the pipeline's sinks: linked, announced on the bus, sent to
+ * its sink daemon. On failure s is freed. */
+int manager_sink_start(Manager *m, Sink *s);
+/* Stops s and forgets it at run time (the registry is the caller's business); frees s. */
+void manager_sink_stop(Manager *m, Sink *s);
 void manager_sinks_free(Manager *m);
 
 /* Queue bounds for the properties and the status op (0, 0 while there is no queue). */

@@ -16,6 +16,7 @@
 struct OptionCheck {
         Manager *manager;
         OptionCheck *next, *prev;
+        const ConnectorKind *kind;
         char *type;
         int fd;
         bool connected;
@@ -70,8 +71,8 @@ static void option_check_finish(OptionCheck *q, OptionCheckResult result, const 
         };
 
         if (result == OPTION_CHECK_UNCHECKED)
-                log_notice("Connector %s did not answer the check of a source's options (%s); it checks them "
-                           "when it gets the source.", q->type, message ?: "no answer");
+                log_notice("%s %s did not answer the check of a %s's options (%s); it checks them when it gets "
+                           "the %s.", q->kind->title, q->type, q->kind->object, message ?: "no answer", q->kind->object);
         /* Freed first: the handler may start another check, or free what owns the userdata. */
         q->destroy = NULL;
         option_check_free(q);
@@ -161,15 +162,16 @@ static int option_check_timeout(sd_event_source *es, uint64_t usec, void *userda
         return 0;
 }
 
-int option_check_start(Manager *m, const char *type, json_object *options, option_check_handler_t handler,
-                       void *userdata, OptionCheck **ret, OptionCheckResult *ret_result) {
+int option_check_start(Manager *m, const ConnectorKind *kind, const char *type, json_object *options,
+                       option_check_handler_t handler, void *userdata, OptionCheck **ret,
+                       OptionCheckResult *ret_result) {
         _cleanup_(option_check_freep) OptionCheck *q = NULL;
         _cleanup_json_ struct json_object *req = NULL;
         _cleanup_free_ char *path = NULL;
         _cleanup_close_ int fd = -EBADF;
         int r;
 
-        path = connector_socket_path(m->runtime_dir, type);
+        path = connector_kind_socket_path(kind, m->runtime_dir, type);
         if (!path)
                 return -ENOMEM;
         fd = socket_connect_unix(path, true);
@@ -178,8 +180,8 @@ int option_check_start(Manager *m, const char *type, json_object *options, optio
                 return 0;
         }
         if (fd < 0) {
-                log_notice_errno(fd, "Connector %s cannot check a source's options (%s: %m); it checks them "
-                                 "when it gets the source.", type, path);
+                log_notice_errno(fd, "%s %s cannot check a %s's options (%s: %m); it checks them when it gets "
+                                 "the %s.", kind->title, type, kind->object, path, kind->object);
                 *ret_result = OPTION_CHECK_UNCHECKED;
                 return 0;
         }
@@ -189,6 +191,7 @@ int option_check_start(Manager *m, const char *type, json_object *options, optio
         if (!q || !req)
                 return -ENOMEM;
         q->fd = -EBADF;
+        q->kind = kind;
         q->type = strdup(type);
         if (!q->type)
                 return -ENOMEM;

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* Before dpiped accepts a source it asks the type's connector whether the options are right: the
- * connector's option table is the only schema (man:dpipe-connector(7), "check"). The question goes
- * over a connection of its own to <runtime-dir>/connector-<type>.sock, so it starts a
- * socket-activated connector like any connect does, and never disturbs the long-lived control
- * connection. */
+/* Before dpiped accepts a source (a sink) it asks the type's connector (sink daemon) whether the
+ * options are right: the daemon's option table is the only schema (man:dpipe-connector(7) and
+ * man:dpipe-sink(7), "check"). The question goes over a connection of its own to
+ * <runtime-dir>/connector-<type>.sock (sink-<type>.sock), so it starts a socket-activated daemon
+ * like any connect does, and never disturbs the long-lived control connection. */
 
 #include <json-c/json.h>
 #include <stdint.h>
@@ -15,6 +15,7 @@
 
 typedef struct Manager Manager;
 typedef struct OptionCheck OptionCheck;
+typedef struct ConnectorKind ConnectorKind;
 
 typedef enum OptionCheckResult {
         OPTION_CHECK_ACCEPTED,  /* the connector took them */
@@ -38,7 +39,7 @@ typedef void (*option_check_handler_t)(const OptionCheckAnswer *answer, void *us
 
 /* Starts the check. Returns 1 and the pending check in *ret (the handler is called later), or 0 and
  * the result in *ret_result when it is known at once (no socket, nobody listening), or < 0. */
-int option_check_start(Manager *m, const char *type, json_object *options, option_check_handler_t handler,
+int option_check_start(Manager *m, const ConnectorKind *kind, const char *type, json_object *options, option_check_handler_t handler,
                        void *userdata, OptionCheck **ret, OptionCheckResult *ret_result);
 /* Called instead of the handler when a pending check is freed unanswered (dpiped exits, the client
  * that asked went away), to free the userdata. */

@@ -5,6 +5,7 @@
 #include <stddef.h>
 
 #include "bus-json.h"
+#include "dpiped-def-bus.h"
 #include "dpiped-manager.h"
 #include "dpiped-sink.h"
 #include "log.h"
@@ -42,6 +43,11 @@ const sd_bus_vtable sink_vtable[] = {
         SD_BUS_PROPERTY("RecordsSent", "t", NULL, offsetof(Sink, records_sent), 0),
         SD_BUS_PROPERTY("Lag", "t", NULL, offsetof(Sink, lag), 0),
         SD_BUS_PROPERTY("LastError", "s", NULL, offsetof(Sink, last_error), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        /* dpipe.sink(5): the file that defines the sink, "" for a sink of the API. */
+        SD_BUS_PROPERTY("FragmentPath", "s", bus_property_get_fragment_path, offsetof(Sink, files),
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("DropInPaths", "as", bus_property_get_dropin_paths, offsetof(Sink, files),
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_VTABLE_END,
 };
 
@@ -64,24 +70,16 @@ int sink_object_find(sd_bus *bus, const char *path, const char *interface, void 
 
 int sink_node_enumerator(sd_bus *bus, const char *path, void *userdata, char ***nodes, sd_bus_error *error) {
         Manager *m = userdata;
-        char **l;
+        char **l = NULL;
         size_t n = 0;
+        int r = 0;
 
-        l = calloc(m->n_sinks + 1, sizeof(char *));
-        if (!l)
-                return -ENOMEM;
         for (Sink *s = m->sinks; s; s = s->next) {
-                l[n] = strdup(s->object_path);
-                if (!l[n]) {
-                        for (size_t i = 0; i < n; i++)
-                                free(l[i]);
-                        free(l);
-                        return -ENOMEM;
-                }
-                n++;
+                r = bus_node_list_add(&l, &n, s->object_path);
+                if (r < 0)
+                        break;
         }
-        *nodes = l;
-        return 1;
+        return bus_node_list_finish(&l, n, r, nodes);
 }
 
 void sink_emit_state_changed(Sink *s) {
@@ -93,4 +91,9 @@ void sink_emit_state_changed(Sink *s) {
                                            NULL);
         if (r < 0)
                 log_debug_errno(r, "Failed to emit PropertiesChanged for sink %s, ignoring: %m", s->name);
+}
+
+void sink_emit_files_changed(Sink *s) {
+        if (s->manager)
+                bus_emit_files_changed(s->manager->bus, s->object_path, DPIPED_SINK_INTERFACE, s->name);
 }

@@ -3,6 +3,7 @@
 #include <stddef.h>
 
 #include "bus-json.h"
+#include "dpiped-def-bus.h"
 #include "dpiped-manager.h"
 #include "dpiped-source.h"
 #include "log.h"
@@ -35,29 +36,6 @@ static int property_get_options(sd_bus *bus, const char *path, const char *inter
         return bus_message_append_dict_json(reply, s->options);
 }
 
-static int property_get_fragment_path(sd_bus *bus, const char *path, const char *interface, const char *property,
-                                      sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        Source *s = userdata;
-
-        return sd_bus_message_append(reply, "s", s->fragment_path ?: "");
-}
-
-static int property_get_dropin_paths(sd_bus *bus, const char *path, const char *interface, const char *property,
-                                     sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        Source *s = userdata;
-        int r;
-
-        r = sd_bus_message_open_container(reply, 'a', "s");
-        if (r < 0)
-                return r;
-        for (size_t i = 0; s->dropin_paths && s->dropin_paths[i]; i++) {
-                r = sd_bus_message_append_basic(reply, 's', s->dropin_paths[i]);
-                if (r < 0)
-                        return r;
-        }
-        return sd_bus_message_close_container(reply);
-}
-
 /* State, LastError, Reconnects and Paused are signalled when they change; the counters move with
  * every record and are not (read them when needed), nor is LastSkipReason, which moves with every
  * skipped record. */
@@ -79,8 +57,10 @@ const sd_bus_vtable source_vtable[] = {
         SD_BUS_PROPERTY("LastSkipReason", "s", NULL, offsetof(Source, last_skip_reason), 0),
         SD_BUS_PROPERTY("RecordsFiltered", "t", NULL, offsetof(Source, records_filtered), 0),
         /* dpipe.source(5): the file that defines the source, "" for a source of the API. */
-        SD_BUS_PROPERTY("FragmentPath", "s", property_get_fragment_path, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("DropInPaths", "as", property_get_dropin_paths, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("FragmentPath", "s", bus_property_get_fragment_path, offsetof(Source, files),
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("DropInPaths", "as", bus_property_get_dropin_paths, offsetof(Source, files),
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("LastErrorUSec", "t", NULL, offsetof(Source, last_error_usec), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("StateChangeUSec", "t", NULL, offsetof(Source, state_change_usec), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_VTABLE_END,
@@ -105,24 +85,16 @@ int source_object_find(sd_bus *bus, const char *path, const char *interface, voi
 
 int source_node_enumerator(sd_bus *bus, const char *path, void *userdata, char ***nodes, sd_bus_error *error) {
         Manager *m = userdata;
-        char **l;
+        char **l = NULL;
         size_t n = 0;
+        int r = 0;
 
-        l = calloc(m->n_sources + 1, sizeof(char *));
-        if (!l)
-                return -ENOMEM;
         LIST_FOREACH(sources, s, m->sources) {
-                l[n] = strdup(s->object_path);
-                if (!l[n]) {
-                        for (size_t i = 0; i < n; i++)
-                                free(l[i]);
-                        free(l);
-                        return -ENOMEM;
-                }
-                n++;
+                r = bus_node_list_add(&l, &n, s->object_path);
+                if (r < 0)
+                        break;
         }
-        *nodes = l;
-        return 1;
+        return bus_node_list_finish(&l, n, r, nodes);
 }
 
 void source_emit_state_changed(Source *s) {
@@ -137,12 +109,6 @@ void source_emit_state_changed(Source *s) {
 }
 
 void source_emit_files_changed(Source *s) {
-        int r;
-
-        if (!s->manager || !s->manager->bus || !s->object_path)
-                return;
-        r = sd_bus_emit_properties_changed(s->manager->bus, s->object_path, DPIPED_SOURCE_INTERFACE, "FragmentPath",
-                                           "DropInPaths", NULL);
-        if (r < 0)
-                log_debug_errno(r, "Failed to emit PropertiesChanged for source %s, ignoring: %m", s->name);
+        if (s->manager)
+                bus_emit_files_changed(s->manager->bus, s->object_path, DPIPED_SOURCE_INTERFACE, s->name);
 }

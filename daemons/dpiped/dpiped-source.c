@@ -6,6 +6,7 @@
 
 #include "dpiped-source.h"
 #include "json-util.h"
+#include "utf8.h"
 #include "util.h"
 
 static const char *const source_state_table[_SOURCE_STATE_MAX] = {
@@ -17,20 +18,7 @@ static const char *const source_state_table[_SOURCE_STATE_MAX] = {
         [SOURCE_DEGRADED] = "degraded",
 };
 
-const char *source_state_to_string(SourceState s) {
-        if (s < 0 || s >= _SOURCE_STATE_MAX)
-                return NULL;
-        return source_state_table[s];
-}
-
-SourceState source_state_from_string(const char *s) {
-        if (!s)
-                return _SOURCE_STATE_INVALID;
-        for (int i = 0; i < _SOURCE_STATE_MAX; i++)
-                if (streq(source_state_table[i], s))
-                        return (SourceState) i;
-        return _SOURCE_STATE_INVALID;
-}
+DEFINE_STRING_TABLE_LOOKUP(source_state, SourceState)
 
 int source_new(const char *name, const char *type, struct json_object *options, Source **ret) {
         _cleanup_(source_freep) Source *s = NULL;
@@ -62,42 +50,9 @@ Source *source_free(Source *s) {
         free(s->last_error);
         free(s->last_skip_reason);
         json_object_put(s->options);
-        free(s->fragment_path);
-        for (size_t i = 0; s->dropin_paths && s->dropin_paths[i]; i++)
-                free(s->dropin_paths[i]);
-        free(s->dropin_paths);
+        def_files_done(&s->files);
         free(s);
         return NULL;
-}
-
-int source_set_files(Source *s, const char *fragment, char *const *dropins) {
-        char *f = NULL, **d = NULL;
-        size_t n = 0;
-
-        while (dropins && dropins[n])
-                n++;
-        f = strdup(fragment);
-        d = calloc(n + 1, sizeof(char *));
-        if (!f || !d)
-                goto oom;
-        for (size_t i = 0; i < n; i++) {
-                d[i] = strdup(dropins[i]);
-                if (!d[i])
-                        goto oom;
-        }
-        free(s->fragment_path);
-        for (size_t i = 0; s->dropin_paths && s->dropin_paths[i]; i++)
-                free(s->dropin_paths[i]);
-        free(s->dropin_paths);
-        s->fragment_path = f;
-        s->dropin_paths = d;
-        return 0;
-oom:
-        for (size_t i = 0; d && i < n; i++)
-                free(d[i]);
-        free(d);
-        free(f);
-        return -ENOMEM;
 }
 
 const char *source_address(const Source *s) {
@@ -181,11 +136,8 @@ static bool option_key_is_valid(const char *key) {
         return true;
 }
 
-int source_options_normalize(const char *type, struct json_object *options, struct json_object **ret,
-                             char *reason, size_t reason_size) {
+int options_normalize_shape(struct json_object *options, struct json_object **ret, char *reason, size_t reason_size) {
         _cleanup_json_ struct json_object *out = NULL;
-        const char *why = NULL;
-        int r;
 
         if (options && !json_object_is_type(options, json_type_object)) {
                 snprintf(reason, reason_size, "options must be an object");
@@ -194,17 +146,14 @@ int source_options_normalize(const char *type, struct json_object *options, stru
         out = json_object_new_object();
         if (!out)
                 return -ENOMEM;
-
         if (options) {
                 json_object_object_foreach(options, key, value) {
-                        struct json_object *v = NULL;
-
                         if (!option_key_is_valid(key)) {
                                 snprintf(reason, reason_size, "invalid option name \"%.64s\"", key);
                                 return -EINVAL;
                         }
-                        /* Names, types and values are the connector's to check: dpiped only
-                         * keeps what it can store and send on (basic JSON types). */
+                        /* Names, types and values are the daemon's to check: dpiped only keeps what
+                         * it can store and send on (basic JSON types). */
                         if (!value || json_object_is_type(value, json_type_object) ||
                             json_object_is_type(value, json_type_array)) {
                                 snprintf(reason, reason_size, "option \"%.64s\" must be a string, number or boolean", key);
@@ -215,13 +164,28 @@ int source_options_normalize(const char *type, struct json_object *options, stru
                                 snprintf(reason, reason_size, "option \"%.64s\" must be a finite number", key);
                                 return -EINVAL;
                         }
-                        v = json_object_get(value);
-                        if (!v)
+                        if (json_object_is_type(value, json_type_string) &&
+                            !utf8_is_valid_n(json_object_get_string(value), (size_t) json_object_get_string_len(value))) {
+                                snprintf(reason, reason_size, "option \"%.64s\" is not UTF-8", key);
+                                return -EINVAL;
+                        }
+                        if (json_object_object_add(out, key, json_object_get(value)) < 0)
                                 return -ENOMEM;
-                        json_object_object_add(out, key, v);
                 }
         }
+        *ret = TAKE_PTR(out);
+        return 0;
+}
 
+int source_options_normalize(const char *type, struct json_object *options, struct json_object **ret,
+                             char *reason, size_t reason_size) {
+        _cleanup_json_ struct json_object *out = NULL;
+        const char *why = NULL;
+        int r;
+
+        r = options_normalize_shape(options, &out, reason, reason_size);
+        if (r < 0)
+                return r;
         r = source_address_check(json_get_string(out, "address"), &why);
         if (r < 0) {
                 snprintf(reason, reason_size, "%s", why);
@@ -284,3 +248,14 @@ int source_registry_parse(const char *text, size_t size, Source **ret) {
         *ret = TAKE_PTR(s);
         return 0;
 }
+
+const DefFileKind def_file_kind_source = {
+        .what = "source",
+        .section = "Source",
+        .man = "dpipe.source(5)",
+        .type_hint = "a connector type such as tcp, http or file",
+        .name_rule = "1-64 characters of [A-Za-z0-9_.-]",
+        .name_is_valid = source_name_is_valid,
+        .type_is_valid = source_type_is_valid,
+        .normalize = source_options_normalize,
+};

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "dpiped-def-file.h"
 #include "list.h"
 #include "macro.h"
 
@@ -53,11 +54,12 @@ typedef struct Source {
 
         uint64_t pending_request_id; /* id of the last "add" sent to the connector */
 
-        /* Set when a file defines the source (dpipe.source(5)): the fragment, and its drop-ins
-         * (NULL-terminated, maybe empty). NULL for a source of the API (the registry). */
-        char *fragment_path;
-        char **dropin_paths;
+        /* Set when a file defines the source (dpipe.source(5)). */
+        DefFiles files;
 } Source;
+
+/* The kind of dpipe.source(5) files. */
+extern const DefFileKind def_file_kind_source;
 
 int source_new(const char *name, const char *type, struct json_object *options, Source **ret);
 Source *source_free(Source *s);
@@ -65,10 +67,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Source *, source_free);
 
 const char *source_address(const Source *s);
 static inline bool source_is_from_file(const Source *s) {
-        return s->fragment_path;
+        return def_files_defined(&s->files);
 }
-/* Takes copies of the paths of the file(s) that define s. */
-int source_set_files(Source *s, const char *fragment, char *const *dropins);
 /* Sets state and error (NULL or "": keep the last error, it stays visible with its time after the
  * source recovered); returns true if anything visible changed. now is CLOCK_REALTIME. */
 bool source_set_state(Source *s, SourceState state, const char *error, uint64_t now);
@@ -88,6 +88,9 @@ int source_address_check(const char *address, const char **ret_reason);
 /* Checks what dpiped needs of the options object: valid names, values of basic JSON types, an
  * address. Which names a type takes, and their values, only its connector knows: it checks them
  * ("check", dpiped-option-check.h). Returns a new object in *ret. */
+/* The shape every definition's options have (sources' and sinks'): valid names, values of basic
+ * JSON types, finite numbers, UTF-8 strings. Returns a new object in *ret. */
+int options_normalize_shape(struct json_object *options, struct json_object **ret, char *reason, size_t reason_size);
 int source_options_normalize(const char *type, struct json_object *options, struct json_object **ret,
                              char *reason, size_t reason_size);
 

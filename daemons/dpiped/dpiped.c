@@ -41,6 +41,7 @@ static const char *arg_admin_group = NULL;
 static uint64_t arg_max_client_memory = CLIENT_MEMORY_DEFAULT;
 static unsigned arg_max_clients = CLIENTS_MAX_DEFAULT;
 static const char *arg_sources_dirs = NULL;
+static const char *arg_sinks_dirs = NULL;
 static const char *arg_pipeline_id = NULL;
 static const char *arg_stream = NULL;
 static const char *arg_stream_name = "DPIPE";
@@ -120,6 +121,7 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_MAX_CLIENTS,
                 ARG_MAX_CLIENT_MEMORY,
                 ARG_SOURCES_DIRS,
+                ARG_SINKS_DIRS,
                 ARG_USER,
                 ARG_BUS_INTROSPECT,
                 ARG_PIPELINE_ID,
@@ -146,6 +148,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "max-clients", required_argument, NULL, ARG_MAX_CLIENTS },
                 { "max-client-memory", required_argument, NULL, ARG_MAX_CLIENT_MEMORY },
                 { "sources-dirs", required_argument, NULL, ARG_SOURCES_DIRS },
+                { "sinks-dirs", required_argument, NULL, ARG_SINKS_DIRS },
                 { "user", no_argument, NULL, ARG_USER },
                 { "metrics", required_argument, NULL, ARG_METRICS },
                 { "degraded-sec", required_argument, NULL, ARG_DEGRADED_SEC },
@@ -231,13 +234,15 @@ static int parse_argv(int argc, char *argv[]) {
                         break;
                 }
                 case ARG_SOURCES_DIRS:
+                case ARG_SINKS_DIRS:
                         for (const char *p = optarg; *p; p += strcspn(p, ":"), p += !!*p)
                                 if (*p != '/' && *p != ':') {
-                                        fprintf(stderr, "%s: --sources-dirs= takes absolute paths separated by ':', not \"%s\"\n",
-                                                program_invocation_short_name, optarg);
+                                        fprintf(stderr, "%s: --%s-dirs= takes absolute paths separated by ':', not \"%s\"\n",
+                                                program_invocation_short_name, c == ARG_SINKS_DIRS ? "sinks" : "sources",
+                                                optarg);
                                         return -EINVAL;
                                 }
-                        arg_sources_dirs = optarg;
+                        *(c == ARG_SINKS_DIRS ? &arg_sinks_dirs : &arg_sources_dirs) = optarg;
                         break;
                 case ARG_USER:
                         arg_user = true;
@@ -417,6 +422,7 @@ static int run(int argc, char *argv[]) {
         config.max_clients = arg_max_clients;
         config.max_client_memory = arg_max_client_memory;
         config.source_dirs = arg_sources_dirs;
+        config.sink_dirs = arg_sinks_dirs;
         config.pipeline_id = arg_pipeline_id;
         config.stream = arg_stream;
         config.stream_name = arg_stream_name;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* dpipe.source(5): the parser of one file (sections, comments, continuations, Option= verbatim and
- * its reset, errors with file:line) and the listing of the directories (precedence, masking,
- * drop-ins in file-name order). */
+/* dpipe.source(5) and dpipe.sink(5): the parser of one file (sections, comments, continuations,
+ * Option= verbatim and its reset, errors with file:line), the listing of the directories
+ * (precedence, masking, drop-ins in file-name order), and what differs between the two kinds. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,38 +15,48 @@
 
 #include <cmocka.h>
 
-#include "dpiped-source-file.h"
+#include "dpiped-def-file.h"
+#include "dpiped-sink.h"
+#include "dpiped-source.h"
 #include "json-util.h"
 #include "util.h"
 
-static SourceFile *parse_ok(const char *text) {
-        SourceFile *f = calloc(1, sizeof(SourceFile));
-        char error[SOURCE_FILE_ERROR_MAX] = "";
+static DefFile *new_file(const DefFileKind *kind) {
+        DefFile *f = calloc(1, sizeof(DefFile));
+
+        assert_non_null(f);
+        f->kind = kind;
+        return f;
+}
+
+static DefFile *parse_ok(const char *text) {
+        DefFile *f = new_file(&def_file_kind_source);
+        char error[DEF_FILE_ERROR_MAX] = "";
         int r;
 
         assert_non_null(f);
-        r = source_file_parse(f, "x.source", text, strlen(text), error, sizeof(error));
+        r = def_file_parse(f, "x.source", text, strlen(text), error, sizeof(error));
         if (r < 0)
                 fail_msg("unexpected error %d: %s", r, error);
         return f;
 }
 
 static void parse_bad(const char *text, const char *expected_error) {
-        _cleanup_(source_file_freep) SourceFile *f = calloc(1, sizeof(SourceFile));
-        char error[SOURCE_FILE_ERROR_MAX] = "";
+        _cleanup_(def_file_freep) DefFile *f = new_file(&def_file_kind_source);
+        char error[DEF_FILE_ERROR_MAX] = "";
 
         assert_non_null(f);
-        assert_true(source_file_parse(f, "x.source", text, strlen(text), error, sizeof(error)) < 0);
+        assert_true(def_file_parse(f, "x.source", text, strlen(text), error, sizeof(error)) < 0);
         if (!strstr(error, expected_error))
                 fail_msg("error \"%s\" does not contain \"%s\"", error, expected_error);
 }
 
-static const char *opt(SourceFile *f, const char *key) {
+static const char *opt(DefFile *f, const char *key) {
         return json_get_string(f->options, key);
 }
 
 static void test_parse_basic(void **state) {
-        _cleanup_(source_file_freep) SourceFile *f = parse_ok("# comment\n"
+        _cleanup_(def_file_freep) DefFile *f = parse_ok("# comment\n"
                                                                "; another\n"
                                                                "\n"
                                                                "[Source]\r\n"
@@ -65,7 +75,7 @@ static void test_parse_basic(void **state) {
 }
 
 static void test_parse_verbatim(void **state) {
-        _cleanup_(source_file_freep) SourceFile *f = parse_ok(
+        _cleanup_(def_file_freep) DefFile *f = parse_ok(
                         "[Source]\n"
                         "Option=transform=select a,b; where m ~ \"a = b\";set k='v'\n"
                         "Option=query={\"op\":\"subscribe\",\"from\":0}\n"
@@ -79,7 +89,7 @@ static void test_parse_verbatim(void **state) {
 }
 
 static void test_parse_continuation(void **state) {
-        _cleanup_(source_file_freep) SourceFile *f = parse_ok("[Source]\n"
+        _cleanup_(def_file_freep) DefFile *f = parse_ok("[Source]\n"
                                                                "Option=csv_header=a,\\\n"
                                                                "# a comment inside is dropped\n"
                                                                "b,\\\n"
@@ -92,7 +102,7 @@ static void test_parse_continuation(void **state) {
 }
 
 static void test_parse_reset(void **state) {
-        _cleanup_(source_file_freep) SourceFile *f = parse_ok("[Source]\n"
+        _cleanup_(def_file_freep) DefFile *f = parse_ok("[Source]\n"
                                                                "Type=tcp\n"
                                                                "Address=h:1\n"
                                                                "Option=format=csv\n"
@@ -107,9 +117,9 @@ static void test_parse_reset(void **state) {
         assert_null(opt(f, "query"));
 
         /* A drop-in on top: Type= and Address= replace, an empty Address= unsets. */
-        char error[SOURCE_FILE_ERROR_MAX];
+        char error[DEF_FILE_ERROR_MAX];
         const char *dropin = "[Source]\nType=http\nAddress=\n";
-        assert_int_equal(source_file_parse(f, "x.conf", dropin, strlen(dropin), error, sizeof(error)), 0);
+        assert_int_equal(def_file_parse(f, "x.conf", dropin, strlen(dropin), error, sizeof(error)), 0);
         assert_string_equal(f->type, "http");
         assert_null(opt(f, "address"));
         assert_string_equal(opt(f, "format"), "lines");
@@ -128,16 +138,16 @@ static void test_parse_errors(void **state) {
         parse_bad("[Source]\nType=\\\ntcp\nFoo=1\n", "x.source:4: unknown setting \"Foo\"");
         parse_bad("[Source]\nType=tcp\xff\n", "x.source: the file is not UTF-8 text");
 
-        _cleanup_(source_file_freep) SourceFile *f = calloc(1, sizeof(SourceFile));
-        char error[SOURCE_FILE_ERROR_MAX] = "";
+        _cleanup_(def_file_freep) DefFile *f = new_file(&def_file_kind_source);
+        char error[DEF_FILE_ERROR_MAX] = "";
         assert_non_null(f);
-        assert_int_equal(source_file_parse(f, "x.source", "[Source]\nType=t\0cp\n", 18, error, sizeof(error)), -EBADMSG);
+        assert_int_equal(def_file_parse(f, "x.source", "[Source]\nType=t\0cp\n", 18, error, sizeof(error)), -EBADMSG);
         assert_string_equal(error, "x.source: the file contains a NUL byte");
 }
 
 /* ---- directories --------------------------------------------------------------------------------- */
 
-static char root[] = "/tmp/test-dpiped-source-file.XXXXXX";
+static char root[] = "/tmp/test-dpiped-def-file.XXXXXX";
 
 static void write_text(const char *rel, const char *text) {
         _cleanup_free_ char *path = path_join(root, rel);
@@ -173,7 +183,7 @@ static const char *rel(const char *path) {
 
 static void test_enumerate(void **state) {
         _cleanup_free_ char *etc = NULL, *run = NULL, *lib = NULL;
-        SourceFileEntry *l = NULL;
+        DefFileEntry *l = NULL;
         size_t n = 0;
 
         assert_non_null(mkdtemp(root));
@@ -211,7 +221,7 @@ static void test_enumerate(void **state) {
         write_text("etc/orphan.source.d/10.conf", "[Source]\n");
 
         problems[0] = 0;
-        assert_int_equal(source_files_enumerate(dirs, collect_problem, NULL, &l, &n), 0);
+        assert_int_equal(def_files_enumerate(&def_file_kind_source, dirs, collect_problem, NULL, &l, &n), 0);
         assert_int_equal(n, 2);
         assert_string_equal(l[0].name, "a");
         assert_string_equal(rel(l[0].path), "/etc/a.source");
@@ -225,40 +235,111 @@ static void test_enumerate(void **state) {
         assert_string_equal(rel(l[1].dropins[2]), "/etc/d.source.d/20-y.conf");
         assert_null(l[1].dropins[3]);
         assert_non_null(strstr(problems, "bad name.source: \"bad name\" is not a valid source name"));
-        source_file_entries_free(l, n);
+        def_file_entries_free(l, n);
 
         /* Loading: the fragment, then the drop-ins in order; normalised like AddSource (values as
          * written: their types are the connector's option table's, which parses text). */
         write_text("etc/a.source", "[Source]\nType=tcp\nAddress=h:1\nOption=interval_ms=250\n");
-        assert_int_equal(source_files_enumerate(dirs, NULL, NULL, &l, &n), 0);
-        SourceFile *f = NULL;
-        char error[SOURCE_FILE_ERROR_MAX] = "";
-        assert_int_equal(source_file_load(&l[0], &f, error, sizeof(error)), 0);
+        assert_int_equal(def_files_enumerate(&def_file_kind_source, dirs, NULL, NULL, &l, &n), 0);
+        DefFile *f = NULL;
+        char error[DEF_FILE_ERROR_MAX] = "";
+        assert_int_equal(def_file_load(&def_file_kind_source, &l[0], &f, error, sizeof(error)), 0);
         assert_string_equal(json_object_to_json_string_ext(f->options, JSON_C_TO_STRING_PLAIN),
                             "{\"address\":\"h:1\",\"interval_ms\":\"250\"}");
-        f = source_file_free(f);
+        f = def_file_free(f);
         /* d: no Type= anywhere. */
-        assert_int_equal(source_file_load(&l[1], &f, error, sizeof(error)), -EINVAL);
+        assert_int_equal(def_file_load(&def_file_kind_source, &l[1], &f, error, sizeof(error)), -EINVAL);
         assert_non_null(strstr(error, "/lib/d.source: Type= is missing"));
         /* A refused value names the line that set it, in the drop-in that set it. */
         write_text("lib/d.source", "[Source]\nType=tcp\nAddress=h:2\n");
         write_text("etc/d.source.d/20-y.conf", "[Source]\n\nOption=time out=1\n");
-        assert_int_equal(source_file_load(&l[1], &f, error, sizeof(error)), -EINVAL);
+        assert_int_equal(def_file_load(&def_file_kind_source, &l[1], &f, error, sizeof(error)), -EINVAL);
         assert_non_null(strstr(error, "/etc/d.source.d/20-y.conf:3: invalid option name \"time out\""));
         write_text("etc/d.source.d/20-y.conf", "[Source]\nAddress=a\tb\n");
-        assert_int_equal(source_file_load(&l[1], &f, error, sizeof(error)), -EINVAL);
+        assert_int_equal(def_file_load(&def_file_kind_source, &l[1], &f, error, sizeof(error)), -EINVAL);
         assert_non_null(strstr(error, "/etc/d.source.d/20-y.conf:2: the address contains control characters"));
-        source_file_entries_free(l, n);
+        def_file_entries_free(l, n);
 
         /* An empty list of directories is no source at all. */
         char *none[] = { NULL };
-        assert_int_equal(source_files_enumerate(none, NULL, NULL, &l, &n), 0);
+        assert_int_equal(def_files_enumerate(&def_file_kind_source, none, NULL, NULL, &l, &n), 0);
         assert_int_equal(n, 0);
-        source_file_entries_free(l, n);
+        def_file_entries_free(l, n);
+
+        /* The same directories hold sinks: the sink kind sees only NAME.sink and NAME.sink.d/. */
+        write_text("lib/a.sink", "[Sink]\nType=file\nAddress=/var/lib/out/a.jsonl\nOption=max_bytes=1000\n");
+        write_text("etc/a.sink", "");
+        write_text("run/s.sink", "[Sink]\nType=file\nAddress=/var/lib/out/s.jsonl\n");
+        make_dir("etc/s.sink.d");
+        write_text("etc/s.sink.d/10-nats.conf", "[Sink]\nType=nats\nAddress=nats://127.0.0.1:4222\nOption=stream=X\n");
+        write_text("lib/" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.sink", "[Sink]\n");
+        problems[0] = 0;
+        assert_int_equal(def_files_enumerate(&def_file_kind_sink, dirs, collect_problem, NULL, &l, &n), 0);
+        assert_int_equal(n, 1); /* a.sink is masked by the empty /etc/a.sink */
+        assert_string_equal(l[0].name, "s");
+        assert_string_equal(rel(l[0].path), "/run/s.sink");
+        assert_int_equal(l[0].n_dropins, 1);
+        assert_string_equal(rel(l[0].dropins[0]), "/etc/s.sink.d/10-nats.conf");
+        assert_non_null(strstr(problems, "is not a valid sink name (1-59 characters"));
+        assert_int_equal(def_file_load(&def_file_kind_sink, &l[0], &f, error, sizeof(error)), 0);
+        assert_string_equal(f->type, "nats");
+        assert_string_equal(json_object_to_json_string_ext(f->options, JSON_C_TO_STRING_PLAIN),
+                            "{\"address\":\"nats:\\/\\/127.0.0.1:4222\",\"stream\":\"X\"}");
+        f = def_file_free(f);
+        /* A [Source] section is not a sink's. */
+        write_text("etc/s.sink.d/10-nats.conf", "[Source]\nType=nats\n");
+        assert_int_equal(def_file_load(&def_file_kind_sink, &l[0], &f, error, sizeof(error)), -EBADMSG);
+        assert_non_null(strstr(error, "/etc/s.sink.d/10-nats.conf:1: unknown section [Source] (dpipe.sink(5) knows [Sink])"));
+        write_text("etc/s.sink.d/10-nats.conf", "[Sink]\nOption=max bytes=1\n");
+        assert_int_equal(def_file_load(&def_file_kind_sink, &l[0], &f, error, sizeof(error)), -EINVAL);
+        assert_non_null(strstr(error, "/etc/s.sink.d/10-nats.conf:2: invalid option name \"max bytes\""));
+        def_file_entries_free(l, n);
 
         char cmd[sizeof(root) + 16];
         snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
         assert_int_equal(system(cmd), 0);
+}
+
+static void test_sink_parse(void **state) {
+        _cleanup_(def_file_freep) DefFile *f = new_file(&def_file_kind_sink);
+        char error[DEF_FILE_ERROR_MAX] = "";
+        const char *text = "[Sink]\nType=file\nAddress=/tmp/out.jsonl\nOption=max_files=3\n";
+
+        assert_int_equal(def_file_parse(f, "x.sink", text, strlen(text), error, sizeof(error)), 0);
+        assert_string_equal(f->type, "file");
+        assert_string_equal(opt(f, "address"), "/tmp/out.jsonl");
+        assert_string_equal(opt(f, "max_files"), "3");
+        text = "Type=file\n";
+        assert_true(def_file_parse(f, "x.sink", text, strlen(text), error, sizeof(error)) < 0);
+        assert_string_equal(error, "x.sink:1: Type= before any section: begin the file with [Sink]");
+        text = "[Sink]\nPaused=yes\n";
+        assert_true(def_file_parse(f, "x.sink", text, strlen(text), error, sizeof(error)) < 0);
+        assert_string_equal(error, "x.sink:2: unknown setting \"Paused\" in [Sink] (known: Type=, Address=, Option=)");
+        text = "[Sink]\nType=a/b\n";
+        assert_true(def_file_parse(f, "x.sink", text, strlen(text), error, sizeof(error)) < 0);
+        assert_string_equal(error, "x.sink:2: invalid Type=\"a/b\": a sink type such as file or nats");
+}
+
+static void test_def_files(void **state) {
+        DefFiles d = {};
+        char *dropins[] = { (char *) "/etc/x.sink.d/a.conf", (char *) "/run/x.sink.d/b.conf", NULL };
+        char buf[256];
+
+        assert_false(def_files_defined(&d));
+        assert_true(def_files_equal(&d, NULL, NULL));
+        assert_int_equal(def_files_set(&d, "/etc/x.sink", NULL), 0);
+        assert_true(def_files_defined(&d));
+        assert_true(def_files_equal(&d, "/etc/x.sink", NULL));
+        assert_true(def_files_equal(&d, "/etc/x.sink", (char *[]) { NULL }));
+        assert_false(def_files_equal(&d, "/run/x.sink", NULL));
+        assert_false(def_files_equal(&d, "/etc/x.sink", dropins));
+        assert_string_equal(def_files_describe(&d, buf, sizeof(buf)), "/etc/x.sink");
+        assert_int_equal(def_files_set(&d, "/etc/x.sink", dropins), 0);
+        assert_true(def_files_equal(&d, "/etc/x.sink", dropins));
+        assert_false(def_files_equal(&d, "/etc/x.sink", dropins + 1));
+        assert_string_equal(def_files_describe(&d, buf, sizeof(buf)), "/etc/x.sink and 2 drop-ins");
+        def_files_done(&d);
+        assert_false(def_files_defined(&d));
 }
 
 static void test_strv_split(void **state) {
@@ -282,7 +363,8 @@ int main(void) {
                 cmocka_unit_test(test_parse_basic),    cmocka_unit_test(test_parse_verbatim),
                 cmocka_unit_test(test_parse_continuation), cmocka_unit_test(test_parse_reset),
                 cmocka_unit_test(test_parse_errors),   cmocka_unit_test(test_enumerate),
-                cmocka_unit_test(test_strv_split),
+                cmocka_unit_test(test_strv_split),     cmocka_unit_test(test_sink_parse),
+                cmocka_unit_test(test_def_files),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

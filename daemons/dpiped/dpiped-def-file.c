@@ -10,13 +10,11 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "dpiped-source-file.h"
-#include "dpiped-source.h"
+#include "dpiped-def-file.h"
 #include "json-util.h"
 #include "utf8.h"
 #include "util.h"
 
-#define DROPIN_DIR_SUFFIX ".source.d"
 #define DROPIN_SUFFIX ".conf"
 #define WHITESPACE " \t"
 
@@ -54,10 +52,67 @@ static bool file_is_masked(const char *path) {
         return S_ISREG(st.st_mode) && st.st_size == 0;
 }
 
+/* ---- the files of one definition ----------------------------------------------------------------- */
+
+int def_files_set(DefFiles *d, const char *fragment, char *const *dropins) {
+        char *f = NULL, **l = NULL;
+        size_t n = 0;
+
+        while (dropins && dropins[n])
+                n++;
+        f = strdup(fragment);
+        l = calloc(n + 1, sizeof(char *));
+        if (!f || !l)
+                goto oom;
+        for (size_t i = 0; i < n; i++) {
+                l[i] = strdup(dropins[i]);
+                if (!l[i])
+                        goto oom;
+        }
+        def_files_done(d);
+        d->fragment_path = f;
+        d->dropin_paths = l;
+        return 0;
+oom:
+        strv_free(l);
+        free(f);
+        return -ENOMEM;
+}
+
+void def_files_done(DefFiles *d) {
+        free(d->fragment_path);
+        strv_free(d->dropin_paths);
+        *d = (DefFiles) {};
+}
+
+bool def_files_equal(const DefFiles *d, const char *fragment, char *const *dropins) {
+        char *const *a = d->dropin_paths;
+        size_t i;
+
+        if (!streq_ptr(d->fragment_path, fragment))
+                return false;
+        for (i = 0; a && dropins && a[i] && dropins[i]; i++)
+                if (!streq(a[i], dropins[i]))
+                        return false;
+        return (!a || !a[i]) && (!dropins || !dropins[i]);
+}
+
+const char *def_files_describe(const DefFiles *d, char *buf, size_t size) {
+        size_t n = 0;
+
+        while (d->dropin_paths && d->dropin_paths[n])
+                n++;
+        if (n == 0)
+                snprintf(buf, size, "%s", d->fragment_path);
+        else
+                snprintf(buf, size, "%s and %zu drop-in%s", d->fragment_path, n, n == 1 ? "" : "s");
+        return buf;
+}
+
 /* ---- listing the directories --------------------------------------------------------------------- */
 
 typedef struct Seen {
-        char *key;  /* the source name, or "NAME/DROPIN.conf" */
+        char *key;  /* the name, or "NAME/DROPIN.conf" */
         char *path; /* NULL when masked */
 } Seen;
 
@@ -102,7 +157,7 @@ static void seen_done(SeenSet *s) {
         *s = (SeenSet) {};
 }
 
-static void problem_report(SourceFileProblem problem, void *userdata, const char *path, const char *fmt, ...) {
+static void problem_report(DefFileProblem problem, void *userdata, const char *path, const char *fmt, ...) {
         char reason[256];
         va_list ap;
 
@@ -114,7 +169,7 @@ static void problem_report(SourceFileProblem problem, void *userdata, const char
         problem(path, reason, userdata);
 }
 
-static int scan_dropin_dir(const char *dir, const char *name, SeenSet *dropins, SourceFileProblem problem,
+static int scan_dropin_dir(const char *dir, const char *name, SeenSet *dropins, DefFileProblem problem,
                            void *userdata) {
         _cleanup_(closedirp_) DIR *d = NULL;
         struct dirent *de;
@@ -141,12 +196,15 @@ static int scan_dropin_dir(const char *dir, const char *name, SeenSet *dropins, 
         return 0;
 }
 
-static int scan_dir(const char *dir, SeenSet *fragments, SeenSet *dropins, SourceFileProblem problem,
+static int scan_dir(const DefFileKind *kind, const char *dir, SeenSet *fragments, SeenSet *dropins, DefFileProblem problem,
                     void *userdata) {
         _cleanup_(closedirp_) DIR *d = NULL;
+        char suffix[32], dropin_suffix[32];
         struct dirent *de;
         int r;
 
+        snprintf(suffix, sizeof(suffix), ".%s", kind->what);
+        snprintf(dropin_suffix, sizeof(dropin_suffix), ".%s.d", kind->what);
         d = opendir(dir);
         if (!d) {
                 if (errno != ENOENT)
@@ -162,24 +220,23 @@ static int scan_dir(const char *dir, SeenSet *fragments, SeenSet *dropins, Sourc
                 path = path_join(dir, de->d_name);
                 if (!path)
                         return -ENOMEM;
-                if (has_suffix(de->d_name, SOURCE_FILE_SUFFIX, &stem)) {
+                if (has_suffix(de->d_name, suffix, &stem)) {
                         name = strndup(de->d_name, stem);
                         if (!name)
                                 return -ENOMEM;
-                        if (!source_name_is_valid(name)) {
+                        if (!kind->name_is_valid(name)) {
                                 if (!seen_find(fragments, name))
                                         problem_report(problem, userdata, path,
-                                                       "\"%s\" is not a valid source name (1-64 characters of "
-                                                       "[A-Za-z0-9_.-]), ignoring the file",
-                                                       name);
+                                                       "\"%s\" is not a valid %s name (%s), ignoring the file",
+                                                       name, kind->what, kind->name_rule);
                                 continue;
                         }
                         r = seen_add(fragments, name, path, file_is_masked(path));
-                } else if (has_suffix(de->d_name, DROPIN_DIR_SUFFIX, &stem)) {
+                } else if (has_suffix(de->d_name, dropin_suffix, &stem)) {
                         name = strndup(de->d_name, stem);
                         if (!name)
                                 return -ENOMEM;
-                        if (!source_name_is_valid(name))
+                        if (!kind->name_is_valid(name))
                                 continue;
                         r = scan_dropin_dir(path, name, dropins, problem, userdata);
                 } else
@@ -191,14 +248,14 @@ static int scan_dir(const char *dir, SeenSet *fragments, SeenSet *dropins, Sourc
 }
 
 static int entry_cmp(const void *a, const void *b) {
-        return strcmp(((const SourceFileEntry *) a)->name, ((const SourceFileEntry *) b)->name);
+        return strcmp(((const DefFileEntry *) a)->name, ((const DefFileEntry *) b)->name);
 }
 
 static int string_cmp(const void *a, const void *b) {
         return strcmp(*(char *const *) a, *(char *const *) b);
 }
 
-void source_file_entries_free(SourceFileEntry *l, size_t n) {
+void def_file_entries_free(DefFileEntry *l, size_t n) {
         for (size_t i = 0; i < n; i++) {
                 free(l[i].name);
                 free(l[i].path);
@@ -209,26 +266,26 @@ void source_file_entries_free(SourceFileEntry *l, size_t n) {
         free(l);
 }
 
-int source_files_enumerate(char *const *dirs, SourceFileProblem problem, void *userdata, SourceFileEntry **ret,
+int def_files_enumerate(const DefFileKind *kind, char *const *dirs, DefFileProblem problem, void *userdata, DefFileEntry **ret,
                            size_t *ret_n) {
         SeenSet fragments = {}, dropins = {};
-        SourceFileEntry *l = NULL;
+        DefFileEntry *l = NULL;
         size_t n = 0;
         int r = 0;
 
         for (size_t i = 0; dirs && dirs[i]; i++) {
-                r = scan_dir(dirs[i], &fragments, &dropins, problem, userdata);
+                r = scan_dir(kind, dirs[i], &fragments, &dropins, problem, userdata);
                 if (r < 0)
                         goto finish;
         }
 
-        l = calloc(fragments.n + 1, sizeof(SourceFileEntry));
+        l = calloc(fragments.n + 1, sizeof(DefFileEntry));
         if (!l) {
                 r = -ENOMEM;
                 goto finish;
         }
         for (size_t i = 0; i < fragments.n; i++) {
-                SourceFileEntry *e;
+                DefFileEntry *e;
                 size_t klen = strlen(fragments.items[i].key);
 
                 if (!fragments.items[i].path)
@@ -276,13 +333,13 @@ int source_files_enumerate(char *const *dirs, SourceFileProblem problem, void *u
                 }
                 free(keys);
         }
-        qsort(l, n, sizeof(SourceFileEntry), entry_cmp);
+        qsort(l, n, sizeof(DefFileEntry), entry_cmp);
         *ret = TAKE_PTR(l);
         *ret_n = n;
         r = 0;
 finish:
         if (l)
-                source_file_entries_free(l, n);
+                def_file_entries_free(l, n);
         seen_done(&fragments);
         seen_done(&dropins);
         return r;
@@ -290,14 +347,12 @@ finish:
 
 /* ---- parsing ------------------------------------------------------------------------------------- */
 
-SourceFile *source_file_free(SourceFile *f) {
+DefFile *def_file_free(DefFile *f) {
         if (!f)
                 return NULL;
         free(f->name);
         free(f->path);
-        for (size_t i = 0; f->dropins && f->dropins[i]; i++)
-                free(f->dropins[i]);
-        free(f->dropins);
+        strv_free(f->dropins);
         free(f->type);
         free(f->type_location);
         json_object_put(f->options);
@@ -337,7 +392,7 @@ static int location_set(struct json_object *locations, const char *key, const ch
         return json_object_object_add(locations, key, json_object_new_string(buf)) < 0 ? -ENOMEM : 0;
 }
 
-static int source_file_assign(SourceFile *f, const char *path, unsigned line, const char *key, const char *value,
+static int def_file_assign(DefFile *f, const char *path, unsigned line, const char *key, const char *value,
                               char *error, size_t error_size) {
         char loc[PATH_MAX + 32];
 
@@ -345,10 +400,9 @@ static int source_file_assign(SourceFile *f, const char *path, unsigned line, co
                 char *t = NULL;
 
                 if (!isempty(value)) {
-                        if (!source_type_is_valid(value))
-                                return set_error(error, error_size, -EINVAL, path, line,
-                                                 "invalid Type=\"%.80s\": a connector type such as tcp, http or file",
-                                                 value);
+                        if (!f->kind->type_is_valid(value))
+                                return set_error(error, error_size, -EINVAL, path, line, "invalid Type=\"%.80s\": %s",
+                                                 value, f->kind->type_hint);
                         t = strdup(value);
                         if (!t)
                                 return -ENOMEM;
@@ -405,13 +459,14 @@ static int source_file_assign(SourceFile *f, const char *path, unsigned line, co
         if (strncmp(key, "X-", 2) == 0)
                 return 0; /* systemd's convention: extensions for other tools, ignored */
         return set_error(error, error_size, -EINVAL, path, line,
-                         "unknown setting \"%.64s\" in [Source] (known: Type=, Address=, Option=)", key);
+                         "unknown setting \"%.64s\" in [%s] (known: Type=, Address=, Option=)", key,
+                         f->kind->section);
 }
 
-int source_file_parse(SourceFile *f, const char *path, const char *text, size_t size, char *error,
+int def_file_parse(DefFile *f, const char *path, const char *text, size_t size, char *error,
                       size_t error_size) {
         _cleanup_free_ char *buf = NULL, *joined = NULL;
-        enum { SECTION_NONE, SECTION_SOURCE, SECTION_IGNORED } section = SECTION_NONE;
+        enum { SECTION_NONE, SECTION_OURS, SECTION_IGNORED } section = SECTION_NONE;
         size_t joined_len = 0;
         unsigned line_no = 0, start_line = 0;
         char *p, *next;
@@ -482,13 +537,14 @@ int source_file_parse(SourceFile *f, const char *path, const char *text, size_t 
                                 return set_error(error, error_size, -EBADMSG, path, start_line,
                                                  "a section header must end with ']'");
                         l[k - 1] = 0;
-                        if (streq(l + 1, "Source"))
-                                section = SECTION_SOURCE;
+                        if (streq(l + 1, f->kind->section))
+                                section = SECTION_OURS;
                         else if (strncmp(l + 1, "X-", 2) == 0)
                                 section = SECTION_IGNORED;
                         else
                                 return set_error(error, error_size, -EBADMSG, path, start_line,
-                                                 "unknown section [%.64s] (dpipe.source(5) knows [Source])", l + 1);
+                                                 "unknown section [%.64s] (%s knows [%s])", l + 1, f->kind->man,
+                                                 f->kind->section);
                         goto next_line;
                 }
                 eq = strchr(l, '=');
@@ -500,9 +556,10 @@ int source_file_parse(SourceFile *f, const char *path, const char *text, size_t 
                 value = strip(eq + 1);
                 if (section == SECTION_NONE)
                         return set_error(error, error_size, -EBADMSG, path, start_line,
-                                         "%s= before any section: begin the file with [Source]", key);
-                if (section == SECTION_SOURCE) {
-                        r = source_file_assign(f, path, start_line, key, value, error, error_size);
+                                         "%s= before any section: begin the file with [%s]", key,
+                                         f->kind->section);
+                if (section == SECTION_OURS) {
+                        r = def_file_assign(f, path, start_line, key, value, error, error_size);
                         if (r < 0)
                                 return r;
                 }
@@ -515,16 +572,17 @@ int source_file_parse(SourceFile *f, const char *path, const char *text, size_t 
 }
 
 /* Checks each setting on its own first, so that a refusal names the line that made it. */
-static int source_file_check(SourceFile *f, char *error, size_t error_size) {
+static int def_file_check(DefFile *f, char *error, size_t error_size) {
         _cleanup_json_ struct json_object *normalized = NULL;
         const char *address = json_get_string(f->options, "address");
         char reason[256];
         int r;
 
         if (!f->type)
-                return set_error(error, error_size, -EINVAL, f->path, 0, "Type= is missing in [Source]");
+                return set_error(error, error_size, -EINVAL, f->path, 0, "Type= is missing in [%s]", f->kind->section);
         if (!address)
-                return set_error(error, error_size, -EINVAL, f->path, 0, "Address= is missing in [Source]");
+                return set_error(error, error_size, -EINVAL, f->path, 0, "Address= is missing in [%s]",
+                                 f->kind->section);
 
         json_object_object_foreach(f->options, key, value) {
                 _cleanup_json_ struct json_object *one = json_object_new_object(), *out = NULL;
@@ -533,7 +591,7 @@ static int source_file_check(SourceFile *f, char *error, size_t error_size) {
                 if (!one || json_object_object_add(one, "address", json_object_new_string(address)) < 0 ||
                     json_object_object_add(one, key, json_object_get(value)) < 0)
                         return -ENOMEM;
-                r = source_options_normalize(f->type, one, &out, reason, sizeof(reason));
+                r = f->kind->normalize(f->type, one, &out, reason, sizeof(reason));
                 if (r == -ENOMEM)
                         return r;
                 if (r < 0) {
@@ -541,7 +599,7 @@ static int source_file_check(SourceFile *f, char *error, size_t error_size) {
                         return -EINVAL;
                 }
         }
-        r = source_options_normalize(f->type, f->options, &normalized, reason, sizeof(reason));
+        r = f->kind->normalize(f->type, f->options, &normalized, reason, sizeof(reason));
         if (r == -ENOMEM)
                 return r;
         if (r < 0)
@@ -551,13 +609,14 @@ static int source_file_check(SourceFile *f, char *error, size_t error_size) {
         return 0;
 }
 
-int source_file_load(const SourceFileEntry *e, SourceFile **ret, char *error, size_t error_size) {
-        _cleanup_(source_file_freep) SourceFile *f = NULL;
+int def_file_load(const DefFileKind *kind, const DefFileEntry *e, DefFile **ret, char *error, size_t error_size) {
+        _cleanup_(def_file_freep) DefFile *f = NULL;
         int r;
 
-        f = calloc(1, sizeof(SourceFile));
+        f = calloc(1, sizeof(DefFile));
         if (!f)
                 return -ENOMEM;
+        f->kind = kind;
         f->name = strdup(e->name);
         f->path = strdup(e->path);
         f->dropins = calloc(e->n_dropins + 1, sizeof(char *));
@@ -574,16 +633,16 @@ int source_file_load(const SourceFileEntry *e, SourceFile **ret, char *error, si
                 const char *path = i == 0 ? e->path : e->dropins[i - 1];
                 size_t size;
 
-                r = read_file(path, SOURCE_FILE_SIZE_MAX, &text, &size);
+                r = read_file(path, DEF_FILE_SIZE_MAX, &text, &size);
                 if (r == -ENOMEM)
                         return r;
                 if (r < 0)
                         return set_error(error, error_size, r, path, 0, "cannot read the file: %s", strerror(-r));
-                r = source_file_parse(f, path, text, size, error, error_size);
+                r = def_file_parse(f, path, text, size, error, error_size);
                 if (r < 0)
                         return r;
         }
-        r = source_file_check(f, error, error_size);
+        r = def_file_check(f, error, error_size);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(f);
