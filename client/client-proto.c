@@ -463,6 +463,44 @@ bool client_address_is_unix(const char *address) {
         return address && address[0] == '/';
 }
 
+int client_conn_options_parse(ClientConnOptions *o, const char **token_file, int c, const char *arg) {
+        switch (c) {
+        case ARG_CONN_TOKEN_FILE:
+                *token_file = arg;
+                return 1;
+        case ARG_CONN_TLS:
+                o->tls = true;
+                return 1;
+        case ARG_CONN_TLS_CA:
+                o->tls_ca = arg;
+                return 1;
+        case ARG_CONN_TLS_CERT:
+                o->tls_cert = arg;
+                return 1;
+        case ARG_CONN_TLS_KEY:
+                o->tls_key = arg;
+                return 1;
+        default:
+                return 0;
+        }
+}
+
+bool client_conn_options_given(const ClientConnOptions *o, const char *token_file) {
+        return token_file || o->tls || o->tls_ca || o->tls_cert || o->tls_key;
+}
+
+int client_conn_options_verify(const ClientConnOptions *o, const char *address) {
+        if ((o->tls_ca || o->tls_cert || o->tls_key) && !o->tls) {
+                log_error("--tls-ca=, --tls-cert= and --tls-key= go with --tls.");
+                return -EINVAL;
+        }
+        if (o->tls && client_address_is_unix(address)) {
+                log_error("--tls needs --connect=HOST:PORT: client.sock is local and speaks plain text.");
+                return -EINVAL;
+        }
+        return 0;
+}
+
 /* "host" of "host:port" or "[v6]:port". */
 static char *address_host(const char *address) {
         const char *colon;

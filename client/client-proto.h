@@ -38,6 +38,30 @@ typedef struct ClientConnOptions {
         const char *tls_cert, *tls_key;
 } ClientConnOptions;
 
+/* The command-line options of a connection, the same in dpipe-client and dpipectl: --token-file=,
+ * --tls, --tls-ca=, --tls-cert=, --tls-key=. Their getopt values, and their long options (put
+ * CLIENT_CONN_LONG_OPTIONS into the program's table). */
+enum {
+        ARG_CONN_TOKEN_FILE = 0x4000,
+        ARG_CONN_TLS,
+        ARG_CONN_TLS_CA,
+        ARG_CONN_TLS_CERT,
+        ARG_CONN_TLS_KEY,
+};
+#define CLIENT_CONN_LONG_OPTIONS                                                                        \
+        { "token-file", required_argument, NULL, ARG_CONN_TOKEN_FILE },                                 \
+        { "tls", no_argument, NULL, ARG_CONN_TLS },                                                     \
+        { "tls-ca", required_argument, NULL, ARG_CONN_TLS_CA },                                         \
+        { "tls-cert", required_argument, NULL, ARG_CONN_TLS_CERT },                                     \
+        { "tls-key", required_argument, NULL, ARG_CONN_TLS_KEY }
+/* Takes getopt's c and optarg: 1 if c was one of them (stored in o, or *token_file), else 0. */
+int client_conn_options_parse(ClientConnOptions *o, const char **token_file, int c, const char *arg);
+/* Whether any of them was given. */
+bool client_conn_options_given(const ClientConnOptions *o, const char *token_file);
+/* Once all are parsed: --tls-ca=/--tls-cert=/--tls-key= need --tls, and --tls a TCP address.
+ * -EINVAL with the reason logged. */
+int client_conn_options_verify(const ClientConnOptions *o, const char *address);
+
 /* --token-file=PATH (its first line), else $DPIPE_TOKEN, into o->token. Errors are logged. */
 int client_conn_options_load_token(ClientConnOptions *o, const char *token_file);
 void client_conn_options_done(ClientConnOptions *o);

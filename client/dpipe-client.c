@@ -601,11 +601,6 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_RECONNECT,
                 ARG_SOURCE,
                 ARG_WINDOW,
-                ARG_TOKEN_FILE,
-                ARG_TLS,
-                ARG_TLS_CA,
-                ARG_TLS_CERT,
-                ARG_TLS_KEY,
                 ARG_JSON,
         };
         static const struct option options[] = {
@@ -618,11 +613,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "reconnect", no_argument, NULL, ARG_RECONNECT },
                 { "source", required_argument, NULL, ARG_SOURCE },
                 { "window", required_argument, NULL, ARG_WINDOW },
-                { "token-file", required_argument, NULL, ARG_TOKEN_FILE },
-                { "tls", no_argument, NULL, ARG_TLS },
-                { "tls-ca", required_argument, NULL, ARG_TLS_CA },
-                { "tls-cert", required_argument, NULL, ARG_TLS_CERT },
-                { "tls-key", required_argument, NULL, ARG_TLS_KEY },
+                CLIENT_CONN_LONG_OPTIONS,
                 {}
         };
         int c;
@@ -687,37 +678,18 @@ static int parse_argv(int argc, char *argv[]) {
                                 return -EINVAL;
                         }
                         break;
-                case ARG_TOKEN_FILE:
-                        arg_token_file = optarg;
-                        break;
-                case ARG_TLS:
-                        arg_conn.tls = true;
-                        break;
-                case ARG_TLS_CA:
-                        arg_conn.tls_ca = optarg;
-                        break;
-                case ARG_TLS_CERT:
-                        arg_conn.tls_cert = optarg;
-                        break;
-                case ARG_TLS_KEY:
-                        arg_conn.tls_key = optarg;
-                        break;
                 case '?':
                         return -EINVAL;
                 default:
+                        if (client_conn_options_parse(&arg_conn, &arg_token_file, c, optarg) > 0)
+                                break;
                         assert(0);
                 }
 
         if (arg_json_auto)
                 arg_format = isatty(STDOUT_FILENO) ? OUTPUT_JSON_PRETTY : OUTPUT_JSON;
-        if ((arg_conn.tls_ca || arg_conn.tls_cert || arg_conn.tls_key) && !arg_conn.tls) {
-                log_error("--tls-ca=, --tls-cert= and --tls-key= go with --tls.");
+        if (client_conn_options_verify(&arg_conn, arg_connect) < 0)
                 return -EINVAL;
-        }
-        if (arg_conn.tls && client_address_is_unix(arg_connect)) {
-                log_error("--tls needs --connect=HOST:PORT: client.sock is local and speaks plain text.");
-                return -EINVAL;
-        }
         if (client_conn_options_load_token(&arg_conn, arg_token_file) < 0)
                 return -EINVAL;
         arg_command = argv + optind;

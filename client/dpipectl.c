@@ -256,11 +256,6 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_SOURCE,
                 ARG_CONNECT,
                 ARG_NO_FOLLOW,
-                ARG_TOKEN_FILE,
-                ARG_TLS,
-                ARG_TLS_CA,
-                ARG_TLS_CERT,
-                ARG_TLS_KEY,
                 ARG_TRANSFORM,
                 ARG_INTERVAL,
         };
@@ -281,11 +276,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "lines", required_argument, NULL, 'n' },
                 { "connect", required_argument, NULL, ARG_CONNECT },
                 { "no-follow", no_argument, NULL, ARG_NO_FOLLOW },
-                { "token-file", required_argument, NULL, ARG_TOKEN_FILE },
-                { "tls", no_argument, NULL, ARG_TLS },
-                { "tls-ca", required_argument, NULL, ARG_TLS_CA },
-                { "tls-cert", required_argument, NULL, ARG_TLS_CERT },
-                { "tls-key", required_argument, NULL, ARG_TLS_KEY },
+                CLIENT_CONN_LONG_OPTIONS,
                 { "transform", required_argument, NULL, ARG_TRANSFORM },
                 { "interval", required_argument, NULL, ARG_INTERVAL },
                 {}
@@ -393,21 +384,6 @@ static int parse_argv(int argc, char *argv[]) {
                         arg_connect = optarg;
                         arg_connect_set = true;
                         break;
-                case ARG_TOKEN_FILE:
-                        arg_token_file = optarg;
-                        break;
-                case ARG_TLS:
-                        arg_conn.tls = true;
-                        break;
-                case ARG_TLS_CA:
-                        arg_conn.tls_ca = optarg;
-                        break;
-                case ARG_TLS_CERT:
-                        arg_conn.tls_cert = optarg;
-                        break;
-                case ARG_TLS_KEY:
-                        arg_conn.tls_key = optarg;
-                        break;
                 case ARG_NO_FOLLOW:
                         arg_no_follow = true;
                         break;
@@ -417,6 +393,8 @@ static int parse_argv(int argc, char *argv[]) {
                 case '?':
                         return -EINVAL;
                 default:
+                        if (client_conn_options_parse(&arg_conn, &arg_token_file, c, optarg) > 0)
+                                break;
                         return -EINVAL;
                 }
         arg_json = arg_json_mode != JSON_OFF;
@@ -438,19 +416,13 @@ static int check_verb_options(const char *verb) {
                 return -EINVAL;
         }
         if (!tail && (arg_from_set || arg_n_sources > 0 || arg_lines_set || arg_no_follow || arg_connect_set ||
-                      arg_token_file || arg_conn.tls || arg_conn.tls_ca || arg_conn.tls_cert || arg_conn.tls_key)) {
+                      client_conn_options_given(&arg_conn, arg_token_file))) {
                 log_error("--from=, --source=, --lines=, --no-follow, --connect=, --token-file= and --tls* are only "
                           "valid with tail.");
                 return -EINVAL;
         }
-        if ((arg_conn.tls_ca || arg_conn.tls_cert || arg_conn.tls_key) && !arg_conn.tls) {
-                log_error("--tls-ca=, --tls-cert= and --tls-key= go with --tls.");
+        if (client_conn_options_verify(&arg_conn, arg_connect) < 0)
                 return -EINVAL;
-        }
-        if (arg_conn.tls && client_address_is_unix(arg_connect)) {
-                log_error("--tls needs --connect=HOST:PORT: client.sock is local and speaks plain text.");
-                return -EINVAL;
-        }
         if (tail && client_conn_options_load_token(&arg_conn, arg_token_file) < 0)
                 return -EINVAL;
         if (arg_from_set && arg_lines_set) {

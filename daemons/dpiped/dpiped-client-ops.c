@@ -20,27 +20,26 @@
 
 /* ---- replies ---------------------------------------------------------------------------------- */
 
+/* The client protocol's error code of each named D-Bus error (dpiped(8), CLIENT PROTOCOL). */
+static const struct {
+        const char *bus_error, *code;
+} error_codes[] = {
+        { BUS_ERROR_SOURCE_EXISTS, "source_exists" },
+        { BUS_ERROR_NO_SUCH_SOURCE, "no_such_source" },
+        { BUS_ERROR_UNKNOWN_TYPE, "unknown_type" },
+        { BUS_ERROR_SOURCE_DEFINED_BY_FILE, "source_defined_by_file" },
+        { BUS_ERROR_SINK_EXISTS, "sink_exists" },
+        { BUS_ERROR_NO_SUCH_SINK, "no_such_sink" },
+        { BUS_ERROR_SINK_DEFINED_BY_FILE, "sink_defined_by_file" },
+        { SD_BUS_ERROR_NOT_SUPPORTED, "not_supported" },
+        { SD_BUS_ERROR_INVALID_ARGS, "invalid_argument" },
+        { SD_BUS_ERROR_ACCESS_DENIED, "denied" },
+};
+
 static const char *error_code_from_bus_error(const sd_bus_error *e) {
-        if (sd_bus_error_has_name(e, BUS_ERROR_SOURCE_EXISTS))
-                return "source_exists";
-        if (sd_bus_error_has_name(e, BUS_ERROR_NO_SUCH_SOURCE))
-                return "no_such_source";
-        if (sd_bus_error_has_name(e, BUS_ERROR_UNKNOWN_TYPE))
-                return "unknown_type";
-        if (sd_bus_error_has_name(e, BUS_ERROR_SOURCE_DEFINED_BY_FILE))
-                return "source_defined_by_file";
-        if (sd_bus_error_has_name(e, BUS_ERROR_SINK_EXISTS))
-                return "sink_exists";
-        if (sd_bus_error_has_name(e, BUS_ERROR_NO_SUCH_SINK))
-                return "no_such_sink";
-        if (sd_bus_error_has_name(e, BUS_ERROR_SINK_DEFINED_BY_FILE))
-                return "sink_defined_by_file";
-        if (sd_bus_error_has_name(e, SD_BUS_ERROR_NOT_SUPPORTED))
-                return "not_supported";
-        if (sd_bus_error_has_name(e, SD_BUS_ERROR_INVALID_ARGS))
-                return "invalid_argument";
-        if (sd_bus_error_has_name(e, SD_BUS_ERROR_ACCESS_DENIED))
-                return "denied";
+        for (size_t i = 0; i < ELEMENTSOF(error_codes); i++)
+                if (sd_bus_error_has_name(e, error_codes[i].bus_error))
+                        return error_codes[i].code;
         return "internal";
 }
 

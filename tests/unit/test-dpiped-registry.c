@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* dpiped's source definitions: option validation and normalisation, and the persisted registry
- * (format, parse, save/load/remove in a directory, broken entries skipped). */
+ * (format, parse, save/load/remove in a directory, broken entries skipped); the sinks' registry,
+ * the same loader with another RegistryKind. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +15,7 @@
 #include <cmocka.h>
 
 #include "dpiped-registry.h"
+#include "dpiped-sink.h"
 #include "dpiped-source.h"
 #include "json-util.h"
 #include "util.h"
@@ -236,12 +238,59 @@ static void test_save_load_remove(void **state) {
         assert_int_equal(rmdir(tmpl), 0);
 }
 
+static void test_sinks(void **state) {
+        char tmpl[] = "/tmp/test-dpiped-registry.XXXXXX";
+        _cleanup_free_ char *stray = NULL, *source = NULL;
+        _cleanup_json_ struct json_object *options = parse("{\"address\":\"/var/out.jsonl\",\"max_files\":\"3\"}");
+        Sink **list = NULL;
+        size_t n = 0;
+
+        assert_non_null(mkdtemp(tmpl));
+        {
+                _cleanup_(sink_freep) Sink *z = NULL, *a = NULL;
+                assert_int_equal(sink_new("z", "file", options, &z), 0);
+                assert_int_equal(sink_new("a", "nats", options, &a), 0);
+                assert_int_equal(sink_registry_save(tmpl, z), 0);
+                assert_int_equal(sink_registry_save(tmpl, a), 0);
+        }
+        /* A broken sink entry, and a source's entry in the same directory: neither is a sink. */
+        stray = path_join(tmpl, "b.sink");
+        assert_int_equal(write_file_atomic(stray, "{\"name\":\"b\",\"type\":\"file\"}", 26), 0);
+        {
+                _cleanup_(source_freep) Source *src = make_source("s", "tcp", "{\"address\":\"h:1\"}", false);
+                assert_int_equal(registry_save(tmpl, src), 0);
+        }
+        source = path_join(tmpl, "s.source");
+
+        assert_int_equal(sink_registry_load(tmpl, &list, &n), 0);
+        assert_int_equal(n, 2);
+        assert_string_equal(list[0]->name, "a");
+        assert_string_equal(list[0]->type, "nats");
+        assert_string_equal(list[1]->name, "z");
+        assert_string_equal(sink_address(list[1]), "/var/out.jsonl");
+        assert_string_equal(json_object_get_string(json_object_object_get(list[1]->options, "max_files")), "3");
+        assert_null(list[2]);
+        for (size_t i = 0; i < n; i++)
+                sink_free(list[i]);
+        free(list);
+
+        assert_int_equal(sink_registry_remove(tmpl, "a"), 0);
+        assert_int_equal(sink_registry_remove(tmpl, "z"), 0);
+        assert_int_equal(sink_registry_load(tmpl, &list, &n), 0);
+        assert_int_equal(n, 0);
+        free(list);
+        assert_int_equal(unlink(stray), 0);
+        assert_int_equal(unlink(source), 0);
+        assert_int_equal(rmdir(tmpl), 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_options),      cmocka_unit_test(test_types_and_states),
                 cmocka_unit_test(test_format_parse), cmocka_unit_test(test_set_state),
                 cmocka_unit_test(test_degraded),
                 cmocka_unit_test(test_save_load_remove),
+                cmocka_unit_test(test_sinks),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
