@@ -4,8 +4,9 @@
 /* One framed connection on a Unix socket (frame.h), on the process's sd_event: the read loop, the
  * output buffer, flow control, and for the connecting side the non-blocking connect and the
  * backoff between attempts. Both ends of every link between dpipe processes use it: dpiped's links
- * to the connectors and the connectors' control servers, the connectors' link to the writer and
- * the writer's connections, the sinks' control servers.
+ * to the connectors and sink daemons and their control servers (daemons/lib/service-control.c),
+ * the connectors' link to the writer and the writer's connections, dpiped's option checks and its
+ * metrics link to the writer.
  *
  * The owner embeds a FrameConn, gives it callbacks, and keeps the protocol: what a frame means,
  * what to send on connect, whether to try again. Rules for the callbacks:

@@ -13,7 +13,7 @@
 #include <systemd/sd-event.h>
 
 #include "backoff.h"
-#include "buffer.h"
+#include "frame-conn.h"
 #include "macro.h"
 
 /* Whether the writer should be asked now: dpiped asks only while the pipeline has sources (then the
@@ -27,13 +27,11 @@ typedef struct WriterLink {
         WriterLinkWantedFunc wanted;
         void *userdata;
         char *socket_path;
-        int fd;
-        bool connected;
+        FrameConn conn;        /* to writer.sock (common/frame-conn.h); reconnected by the timer */
+        bool up;               /* connected since the last failure: the next failure is logged */
         bool request_pending;
-        sd_event_source *io_event_source;
-        sd_event_source *timer;
+        sd_event_source *timer; /* the next status request, or the next connect after the backoff */
         Backoff backoff;
-        Buffer in, out;
 
         struct json_object *status; /* the latest status reply; NULL before the first */
         uint64_t status_usec;       /* CLOCK_MONOTONIC when it came */
