@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "json-scan.h"
+#include "regex-bytes.h"
 #include "transform.h"
 #include "utf8.h"
 
@@ -84,6 +85,7 @@ typedef struct Step {
         double value_number;
         regex_t regex;
         bool regex_compiled;
+        bool regex_bytes; /* compiled rewritten for the C locale (common/regex-bytes.h) */
         SetKind set_kind;
         uint64_t top_ids; /* select: when every field is a top-level name with id < 64, their ids */
 } Step;
@@ -106,6 +108,7 @@ typedef struct Node {
 
 struct Transform {
         locale_t utf8; /* regexes see UTF-8 characters, whatever the process' locale (or 0) */
+        locale_t bytes; /* the C locale, for regexes rewritten to run byte by byte (or 0) */
         Step *steps;
         unsigned n_steps;
         unsigned max_depth;
@@ -165,6 +168,8 @@ Transform *transform_free(Transform *t) {
         free(t->names);
         if (t->utf8)
                 freelocale(t->utf8);
+        if (t->bytes)
+                freelocale(t->bytes);
         json_scan_members_done(&t->members);
         json_scan_members_done(&t->sub);
         free(t->nodes);
@@ -525,7 +530,31 @@ static int parse_list(Parser *p, Step *s) {
         }
 }
 
-static int parse_where(Parser *p, Step *s, locale_t utf8) {
+/* Replaces the step's regex (compiled in UTF-8) with its rewriting for the C locale, which glibc
+ * runs without allocating per call, where the rewriting is exact (common/regex-bytes.h). */
+static int regex_to_bytes(Step *s, locale_t bytes) {
+        _cleanup_free_ char *pattern = NULL;
+        locale_t old;
+        regex_t re;
+        int k;
+
+        if (!bytes)
+                return 0;
+        pattern = regex_bytes_translate(s->value);
+        if (!pattern)
+                return errno == ENOMEM ? -ENOMEM : 0;
+        old = uselocale(bytes);
+        k = regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB);
+        (void) uselocale(old);
+        if (k != 0)
+                return k == REG_ESPACE ? -ENOMEM : 0; /* (can not happen: then it stays in UTF-8) */
+        regfree(&s->regex);
+        s->regex = re;
+        s->regex_bytes = true;
+        return 0;
+}
+
+static int parse_where(Parser *p, Step *s, locale_t utf8, locale_t bytes) {
         static const struct {
                 const char *text;
                 Op op;
@@ -583,6 +612,9 @@ static int parse_where(Parser *p, Step *s, locale_t utf8) {
                                 return parser_fail(p, value_at, "invalid regular expression: %s", msg);
                         }
                         s->regex_compiled = true;
+                        r = regex_to_bytes(s, bytes);
+                        if (r < 0)
+                                return r;
                 } else
                         /* Quoted, a value is a string even if it looks like a number. */
                         s->value_is_number = !quoted && parse_number(s->value, s->value_len, &s->value_number);
@@ -640,7 +672,7 @@ static int parse_set(Parser *p, Step *s) {
         return 0;
 }
 
-static int parse_step(Parser *p, Step *s, locale_t utf8) {
+static int parse_step(Parser *p, Step *s, locale_t utf8, locale_t bytes) {
         static const struct {
                 const char *word;
                 StepType type;
@@ -682,7 +714,7 @@ static int parse_step(Parser *p, Step *s, locale_t utf8) {
                                                              : "a list of fields");
         switch (s->type) {
         case STEP_WHERE:
-                return parse_where(p, s, utf8);
+                return parse_where(p, s, utf8, bytes);
         case STEP_SET:
                 return parse_set(p, s);
         default:
@@ -776,6 +808,7 @@ int transform_compile(const char *program, Transform **ret, char **ret_error) {
         t->max_depth = 1;
         /* (If C.UTF-8 is missing, regexes work in the process' locale.) */
         t->utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t) 0);
+        t->bytes = t->utf8 ? newlocale(LC_ALL_MASK, "C", (locale_t) 0) : 0;
 
         while (i <= n) {
                 size_t start = i, e = i;
@@ -819,7 +852,7 @@ int transform_compile(const char *program, Transform **ret, char **ret_error) {
                 p.step = piece;
                 p.step_start = p.pos = start;
                 p.end = e;
-                r = parse_step(&p, &t->steps[t->n_steps], t->utf8);
+                r = parse_step(&p, &t->steps[t->n_steps], t->utf8, t->bytes);
                 t->n_steps++; /* freed with t, even half-parsed */
                 if (r < 0) {
                         *ret_error = TAKE_PTR(p.error);
@@ -895,17 +928,32 @@ static void node_touch(Transform *t, int32_t i) {
 }
 
 static inline bool bytes_equal(const char *a, const char *b, size_t n) {
-        if (n > 16)
-                return memcmp(a, b, n) == 0;
-        /* Names are short: a loop that stops at the first difference, not a call. */
-        for (size_t k = 0; k < n; k++)
-                if (a[k] != b[k])
-                        return false;
-        return true;
+        uint64_t x, y, u, v;
+
+        /* Names are short: two overlapping words (4 or 8 bytes) compared, not a call, and no byte
+         * outside either span read. */
+        if (n >= 8 && n <= 16) {
+                memcpy(&x, a, 8), memcpy(&y, b, 8), memcpy(&u, a + n - 8, 8), memcpy(&v, b + n - 8, 8);
+                return ((x ^ y) | (u ^ v)) == 0;
+        }
+        if (n >= 4 && n < 8) {
+                uint32_t x4, y4, u4, v4;
+
+                memcpy(&x4, a, 4), memcpy(&y4, b, 4), memcpy(&u4, a + n - 4, 4), memcpy(&v4, b + n - 4, 4);
+                return ((x4 ^ y4) | (u4 ^ v4)) == 0;
+        }
+        if (n < 4) {
+                for (size_t k = 0; k < n; k++)
+                        if (a[k] != b[k])
+                                return false;
+                return true;
+        }
+        return memcmp(a, b, n) == 0;
 }
 
 /* Which of the program's names a key of the record (a JSON string span) is, -1 if none. */
-static inline int32_t name_id(const Transform *t, const char *key, uint32_t key_len, bool escaped) {
+static inline __attribute__((always_inline)) int32_t name_id(const Transform *t, const char *key, uint32_t key_len,
+                                                             bool escaped) {
         size_t len = key_len - 2;
         uint64_t candidates;
 
@@ -1059,9 +1107,24 @@ static int node_set_value(Transform *t, int32_t i, const char *json, size_t len,
         return 0;
 }
 
-/* Copies are short (a key, a number): inline below a few bytes instead of a call. */
+/* Copies are short (a key, a number): inline below a few bytes instead of a call, as two
+ * overlapping words (4 or 8 bytes), which read and write no byte outside the spans. */
 static inline char *put(char *o, const char *p, size_t n) {
-        if (n <= 16) {
+        if (n >= 8 && n <= 16) {
+                uint64_t a, b;
+
+                memcpy(&a, p, 8), memcpy(&b, p + n - 8, 8);
+                memcpy(o, &a, 8), memcpy(o + n - 8, &b, 8);
+                return o + n;
+        }
+        if (n >= 4 && n < 8) {
+                uint32_t a, b;
+
+                memcpy(&a, p, 4), memcpy(&b, p + n - 4, 4);
+                memcpy(o, &a, 4), memcpy(o + n - 4, &b, 4);
+                return o + n;
+        }
+        if (n < 4) {
                 for (size_t k = 0; k < n; k++)
                         o[k] = p[k];
                 return o + n;
@@ -1192,7 +1255,10 @@ static int where_holds(Transform *t, const Step *s) {
                 if (len < 0)
                         return (int) len;
                 span[0] = (regmatch_t) { .rm_so = 0, .rm_eo = (regoff_t) len };
-                old = t->utf8 ? uselocale(t->utf8) : 0;
+                if (s->regex_bytes)
+                        old = uselocale(t->bytes);
+                else
+                        old = t->utf8 ? uselocale(t->utf8) : 0;
                 c = regexec(&s->regex, text, 1, span, REG_STARTEND);
                 if (old)
                         (void) uselocale(old);
@@ -1716,9 +1782,9 @@ unsigned transform_depth(const Transform *t) {
 static int transform_steps(Transform *t, size_t len, const TransformEnv *env, Buffer *out, TransformResult *ret);
 
 /* The node table from the record's members: members[first..] down to where the subtree of the
- * record (of depth base; 0 for a record listed on its own) ends. A member's parent is the last
- * member before it one level up (the list is in document order); members deeper than the program
- * reaches (a listing made deeper than needed) are left out. */
+ * record (of depth base; 0 for a record listed on its own, first 0 then) ends. A member's parent is
+ * the last member before it one level up (the list is in document order); members deeper than the
+ * program reaches (a listing made deeper than needed) are left out. */
 static int nodes_build(Transform *t, const char *rec, size_t len, const JsonScanMember *members, size_t n_members,
                        size_t first, unsigned base) {
         int32_t open[PATH_COMPONENTS_MAX + 1], i = 1;
@@ -1750,6 +1816,41 @@ static int nodes_build(Transform *t, const char *rec, size_t len, const JsonScan
                 .value = rec,
                 .value_len = (uint32_t) len,
         };
+        if (base == 0) {
+                /* A record listed on its own (the common case): member k is node k + 1, its
+                 * parent's node is known from the list, and no member is deeper than the
+                 * program reaches (the listing went just that deep). */
+                for (size_t k = 0; k < n_members; k++) {
+                        const JsonScanMember *m = &members[k];
+                        int32_t parent = m->parent + 1;
+                        Node *n;
+
+                        i = (int32_t) (k + 1);
+                        n = &t->nodes[i];
+                        *n = (Node) {
+                                .key = m->key,
+                                .key_len = m->key_len,
+                                .value = m->value,
+                                .value_len = m->value_len,
+                                .parent = parent,
+                                .first = -1,
+                                .last = -1,
+                                .next = -1,
+                                .type = m->type,
+                                .key_escaped = m->key_escaped,
+                                .value_escaped = m->value_escaped,
+                                .id = name_id(t, m->key, m->key_len, m->key_escaped),
+                                .listed = m->type == JSON_SCAN_OBJECT && m->depth < t->max_depth,
+                        };
+                        if (t->nodes[parent].last >= 0)
+                                t->nodes[t->nodes[parent].last].next = i;
+                        else
+                                t->nodes[parent].first = i;
+                        t->nodes[parent].last = i;
+                }
+                t->n_nodes = n_members + 1;
+                return 0;
+        }
         open[0] = 0;
         for (size_t k = first; k < n_members && members[k].depth > base; k++) {
                 const JsonScanMember *m = &members[k];
