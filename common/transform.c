@@ -20,6 +20,17 @@
 #include "transform.h"
 #include "utf8.h"
 
+/* ASan's regexec() interceptor reads the subject up to its NUL, whatever REG_STARTEND says: in a
+ * build with it, a value is matched as a terminated copy (else a value that ends where its buffer
+ * does is reported as read past). */
+#if defined(__SANITIZE_ADDRESS__)
+#define REGEXEC_WANTS_NUL 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define REGEXEC_WANTS_NUL 1
+#endif
+#endif
+
 #define PATH_COMPONENTS_MAX 8u
 /* A record's members are listed one level deeper than the program reaches when it is the data of an
  * envelope (transform_run_listed()). */
@@ -1254,6 +1265,14 @@ static int where_holds(Transform *t, const Step *s) {
                 len = node_span(t, i, &text);
                 if (len < 0)
                         return (int) len;
+#ifdef REGEXEC_WANTS_NUL
+                if (text != t->subject.data) {
+                        buffer_clear(&t->subject);
+                        if (buffer_append(&t->subject, text, (size_t) len) < 0 || buffer_append(&t->subject, "", 1) < 0)
+                                return -ENOMEM;
+                        text = t->subject.data;
+                }
+#endif
                 span[0] = (regmatch_t) { .rm_so = 0, .rm_eo = (regoff_t) len };
                 if (s->regex_bytes)
                         old = uselocale(t->bytes);
