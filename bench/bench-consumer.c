@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "buffer.h"
+#include "daemon-util.h"
 #include "io-util.h"
 #include "line.h"
 #include "socket-util.h"
@@ -225,7 +226,7 @@ static int send_ack(int fd, Stats *st) {
         return loop_write(fd, line, (size_t) n);
 }
 
-static void help(void) {
+static void help(void *userdata) {
         printf("bench-consumer [OPTIONS...]\n\n"
                "Subscribes to dpiped, acks in batches, checks every bench record arrives once\n"
                "and measures end-to-end latency, for bench/run.\n\n"
@@ -243,10 +244,9 @@ static void help(void) {
 }
 
 static int parse_argv(int argc, char *argv[]) {
-        enum { ARG_VERSION = 0x100, ARG_CONNECT, ARG_SOURCES, ARG_RECORDS, ARG_WINDOW, ARG_SKIP, ARG_IDLE, ARG_HIST, ARG_TIMELINE, ARG_RAW };
+        enum { ARG_CONNECT = DAEMON_ARG_OWN, ARG_SOURCES, ARG_RECORDS, ARG_WINDOW, ARG_SKIP, ARG_IDLE, ARG_HIST, ARG_TIMELINE, ARG_RAW };
         static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "version", no_argument, NULL, ARG_VERSION },
+                DAEMON_COMMON_OPTIONS,
                 { "connect", required_argument, NULL, ARG_CONNECT },
                 { "sources", required_argument, NULL, ARG_SOURCES },
                 { "records", required_argument, NULL, ARG_RECORDS },
@@ -261,47 +261,31 @@ static int parse_argv(int argc, char *argv[]) {
         uint64_t v;
         int c;
 
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+        while ((c = daemon_getopt(argc, argv, "h", options, "bench-consumer", help, NULL)) >= 0)
                 switch (c) {
-                case 'h':
-                        help();
-                        return 0;
-                case ARG_VERSION:
-                        printf("bench-consumer %s\n", dpipe_version());
-                        return 0;
                 case ARG_CONNECT:
                         arg_connect = optarg;
                         break;
                 case ARG_SOURCES:
-                        if (safe_atou64(optarg, &v) < 0 || v < 1 || v > 100000) {
-                                fprintf(stderr, "Invalid --sources: %s\n", optarg);
+                        if (daemon_parse_u64_arg("sources", optarg, 1, 100000, &v) < 0)
                                 return -EINVAL;
-                        }
                         arg_sources = (unsigned) v;
                         break;
                 case ARG_RECORDS:
-                        if (safe_atou64(optarg, &arg_records) < 0 || arg_records > (UINT64_C(1) << 36)) {
-                                fprintf(stderr, "Invalid --records: %s\n", optarg);
+                        if (daemon_parse_u64_arg("records", optarg, 0, (UINT64_C(1) << 36), &arg_records) < 0)
                                 return -EINVAL;
-                        }
                         break;
                 case ARG_WINDOW:
-                        if (safe_atou64(optarg, &arg_window) < 0 || arg_window < 4 || arg_window > 1000000) {
-                                fprintf(stderr, "Invalid --window: %s\n", optarg);
+                        if (daemon_parse_u64_arg("window", optarg, 4, 1000000, &arg_window) < 0)
                                 return -EINVAL;
-                        }
                         break;
                 case ARG_SKIP:
-                        if (safe_atou64(optarg, &arg_skip) < 0) {
-                                fprintf(stderr, "Invalid --skip: %s\n", optarg);
+                        if (daemon_parse_u64_arg("skip", optarg, 0, UINT64_MAX, &arg_skip) < 0)
                                 return -EINVAL;
-                        }
                         break;
                 case ARG_IDLE:
-                        if (safe_atou64(optarg, &arg_idle_timeout_sec) < 0 || arg_idle_timeout_sec < 1) {
-                                fprintf(stderr, "Invalid --idle-timeout: %s\n", optarg);
+                        if (daemon_parse_u64_arg("idle-timeout", optarg, 1, UINT64_MAX, &arg_idle_timeout_sec) < 0)
                                 return -EINVAL;
-                        }
                         break;
                 case ARG_HIST:
                         arg_hist = optarg;
@@ -312,15 +296,11 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_RAW:
                         arg_raw = true;
                         break;
-                case '?':
-                        return -EINVAL;
                 default:
                         abort();
                 }
-        if (optind < argc) {
-                fprintf(stderr, "Unexpected argument: %s\n", argv[optind]);
-                return -EINVAL;
-        }
+        if (c != -1)
+                return c == DAEMON_GETOPT_DONE ? 0 : -EINVAL;
         return 1;
 }
 

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "buffer.h"
+#include "daemon-util.h"
 #include "line.h"
 #include "socket-util.h"
 #include "util.h"
@@ -278,7 +279,7 @@ static int conn_accept(Port *port) {
         return 0;
 }
 
-static void help(void) {
+static void help(void *userdata) {
         printf("bench-producer [OPTIONS...]\n\n"
                "Serves records in the dpipe-source TCP protocol on N ephemeral ports, for bench/run.\n\n"
                "  -h --help             Show this help\n"
@@ -295,10 +296,9 @@ static void help(void) {
 }
 
 static int parse_argv(int argc, char *argv[]) {
-        enum { ARG_VERSION = 0x100, ARG_SOURCES, ARG_RECORDS, ARG_SIZE, ARG_RATE, ARG_PORTS_FILE, ARG_BARRIER, ARG_RAW, ARG_KEEP_OPEN };
+        enum { ARG_SOURCES = DAEMON_ARG_OWN, ARG_RECORDS, ARG_SIZE, ARG_RATE, ARG_PORTS_FILE, ARG_BARRIER, ARG_RAW, ARG_KEEP_OPEN };
         static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "version", no_argument, NULL, ARG_VERSION },
+                DAEMON_COMMON_OPTIONS,
                 { "sources", required_argument, NULL, ARG_SOURCES },
                 { "records", required_argument, NULL, ARG_RECORDS },
                 { "size", required_argument, NULL, ARG_SIZE },
@@ -312,39 +312,25 @@ static int parse_argv(int argc, char *argv[]) {
         uint64_t v;
         int c;
 
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+        while ((c = daemon_getopt(argc, argv, "h", options, "bench-producer", help, NULL)) >= 0)
                 switch (c) {
-                case 'h':
-                        help();
-                        return 0;
-                case ARG_VERSION:
-                        printf("bench-producer %s\n", dpipe_version());
-                        return 0;
                 case ARG_SOURCES:
-                        if (safe_atou64(optarg, &v) < 0 || v < 1 || v > 100000) {
-                                fprintf(stderr, "Invalid --sources: %s\n", optarg);
+                        if (daemon_parse_u64_arg("sources", optarg, 1, 100000, &v) < 0)
                                 return -EINVAL;
-                        }
                         arg_sources = (unsigned) v;
                         break;
                 case ARG_RECORDS:
-                        if (safe_atou64(optarg, &arg_records) < 0) {
-                                fprintf(stderr, "Invalid --records: %s\n", optarg);
+                        if (daemon_parse_u64_arg("records", optarg, 0, UINT64_MAX, &arg_records) < 0)
                                 return -EINVAL;
-                        }
                         break;
                 case ARG_SIZE:
-                        if (safe_atou64(optarg, &v) < 0 || v > 65536) {
-                                fprintf(stderr, "Invalid --size: %s\n", optarg);
+                        if (daemon_parse_u64_arg("size", optarg, 0, 65536, &v) < 0)
                                 return -EINVAL;
-                        }
                         arg_size = (unsigned) v;
                         break;
                 case ARG_RATE:
-                        if (safe_atou64(optarg, &arg_rate) < 0) {
-                                fprintf(stderr, "Invalid --rate: %s\n", optarg);
+                        if (daemon_parse_u64_arg("rate", optarg, 0, UINT64_MAX, &arg_rate) < 0)
                                 return -EINVAL;
-                        }
                         break;
                 case ARG_PORTS_FILE:
                         arg_ports_file = optarg;
@@ -358,15 +344,11 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_KEEP_OPEN:
                         arg_keep_open = true;
                         break;
-                case '?':
-                        return -EINVAL;
                 default:
                         abort();
                 }
-        if (optind < argc) {
-                fprintf(stderr, "Unexpected argument: %s\n", argv[optind]);
-                return -EINVAL;
-        }
+        if (c != -1)
+                return c == DAEMON_GETOPT_DONE ? 0 : -EINVAL;
         return 1;
 }
 

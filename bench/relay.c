@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "daemon-util.h"
 #include "io-util.h"
 #include "socket-util.h"
 #include "util.h"
@@ -68,7 +69,7 @@ static int connect_to(const char *spec) {
         return fd;
 }
 
-static void help(void) {
+static void help(void *userdata) {
         printf("bench-relay --listen=tcp:ADDR:PORT|unix:PATH --upstream=tcp:ADDR:PORT|unix:PATH\n\n"
                "One stage of the relay baseline of bench/run: waits for a peer on --listen, then\n"
                "connects to --upstream and copies its bytes to the peer with batched reads/writes.\n\n"
@@ -77,35 +78,28 @@ static void help(void) {
 }
 
 static int parse_argv(int argc, char *argv[]) {
-        enum { ARG_VERSION = 0x100, ARG_LISTEN, ARG_UPSTREAM };
+        enum { ARG_LISTEN = DAEMON_ARG_OWN, ARG_UPSTREAM };
         static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "version", no_argument, NULL, ARG_VERSION },
+                DAEMON_COMMON_OPTIONS,
                 { "listen", required_argument, NULL, ARG_LISTEN },
                 { "upstream", required_argument, NULL, ARG_UPSTREAM },
                 {}
         };
         int c;
 
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+        while ((c = daemon_getopt(argc, argv, "h", options, "bench-relay", help, NULL)) >= 0)
                 switch (c) {
-                case 'h':
-                        help();
-                        return 0;
-                case ARG_VERSION:
-                        printf("bench-relay %s\n", dpipe_version());
-                        return 0;
                 case ARG_LISTEN:
                         arg_listen = optarg;
                         break;
                 case ARG_UPSTREAM:
                         arg_upstream = optarg;
                         break;
-                case '?':
-                        return -EINVAL;
                 default:
                         abort();
                 }
+        if (c != -1)
+                return c == DAEMON_GETOPT_DONE ? 0 : -EINVAL;
         if (!arg_listen || !arg_upstream) {
                 fprintf(stderr, "--listen= and --upstream= are required.\n");
                 return -EINVAL;

@@ -9,6 +9,8 @@
  *   DEFINE_MAIN_FUNCTION(run);
  */
 
+#include <getopt.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <systemd/sd-event.h>
 
@@ -24,6 +26,31 @@ int daemon_setup(void);
 
 /* SIGTERM and SIGINT go to handler (NULL: the loop exits with 0, as sd_event_add_signal() does). */
 int event_add_exit_signals(sd_event *e, sd_event_signal_handler_t handler, void *userdata);
+
+/* The options every program of the tree has, first in its option array: -h/--help and --version.
+ * The program's own options take values from DAEMON_ARG_OWN on. */
+#define DAEMON_ARG_VERSION 0x100
+#define DAEMON_ARG_OWN 0x101
+#define DAEMON_COMMON_OPTIONS                                                                          \
+        { "help", no_argument, NULL, 'h' }, { "version", no_argument, NULL, DAEMON_ARG_VERSION }
+
+/* getopt_long() (shortopts with "h") that answers -h/--help (help(userdata)) and --version
+ * ("<program> <version>") itself and refuses arguments that are not options. Returns the next other
+ * option as getopt_long() does (never '?'), then -1 at the end; or DAEMON_GETOPT_DONE once it printed the help
+ * or the version (the program exits 0), or DAEMON_GETOPT_FAILED after it printed why the command
+ * line is wrong (exit 1). So a program's loop ends with
+ *
+ *         if (c != -1)
+ *                 return c == DAEMON_GETOPT_DONE ? 0 : -EINVAL;
+ */
+#define DAEMON_GETOPT_DONE (-2)
+#define DAEMON_GETOPT_FAILED (-3)
+int daemon_getopt(int argc, char *argv[], const char *shortopts, const struct option *options, const char *program,
+                  void (*help)(void *userdata), void *userdata);
+
+/* The number of option --name given as text, if it is one of min..max; else says so on stderr
+ * ("Invalid --name: text") and returns -EINVAL. */
+int daemon_parse_u64_arg(const char *name, const char *text, uint64_t min, uint64_t max, uint64_t *ret);
 
 #define DEFINE_MAIN_FUNCTION(run)                                                                      \
         int main(int argc, char *argv[]) {                                                             \

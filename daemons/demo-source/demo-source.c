@@ -21,7 +21,7 @@
 
 static bool arg_check = false;
 
-static void help(void) {
+static void help(void *userdata) {
         printf("%s --file=PATH [OPTIONS...]\n\n"
                "Serve the rows of a CSV or JSON file over TCP (real-time) and HTTP (REST).\n\n"
                "  -h --help                  Show this help\n"
@@ -61,8 +61,7 @@ static int parse_u64(const char *opt, const char *s, uint64_t min, uint64_t *ret
 
 static int parse_argv(int argc, char *argv[], Manager *m) {
         enum {
-                ARG_VERSION = 0x100,
-                ARG_FORMAT,
+                ARG_FORMAT = DAEMON_ARG_OWN,
                 ARG_RECORDS,
                 ARG_INFER_TYPES,
                 ARG_TCP,
@@ -81,8 +80,7 @@ static int parse_argv(int argc, char *argv[], Manager *m) {
                 ARG_STATE_DIR,
         };
         static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "version", no_argument, NULL, ARG_VERSION },
+                DAEMON_COMMON_OPTIONS,
                 { "file", required_argument, NULL, 'f' },
                 { "format", required_argument, NULL, ARG_FORMAT },
                 { "records", required_argument, NULL, ARG_RECORDS },
@@ -107,15 +105,9 @@ static int parse_argv(int argc, char *argv[], Manager *m) {
         char **target;
         int c;
 
-        while ((c = getopt_long(argc, argv, "hf:", options, NULL)) >= 0) {
+        while ((c = daemon_getopt(argc, argv, "hf:", options, "dpipe-source", help, NULL)) >= 0) {
                 target = NULL;
                 switch (c) {
-                case 'h':
-                        help();
-                        return 0;
-                case ARG_VERSION:
-                        printf("dpipe-source %s\n", dpipe_version());
-                        return 0;
                 case 'f':
                         target = &m->path;
                         break;
@@ -188,8 +180,6 @@ static int parse_argv(int argc, char *argv[], Manager *m) {
                 case ARG_RUNTIME_DIR:
                 case ARG_STATE_DIR:
                         break;
-                case '?':
-                        return -EINVAL;
                 default:
                         abort();
                 }
@@ -201,10 +191,8 @@ static int parse_argv(int argc, char *argv[], Manager *m) {
                 }
         }
 
-        if (optind < argc) {
-                fprintf(stderr, "%s: unexpected argument '%s'\n", program_invocation_short_name, argv[optind]);
-                return -EINVAL;
-        }
+        if (c != -1)
+                return c == DAEMON_GETOPT_DONE ? 0 : -EINVAL;
         if (!m->path) {
                 fprintf(stderr, "%s: --file=PATH is required\n", program_invocation_short_name);
                 return -EINVAL;

@@ -48,7 +48,7 @@ static const char *arg_stream_name = "DPIPE";
 static const char *arg_metrics = NULL;
 static uint64_t arg_degraded_usec = DPIPED_DEGRADED_USEC_DEFAULT;
 
-static void help(void) {
+static void help(void *userdata) {
         printf("%s [OPTIONS...]\n\n"
                "The dpipe pipeline manager: D-Bus control plane (org.dpipe.Pipeline1), source registry,\n"
                "and the client TCP server that streams the queue.\n\n"
@@ -105,8 +105,7 @@ static int parse_ms(const char *s, const char *what, uint64_t *ret) {
 /* Returns 1 to run, 0 to exit successfully, < 0 on error. */
 static int parse_argv(int argc, char *argv[]) {
         enum {
-                ARG_VERSION = 0x100,
-                ARG_RUNTIME_DIR,
+                ARG_RUNTIME_DIR = DAEMON_ARG_OWN,
                 ARG_STATE_DIR,
                 ARG_LISTEN,
                 ARG_HEARTBEAT_MS,
@@ -131,8 +130,7 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_DEGRADED_SEC,
         };
         static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "version", no_argument, NULL, ARG_VERSION },
+                DAEMON_COMMON_OPTIONS,
                 { "runtime-dir", required_argument, NULL, ARG_RUNTIME_DIR },
                 { "state-dir", required_argument, NULL, ARG_STATE_DIR },
                 { "listen", required_argument, NULL, ARG_LISTEN },
@@ -160,14 +158,8 @@ static int parse_argv(int argc, char *argv[]) {
         };
         int c, r;
 
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+        while ((c = daemon_getopt(argc, argv, "h", options, "dpiped", help, NULL)) >= 0)
                 switch (c) {
-                case 'h':
-                        help();
-                        return 0;
-                case ARG_VERSION:
-                        printf("dpiped %s\n", dpipe_version());
-                        return 0;
                 case ARG_RUNTIME_DIR:
                         arg_runtime_dir = optarg;
                         break;
@@ -291,15 +283,11 @@ static int parse_argv(int argc, char *argv[]) {
                         }
                         arg_stream_name = optarg;
                         break;
-                case '?':
-                        return -EINVAL;
                 default:
                         return -EINVAL;
                 }
-        if (optind < argc) {
-                fprintf(stderr, "%s: unexpected argument \"%s\"\n", program_invocation_short_name, argv[optind]);
-                return -EINVAL;
-        }
+        if (c != -1)
+                return c == DAEMON_GETOPT_DONE ? 0 : -EINVAL;
         if (arg_client_timeout_usec == 0)
                 arg_client_timeout_usec = 3 * arg_heartbeat_usec;
         if (!!arg_tls_cert != !!arg_tls_key) {

@@ -13,16 +13,32 @@
 #include "service.h"
 #include "util.h"
 
+typedef struct ServiceHelp {
+        const char *program;
+        const ServiceArgsParser *parser;
+} ServiceHelp;
+
+static void service_help(void *userdata) {
+        const ServiceHelp *h = userdata;
+
+        printf("%s [OPTIONS...]\n\n"
+               "%s\n\n"
+               "  -h --help              Show this help\n"
+               "     --version           Show package version\n",
+               h->program, h->parser->description);
+        h->parser->help(h->parser->userdata);
+}
+
 int service_setup(const ServiceClass *class, const char *type_name, const ServiceArgsParser *p, int argc,
                   char *argv[], ServiceArgs *ret) {
-        enum { ARG_VERSION = 0x100, ARG_RUNTIME_DIR, ARG_IDLE_EXIT };
+        enum { ARG_RUNTIME_DIR = DAEMON_ARG_OWN, ARG_IDLE_EXIT };
         static const struct option common_options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "version", no_argument, NULL, ARG_VERSION },
+                DAEMON_COMMON_OPTIONS,
                 { "runtime-dir", required_argument, NULL, ARG_RUNTIME_DIR },
                 { "idle-exit-sec", required_argument, NULL, ARG_IDLE_EXIT },
         };
         _cleanup_free_ struct option *options = NULL;
+        _cleanup_free_ char *program = NULL;
         uint64_t idle = 0;
         int c, r;
 
@@ -32,7 +48,7 @@ int service_setup(const ServiceClass *class, const char *type_name, const Servic
                 return log_error_errno(r, "Failed to set up the process: %m");
 
         options = calloc(ELEMENTSOF(common_options) + p->n_options + 1, sizeof(struct option));
-        if (!options) {
+        if (!options || asprintf(&program, "dpipe-%s-%s", class->kind, type_name) < 0) {
                 fprintf(stderr, "Out of memory\n");
                 return -ENOMEM;
         }
@@ -41,19 +57,9 @@ int service_setup(const ServiceClass *class, const char *type_name, const Servic
                 memcpy(options + ELEMENTSOF(common_options), p->options, p->n_options * sizeof(struct option));
 
         *ret = (ServiceArgs) {};
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+        while ((c = daemon_getopt(argc, argv, "h", options, program, service_help,
+                                  &(ServiceHelp) { program, p })) >= 0)
                 switch (c) {
-                case 'h':
-                        printf("dpipe-%s-%s [OPTIONS...]\n\n"
-                               "%s\n\n"
-                               "  -h --help              Show this help\n"
-                               "     --version           Show package version\n",
-                               class->kind, type_name, p->description);
-                        p->help(p->userdata);
-                        return 0;
-                case ARG_VERSION:
-                        printf("dpipe-%s-%s %s\n", class->kind, type_name, dpipe_version());
-                        return 0;
                 case ARG_RUNTIME_DIR:
                         ret->runtime_dir = optarg;
                         break;
@@ -64,8 +70,6 @@ int service_setup(const ServiceClass *class, const char *type_name, const Servic
                         }
                         ret->idle_exit_usec = idle * USEC_PER_SEC;
                         break;
-                case '?':
-                        return -EINVAL;
                 default:
                         if (c < SERVICE_ARG_OWN || !p->parse)
                                 return -EINVAL;
@@ -73,9 +77,7 @@ int service_setup(const ServiceClass *class, const char *type_name, const Servic
                         if (r != 0)
                                 return r > 0 ? 0 : r;
                 }
-        if (optind < argc) {
-                fprintf(stderr, "Unexpected argument: %s\n", argv[optind]);
-                return -EINVAL;
-        }
+        if (c != -1)
+                return c == DAEMON_GETOPT_DONE ? 0 : -EINVAL;
         return 1;
 }

@@ -14,7 +14,7 @@
 #include "util.h"
 #include "writer-manager.h"
 
-static void help(void) {
+static void help(void *userdata) {
         printf("%s [OPTIONS...]\n\n"
                "The dpipe data writer: accepts record batches from connectors on <runtime-dir>/writer.sock,\n"
                "appends them to the message queue in <state-dir>/queue/ and acks them once durable.\n\n"
@@ -55,8 +55,7 @@ static int parse_sync(const char *s, WriterOptions *o) {
 }
 
 enum {
-        ARG_VERSION = 0x100,
-        ARG_RUNTIME_DIR,
+        ARG_RUNTIME_DIR = DAEMON_ARG_OWN,
         ARG_STATE_DIR,
         ARG_SYNC,
         ARG_SEGMENT_SIZE,
@@ -69,8 +68,7 @@ enum {
 /* Returns 1 to run, 0 to exit successfully (--help), negative on bad usage (already reported). */
 static int parse_argv(int argc, char *argv[], WriterOptions *o) {
         static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "version", no_argument, NULL, ARG_VERSION },
+                DAEMON_COMMON_OPTIONS,
                 { "runtime-dir", required_argument, NULL, ARG_RUNTIME_DIR },
                 { "state-dir", required_argument, NULL, ARG_STATE_DIR },
                 { "sync", required_argument, NULL, ARG_SYNC },
@@ -84,14 +82,8 @@ static int parse_argv(int argc, char *argv[], WriterOptions *o) {
         uint64_t v;
         int c;
 
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+        while ((c = daemon_getopt(argc, argv, "h", options, "dpipe-writer", help, NULL)) >= 0)
                 switch (c) {
-                case 'h':
-                        help();
-                        return 0;
-                case ARG_VERSION:
-                        printf("dpipe-writer %s\n", dpipe_version());
-                        return 0;
                 case ARG_RUNTIME_DIR:
                         o->runtime_dir = optarg;
                         break;
@@ -127,14 +119,12 @@ static int parse_argv(int argc, char *argv[], WriterOptions *o) {
                                 return log_error_errno(EINVAL, "Invalid --idle-exit-sec='%s'.", optarg);
                         o->idle_exit_usec = v * USEC_PER_SEC;
                         break;
-                case '?':
-                        return -EINVAL;
                 default:
                         return -EINVAL;
                 }
 
-        if (optind < argc)
-                return log_error_errno(EINVAL, "This program takes no arguments.");
+        if (c != -1)
+                return c == DAEMON_GETOPT_DONE ? 0 : -EINVAL;
         if (o->queue.max_bytes > 0 && o->queue.max_bytes < 2 * o->queue.segment_size && o->queue.segment_size > 0)
                 log_notice("--max-bytes=%" PRIu64 " is below two segments; set a smaller --segment-size for a useful "
                            "limit.", o->queue.max_bytes);
