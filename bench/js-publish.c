@@ -10,7 +10,9 @@
  * measures the latency from the publish.
  *
  * The stream is created with --replicas when absent. Prints one JSON line:
- * {"rate":<messages/s>,"seconds":<s>,"failed":<negative acks>}. Exit status 1 on any failure. */
+ * {"rate":<messages/s>,"seconds":<s>,"failed":<negative acks>,"ack_p50_us":..,"ack_p99_us":..,
+ * "ack_p999_us":..}: the time from each publish to its ack (the stream's store latency as a client
+ * sees it; with --rate, at that load). Exit status 1 on any failure. */
 
 #include <errno.h>
 #include <getopt.h>
@@ -34,11 +36,23 @@ static bool arg_json = false;
 static uint64_t arg_rate = 0;
 
 static volatile int64_t failed;
+static int64_t *sent_ns; /* per message: the publish time, then (on its ack) the latency */
 
 static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure) {
+        const char *v = NULL;
+        uint64_t i;
+
         if (!pa)
                 __atomic_add_fetch(&failed, 1, __ATOMIC_RELAXED);
+        else if (natsMsgHeader_Get(msg, "Dpipe-Offset", &v) == NATS_OK && v && (i = strtoull(v, NULL, 10)) < arg_count)
+                sent_ns[i] = nats_NowInNanoSeconds() - sent_ns[i];
         natsMsg_Destroy(msg);
+}
+
+static int cmp_i64(const void *a, const void *b) {
+        int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
+
+        return x < y ? -1 : x > y;
 }
 
 static int parse_args(int argc, char *argv[]) {
@@ -135,7 +149,8 @@ int main(int argc, char *argv[]) {
         if (parse_args(argc, argv) < 0)
                 return EXIT_FAILURE;
         data = malloc(arg_size);
-        if (!data)
+        sent_ns = calloc(arg_count, sizeof(int64_t));
+        if (!data || !sent_ns)
                 return EXIT_FAILURE;
         memset(data, 'x', arg_size);
 
@@ -222,6 +237,7 @@ int main(int argc, char *argv[]) {
                         s = natsMsgHeader_Set(m, "Dpipe-Offset", offset);
                 if (s == NATS_OK && arg_headers > 3)
                         s = natsMsgHeader_Set(m, "Dpipe-Ts", ts);
+                sent_ns[i] = nats_NowInNanoSeconds();
                 if (s == NATS_OK)
                         s = js_PublishMsgAsync(js, &m, NULL);
                 natsMsg_Destroy(m);
@@ -238,13 +254,17 @@ int main(int argc, char *argv[]) {
                         return fail("waiting for the acks", s);
         }
         end = nats_NowInNanoSeconds();
-        printf("{\"rate\":%.0f,\"seconds\":%.3f,\"failed\":%" PRId64 "}\n",
-               (double) arg_count / ((double) (end - start) / 1e9), (double) (end - start) / 1e9, failed);
+        qsort(sent_ns, arg_count, sizeof(int64_t), cmp_i64);
+        printf("{\"rate\":%.0f,\"seconds\":%.3f,\"failed\":%" PRId64 ",\"ack_p50_us\":%" PRId64
+               ",\"ack_p99_us\":%" PRId64 ",\"ack_p999_us\":%" PRId64 "}\n",
+               (double) arg_count / ((double) (end - start) / 1e9), (double) (end - start) / 1e9, failed,
+               sent_ns[arg_count / 2] / 1000, sent_ns[arg_count * 99 / 100] / 1000, sent_ns[arg_count * 999 / 1000] / 1000);
 
         jsCtx_Destroy(js);
         natsConnection_Destroy(nc);
         natsOptions_Destroy(opts);
         free(data);
+        free(sent_ns);
         nats_Close();
         return failed > 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -12,7 +12,7 @@
 # cluster on loopback (R3 stream); the nats ones also with other max_in_flight values. Before the
 # nats sink, "js-publish" publishes the same N messages (the sink's headers, 100 bytes) from one
 # cnats connection with nothing else around: what the servers take on this machine, the sink's
-# baseline (no dpiped, no queue).
+# baseline (no dpiped, no queue); then, at LIVE_RATE/s, its latency from each publish to its ack.
 #
 # "stream" measures the other end, `dpiped --stream=`: N messages published into an R1 stream
 # beforehand (js-publish --json), then read by bench-consumer through a dpiped --stream= (records/s
@@ -152,6 +152,15 @@ baseline() {
         python3 -c "import json,sys; m=json.load(open(sys.argv[2])); print(f'{sys.argv[1]:<36} {m[\"rate\"]:12,.0f} {m[\"seconds\"]:9.2f} {\"\":>9} {\"\":>9} {float(sys.argv[3]):12.2f}')" \
                 "$label" "$TMP/baseline.json" "$(python3 -c "print($(nats_cpu) - $nats_cpu_before)")"
 }
+# ack_latency LABEL STREAM SUBJECT REPLICAS: js-publish at LIVE_RATE/s for 10 s, the time from each
+# publish to its ack (what a record spends between the sink and the stream, at that load).
+ack_latency() {
+        local rate=${LIVE_RATE:-10000}
+        "$BUILD_DIR/bench/js-publish" --address="$NATS_URLS" --stream="$2" --subject="$3" --replicas="$4" \
+                --count=$((rate * 10)) --rate="$rate" >"$TMP/latency.json" || dp_fail "$1: failed"
+        python3 -c "import json,sys; m=json.load(open(sys.argv[2])); print(f'{sys.argv[1]} at {sys.argv[3]}/s: publish to ack p50 {m[\"ack_p50_us\"]} µs, p99 {m[\"ack_p99_us\"]} µs, p99.9 {m[\"ack_p999_us\"]} µs')" \
+                "$1" "$TMP/latency.json" "$rate"
+}
 nats_reset() {
         [ -n "$NATS_URLS" ] || return 0
         nats_stop_servers "${!NATS_PIDS[@]}"
@@ -166,6 +175,7 @@ if [[ " $RUNS " == *" nats1 "* ]]; then
                 measure "nats, 1 server R1, in flight $k" nats address="$NATS_URLS" replicas=1 stream="S1_$k" \
                         subject="r1k$k.{pipeline}.{source}" max_in_flight="$k"
         done
+        ack_latency "js-publish, 1 server R1" L1 l1.x 1
         nats_reset
 fi
 if [[ " $RUNS " == *" nats3 "* ]]; then
@@ -175,6 +185,7 @@ if [[ " $RUNS " == *" nats3 "* ]]; then
                 measure "nats, 3 servers R3, in flight $k" nats address="$NATS_URLS" replicas=3 stream="S3_$k" \
                         subject="r3k$k.{pipeline}.{source}" max_in_flight="$k"
         done
+        ack_latency "js-publish, 3 servers R3" L3 l3.x 3
 fi
 
 # stream_read LABEL STREAM [live]: a dpiped --stream= on STREAM (in place of the queue's dpiped on the
