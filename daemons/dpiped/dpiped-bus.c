@@ -57,82 +57,48 @@ static int bus_read_options(sd_bus_message *message, struct json_object **ret, s
 
 /* What the Add/Remove/Get methods of sources and sinks differ in. */
 typedef struct BusKind {
-        const char *what; /* "source" */
-        bool (*name_is_valid)(const char *name);
-        size_t name_max;
+        const DefOps *ops; /* find, iterate, what, the name rule */
         const char *no_such; /* the error of an unknown name */
         int (*check)(Manager *m, const char *name, const char *type, struct json_object *options,
                      option_check_handler_t handler, void *userdata, OptionCheck **ret_check,
                      OptionCheckResult *ret_result, sd_bus_error *error);
-        /* The add itself, once the daemon answered; the new object's path in *ret_path. */
+        /* The add itself, once the daemon answered. */
         int (*add)(Manager *m, const char *name, const char *type, struct json_object *options,
-                   const OptionCheckAnswer *check, const Actor *actor, const char **ret_path, sd_bus_error *error);
+                   const OptionCheckAnswer *check, const Actor *actor, sd_bus_error *error);
         int (*remove)(Manager *m, const char *name, const Actor *actor, sd_bus_error *error);
-        /* The object path of name, or NULL. */
-        const char *(*path)(Manager *m, const char *name);
 } BusKind;
 
 static int source_add(Manager *m, const char *name, const char *type, struct json_object *options,
-                      const OptionCheckAnswer *check, const Actor *actor, const char **ret_path, sd_bus_error *error) {
-        Source *s;
-        int r;
-
-        r = manager_add_source(m, name, type, options, check, actor, &s, error);
-        if (r >= 0)
-                *ret_path = s->object_path;
-        return r;
-}
-
-static const char *source_path(Manager *m, const char *name) {
-        Source *s = manager_find_source(m, name);
-        return s ? s->object_path : NULL;
+                      const OptionCheckAnswer *check, const Actor *actor, sd_bus_error *error) {
+        return manager_add_source(m, name, type, options, check, actor, NULL, error);
 }
 
 static int sink_add(Manager *m, const char *name, const char *type, struct json_object *options,
-                    const OptionCheckAnswer *check, const Actor *actor, const char **ret_path, sd_bus_error *error) {
-        Sink *s;
-        int r;
-
-        r = manager_add_sink(m, name, type, options, check, actor, &s, error);
-        if (r >= 0)
-                *ret_path = s->object_path;
-        return r;
-}
-
-static const char *sink_path(Manager *m, const char *name) {
-        Sink *s = manager_find_sink(m, name);
-        return s ? s->object_path : NULL;
-}
-
-static bool sink_name_is_valid_(const char *name) {
-        return sink_name_is_valid(name);
-}
-
-static bool source_name_is_valid_(const char *name) {
-        return source_name_is_valid(name);
+                    const OptionCheckAnswer *check, const Actor *actor, sd_bus_error *error) {
+        return manager_add_sink(m, name, type, options, check, actor, NULL, error);
 }
 
 static const BusKind bus_kind_source = {
-        .what = "source",
-        .name_is_valid = source_name_is_valid_,
-        .name_max = 64,
+        .ops = &def_ops_source,
         .no_such = BUS_ERROR_NO_SUCH_SOURCE,
         .check = manager_add_source_check,
         .add = source_add,
         .remove = manager_remove_source,
-        .path = source_path,
 };
 
 static const BusKind bus_kind_sink = {
-        .what = "sink",
-        .name_is_valid = sink_name_is_valid_,
-        .name_max = SINK_NAME_MAX,
+        .ops = &def_ops_sink,
         .no_such = BUS_ERROR_NO_SUCH_SINK,
         .check = manager_add_sink_check,
         .add = sink_add,
         .remove = manager_remove_sink,
-        .path = sink_path,
 };
+
+/* The object path of name, or NULL. */
+static const char *bus_kind_path(const BusKind *kind, Manager *m, const char *name) {
+        void *o = kind->ops->find(m, name);
+        return o ? kind->ops->object_path(o) : NULL;
+}
 
 /* An AddSource or AddSink call waiting for the daemon's check of its options. */
 typedef struct BusAdd {
@@ -160,9 +126,10 @@ static int bus_add_finish(sd_bus_message *message, Manager *m, const BusKind *ki
         if (r < 0)
                 return r;
         bus_actor(message, &actor, &creds);
-        r = kind->add(m, name, type, options, check, &actor, &path, error);
+        r = kind->add(m, name, type, options, check, &actor, error);
         if (r < 0)
                 return r;
+        path = bus_kind_path(kind, m, name);
         /* SourceAdded/SinkAdded was emitted by the manager */
         return sd_bus_reply_method_return(message, "o", path);
 }
@@ -204,10 +171,9 @@ static int method_add(sd_bus_message *message, Manager *m, const BusKind *kind, 
                 return r;
         /* 2./3. validate what needs no state (the rest is checked by the manager); name is never
          * NULL after a successful read, which the compiler cannot know */
-        if (!kind->name_is_valid(name))
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "Invalid %s name \"%.80s\": use 1-%zu characters of [A-Za-z0-9_.-].", kind->what,
-                                         name ?: "", kind->name_max);
+        if (!kind->ops->file_kind->name_is_valid(name))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid %s name \"%.80s\": use %s.",
+                                         kind->ops->file_kind->what, name ?: "", kind->ops->file_kind->name_rule);
         /* 4. authorize */
         r = bus_verify_manage(message, m, self, error);
         if (r < 0)
@@ -251,8 +217,9 @@ static int method_remove(sd_bus_message *message, Manager *m, const BusKind *kin
         r = sd_bus_message_read(message, "s", &name);
         if (r < 0)
                 return r;
-        if (!kind->path(m, name))
-                return sd_bus_error_setf(error, kind->no_such, "No %s named \"%.80s\".", kind->what, name);
+        if (!bus_kind_path(kind, m, name))
+                return sd_bus_error_setf(error, kind->no_such, "No %s named \"%.80s\".", kind->ops->file_kind->what,
+                                         name);
         r = bus_verify_manage(message, m, self, error);
         if (r < 0)
                 return r;
@@ -280,9 +247,10 @@ static int method_get(sd_bus_message *message, Manager *m, const BusKind *kind, 
         r = sd_bus_message_read(message, "s", &name);
         if (r < 0)
                 return r;
-        path = kind->path(m, name);
+        path = bus_kind_path(kind, m, name);
         if (!path)
-                return sd_bus_error_setf(error, kind->no_such, "No %s named \"%.80s\".", kind->what, name);
+                return sd_bus_error_setf(error, kind->no_such, "No %s named \"%.80s\".", kind->ops->file_kind->what,
+                                         name);
         return sd_bus_reply_method_return(message, "o", path);
 }
 
@@ -348,9 +316,8 @@ static int method_reload(sd_bus_message *message, void *userdata, sd_bus_error *
         return sd_bus_reply_method_return(message, NULL);
 }
 
-static int method_list_sources(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+static int method_list(sd_bus_message *message, Manager *m, const BusKind *kind) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        Manager *m = userdata;
         int r;
 
         r = sd_bus_message_new_method_return(message, &reply);
@@ -359,9 +326,9 @@ static int method_list_sources(sd_bus_message *message, void *userdata, sd_bus_e
         r = sd_bus_message_open_container(reply, 'a', "(ssso)");
         if (r < 0)
                 return r;
-        LIST_FOREACH(sources, s, m->sources) {
-                r = sd_bus_message_append(reply, "(ssso)", s->name, s->type, source_state_to_string(s->state),
-                                          s->object_path);
+        for (void *o = kind->ops->first(m); o; o = kind->ops->next(o)) {
+                r = sd_bus_message_append(reply, "(ssso)", kind->ops->name(o), kind->ops->type(o), kind->ops->state(o),
+                                          kind->ops->object_path(o));
                 if (r < 0)
                         return r;
         }
@@ -371,27 +338,12 @@ static int method_list_sources(sd_bus_message *message, void *userdata, sd_bus_e
         return sd_bus_send(NULL, reply, NULL);
 }
 
-static int method_list_sinks(sd_bus_message *message, void *userdata, sd_bus_error *error) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        Manager *m = userdata;
-        int r;
+static int method_list_sources(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        return method_list(message, userdata, &bus_kind_source);
+}
 
-        r = sd_bus_message_new_method_return(message, &reply);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_open_container(reply, 'a', "(ssso)");
-        if (r < 0)
-                return r;
-        for (Sink *s = m->sinks; s; s = s->next) {
-                r = sd_bus_message_append(reply, "(ssso)", s->name, s->type, sink_state_to_string(s->state),
-                                          s->object_path);
-                if (r < 0)
-                        return r;
-        }
-        r = sd_bus_message_close_container(reply);
-        if (r < 0)
-                return r;
-        return sd_bus_send(NULL, reply, NULL);
+static int method_list_sinks(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        return method_list(message, userdata, &bus_kind_sink);
 }
 
 static int property_get_pipeline_id(sd_bus *bus, const char *path, const char *interface, const char *property,

@@ -254,6 +254,8 @@ static int op_named(Client *c, struct json_object *req, struct json_object *id, 
         client_actor(c, &actor);
         if (streq(op, "remove_source"))
                 r = manager_remove_source(c->manager, name, &actor, &error);
+        else if (streq(op, "remove_sink"))
+                r = manager_remove_sink(c->manager, name, &actor, &error);
         else
                 r = manager_pause_source(c->manager, name, streq(op, "pause_source"), &actor, &error);
         if (r < 0)
@@ -270,6 +272,9 @@ static int op_pause_source(Client *c, struct json_object *req, struct json_objec
 static int op_resume_source(Client *c, struct json_object *req, struct json_object *id) {
         return op_named(c, req, id, "resume_source");
 }
+static int op_remove_sink(Client *c, struct json_object *req, struct json_object *id) {
+        return op_named(c, req, id, "remove_sink");
+}
 
 static int op_reload(Client *c, struct json_object *req, struct json_object *id) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
@@ -283,77 +288,78 @@ static int op_reload(Client *c, struct json_object *req, struct json_object *id)
         return client_send_op(c, id, "ok");
 }
 
-static int op_list_sources(Client *c, struct json_object *req, struct json_object *id) {
-        _cleanup_json_ struct json_object *o = json_object_new_object(), *a = json_object_new_array();
+/* A new object appended to the array a of a list reply; NULL when out of memory. */
+static struct json_object *list_entry_new(struct json_object *a, const char *name, const char *type, const char *state,
+                                          const char *address) {
+        struct json_object *e = json_object_new_object();
 
-        if (!o || !a)
+        if (!e || json_object_array_add(a, e) < 0) {
+                json_object_put(e);
+                return NULL;
+        }
+        json_object_object_add(e, "name", json_object_new_string(name));
+        json_object_object_add(e, "type", json_object_new_string(type));
+        json_object_object_add(e, "state", json_object_new_string(state));
+        json_object_object_add(e, "address", json_object_new_string(address));
+        return e;
+}
+
+/* The last fields of an entry, after the kind's counters. */
+static void list_entry_end(struct json_object *e, const char *last_error, const DefFiles *files) {
+        json_object_object_add(e, "last_error", json_object_new_string(last_error));
+        if (def_files_defined(files))
+                json_object_object_add(e, "fragment_path", json_object_new_string(files->fragment_path));
+}
+
+/* {"op":OP,OP:[...]}, the reply of list_sources ("sources") and list_sinks ("sinks"). */
+static int list_reply_send(Client *c, struct json_object *id, const char *op, struct json_object *a) {
+        _cleanup_json_ struct json_object *o = json_object_new_object();
+
+        if (!o)
+                return -ENOMEM;
+        json_object_object_add(o, "op", json_object_new_string(op));
+        json_object_object_add(o, op, json_object_get(a));
+        return client_send_json(c, id, o);
+}
+
+static int op_list_sources(Client *c, struct json_object *req, struct json_object *id) {
+        _cleanup_json_ struct json_object *a = json_object_new_array();
+
+        if (!a)
                 return -ENOMEM;
         LIST_FOREACH(sources, s, c->manager->sources) {
-                struct json_object *e = json_object_new_object();
-                if (!e || json_object_array_add(a, e) < 0) {
-                        json_object_put(e);
+                struct json_object *e = list_entry_new(a, s->name, s->type, source_state_to_string(s->state),
+                                                       source_address(s));
+                if (!e)
                         return -ENOMEM;
-                }
-                json_object_object_add(e, "name", json_object_new_string(s->name));
-                json_object_object_add(e, "type", json_object_new_string(s->type));
-                json_object_object_add(e, "state", json_object_new_string(source_state_to_string(s->state)));
-                json_object_object_add(e, "address", json_object_new_string(source_address(s)));
                 json_object_object_add(e, "records", json_object_new_int64((int64_t) s->records_received));
                 json_object_object_add(e, "filtered", json_object_new_int64((int64_t) s->records_filtered));
                 json_object_object_add(e, "bytes", json_object_new_int64((int64_t) s->bytes_received));
                 json_object_object_add(e, "reconnects", json_object_new_int64(s->reconnects));
-                json_object_object_add(e, "last_error", json_object_new_string(s->last_error));
-                if (source_is_from_file(s))
-                        json_object_object_add(e, "fragment_path", json_object_new_string(s->files.fragment_path));
+                list_entry_end(e, s->last_error, &s->files);
         }
-        json_object_object_add(o, "op", json_object_new_string("sources"));
-        json_object_object_add(o, "sources", TAKE_PTR(a));
-        return client_send_json(c, id, o);
+        return list_reply_send(c, id, "sources", a);
 }
 
 static int op_add_sink(Client *c, struct json_object *req, struct json_object *id) {
         return op_add(c, req, id, true);
 }
 
-static int op_remove_sink(Client *c, struct json_object *req, struct json_object *id) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        const char *name = json_get_string(req, "name");
-        Actor actor;
-        int r;
-
-        if (!name)
-                return client_send_error(c, id, "bad_request", "remove_sink needs a \"name\" string");
-        client_actor(c, &actor);
-        r = manager_remove_sink(c->manager, name, &actor, &error);
-        if (r < 0)
-                return client_send_bus_error(c, id, &error, r);
-        return client_send_op(c, id, "ok");
-}
-
 static int op_list_sinks(Client *c, struct json_object *req, struct json_object *id) {
-        _cleanup_json_ struct json_object *o = json_object_new_object(), *a = json_object_new_array();
+        _cleanup_json_ struct json_object *a = json_object_new_array();
 
-        if (!o || !a)
+        if (!a)
                 return -ENOMEM;
         for (Sink *s = c->manager->sinks; s; s = s->next) {
-                struct json_object *e = json_object_new_object();
-                if (!e || json_object_array_add(a, e) < 0) {
-                        json_object_put(e);
+                struct json_object *e = list_entry_new(a, s->name, s->type, sink_state_to_string(s->state),
+                                                       sink_address(s));
+                if (!e)
                         return -ENOMEM;
-                }
-                json_object_object_add(e, "name", json_object_new_string(s->name));
-                json_object_object_add(e, "type", json_object_new_string(s->type));
-                json_object_object_add(e, "state", json_object_new_string(sink_state_to_string(s->state)));
-                json_object_object_add(e, "address", json_object_new_string(sink_address(s)));
                 json_object_object_add(e, "records_sent", json_object_new_uint64(s->records_sent));
                 json_object_object_add(e, "lag", json_object_new_uint64(s->lag));
-                json_object_object_add(e, "last_error", json_object_new_string(s->last_error));
-                if (sink_is_from_file(s))
-                        json_object_object_add(e, "fragment_path", json_object_new_string(s->files.fragment_path));
+                list_entry_end(e, s->last_error, &s->files);
         }
-        json_object_object_add(o, "op", json_object_new_string("sinks"));
-        json_object_object_add(o, "sinks", TAKE_PTR(a));
-        return client_send_json(c, id, o);
+        return list_reply_send(c, id, "sinks", a);
 }
 
 static int op_status(Client *c, struct json_object *req, struct json_object *id) {

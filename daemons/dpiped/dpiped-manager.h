@@ -186,7 +186,8 @@ typedef struct ReloadStats {
 typedef struct DefFile DefFile;
 typedef struct DefFiles DefFiles;
 typedef struct DefFileKind DefFileKind;
-/* What the reload needs of the manager's objects of one kind (Source, Sink), as void *. */
+/* What the reload (and the bus's Add/Remove/Get/List) needs of the manager's objects of one kind
+ * (Source, Sink), as void *. */
 typedef struct DefOps {
         const DefFileKind *file_kind;
         char **(*dirs)(Manager *m);
@@ -195,6 +196,8 @@ typedef struct DefOps {
         void *(*find)(Manager *m, const char *name);
         const char *(*name)(void *o);
         const char *(*type)(void *o);
+        const char *(*state)(void *o);
+        const char *(*object_path)(void *o);
         struct json_object *(*options)(void *o);
         DefFiles *(*files)(void *o);
         bool (*paused)(void *o); /* NULL: the kind has no pause */

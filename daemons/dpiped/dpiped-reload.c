@@ -234,6 +234,14 @@ static const char *source_type(void *o) {
         return ((Source *) o)->type;
 }
 
+static const char *source_state(void *o) {
+        return source_state_to_string(((Source *) o)->state);
+}
+
+static const char *source_object_path(void *o) {
+        return ((Source *) o)->object_path;
+}
+
 static struct json_object *source_options(void *o) {
         return ((Source *) o)->options;
 }
@@ -302,6 +310,8 @@ const DefOps def_ops_source = {
         .find = source_find,
         .name = source_name,
         .type = source_type,
+        .state = source_state,
+        .object_path = source_object_path,
         .options = source_options,
         .files = source_files,
         .paused = source_paused,

@@ -373,6 +373,14 @@ static const char *sink_type(void *o) {
         return ((Sink *) o)->type;
 }
 
+static const char *sink_state(void *o) {
+        return sink_state_to_string(((Sink *) o)->state);
+}
+
+static const char *sink_object_path(void *o) {
+        return ((Sink *) o)->object_path;
+}
+
 static struct json_object *sink_options(void *o) {
         return ((Sink *) o)->options;
 }
@@ -468,6 +476,8 @@ const DefOps def_ops_sink = {
         .find = sink_find,
         .name = sink_name,
         .type = sink_type,
+        .state = sink_state,
+        .object_path = sink_object_path,
         .options = sink_options,
         .files = sink_files,
         .start = sink_start_file,
