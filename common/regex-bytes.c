@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
+
+#include "macro.h"
 
 #include "buffer.h"
 #include "regex-bytes.h"
@@ -129,4 +132,130 @@ untranslatable:
 oom:
         errno = ENOMEM;
         return NULL;
+}
+
+static size_t mul_sat(size_t a, size_t b) {
+        return b != 0 && a > SIZE_MAX / b ? SIZE_MAX : a * b;
+}
+
+static size_t add_sat(size_t a, size_t b) {
+        return a > SIZE_MAX - b ? SIZE_MAX : a + b;
+}
+
+/* The interval at p[0] == '{': its factor (how many copies glibc makes), and the index after it;
+ * 0 if it is no interval (then '{' is an ordinary character). */
+static size_t interval(const char *p, size_t *ret_factor) {
+        size_t i = 1, m = 0, n = 0;
+        bool comma = false, have_n = false;
+
+        if (p[i] < '0' || p[i] > '9')
+                return 0;
+        for (; p[i] >= '0' && p[i] <= '9'; i++)
+                m = add_sat(mul_sat(m, 10), (size_t) (p[i] - '0'));
+        if (p[i] == ',') {
+                comma = true;
+                for (i++; p[i] >= '0' && p[i] <= '9'; i++) {
+                        n = add_sat(mul_sat(n, 10), (size_t) (p[i] - '0'));
+                        have_n = true;
+                }
+        }
+        if (p[i] != '}')
+                return 0;
+        *ret_factor = !comma ? m : have_n ? (n > m ? n : m) : add_sat(m, 1);
+        if (*ret_factor == 0)
+                *ret_factor = 1;
+        return i + 1;
+}
+
+size_t regex_expanded_size(const char *pattern) {
+        struct {
+                size_t sum, last;
+        } frames[64];
+        unsigned depth = 0;
+
+        frames[0].sum = frames[0].last = 0;
+        for (size_t i = 0; pattern[i];) {
+                char c = pattern[i];
+                size_t factor = 0, next;
+
+                switch (c) {
+                case '(':
+                        if (++depth >= ELEMENTSOF(frames))
+                                return SIZE_MAX;
+                        frames[depth].sum = frames[depth].last = 0;
+                        i++;
+                        continue;
+                case ')':
+                        if (depth == 0) { /* an unmatched ')' is an ordinary character */
+                                frames[0].sum = add_sat(frames[0].sum, 1);
+                                frames[0].last = 1;
+                                i++;
+                                continue;
+                        }
+                        depth--;
+                        frames[depth].last = frames[depth + 1].sum > 0 ? frames[depth + 1].sum : 1;
+                        frames[depth].sum = add_sat(frames[depth].sum, frames[depth].last);
+                        i++;
+                        continue;
+                case '|':
+                        frames[depth].last = 0;
+                        i++;
+                        continue;
+                case '*':
+                case '?':
+                        factor = 1;
+                        next = i + 1;
+                        break;
+                case '+':
+                        factor = 2;
+                        next = i + 1;
+                        break;
+                case '{':
+                        next = interval(pattern + i, &factor);
+                        if (next > 0)
+                                next += i;
+                        break;
+                default:
+                        next = 0;
+                }
+                if (factor > 0 && next > 0) {
+                        /* The last atom (or group) repeated: its copies replace it. */
+                        size_t last = frames[depth].last;
+
+                        frames[depth].sum = add_sat(frames[depth].sum - last, mul_sat(last, factor));
+                        frames[depth].last = mul_sat(last, factor);
+                        i = next;
+                        continue;
+                }
+                /* An atom: a character (all bytes of a multi-byte one), an escaped one, a bracket. */
+                if (c == '\\' && pattern[i + 1])
+                        i += 2;
+                else if (c == '[') {
+                        size_t j = i + 1;
+
+                        if (pattern[j] == '^')
+                                j++;
+                        if (pattern[j] == ']')
+                                j++;
+                        while (pattern[j] && pattern[j] != ']') {
+                                if (pattern[j] == '[' && (pattern[j + 1] == ':' || pattern[j + 1] == '=' || pattern[j + 1] == '.')) {
+                                        const char *e = strstr(pattern + j + 2, (const char[]) { pattern[j + 1], ']', 0 });
+                                        j = e ? (size_t) (e - pattern) + 2 : j + 1;
+                                } else
+                                        j++;
+                        }
+                        i = pattern[j] ? j + 1 : j;
+                } else {
+                        i++;
+                        while (((unsigned char) pattern[i] & 0xc0) == 0x80)
+                                i++;
+                }
+                frames[depth].sum = add_sat(frames[depth].sum, 1);
+                frames[depth].last = 1;
+        }
+        while (depth > 0) { /* (unbalanced: regcomp refuses it anyway) */
+                depth--;
+                frames[depth].sum = add_sat(frames[depth].sum, frames[depth + 1].sum);
+        }
+        return frames[0].sum;
 }

@@ -21,3 +21,9 @@
  * rewritten exactly (errno EINVAL) or memory ran out (errno ENOMEM). pattern must be valid UTF-8
  * and a valid ERE (compile it first: the rewriting does not check the syntax). */
 char *regex_bytes_translate(const char *pattern);
+
+/* How many parts glibc's regcomp() makes of the pattern, roughly: repetitions copy what they
+ * repeat (x{3} is xxx, x+ is xx*), so that stacked and nested ones multiply (x++++, ((x{9}){9}){9}),
+ * and memory and time grow with it (20 stacked '+' take a GiB). Saturates at SIZE_MAX. For
+ * refusing such a pattern before compiling it. */
+size_t regex_expanded_size(const char *pattern);

@@ -32,6 +32,8 @@
 #endif
 
 #define PATH_COMPONENTS_MAX 8u
+/* The most parts a `where ~` pattern may expand to (regex_expanded_size()). */
+#define TRANSFORM_REGEX_SIZE_MAX 10000u
 /* A record's members are listed one level deeper than the program reaches when it is the data of an
  * envelope (transform_run_listed()). */
 _Static_assert(PATH_COMPONENTS_MAX + 1 <= JSON_SCAN_MEMBERS_DEPTH_MAX, "an envelope level");
@@ -611,8 +613,19 @@ static int parse_where(Parser *p, Step *s, locale_t utf8, locale_t bytes) {
                 if (r < 0)
                         return r;
                 if (s->op == OP_MATCH) {
-                        locale_t old = utf8 ? uselocale(utf8) : 0;
-                        int k = regcomp(&s->regex, s->value, REG_EXTENDED | REG_NOSUB);
+                        locale_t old;
+                        int k;
+
+                        /* Compiling a pattern that repeats repetitions takes time and memory that
+                         * grow with their product (x followed by 20 '+' takes a GiB): such a
+                         * pattern is refused before it is compiled. */
+                        if (regex_expanded_size(s->value) > TRANSFORM_REGEX_SIZE_MAX)
+                                return parser_fail(p, value_at,
+                                                   "the regular expression repeats too much (stacked or nested repetitions "
+                                                   "such as x++ or (x{9}){99} make more than %u parts)",
+                                                   TRANSFORM_REGEX_SIZE_MAX);
+                        old = utf8 ? uselocale(utf8) : 0;
+                        k = regcomp(&s->regex, s->value, REG_EXTENDED | REG_NOSUB);
 
                         if (old)
                                 (void) uselocale(old);

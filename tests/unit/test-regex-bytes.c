@@ -100,10 +100,33 @@ static void test_left_alone(void **state) {
         }
 }
 
+static void test_expanded_size(void **state) {
+        static const struct {
+                const char *pattern;
+                size_t size;
+        } cases[] = {
+                { "abc", 3 },         { "é+", 2 },          { "x{3}", 3 },        { "x{2,5}", 5 },
+                { "x{4,}", 5 },       { "(ab){3}", 6 },     { "((x{9}){9}){9}", 729 },
+                { "x++", 4 },         { "a|b|c", 3 },       { "[a-z]{10}", 10 },  { "\\.{2}", 2 },
+                { "[]a]+x", 3 },      { "[[:alpha:]]{3}", 3 }, { "{a}", 3 },       { "x{,3}", 5 },
+                { "", 0 },            { "(", 0 },           { "a)", 2 },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++)
+                if (regex_expanded_size(cases[i].pattern) != cases[i].size)
+                        fail_msg("%s: %zu parts, expected %zu", cases[i].pattern, regex_expanded_size(cases[i].pattern),
+                                 cases[i].size);
+        /* 20 stacked '+', nested intervals: far too many (saturating, not wrapping). */
+        assert_true(regex_expanded_size("x++++++++++++++++++++") == 2u << 19);
+        assert_true(regex_expanded_size("((((x{1,30}){1,30}){1,30}){1,30})") == 810000);
+        assert_true(regex_expanded_size("((((((x{99999}){99999}){99999}){99999}){99999}){99999})") == SIZE_MAX);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_differential),
                 cmocka_unit_test(test_left_alone),
+                cmocka_unit_test(test_expanded_size),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

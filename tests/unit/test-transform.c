@@ -336,6 +336,13 @@ static void test_compile_errors(void **state) {
                 _cleanup_free_ char *e = compile_error("where a ~ (");
                 assert_memory_equal(e, "step 1 (where a ~ (): column 11: invalid regular expression: ", 60);
         }
+        {
+                /* Refused before glibc's compiler spends a GiB on it. */
+                _cleanup_free_ char *e = compile_error("select a; where a ~ x++++++++++++++++++++");
+                assert_string_equal(e, "step 2 (where a ~ x++++++++++++++++++++): column 21: the regular expression repeats "
+                                       "too much (stacked or nested repetitions such as x++ or (x{9}){99} make more than "
+                                       "10000 parts)");
+        }
         check_error("convert a:integer", "step 1 (convert a:integer): column 11: unknown type \"integer\" (known: int, float, bool, string)");
         check_error("convert a", "step 1 (convert a): column 10: expected FIELD:TYPE");
         check_error("set a=$nope", "step 1 (set a=$nope): column 7: unknown variable \"$nope\" (known: $source, $ts_us, $host; quote a literal $)");
