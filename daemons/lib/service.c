@@ -77,23 +77,6 @@ void service_delete(Service *s, const char *name) {
                 s->n_instances--;
 }
 
-char *service_error_vformat(int error, const char *fmt, va_list ap) {
-        _cleanup_free_ char *msg = NULL;
-        char *full = NULL;
-
-        if (vasprintf(&msg, fmt, ap) < 0)
-                return NULL;
-        if (error == 0 || asprintf(&full, "%s: %s", msg, strerror(abs(error))) < 0)
-                return TAKE_PTR(msg);
-        return full;
-}
-
-int service_retry_arm(Service *s, Backoff *b, sd_event_source **timer, sd_event_time_handler_t handler,
-                      void *userdata, uint64_t *ret_delay) {
-        *ret_delay = backoff_next(b);
-        return sd_event_add_time_relative(s->event, timer, CLOCK_MONOTONIC, *ret_delay, 0, handler, userdata);
-}
-
 void service_broadcast(Service *s, json_object *msg) {
         /* Send errors are noticed by the connection's own io callback (EOF/EPOLLERR), which closes
          * it; closing here could free a connection whose callback is running. */

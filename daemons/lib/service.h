@@ -34,6 +34,33 @@
 typedef struct Service Service;
 typedef struct ServiceControl ServiceControl;
 
+/* The states of an instance; SourceState and SinkState (the types' view) have the same values. */
+typedef enum ServiceState {
+        SERVICE_CONNECTING,
+        SERVICE_ACTIVE,
+        SERVICE_BACKOFF,
+        SERVICE_PAUSED,
+        SERVICE_FAILED,
+        _SERVICE_STATE_MAX,
+} ServiceState;
+
+const char *service_state_to_string(int state);
+
+/* What every instance has for its life cycle, whatever its kind, embedded in it (Source, Sink) as
+ * `core` and driven by service-instance.c with the class's stop() and begin(). */
+typedef struct ServiceInstance {
+        Service *service;
+        void *owner;      /* the Source or Sink */
+        const char *name; /* the owner's */
+        int state;        /* ServiceState */
+        bool paused;
+        bool state_dirty; /* counters moved since the last report */
+        char *error;      /* the last failure, for the state reports */
+        uint64_t reconnects;
+        Backoff backoff;
+        sd_event_source *backoff_timer;
+} ServiceInstance;
+
 typedef enum ServiceAct {
         SERVICE_REMOVE, /* stop and forget */
         SERVICE_PAUSE,
@@ -67,6 +94,11 @@ typedef struct ServiceClass {
         json_object *(*state)(void *instance);
         /* Log lines about an instance carry DPIPE_SOURCE=<name> (log_source_*()). */
         bool log_source_field;
+        const char *title; /* "Source": log lines about an instance begin "<title> <name>: " */
+        /* The instance's life cycle (service-instance.c): stop what runs (timers, connections, the
+         * type's side), and begin again (state connecting). */
+        void (*stop)(void *instance);
+        void (*begin)(void *instance);
         /* Once a second. */
         void (*report)(void *userdata);
         /* SIGTERM: stop taking records and hand over what was taken; > 0 if the daemon must wait
@@ -142,12 +174,22 @@ void service_check_idle(Service *s);
 /* After SIGTERM: ends the loop once nothing is pending. */
 void service_check_drained(Service *s);
 
-/* What sources and sinks do alike when they fail: the error text they report ("<fmt's text>: <strerror
- * of error>", or fmt's text alone for error 0; NULL when out of memory), and the retry after the next
- * backoff delay (*timer calls handler once; *ret_delay: the delay, for the log line). */
-char *service_error_vformat(int error, const char *fmt, va_list ap) _printf_(2, 0);
-int service_retry_arm(Service *s, Backoff *b, sd_event_source **timer, sd_event_time_handler_t handler,
-                      void *userdata, uint64_t *ret_delay);
+/* service-instance.c: the life cycle that sources and sinks share. */
+void service_instance_init(ServiceInstance *i, Service *s, void *owner, const char *name, Backoff backoff);
+void service_instance_done(ServiceInstance *i);
+/* Sends the instance's state object to every control connection. */
+int service_instance_report(ServiceInstance *i);
+void service_instance_set_state(ServiceInstance *i, int state);
+void service_instance_pause(ServiceInstance *i);
+/* Begins again if paused or failed and configured (a failed configuration stays failed until a
+ * valid add). */
+void service_instance_resume(ServiceInstance *i, bool configured);
+/* Transient failure: stop(), state backoff with the error text ("<fmt's text>: <strerror of
+ * error>"), begin() again after the next backoff delay (not while the daemon drains). Returns
+ * -abs(error). */
+int service_instance_fail(ServiceInstance *i, int error, const char *fmt, va_list ap) _printf_(3, 0);
+/* Permanent failure: stop(), state failed, until resumed or added again. */
+int service_instance_fail_permanently(ServiceInstance *i, int error, const char *fmt, va_list ap) _printf_(3, 0);
 
 /* service-control.c */
 int service_control_new(Service *s, int fd);

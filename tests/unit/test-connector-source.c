@@ -93,7 +93,7 @@ static void test_resume_from_writer(void **state) {
         Source *s = add(f, "a");
 
         /* Nothing starts before the writer said where the source stands. */
-        assert_int_equal(s->state, SOURCE_CONNECTING);
+        assert_int_equal(s->core.state, SOURCE_CONNECTING);
         assert_int_equal(starts, 0);
         source_resume_known(s, true, 41);
         assert_int_equal(starts, 1);
@@ -149,9 +149,9 @@ static void test_seq_limit(void **state) {
          * with the reason instead of resuming at 0, where everything would be a duplicate. */
         t = add(f, "e");
         source_resume_known(t, true, UINT64_MAX);
-        assert_int_equal(t->state, SOURCE_FAILED);
+        assert_int_equal(t->core.state, SOURCE_FAILED);
         assert_int_equal(starts, 1); /* only d started */
-        assert_non_null(strstr(t->error, "no record can follow"));
+        assert_non_null(strstr(t->core.error, "no record can follow"));
 
         /* A batch the writer refuses: its records are skipped with the reason, not sent again. */
         source_flush(s);
@@ -231,23 +231,23 @@ static void test_pause_resume(void **state) {
         source_resume_known(s, false, 0);
         assert_int_equal(starts, 1);
         source_pause(s);
-        assert_int_equal(s->state, SOURCE_PAUSED);
+        assert_int_equal(s->core.state, SOURCE_PAUSED);
         assert_int_equal(stops, 1);
         source_resume(s);
         assert_int_equal(starts, 2);
-        assert_int_equal(s->state, SOURCE_CONNECTING);
+        assert_int_equal(s->core.state, SOURCE_CONNECTING);
 
         /* A failure stops the source and waits in backoff; the error is kept. */
         assert_int_equal(source_fail(s, -ECONNREFUSED, "connect to %s failed", "x"), -ECONNREFUSED);
-        assert_int_equal(s->state, SOURCE_BACKOFF);
+        assert_int_equal(s->core.state, SOURCE_BACKOFF);
         assert_int_equal(stops, 2);
-        assert_string_equal(s->error, "connect to x failed: Connection refused");
-        assert_non_null(s->backoff_timer);
+        assert_string_equal(s->core.error, "connect to x failed: Connection refused");
+        assert_non_null(s->core.backoff_timer);
         /* The source's backoff is the jittered one of the connectors, and counted the failure. */
-        assert_int_equal(s->backoff.attempt, 1);
-        assert_true(s->backoff.jitter);
-        assert_int_equal(s->backoff.min_usec, BACKOFF_MIN_USEC);
-        assert_int_equal(s->backoff.max_usec, BACKOFF_MAX_USEC);
+        assert_int_equal(s->core.backoff.attempt, 1);
+        assert_true(s->core.backoff.jitter);
+        assert_int_equal(s->core.backoff.min_usec, BACKOFF_MIN_USEC);
+        assert_int_equal(s->core.backoff.max_usec, BACKOFF_MAX_USEC);
 }
 
 /* A batch is flushed before a record would take it over BATCH_FLUSH_BYTES (its buffer does not

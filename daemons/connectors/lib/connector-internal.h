@@ -61,14 +61,12 @@ struct Source {
         void *data;
         json_object *options; /* as received, to tell an update from a repeat */
 
-        SourceState state;
-        bool paused;
+        ServiceInstance core; /* state, paused, error, reconnects, backoff (daemons/lib/service.h) */
         bool removed;
         bool started;          /* start() called and not yet stop() */
         bool resume_known;     /* the writer told us its last seq */
         bool hello_pending;    /* hello sent, answer outstanding */
         bool throttled;
-        bool state_dirty;      /* counters moved since the last report */
 
         uint64_t next_seq;
         char *position;        /* last acked (persisted) position */
@@ -82,8 +80,7 @@ struct Source {
         JsonScanMembers members; /* source_members(): a record's members, listed where it is parsed */
 
         /* counters */
-        uint64_t records, bytes, skipped, filtered, last_record_us, last_heartbeat_us, reconnects;
-        char *error;
+        uint64_t records, bytes, skipped, filtered, last_record_us, last_heartbeat_us;
         char skip_reason[256]; /* why the last record was skipped, with its position ("" if none was) */
         unsigned skips_logged; /* skip lines logged since the last report: a flood is summarised */
         uint64_t skips_unlogged;
@@ -101,8 +98,6 @@ struct Source {
         char *pending_position; /* set while batches were in flight: adopted once they are acked */
         uint64_t pending_position_seq, pending_after_batch;
 
-        Backoff backoff;
-        sd_event_source *backoff_timer;
 };
 
 /* What a batch holds of memory until it is acked: the unit of the connector's memory budget. */
@@ -175,6 +170,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Source *, source_free);
 int source_update(Source *s, json_object *options, bool paused, char **ret_message);
 void source_remove(Source *s);
 void source_pause(Source *s);
+void source_class_stop(void *instance);
+void source_class_begin(void *instance);
 void source_resume(Source *s);
 void source_flush(Source *s);
 void source_resume_known(Source *s, bool have_last_seq, uint64_t last_seq);

@@ -107,9 +107,9 @@ static void manager_report(void *userdata) {
         service_foreach(&m->service, e) {
                 Source *s = (Source *) lh_entry_v(e);
                 source_log_skips(s);
-                if (s->state_dirty)
+                if (s->core.state_dirty)
                         (void) source_report(s);
-                if (s->state == SOURCE_ACTIVE)
+                if (s->core.state == SOURCE_ACTIVE)
                         active++;
         }
         /* Positions are what a restart needs beyond the writer's last seq: keep them fresh.
@@ -188,6 +188,9 @@ const ServiceClass connector_service_class = {
         .act = manager_act,
         .state = manager_state,
         .log_source_field = true,
+        .title = "Source",
+        .stop = source_class_stop,
+        .begin = source_class_begin,
         .report = manager_report,
         .drain = manager_drain,
         .pending = manager_pending,

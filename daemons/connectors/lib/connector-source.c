@@ -19,16 +19,13 @@
 #include "json-util.h"
 #include "log.h"
 
-static const char *const source_state_table[_SOURCE_STATE_MAX] = {
-        [SOURCE_CONNECTING] = "connecting",
-        [SOURCE_ACTIVE] = "active",
-        [SOURCE_BACKOFF] = "backoff",
-        [SOURCE_PAUSED] = "paused",
-        [SOURCE_FAILED] = "failed",
-};
+_Static_assert((int) SOURCE_CONNECTING == SERVICE_CONNECTING && (int) SOURCE_ACTIVE == SERVICE_ACTIVE &&
+                       (int) SOURCE_BACKOFF == SERVICE_BACKOFF && (int) SOURCE_PAUSED == SERVICE_PAUSED &&
+                       (int) SOURCE_FAILED == SERVICE_FAILED,
+               "a source's states are the service library's");
 
 const char *source_state_to_string(SourceState s) {
-        return s >= 0 && s < _SOURCE_STATE_MAX ? source_state_table[s] : NULL;
+        return service_state_to_string(s);
 }
 
 const char *source_name(Source *s) {
@@ -50,7 +47,7 @@ sd_event *source_get_event(Source *s) {
         return s->manager->event;
 }
 SourceState source_get_state(Source *s) {
-        return s->state;
+        return s->core.state;
 }
 uint64_t source_next_seq(Source *s) {
         return s->next_seq;
@@ -69,7 +66,7 @@ json_object *source_state_json(Source *s) {
                 return NULL;
         json_object_object_add(o, "op", json_object_new_string("state"));
         json_object_object_add(o, "name", json_object_new_string(s->name));
-        json_object_object_add(o, "state", json_object_new_string(source_state_to_string(s->state)));
+        json_object_object_add(o, "state", json_object_new_string(source_state_to_string(s->core.state)));
         json_object_object_add(o, "records", json_object_new_uint64(s->records));
         json_object_object_add(o, "bytes", json_object_new_uint64(s->bytes));
         json_object_object_add(o, "skipped", json_object_new_uint64(s->skipped));
@@ -77,28 +74,18 @@ json_object *source_state_json(Source *s) {
         json_object_object_add(o, "skip_reason", json_object_new_string(s->skip_reason));
         json_object_object_add(o, "last_record_us", json_object_new_uint64(s->last_record_us));
         json_object_object_add(o, "last_heartbeat_us", json_object_new_uint64(s->last_heartbeat_us));
-        json_object_object_add(o, "reconnects", json_object_new_uint64(s->reconnects));
+        json_object_object_add(o, "reconnects", json_object_new_uint64(s->core.reconnects));
         json_object_object_add(o, "next_seq", json_object_new_uint64(s->next_seq));
-        json_object_object_add(o, "error", json_object_new_string(s->error ?: ""));
+        json_object_object_add(o, "error", json_object_new_string(s->core.error ?: ""));
         return o;
 }
 
 int source_report(Source *s) {
-        _cleanup_json_ json_object *o = source_state_json(s);
-
-        if (!o)
-                return -ENOMEM;
-        s->state_dirty = false;
-        service_broadcast(&s->manager->service, o);
-        return 0;
+        return service_instance_report(&s->core);
 }
 
 static void source_set_state(Source *s, SourceState state) {
-        if (s->state == state)
-                return;
-        log_source_info(s->name, "Source %s: %s -> %s", s->name, source_state_to_string(s->state), source_state_to_string(state));
-        s->state = state;
-        (void) source_report(s);
+        service_instance_set_state(&s->core, state);
 }
 
 static void source_do_start(Source *s) {
@@ -109,7 +96,7 @@ static void source_do_start(Source *s) {
 }
 
 static void source_do_stop(Source *s) {
-        s->backoff_timer = sd_event_source_disable_unref(s->backoff_timer);
+        s->core.backoff_timer = sd_event_source_disable_unref(s->core.backoff_timer);
         if (!s->started)
                 return;
         s->started = false;
@@ -130,6 +117,15 @@ static void source_begin(Source *s) {
                 return;
         }
         source_do_start(s);
+}
+
+/* The connector's stop() and begin() for the service library's life cycle (ServiceClass). */
+void source_class_stop(void *instance) {
+        source_do_stop(instance);
+}
+
+void source_class_begin(void *instance) {
+        source_begin(instance);
 }
 
 void source_resume_known(Source *s, bool have_last_seq, uint64_t last_seq) {
@@ -157,7 +153,7 @@ void source_resume_known(Source *s, bool have_last_seq, uint64_t last_seq) {
                 s->next_seq = MAX(s->cursor_seq, from_writer);
         log_debug("Source %s: resuming at seq %" PRIu64 " (writer %s%" PRIu64 ", cursor %" PRIu64 ")", s->name,
                   s->next_seq, have_last_seq ? "" : "empty, ", last_seq, s->cursor_seq);
-        if (s->state == SOURCE_CONNECTING)
+        if (s->core.state == SOURCE_CONNECTING)
                 source_do_start(s);
 }
 
@@ -478,11 +474,11 @@ int source_new(Manager *m, const char *name, json_object *options, bool paused, 
         if (!s)
                 return -ENOMEM;
         s->manager = m;
-        s->state = SOURCE_CONNECTING;
-        s->backoff = BACKOFF_INIT(BACKOFF_MIN_USEC, BACKOFF_MAX_USEC, true);
         s->name = strdup(name);
         if (!s->name)
                 return -ENOMEM;
+        service_instance_init(&s->core, &m->service, s, s->name,
+                              BACKOFF_INIT(BACKOFF_MIN_USEC, BACKOFF_MAX_USEC, true));
         r = source_configure(s, options, ret_message);
         if (r < 0)
                 return r;
@@ -493,10 +489,10 @@ int source_new(Manager *m, const char *name, json_object *options, bool paused, 
         r = service_insert(&m->service, s->name, s);
         if (r < 0)
                 return r;
-        s->paused = paused;
+        s->core.paused = paused;
         log_source_info(s->name, "Source %s: added%s", s->name, paused ? " (paused)" : "");
         if (paused) {
-                s->state = SOURCE_PAUSED;
+                s->core.state = SOURCE_PAUSED;
                 (void) source_report(s);
         } else {
                 (void) source_report(s);
@@ -520,13 +516,12 @@ Source *source_free(Source *s) {
         }
         if (s->in_flush_list)
                 LIST_REMOVE_TAIL(flush, s->manager->flush_head, s->manager->flush_tail, s);
-        sd_event_source_disable_unref(s->backoff_timer);
+        service_instance_done(&s->core);
         source_unconfigure(s);
         if (s->options)
                 json_object_put(s->options);
         free(s->position);
         free(s->pending_position);
-        free(s->error);
         free(s->name);
         return mfree(s);
 }
@@ -537,7 +532,7 @@ int source_update(Source *s, json_object *options, bool paused, char **ret_messa
 
         if (options && s->options && json_object_equal(options, s->options)) {
                 /* Same definition (dpiped re-sends every source when it reconnects): keep running. */
-                if (paused != s->paused) {
+                if (paused != s->core.paused) {
                         if (paused)
                                 source_pause(s);
                         else
@@ -556,16 +551,16 @@ int source_update(Source *s, json_object *options, bool paused, char **ret_messa
                 if (s->options)
                         json_object_put(s->options);
                 s->options = NULL;
-                free(s->error);
-                s->error = *ret_message ? strdup(*ret_message) : NULL;
+                free(s->core.error);
+                s->core.error = *ret_message ? strdup(*ret_message) : NULL;
                 source_set_state(s, SOURCE_FAILED);
                 return r;
         }
         if (s->options)
                 json_object_put(s->options);
         s->options = options ? json_object_get(options) : NULL;
-        s->paused = paused;
-        backoff_reset(&s->backoff);
+        s->core.paused = paused;
+        backoff_reset(&s->core.backoff);
         if (paused)
                 source_set_state(s, SOURCE_PAUSED);
         else
@@ -590,66 +585,31 @@ void source_remove(Source *s) {
 }
 
 void source_pause(Source *s) {
-        s->paused = true;
-        source_do_stop(s);
-        source_set_state(s, SOURCE_PAUSED);
+        service_instance_pause(&s->core);
 }
 
 void source_resume(Source *s) {
-        s->paused = false;
-        if (!s->config)
-                return; /* failed configuration: stays failed until a valid add */
-        if (s->state != SOURCE_PAUSED && s->state != SOURCE_FAILED)
-                return;
-        backoff_reset(&s->backoff);
-        source_do_stop(s);
-        source_begin(s);
-}
-
-static int source_backoff_fire(sd_event_source *es, uint64_t usec, void *userdata) {
-        Source *s = userdata;
-
-        s->backoff_timer = sd_event_source_disable_unref(s->backoff_timer);
-        s->reconnects++;
-        source_begin(s);
-        return 0;
+        service_instance_resume(&s->core, s->config);
 }
 
 int source_fail(Source *s, int error, const char *fmt, ...) {
         va_list ap;
-        uint64_t delay;
         int r;
 
         va_start(ap, fmt);
-        free(s->error);
-        s->error = service_error_vformat(error, fmt, ap);
+        r = service_instance_fail(&s->core, error, fmt, ap);
         va_end(ap);
-
-        source_do_stop(s);
-        r = service_retry_arm(&s->manager->service, &s->backoff, &s->backoff_timer, source_backoff_fire, s, &delay);
-        log_source_warning(s->name, "Source %s: %s; retrying in %" PRIu64 " ms", s->name, s->error ?: "failed",
-                           delay / USEC_PER_MSEC);
-        if (r < 0)
-                log_source_error_errno(s->name, r, "Source %s: failed to arm backoff timer: %m", s->name);
-        if (s->state == SOURCE_BACKOFF)
-                (void) source_report(s); /* new error text */
-        else
-                source_set_state(s, SOURCE_BACKOFF);
-        return error < 0 ? error : -error;
+        return r;
 }
 
 int source_fail_permanently(Source *s, int error, const char *fmt, ...) {
         va_list ap;
+        int r;
 
         va_start(ap, fmt);
-        free(s->error);
-        s->error = service_error_vformat(error, fmt, ap);
+        r = service_instance_fail_permanently(&s->core, error, fmt, ap);
         va_end(ap);
-        log_source_error(s->name, "Source %s: %s; giving up until the source is resumed or re-added", s->name,
-                  s->error ?: "failed");
-        source_do_stop(s);
-        source_set_state(s, SOURCE_FAILED);
-        return error < 0 ? error : -error;
+        return r;
 }
 
 void source_connecting(Source *s) {
@@ -661,12 +621,12 @@ void source_active(Source *s) {
 }
 
 void source_backoff_reset(Source *s) {
-        backoff_reset(&s->backoff);
+        backoff_reset(&s->core.backoff);
 }
 
 void source_heartbeat(Source *s) {
         s->last_heartbeat_us = manager_now(s->manager);
-        s->state_dirty = true;
+        s->core.state_dirty = true;
 }
 
 static void source_skip_records(Source *s, uint64_t n, const char *position, const char *fmt, va_list ap)
@@ -677,7 +637,7 @@ static void source_skip_records(Source *s, uint64_t n, const char *position, con
 
         (void) vsnprintf(msg, sizeof(msg), fmt, ap);
         s->skipped += n;
-        s->state_dirty = true;
+        s->core.state_dirty = true;
         /* No allocation: a stream of bad records must not cost more than a stream of good ones. */
         k = snprintf(s->skip_reason, sizeof(s->skip_reason), "%s%s%s", position ?: "", position ? ": " : "", msg);
         if (k < 0)
@@ -747,7 +707,7 @@ static void source_batch_added(Source *s, uint64_t seq, size_t len, uint64_t now
         s->records++;
         s->bytes += len;
         s->last_record_us = now;
-        s->state_dirty = true;
+        s->core.state_dirty = true;
 
         if (batch_size(&s->builder) >= BATCH_FLUSH_BYTES || s->builder.count >= BATCH_FLUSH_RECORDS)
                 source_flush(s);
@@ -835,7 +795,7 @@ static int source_emit_transformed(Source *s, uint64_t seq, const char *data, si
                 /* Not an error and not queued: no offset, one counter. Its seq is used up, so
                  * that a sequenced peer is asked for what follows it and no gap is reported. */
                 s->filtered++;
-                s->state_dirty = true;
+                s->core.state_dirty = true;
                 break;
         case TRANSFORM_SKIP:
                 (void) snprintf(pos, sizeof(pos), "%s %" PRIu64, what, n);

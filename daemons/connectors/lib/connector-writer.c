@@ -111,7 +111,7 @@ static bool writer_client_has_work(WriterClient *w) {
                 return true;
         service_foreach(&w->manager->service, e) {
                 Source *s = (Source *) lh_entry_v(e);
-                if (!s->resume_known && s->state == SOURCE_CONNECTING)
+                if (!s->resume_known && s->core.state == SOURCE_CONNECTING)
                         return true;
         }
         return false;
@@ -140,7 +140,7 @@ static int writer_client_on_connected(FrameConn *conn) {
 
         service_foreach(&w->manager->service, e) {
                 Source *s = (Source *) lh_entry_v(e);
-                if (!s->resume_known && s->state == SOURCE_CONNECTING) {
+                if (!s->resume_known && s->core.state == SOURCE_CONNECTING) {
                         r = writer_client_send_hello(w, s);
                         if (r < 0)
                                 return r;

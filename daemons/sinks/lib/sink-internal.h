@@ -49,12 +49,10 @@ struct Sink {
         json_object *options; /* as received, to tell an update from a repeat */
         char *pipeline_id_requested; /* as received (NULL: none), idem */
 
-        SinkState state;
-        bool paused;
+        ServiceInstance core; /* state, paused, error, reconnects, backoff (daemons/lib/service.h) */
         bool opened;       /* open() called and close() not yet */
         bool resume_known; /* the type called sink_opened() for this open() */
         bool blocked;      /* deliver() took less than offered: wait for sink_ready() */
-        bool state_dirty;  /* counters moved since the last report */
         unsigned generation; /* bumped by every close(): callbacks notice they outlived their open */
 
         /* Where the stream stands. */
@@ -72,11 +70,8 @@ struct Sink {
         Backlog backlog;
 
         /* counters */
-        uint64_t records_sent, lost, last_sent_us, reconnects;
-        char *error;
+        uint64_t records_sent, lost, last_sent_us;
 
-        Backoff backoff;
-        sd_event_source *backoff_timer;
         sd_event_source *dispatch_defer; /* offers the backlog again after sink_ready() */
 };
 
@@ -119,6 +114,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Sink *, sink_free);
 int sink_update(Sink *s, json_object *options, const char *pipeline_id, bool paused, char **ret_message);
 void sink_remove(Sink *s);
 void sink_pause(Sink *s);
+void sink_class_stop(void *instance);
+void sink_class_begin(void *instance);
 void sink_resume(Sink *s);
 int sink_report(Sink *s);
 json_object *sink_state_json(Sink *s);

@@ -27,9 +27,9 @@ static void manager_report(void *userdata) {
 
                 if (s->reader)
                         (void) sink_reader_request_status(s->reader);
-                if (s->state_dirty)
+                if (s->core.state_dirty)
                         (void) sink_report(s);
-                if (s->state == SINK_ACTIVE)
+                if (s->core.state == SINK_ACTIVE)
                         active++;
                 sent += s->records_sent;
                 if (s->queue_next_offset > s->next_offset)
@@ -133,6 +133,9 @@ const ServiceClass sink_service_class = {
         .check = manager_check,
         .act = manager_act,
         .state = manager_state,
+        .title = "Sink",
+        .stop = sink_class_stop,
+        .begin = sink_class_begin,
         .report = manager_report,
         .drain = manager_drain,
         .pending = manager_pending,

@@ -18,16 +18,13 @@
 #include "log.h"
 #include "sink-internal.h"
 
-static const char *const sink_state_table[_SINK_STATE_MAX] = {
-        [SINK_CONNECTING] = "connecting",
-        [SINK_ACTIVE] = "active",
-        [SINK_BACKOFF] = "backoff",
-        [SINK_PAUSED] = "paused",
-        [SINK_FAILED] = "failed",
-};
+_Static_assert((int) SINK_CONNECTING == SERVICE_CONNECTING && (int) SINK_ACTIVE == SERVICE_ACTIVE &&
+                       (int) SINK_BACKOFF == SERVICE_BACKOFF && (int) SINK_PAUSED == SERVICE_PAUSED &&
+                       (int) SINK_FAILED == SERVICE_FAILED,
+               "a sink's states are the service library's");
 
 const char *sink_state_to_string(SinkState s) {
-        return s >= 0 && s < _SINK_STATE_MAX ? sink_state_table[s] : NULL;
+        return service_state_to_string(s);
 }
 
 const char *sink_name(Sink *s) {
@@ -46,7 +43,7 @@ sd_event *sink_get_event(Sink *s) {
         return s->manager->event;
 }
 SinkState sink_get_state(Sink *s) {
-        return s->state;
+        return s->core.state;
 }
 const char *sink_pipeline_id(Sink *s) {
         return s->pipeline_id;
@@ -67,7 +64,7 @@ json_object *sink_state_json(Sink *s) {
                 return NULL;
         json_object_object_add(o, "op", json_object_new_string("state"));
         json_object_object_add(o, "name", json_object_new_string(s->name));
-        json_object_object_add(o, "state", json_object_new_string(sink_state_to_string(s->state)));
+        json_object_object_add(o, "state", json_object_new_string(sink_state_to_string(s->core.state)));
         json_object_object_add(o, "records_sent", json_object_new_uint64(s->records_sent));
         json_object_object_add(o, "lag", json_object_new_uint64(sink_lag(s)));
         json_object_object_add(o, "next_offset", json_object_new_uint64(s->next_offset));
@@ -75,33 +72,23 @@ json_object *sink_state_json(Sink *s) {
         json_object_object_add(o, "queue_next_offset", json_object_new_uint64(s->queue_next_offset));
         json_object_object_add(o, "last_sent_us", json_object_new_uint64(s->last_sent_us));
         json_object_object_add(o, "lost", json_object_new_uint64(s->lost));
-        json_object_object_add(o, "reconnects", json_object_new_uint64(s->reconnects));
+        json_object_object_add(o, "reconnects", json_object_new_uint64(s->core.reconnects));
         json_object_object_add(o, "pipeline_id", json_object_new_string(s->pipeline_id));
-        json_object_object_add(o, "error", json_object_new_string(s->error ?: ""));
+        json_object_object_add(o, "error", json_object_new_string(s->core.error ?: ""));
         return o;
 }
 
 int sink_report(Sink *s) {
-        _cleanup_json_ json_object *o = sink_state_json(s);
-
-        if (!o)
-                return -ENOMEM;
-        s->state_dirty = false;
-        service_broadcast(&s->manager->service, o);
-        return 0;
+        return service_instance_report(&s->core);
 }
 
 static void sink_set_state(Sink *s, SinkState state) {
-        if (s->state == state)
-                return;
-        log_info("Sink %s: %s -> %s", s->name, sink_state_to_string(s->state), sink_state_to_string(state));
-        s->state = state;
-        (void) sink_report(s);
+        service_instance_set_state(&s->core, state);
 }
 
 /* Closes the target and the connection to dpiped; what was not confirmed is forgotten. */
 static void sink_close(Sink *s) {
-        s->backoff_timer = sd_event_source_disable_unref(s->backoff_timer);
+        s->core.backoff_timer = sd_event_source_disable_unref(s->core.backoff_timer);
         s->generation++;
         s->reader = sink_reader_free(s->reader);
         backlog_clear(&s->backlog);
@@ -121,6 +108,15 @@ static void sink_begin(Sink *s) {
         sink_set_state(s, SINK_CONNECTING);
         s->opened = true;
         s->manager->type->open(s);
+}
+
+/* The sink's stop() and begin() for the service library's life cycle (ServiceClass). */
+void sink_class_stop(void *instance) {
+        sink_close(instance);
+}
+
+void sink_class_begin(void *instance) {
+        sink_begin(instance);
 }
 
 void sink_opened(Sink *s, bool have_last, uint64_t last_offset) {
@@ -152,15 +148,15 @@ void sink_reader_subscribed(Sink *s, uint64_t offset) {
                             s->name, offset, s->resume_offset, offset - 1);
         s->next_offset = s->confirmed_next = s->acked_next = s->received_next = MAX(offset, s->resume_offset);
         sink_set_state(s, SINK_ACTIVE);
-        s->state_dirty = true;
+        s->core.state_dirty = true;
 }
 
 void sink_reader_status(Sink *s, uint64_t queue_next_offset) {
         s->queue_next_offset = queue_next_offset;
-        s->state_dirty = true;
+        s->core.state_dirty = true;
         /* The target has records the queue never had: another pipeline's target, or a queue that was
          * reset. Delivering on would silently drop everything up to the target's offset. */
-        if (s->have_resume && s->resume_offset > queue_next_offset && s->state == SINK_ACTIVE)
+        if (s->have_resume && s->resume_offset > queue_next_offset && s->core.state == SINK_ACTIVE)
                 (void) sink_fail_permanently(s, -ESTALE,
                                              "the target holds offsets up to %" PRIu64 " but dpiped's queue ends at %" PRIu64
                                              " (another pipeline's target, or a queue that was reset?)",
@@ -171,7 +167,7 @@ void sink_reader_lost(Sink *s, uint64_t first, uint64_t last) {
         log_warning("Sink %s: records %" PRIu64 "..%" PRIu64 " were lost to damage in dpiped's queue and are skipped",
                     s->name, first, last);
         s->lost += last - first + 1;
-        s->state_dirty = true;
+        s->core.state_dirty = true;
 }
 
 void sink_reader_failed(Sink *s, int error, const char *reason) {
@@ -183,7 +179,7 @@ static void sink_dispatch(Sink *s) {
         SinkRecord batch[SINK_DELIVER_BATCH];
         unsigned gen = s->generation;
 
-        while (s->state == SINK_ACTIVE && !s->blocked && backlog_size(&s->backlog) > 0) {
+        while (s->core.state == SINK_ACTIVE && !s->blocked && backlog_size(&s->backlog) > 0) {
                 size_t n = backlog_peek(&s->backlog, batch, ELEMENTSOF(batch));
                 int r;
 
@@ -207,7 +203,7 @@ static void sink_dispatch(Sink *s) {
 int sink_reader_record(Sink *s, const SinkRecord *rec) {
         int r;
 
-        if (s->state != SINK_ACTIVE)
+        if (s->core.state != SINK_ACTIVE)
                 return 0; /* a record before the subscribe reply: cannot happen with dpiped */
         /* Already in the target (dpiped resent it, or the subscription started before the target's
          * end): dropping it here is what makes a resend harmless. */
@@ -234,7 +230,7 @@ void sink_reader_batch_end(Sink *s) {
 }
 
 void sink_flush(Sink *s) {
-        if (s->opened && s->state == SINK_ACTIVE && s->manager->type->flush)
+        if (s->opened && s->core.state == SINK_ACTIVE && s->manager->type->flush)
                 s->manager->type->flush(s);
 }
 
@@ -266,8 +262,8 @@ void sink_confirm(Sink *s, uint64_t offset) {
         s->records_sent += offset + 1 - s->confirmed_next;
         s->confirmed_next = offset + 1;
         s->last_sent_us = now_usec(CLOCK_REALTIME);
-        s->state_dirty = true;
-        backoff_reset(&s->backoff);
+        s->core.state_dirty = true;
+        backoff_reset(&s->core.backoff);
         if (s->reader && sink_reader_ack(s->reader, offset) >= 0)
                 s->acked_next = offset + 1;
         service_check_drained(&s->manager->service);
@@ -343,11 +339,11 @@ int sink_new(Manager *m, const char *name, json_object *options, const char *pip
         if (!s)
                 return -ENOMEM;
         s->manager = m;
-        s->state = SINK_CONNECTING;
-        s->backoff = BACKOFF_INIT(SINK_BACKOFF_MIN_USEC, SINK_BACKOFF_MAX_USEC, true);
         s->name = strdup(name);
         if (!s->name || asprintf(&s->subscription, SINK_SUBSCRIPTION_PREFIX "%s", name) < 0)
                 return -ENOMEM;
+        service_instance_init(&s->core, &m->service, s, s->name,
+                              BACKOFF_INIT(SINK_BACKOFF_MIN_USEC, SINK_BACKOFF_MAX_USEC, true));
         r = sd_event_add_defer(m->event, &s->dispatch_defer, sink_dispatch_fire, s);
         if (r >= 0)
                 r = sd_event_source_set_enabled(s->dispatch_defer, SD_EVENT_OFF);
@@ -365,10 +361,10 @@ int sink_new(Manager *m, const char *name, json_object *options, const char *pip
         r = service_insert(&m->service, s->name, s);
         if (r < 0)
                 return r;
-        s->paused = paused;
+        s->core.paused = paused;
         log_info("Sink %s: added%s, pipeline %s", s->name, paused ? " (paused)" : "", s->pipeline_id);
         if (paused) {
-                s->state = SINK_PAUSED;
+                s->core.state = SINK_PAUSED;
                 (void) sink_report(s);
         } else {
                 (void) sink_report(s);
@@ -383,14 +379,13 @@ Sink *sink_free(Sink *s) {
                 return NULL;
         if (s->manager->type && s->config)
                 sink_close(s);
-        sd_event_source_disable_unref(s->backoff_timer);
+        service_instance_done(&s->core);
         sd_event_source_disable_unref(s->dispatch_defer);
         sink_unconfigure(s);
         backlog_done(&s->backlog);
         if (s->options)
                 json_object_put(s->options);
         free(s->pipeline_id_requested);
-        free(s->error);
         free(s->subscription);
         free(s->name);
         return mfree(s);
@@ -402,7 +397,7 @@ int sink_update(Sink *s, json_object *options, const char *pipeline_id, bool pau
         if (options && s->options && json_object_equal(options, s->options) &&
             streq_ptr(pipeline_id, s->pipeline_id_requested)) {
                 /* Same definition (dpiped re-sends every sink when it reconnects): keep running. */
-                if (paused != s->paused) {
+                if (paused != s->core.paused) {
                         if (paused)
                                 sink_pause(s);
                         else
@@ -422,16 +417,16 @@ int sink_update(Sink *s, json_object *options, const char *pipeline_id, bool pau
         if (r < 0) {
                 /* Keep the object (dpiped may fix the definition), but it cannot run like this. */
                 sink_unconfigure(s);
-                free(s->error);
-                s->error = *ret_message ? strdup(*ret_message) : NULL;
+                free(s->core.error);
+                s->core.error = *ret_message ? strdup(*ret_message) : NULL;
                 sink_set_state(s, SINK_FAILED);
                 return r;
         }
         s->options = options ? json_object_get(options) : NULL;
         if (pipeline_id && !(s->pipeline_id_requested = strdup(pipeline_id)))
                 return -ENOMEM;
-        s->paused = paused;
-        backoff_reset(&s->backoff);
+        s->core.paused = paused;
+        backoff_reset(&s->core.backoff);
         if (paused)
                 sink_set_state(s, SINK_PAUSED);
         else
@@ -450,71 +445,33 @@ void sink_remove(Sink *s) {
 }
 
 void sink_pause(Sink *s) {
-        s->paused = true;
-        sink_close(s);
-        sink_set_state(s, SINK_PAUSED);
+        service_instance_pause(&s->core);
 }
 
 void sink_resume(Sink *s) {
-        s->paused = false;
-        if (!s->config)
-                return; /* failed configuration: stays failed until a valid add */
-        if (s->state != SINK_PAUSED && s->state != SINK_FAILED)
-                return;
-        backoff_reset(&s->backoff);
-        sink_close(s);
-        sink_begin(s);
-}
-
-static int sink_backoff_fire(sd_event_source *es, uint64_t usec, void *userdata) {
-        Sink *s = userdata;
-
-        s->backoff_timer = sd_event_source_disable_unref(s->backoff_timer);
-        s->reconnects++;
-        sink_begin(s);
-        return 0;
+        service_instance_resume(&s->core, s->config);
 }
 
 int sink_fail(Sink *s, int error, const char *fmt, ...) {
         va_list ap;
-        uint64_t delay;
         int r;
 
         va_start(ap, fmt);
-        free(s->error);
-        s->error = service_error_vformat(error, fmt, ap);
+        r = service_instance_fail(&s->core, error, fmt, ap);
         va_end(ap);
-
-        sink_close(s);
-        if (s->manager->service.exiting) {
-                log_warning("Sink %s: %s", s->name, s->error ?: "failed");
-                sink_set_state(s, SINK_BACKOFF);
-                return error < 0 ? error : -error;
-        }
-        r = service_retry_arm(&s->manager->service, &s->backoff, &s->backoff_timer, sink_backoff_fire, s, &delay);
-        log_warning("Sink %s: %s; retrying in %" PRIu64 " ms", s->name, s->error ?: "failed", delay / USEC_PER_MSEC);
-        if (r < 0)
-                log_error_errno(r, "Sink %s: failed to arm the backoff timer: %m", s->name);
-        if (s->state == SINK_BACKOFF)
-                (void) sink_report(s); /* new error text */
-        else
-                sink_set_state(s, SINK_BACKOFF);
-        return error < 0 ? error : -error;
+        return r;
 }
 
 int sink_fail_permanently(Sink *s, int error, const char *fmt, ...) {
         va_list ap;
+        int r;
 
         va_start(ap, fmt);
-        free(s->error);
-        s->error = service_error_vformat(error, fmt, ap);
+        r = service_instance_fail_permanently(&s->core, error, fmt, ap);
         va_end(ap);
-        log_error("Sink %s: %s; giving up until the sink is resumed or re-added", s->name, s->error ?: "failed");
-        sink_close(s);
-        sink_set_state(s, SINK_FAILED);
-        return error < 0 ? error : -error;
+        return r;
 }
 
 void sink_backoff_reset(Sink *s) {
-        backoff_reset(&s->backoff);
+        backoff_reset(&s->core.backoff);
 }
