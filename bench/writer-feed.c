@@ -44,6 +44,7 @@ static bool arg_reconnect = false;
 static bool arg_resume = false;
 static uint64_t arg_connect_timeout_sec = 30;
 static bool arg_raw = false;
+static uint64_t arg_rate = 0; /* records/s at most, 0: as fast as the writer takes them */
 static int build_batch(InFlight *b, uint64_t id, uint64_t first_seq, uint64_t n);
 static const char *arg_sink = NULL;
 
@@ -222,7 +223,7 @@ static int hello(int fd, Buffer *in, bool *ret_have, uint64_t *ret_last) {
 
 static void help(void) {
         printf("writer-feed --socket=PATH [--source=NAME] [--count=N] [--batch=N] [--window=N] [--size=BYTES]\n"
-               "            [--reconnect] [--resume] [--connect-timeout=SEC] [--raw]\n"
+               "            [--reconnect] [--resume] [--connect-timeout=SEC] [--rate=RECORDS_PER_SEC] [--raw]\n"
                "writer-feed --sink=PATH\n"
                "Streams records of one source to dpipe-writer and waits for every ack.\n");
 }
@@ -240,6 +241,7 @@ int main(int argc, char *argv[]) {
                 { "resume", no_argument, NULL, 'R' },
                 { "connect-timeout", required_argument, NULL, 't' },
                 { "raw", no_argument, NULL, 'A' },
+                { "rate", required_argument, NULL, 'T' },
                 { "sink", required_argument, NULL, 'K' },
                 {}
         };
@@ -285,6 +287,9 @@ int main(int argc, char *argv[]) {
                         break;
                 case 'A':
                         arg_raw = true;
+                        break;
+                case 'T':
+                        r = safe_atou64(optarg, &arg_rate);
                         break;
                 case 'K':
                         arg_sink = optarg;
@@ -351,6 +356,14 @@ int main(int argc, char *argv[]) {
                                 InFlight *b = ring + head % arg_window;
                                 uint64_t n = MIN(arg_batch, arg_count - next_seq + 1);
 
+                                if (arg_rate > 0) {
+                                        /* --rate: a batch leaves no earlier than its records are due, so a
+                                         * test's faults land while records flow however fast the machine. */
+                                        uint64_t due = start + (next_seq - first_seq) * USEC_PER_SEC / arg_rate,
+                                                 t = now_usec(CLOCK_MONOTONIC);
+                                        if (due > t)
+                                                usleep(due - t);
+                                }
                                 r = build_batch(b, ++batch_id, next_seq, n);
                                 if (r < 0) {
                                         fprintf(stderr, "writer-feed: failed to build a batch: %s\n", strerror(-r));

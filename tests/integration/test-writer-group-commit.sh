@@ -13,6 +13,9 @@ DUMP="$BUILD_DIR/bench/queue-dump"
 SOCK="$RUNTIME_DIR/writer.sock"
 N=${N:-80000}
 KILLS=${KILLS:-8}
+# Records/s per connector at most: the flow lasts about N/RATE seconds on any machine, long
+# enough for the kills below to land while records flow (an idle machine takes 320000 in 0.2 s).
+RATE=${RATE:-25000}
 WRITER_ARGS=(--runtime-dir="$RUNTIME_DIR" --state-dir="$STATE_DIR" --segment-size=1M --sync=batch)
 SOURCES=(s1 s2 s3 s4)
 # Small batches, and as many records in flight per connector (batch x window), so that they finish
@@ -33,7 +36,7 @@ dp_wait_socket "$SOCK"
 FEEDS=()
 for i in "${!SOURCES[@]}"; do
         dp_bg "feed-${SOURCES[$i]}" "$FEED" --socket="$SOCK" --source="${SOURCES[$i]}" --count="$N" \
-                --batch="${BATCH[$i]}" --window="${WINDOW[$i]}" --reconnect
+                --batch="${BATCH[$i]}" --window="${WINDOW[$i]}" --rate="$RATE" --reconnect
         FEEDS+=("${DP_OTHER_PIDS[-1]}")
 done
 
