@@ -1817,6 +1817,31 @@ static int transform_steps(Transform *t, size_t len, const TransformEnv *env, Bu
  * record (of depth base; 0 for a record listed on its own, first 0 then) ends. A member's parent is
  * the last member before it one level up (the list is in document order); members deeper than the
  * program reaches (a listing made deeper than needed) are left out. */
+/* Member m of a listed record becomes node i, the last child of node parent; depth is its depth
+ * below the record. */
+static inline void node_add_member(Transform *t, int32_t i, const JsonScanMember *m, int32_t parent, unsigned depth) {
+        t->nodes[i] = (Node) {
+                .key = m->key,
+                .key_len = m->key_len,
+                .value = m->value,
+                .value_len = m->value_len,
+                .parent = parent,
+                .first = -1,
+                .last = -1,
+                .next = -1,
+                .type = m->type,
+                .key_escaped = m->key_escaped,
+                .value_escaped = m->value_escaped,
+                .id = name_id(t, m->key, m->key_len, m->key_escaped),
+                .listed = m->type == JSON_SCAN_OBJECT && depth < t->max_depth,
+        };
+        if (t->nodes[parent].last >= 0)
+                t->nodes[t->nodes[parent].last].next = i;
+        else
+                t->nodes[parent].first = i;
+        t->nodes[parent].last = i;
+}
+
 static int nodes_build(Transform *t, const char *rec, size_t len, const JsonScanMember *members, size_t n_members,
                        size_t first, unsigned base) {
         int32_t open[PATH_COMPONENTS_MAX + 1], i = 1;
@@ -1852,34 +1877,8 @@ static int nodes_build(Transform *t, const char *rec, size_t len, const JsonScan
                 /* A record listed on its own (the common case): member k is node k + 1, its
                  * parent's node is known from the list, and no member is deeper than the
                  * program reaches (the listing went just that deep). */
-                for (size_t k = 0; k < n_members; k++) {
-                        const JsonScanMember *m = &members[k];
-                        int32_t parent = m->parent + 1;
-                        Node *n;
-
-                        i = (int32_t) (k + 1);
-                        n = &t->nodes[i];
-                        *n = (Node) {
-                                .key = m->key,
-                                .key_len = m->key_len,
-                                .value = m->value,
-                                .value_len = m->value_len,
-                                .parent = parent,
-                                .first = -1,
-                                .last = -1,
-                                .next = -1,
-                                .type = m->type,
-                                .key_escaped = m->key_escaped,
-                                .value_escaped = m->value_escaped,
-                                .id = name_id(t, m->key, m->key_len, m->key_escaped),
-                                .listed = m->type == JSON_SCAN_OBJECT && m->depth < t->max_depth,
-                        };
-                        if (t->nodes[parent].last >= 0)
-                                t->nodes[t->nodes[parent].last].next = i;
-                        else
-                                t->nodes[parent].first = i;
-                        t->nodes[parent].last = i;
-                }
+                for (size_t k = 0; k < n_members; k++)
+                        node_add_member(t, (int32_t) (k + 1), &members[k], members[k].parent + 1, members[k].depth);
                 t->n_nodes = n_members + 1;
                 return 0;
         }
@@ -1888,33 +1887,12 @@ static int nodes_build(Transform *t, const char *rec, size_t len, const JsonScan
                 const JsonScanMember *m = &members[k];
                 unsigned d = m->depth - base;
                 int32_t parent;
-                Node *n;
 
                 if (d > t->max_depth)
                         continue;
                 parent = open[d - 1];
-                n = &t->nodes[i];
-                *n = (Node) {
-                        .key = m->key,
-                        .key_len = m->key_len,
-                        .value = m->value,
-                        .value_len = m->value_len,
-                        .parent = parent,
-                        .first = -1,
-                        .last = -1,
-                        .next = -1,
-                        .type = m->type,
-                        .key_escaped = m->key_escaped,
-                        .value_escaped = m->value_escaped,
-                        .id = name_id(t, m->key, m->key_len, m->key_escaped),
-                        .listed = m->type == JSON_SCAN_OBJECT && d < t->max_depth,
-                };
+                node_add_member(t, i, m, parent, d);
                 open[d] = i;
-                if (t->nodes[parent].last >= 0)
-                        t->nodes[t->nodes[parent].last].next = i;
-                else
-                        t->nodes[parent].first = i;
-                t->nodes[parent].last = i;
                 i++;
         }
         t->n_nodes = (size_t) i;
