@@ -120,7 +120,10 @@ dp_expect_exit 0 dpipe-client --connect="$SOCK" --json=off list
 dp_expect_exit 0 dpipe-client list --format=table --connect="$SOCK"
 [[ "$out" == NAME* && "$out" == *twelve* ]] || dp_fail "dpipe-client list --format=table --connect=...: $out"
 # (A subscription never ends: it is stopped after it has printed the queue.)
-out=$(timeout 3 dpipe-client subscribe earliest --connect="$SOCK" --json=short) || [ $? = 124 ] || dp_fail "subscribe with options after it"
+# --foreground: SIGTERM reaches dpipe-client once. timeout(1) otherwise signals its whole process
+# group too, and under ASan a second SIGTERM arriving during LeakSanitizer's exit check
+# deadlocks the sanitizer's StopTheWorld (ptrace) with the client spinning: the test hung.
+out=$(timeout --foreground -k 10 3 dpipe-client subscribe earliest --connect="$SOCK" --json=short) || [ $? = 124 ] || dp_fail "subscribe with options after it"
 python3 -c 'import json,sys; o=[json.loads(l)["offset"] for l in sys.argv[1].splitlines()]; assert o[:12]==list(range(12)), o' "$out" ||
         dp_fail "dpipe-client subscribe earliest --connect=... --json=short: $out"
 

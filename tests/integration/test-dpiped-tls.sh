@@ -92,7 +92,9 @@ dp_expect_exit 1 dpipe-client --connect="$ADDR" --tls --tls-ca="$TMP/none.pem" s
 dp_assert_contains "$err" "cannot open CA file $TMP/none.pem: No such file or directory" "a missing CA file"
 
 # Every record, in order, through TLS (the stream batches: many records per TLS write).
-timeout 60 dpipe-client --connect="$ADDR" --tls --tls-ca="$PKI/ca.pem" --token-file="$TMP/reader.token" \
+# --foreground: the kill below reaches dpipe-client once (see test-cli-conventions.sh: a second
+# SIGTERM during LeakSanitizer's exit check deadlocks an ASan build).
+timeout --foreground -k 10 60 dpipe-client --connect="$ADDR" --tls --tls-ca="$PKI/ca.pem" --token-file="$TMP/reader.token" \
         subscribe earliest >"$TMP/stream.jsonl" 2>"$TMP/stream.err" &
 SUB=$!
 dp_retry 30 bash -c '[ "$(wc -l <"$1")" -ge "$2" ]' _ "$TMP/stream.jsonl" "$RECORDS" ||
